@@ -1,0 +1,96 @@
+"""Typed settings, read once from environment variables (prefix ``HELPLINE_``).
+
+Defaults are safe for a single machine: every listener binds to loopback. Secrets (AMI users,
+seat passwords, token signing) are never defaulted: they are generated on first ``helpline up``
+into ``<state_dir>/secrets.env`` (git-ignored, mode 0600) and read from there or the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Services that log in to AMI; each gets its own AMI user (and eventfilter) in manager.conf.
+AMI_SERVICES: tuple[str, ...] = ("queue_manager", "api", "outbound_dialer")
+
+
+class Settings(BaseSettings):
+    """Everything a helpline instance needs to know; one instance is built in ``main`` and passed down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HELPLINE_",
+        env_file=(".helpline/secrets.env", ".helpline/instance.env"),
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    #: Name of this instance; test runs use their own so they never touch a demo instance.
+    instance: str = "main"
+    #: Where runtime state lives: logs, pid files, generated secrets, rendered config, prompts.
+    state_dir: Path = Path(".helpline")
+
+    # PostgreSQL
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/helpline"
+
+    # Asterisk
+    #: Root of the Debian sid chroot holding Asterisk 22 ("" or "/" means a native install).
+    asterisk_root: Path = Path("/var/lib/helpline/asterisk-sid")
+    ami_host: str = "127.0.0.1"
+    ami_port: int = 5038
+    sip_host: str = "127.0.0.1"
+    sip_port: int = 5060
+    #: Source address of the "PSTN trunk": calls from here are citizens dialling 1076.
+    trunk_address: str = "127.0.0.2"
+    rtp_port_start: int = 10000
+    rtp_port_end: int = 20000
+    helpline_number: str = "1076"
+    queue_name: str = "helpline"
+    #: app_queue strategy; ``ringall`` is refused (unusable at 500 members).
+    queue_strategy: str = "rrmemory"
+    seat_count: int = 500
+
+    # FastAGI
+    agi_host: str = "127.0.0.1"
+    agi_port: int = 4573
+    agi_backlog: int = 4096
+    agi_handshake_timeout: float = 5.0
+    agi_command_timeout: float = 30.0
+    agi_call_timeout: float = 900.0
+
+    # AMI client behaviour
+    ami_action_timeout: float = 10.0
+    ami_ping_interval: float = 5.0
+    ami_reconnect_max_backoff: float = 30.0
+    #: Per-service AMI secrets, generated; keyed by service name in :data:`AMI_SERVICES`.
+    ami_secret_queue_manager: str = ""
+    ami_secret_api: str = ""
+    ami_secret_outbound_dialer: str = ""
+
+    # API
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    token_ttl_seconds: int = Field(default=12 * 3600, gt=0)
+
+    # Business rules
+    daily_inbound_budget: int = 88_000
+    daily_outbound_budget: int = 55_000
+    resolution_days: int = 7
+
+    def ami_username(self, service: str) -> str:
+        """AMI user name of ``service`` (one user per service, so logs and filters tell them apart)."""
+        return f"helpline_{service}"
+
+    def ami_secret(self, service: str) -> str:
+        """Generated AMI secret of ``service``; empty until ``helpline up`` generated it."""
+        secret: str = getattr(self, f"ami_secret_{service}")
+        return secret
+
+    @property
+    def agi_url(self) -> str:
+        return f"agi://{self.agi_host}:{self.agi_port}"
+
+    @property
+    def native_asterisk(self) -> bool:
+        return str(self.asterisk_root) in ("", "/", ".")
