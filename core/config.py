@@ -1,12 +1,14 @@
 """Typed settings, read once from environment variables (prefix ``HELPLINE_``).
 
 Defaults are safe for a single machine: every listener binds to loopback. Secrets (AMI users,
-seat passwords, token signing) are never defaulted: they are generated on first ``helpline up``
-into ``<state_dir>/secrets.env`` (git-ignored, mode 0600) and read from there or the environment.
+seat passwords) are never defaulted: they are generated on first ``helpline up`` into
+``<state_dir>/secrets.env`` (git-ignored, mode 0600) and read from there or the environment.
+Build settings with :meth:`Settings.load`, once, in each process's ``main``.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field
@@ -17,14 +19,9 @@ AMI_SERVICES: tuple[str, ...] = ("queue_manager", "api", "outbound_dialer")
 
 
 class Settings(BaseSettings):
-    """Everything a helpline instance needs to know; one instance is built in ``main`` and passed down."""
+    """Everything one helpline instance needs; built once in ``main`` and passed down."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="HELPLINE_",
-        env_file=(".helpline/secrets.env", ".helpline/instance.env"),
-        env_file_encoding="utf-8",
-        extra="ignore",
-    )
+    model_config = SettingsConfigDict(env_prefix="HELPLINE_", extra="ignore")
 
     #: Name of this instance; test runs use their own so they never touch a demo instance.
     instance: str = "main"
@@ -79,13 +76,28 @@ class Settings(BaseSettings):
     resolution_days: int = 7
 
     def ami_username(self, service: str) -> str:
-        """AMI user name of ``service`` (one user per service, so logs and filters tell them apart)."""
+        """AMI user of ``service``: one per service, so logs and event filters tell them apart."""
         return f"helpline_{service}"
 
     def ami_secret(self, service: str) -> str:
         """Generated AMI secret of ``service``; empty until ``helpline up`` generated it."""
         secret: str = getattr(self, f"ami_secret_{service}")
         return secret
+
+    @classmethod
+    def load(cls, state_dir: Path | None = None) -> Settings:
+        """Settings from the environment plus the instance's files in ``state_dir``.
+
+        ``instance.env`` pins an instance's ports and database (test instances write one);
+        ``secrets.env`` holds the generated secrets. The environment wins over both.
+        """
+        if state_dir is None:
+            state_dir = Path(os.environ.get("HELPLINE_STATE_DIR", ".helpline"))
+        files = [state_dir / "instance.env", state_dir / "secrets.env"]
+        return cls(
+            _env_file=[f for f in files if f.exists()] or None,  # type: ignore[call-arg]
+            state_dir=state_dir.resolve(),
+        )
 
     @property
     def agi_url(self) -> str:
