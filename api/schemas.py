@@ -1,0 +1,96 @@
+"""Request and response bodies of the API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["agent", "supervisor", "officer", "admin"]
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    role: Role
+    expires_at: datetime
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    username: str
+    full_name: str
+    role: Role
+
+
+class SeatLoginIn(BaseModel):
+    seat: str = Field(pattern=r"^agent\d{4}$", examples=["agent0001"])
+
+
+class AgentStateOut(BaseModel):
+    username: str
+    seat: str | None
+    #: logged_out | pending (intent stored, queue not yet confirmed) | in_queue
+    state: Literal["logged_out", "pending", "in_queue"]
+    paused: bool = False
+    current_call: CallOut | None = None
+
+
+class CallOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    uniqueid: str
+    caller_number: str | None
+    caller_name: str | None
+    dnis: str | None
+    started_at: datetime | None
+    answered_at: datetime | None
+    queue_joined_at: datetime | None
+    agent_connected_at: datetime | None
+    agent_seat: str | None
+    ended_at: datetime | None
+    disposition: str | None
+    ivr_path: str | None
+    ivr_lang: str | None
+    ivr_fallback: bool
+
+
+class ComplaintIn(BaseModel):
+    description: str = Field(min_length=3, max_length=10_000)
+    caller_name: str | None = Field(default=None, max_length=200)
+    #: Defaults to the agent's current (or just-ended) call.
+    call_uniqueid: str | None = Field(default=None, max_length=64)
+    #: Only for complaints not tied to a call; a call's number wins otherwise.
+    caller_number: str | None = Field(default=None, max_length=32)
+
+
+class ComplaintOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    number: str
+    status: str
+    caller_number: str | None
+    caller_name: str | None
+    description: str
+    call_uniqueid: str | None
+    created_by: str
+    created_at: datetime
+    due_at: datetime
+
+
+class ServiceHealth(BaseModel):
+    ok: bool
+    detail: str
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: ServiceHealth
+    ami: ServiceHealth
+    fastagi: ServiceHealth
+
+
+AgentStateOut.model_rebuild()

@@ -1,0 +1,230 @@
+"""The API against a real PostgreSQL: login, seats, complaints stored exactly once, call history.
+
+AMI is an in-process stand-in here (queue_manager's confirmations are written straight to
+``seat_status``); tests/integration drives the same API through the real Asterisk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api.app import create_app
+from core.config import Settings
+from core.db.models import AgentSession, Call, Complaint, SeatStatus
+from core.domain.complaints import is_valid_complaint_number
+from helpline.seed import seed_demo_users, seed_seats
+
+
+@pytest.fixture
+async def seeded(
+    db_settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> dict[str, list[dict[str, str]]]:
+    async with sessions() as session:
+        await seed_seats(session, 5)
+        users = await seed_demo_users(session, db_settings)
+        await session.commit()
+    return users
+
+
+@pytest.fixture
+async def client(db_settings: Settings, seeded: Any) -> AsyncIterator[httpx.AsyncClient]:
+    ami = SimpleNamespace(connected=asyncio.Event(), fully_booted=asyncio.Event())
+    app = create_app(db_settings, ami=ami)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://api") as http,
+    ):
+        http.ami = ami  # type: ignore[attr-defined]
+        yield http
+
+
+async def token(client: httpx.AsyncClient, users: Any, role: str, index: int = 0) -> dict[str, str]:
+    user = users[role][index]
+    response = await client.post(
+        "/auth/token", data={"username": user["username"], "password": user["password"]}
+    )
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+async def confirm_seats(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Play queue_manager: mark every open agent session's seat as in the queue."""
+    async with sessions() as session:
+        for row in (
+            await session.execute(select(AgentSession).where(AgentSession.logged_out_at.is_(None)))
+        ).scalars():
+            await session.merge(SeatStatus(seat=row.seat, in_queue=True, agent_session_id=row.id))
+        await session.commit()
+
+
+async def connected_call(
+    sessions: async_sessionmaker[AsyncSession], seat: str, uniqueid: str = "1732870000.1"
+) -> None:
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    async with sessions() as session:
+        session.add(
+            Call(
+                uniqueid=uniqueid,
+                caller_number="9876543210",
+                caller_name="रमेश कुमार",
+                dnis="1076",
+                started_at=now,
+                agent_seat=seat,
+                agent_connected_at=now,
+            )
+        )
+        await session.commit()
+
+
+async def test_health_reports_each_part(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["database"]["ok"] is True
+    assert body["ami"]["ok"] is False
+    client.ami.connected.set()  # type: ignore[attr-defined]
+    client.ami.fully_booted.set()  # type: ignore[attr-defined]
+    assert (await client.get("/health")).json()["ami"]["ok"] is True
+
+
+async def test_login_rejects_wrong_password(client: httpx.AsyncClient, seeded: Any) -> None:
+    response = await client.post(
+        "/auth/token", data={"username": seeded["agent"][0]["username"], "password": "nope"}
+    )
+    assert response.status_code == 401
+    assert (await client.get("/agents/me")).status_code == 401
+    bad = {"Authorization": "Bearer not-a-token"}
+    assert (await client.get("/agents/me", headers=bad)).status_code == 401
+
+
+async def test_officer_cannot_sit_at_a_seat(client: httpx.AsyncClient, seeded: Any) -> None:
+    headers = await token(client, seeded, "officer")
+    response = await client.post("/agents/me/login", json={"seat": "agent0001"}, headers=headers)
+    assert response.status_code == 403
+
+
+async def test_seat_login_waits_for_queue_confirmation(
+    client: httpx.AsyncClient, seeded: Any, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    headers = await token(client, seeded, "agent")
+    login = asyncio.create_task(
+        client.post("/agents/me/login", json={"seat": "agent0001"}, headers=headers)
+    )
+    await asyncio.sleep(0.3)
+    await confirm_seats(sessions)
+    response = await login
+    assert response.status_code == 200, response.text
+    assert response.json()["state"] == "in_queue"
+    # The same seat again is idempotent; another seat needs a logout first.
+    again = await client.post("/agents/me/login", json={"seat": "agent0001"}, headers=headers)
+    assert again.json()["state"] == "in_queue"
+    other = await client.post("/agents/me/login", json={"seat": "agent0002"}, headers=headers)
+    assert other.status_code == 409
+
+
+async def test_a_seat_holds_one_agent(
+    client: httpx.AsyncClient, seeded: Any, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    first = await token(client, seeded, "agent", 0)
+    second = await token(client, seeded, "agent", 1)
+    await confirm_seats(sessions)
+    assert (
+        await client.post("/agents/me/login", json={"seat": "agent0003"}, headers=first)
+    ).status_code == 200
+    taken = await client.post("/agents/me/login", json={"seat": "agent0003"}, headers=second)
+    assert taken.status_code == 409
+    unknown = await client.post("/agents/me/login", json={"seat": "agent0999"}, headers=second)
+    assert unknown.status_code == 404
+    malformed = await client.post("/agents/me/login", json={"seat": "x; drop"}, headers=second)
+    assert malformed.status_code == 422
+
+
+async def test_complaint_on_current_call_is_stored_exactly_once(
+    client: httpx.AsyncClient, seeded: Any, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    headers = await token(client, seeded, "agent")
+    await client.post("/agents/me/login", json={"seat": "agent0001"}, headers=headers)
+    await connected_call(sessions, "agent0001")
+    body = {"description": "गाँव में हैंडपंप खराब है, पानी नहीं मिल रहा।"}
+    results = await asyncio.gather(
+        *(client.post("/complaints", json=body, headers=headers) for _ in range(5))
+    )
+    statuses = sorted(r.status_code for r in results)
+    assert statuses.count(201) == 1 and statuses.count(200) == 4, statuses
+    numbers = {r.json()["number"] for r in results}
+    assert len(numbers) == 1
+    number = numbers.pop()
+    assert is_valid_complaint_number(number)
+    created = next(r for r in results if r.status_code == 201).json()
+    assert created["call_uniqueid"] == "1732870000.1"
+    assert created["caller_number"] == "9876543210"
+    assert created["caller_name"] == "रमेश कुमार"
+    async with sessions() as session:
+        assert (await session.execute(select(func.count()).select_from(Complaint))).scalar() == 1
+    fetched = await client.get(f"/complaints/{number}", headers=headers)
+    assert fetched.status_code == 200 and fetched.json()["description"] == body["description"]
+
+
+async def test_idempotency_key_replays_and_refuses_reuse(
+    client: httpx.AsyncClient, seeded: Any
+) -> None:
+    headers = await token(client, seeded, "agent") | {"Idempotency-Key": "desk-42"}
+    body = {"description": "Street light broken", "caller_number": "+91 98765 43210"}
+    first = await client.post("/complaints", json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    assert first.json()["caller_number"] == "9876543210"
+    replay = await client.post("/complaints", json=body, headers=headers)
+    assert replay.status_code == 200 and replay.json()["number"] == first.json()["number"]
+    reuse = await client.post(
+        "/complaints", json=body | {"description": "Something else"}, headers=headers
+    )
+    assert reuse.status_code == 422
+
+
+async def test_complaint_needs_a_call_or_a_caller(client: httpx.AsyncClient, seeded: Any) -> None:
+    headers = await token(client, seeded, "agent")
+    response = await client.post("/complaints", json={"description": "no call"}, headers=headers)
+    assert response.status_code == 409
+    assert "no current call" in response.json()["detail"]
+    bad_number = await client.post(
+        "/complaints", json={"description": "x y z", "caller_number": "12"}, headers=headers
+    )
+    assert bad_number.status_code == 422
+    unknown_call = await client.post(
+        "/complaints", json={"description": "x y z", "call_uniqueid": "nope"}, headers=headers
+    )
+    assert unknown_call.status_code == 404
+
+
+async def test_complaint_lookup_checks_the_number(client: httpx.AsyncClient, seeded: Any) -> None:
+    headers = await token(client, seeded, "officer")
+    assert (await client.get("/complaints/1234567891", headers=headers)).status_code == 422
+    assert (await client.get("/complaints/1000000009", headers=headers)).status_code == 404
+
+
+async def test_calls_by_caller_in_any_format(
+    client: httpx.AsyncClient, seeded: Any, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    await connected_call(sessions, "agent0002", "1732870000.7")
+    headers = await token(client, seeded, "supervisor")
+    for caller in ("9876543210", "+919876543210", "09876543210"):
+        response = await client.get("/calls", params={"caller": caller}, headers=headers)
+        assert [c["uniqueid"] for c in response.json()] == ["1732870000.7"]
+    assert (
+        await client.get("/calls", params={"caller": "abc"}, headers=headers)
+    ).status_code == 422
+
+
+async def test_openapi_is_served(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    for path in ("/health", "/auth/token", "/agents/me/login", "/complaints", "/calls"):
+        assert path in spec["paths"]
