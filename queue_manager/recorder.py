@@ -1,0 +1,190 @@
+"""AMI events → rows in ``calls`` and ``queue_events``.
+
+Every write is idempotent (upserts, ``COALESCE`` on first-seen times, ``ON CONFLICT DO
+NOTHING`` on events), so a duplicated or replayed event changes nothing and an event that
+arrives before the call's ``Newchannel`` (we reconnected mid-call) still leaves a complete row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.config import Settings
+from core.db.models import AgentSession, Call, QueueEvent, SeatStatus
+from core.domain.phone import normalise_caller_number
+from core.protocols.ami import AMIMessage as Event
+
+#: Channel variables the dialplan / IVR set, as they reach us (ChanVariable or VarSet).
+IVR_VARIABLES = ("IVR_DONE", "IVR_PATH", "IVR_LANG", "IVR_FALLBACK")
+
+QUEUE_EVENTS = frozenset(
+    {
+        "QueueCallerJoin",
+        "QueueCallerLeave",
+        "QueueCallerAbandon",
+        "AgentCalled",
+        "AgentConnect",
+        "AgentComplete",
+        "AgentRingNoAnswer",
+        "AgentDump",
+    }
+)
+
+
+def event_time(event: Event) -> datetime:
+    """The event's own time (``timestampevents=yes``), else now."""
+    stamp = event.get("Timestamp")
+    if stamp:
+        try:
+            return datetime.fromtimestamp(float(stamp), UTC)
+        except ValueError:
+            pass
+    return datetime.now(UTC)
+
+
+def seat_of(interface: str | None) -> str | None:
+    """``PJSIP/agent0001`` → ``agent0001``."""
+    if not interface or "/" not in interface:
+        return None
+    return interface.split("/", 1)[1] or None
+
+
+def ivr_variables(event: Event) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for item in event.getall("ChanVariable"):
+        name, _, value = item.partition("=")
+        if name in IVR_VARIABLES:
+            found[name] = value
+    if event.name == "VarSet" and event.get("Variable") in IVR_VARIABLES:
+        found[event.get("Variable") or ""] = event.get("Value") or ""
+    return found
+
+
+class CallRecorder:
+    """Applies one AMI event at a time to PostgreSQL."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def is_citizen_channel(self, event: Event) -> bool:
+        """The first channel of a call that came in on the trunk context."""
+        return event.get("Context") == "from-trunk" and (
+            event.get("Linkedid") in (None, "", event.get("Uniqueid"))
+        )
+
+    async def apply(self, session: AsyncSession, event: Event) -> None:
+        name = event.name
+        uniqueid = event.get("Uniqueid")
+        if not name or not uniqueid:
+            return
+        at = event_time(event)
+        if name in ("Newchannel", "Hangup", "CoreShowChannel") and self.is_citizen_channel(event):
+            await self._insert_call(session, event, at)
+        values: dict[str, Any] = {}
+        variables = ivr_variables(event)
+        if "IVR_DONE" in variables:
+            values["ivr_done"] = variables["IVR_DONE"] == "1"
+        if "IVR_FALLBACK" in variables:
+            values["ivr_fallback"] = variables["IVR_FALLBACK"] == "1"
+        if "IVR_PATH" in variables:
+            values["ivr_path"] = variables["IVR_PATH"]
+        if "IVR_LANG" in variables:
+            values["ivr_lang"] = variables["IVR_LANG"]
+        coalesce: dict[str, datetime] = {}
+        if name == "Newstate" and event.get("ChannelStateDesc") == "Up":
+            coalesce["answered_at"] = at
+        elif name == "QueueCallerJoin":
+            coalesce["queue_joined_at"] = at
+            values["queue"] = event.get("Queue")
+        elif name in ("QueueCallerLeave", "QueueCallerAbandon"):
+            coalesce["queue_left_at"] = at
+        elif name == "AgentConnect":
+            coalesce["agent_connected_at"] = at
+            seat = seat_of(event.get("Interface"))
+            values["agent_seat"] = seat
+            values["agent_user_id"] = (
+                select(AgentSession.user_id)
+                .where(AgentSession.seat == seat, AgentSession.logged_out_at.is_(None))
+                .scalar_subquery()
+            )
+        elif name == "Hangup":
+            coalesce["ended_at"] = at
+            cause = event.get("Cause")
+            values["hangup_cause"] = int(cause) if cause and cause.isdigit() else None
+        for column, when in coalesce.items():
+            values[column] = func.coalesce(getattr(Call, column), when)
+        if values:
+            values["updated_at"] = func.now()
+            await session.execute(update(Call).where(Call.uniqueid == uniqueid).values(**values))
+        if name == "Hangup":
+            await self._close_call(session, uniqueid)
+        if name in QUEUE_EVENTS:
+            await self._queue_event(session, event, at)
+        if name in ("AgentConnect", "AgentComplete"):
+            await self._seat_call(session, event)
+
+    async def _insert_call(self, session: AsyncSession, event: Event, at: datetime) -> None:
+        raw = event.get("CallerIDNum")
+        name = event.get("CallerIDName")
+        await session.execute(
+            insert(Call)
+            .values(
+                uniqueid=event.get("Uniqueid"),
+                linkedid=event.get("Linkedid") or event.get("Uniqueid"),
+                channel=event.get("Channel"),
+                caller_number_raw=raw,
+                caller_number=normalise_caller_number(raw),
+                caller_name=None if name in (None, "", "<unknown>") else name,
+                dnis=event.get("Exten"),
+                started_at=at,
+            )
+            .on_conflict_do_nothing(index_elements=["uniqueid"])
+        )
+
+    async def _close_call(self, session: AsyncSession, uniqueid: str) -> None:
+        """Set the disposition once, from what the row says happened."""
+        call = (
+            await session.execute(select(Call).where(Call.uniqueid == uniqueid))
+        ).scalar_one_or_none()
+        if call is None or call.disposition is not None:
+            return
+        if call.agent_connected_at is not None:
+            call.disposition = "answered"
+        elif call.queue_joined_at is not None:
+            call.disposition = "abandoned"
+        elif call.ivr_done:
+            call.disposition = "ivr_only"
+        else:
+            call.disposition = "unanswered"
+
+    async def _queue_event(self, session: AsyncSession, event: Event, at: datetime) -> None:
+        payload: Mapping[str, str] = {k: v for k, v in event if k != "ChanVariable"}
+        await session.execute(
+            insert(QueueEvent)
+            .values(
+                uniqueid=event.get("Uniqueid"),
+                event=event.name,
+                queue=event.get("Queue"),
+                interface=event.get("Interface") or "",
+                event_time=at,
+                payload=dict(payload),
+            )
+            .on_conflict_do_nothing(constraint="uq_queue_events_key")
+        )
+
+    async def _seat_call(self, session: AsyncSession, event: Event) -> None:
+        seat = seat_of(event.get("Interface"))
+        if seat is None:
+            return
+        current = event.get("Uniqueid") if event.name == "AgentConnect" else None
+        await session.execute(
+            update(SeatStatus)
+            .where(SeatStatus.seat == seat)
+            .values(current_call_uniqueid=current, updated_at=func.now())
+        )

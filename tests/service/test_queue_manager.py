@@ -1,0 +1,228 @@
+"""The queue manager against a real PostgreSQL and the fake AMI server: call records from
+events (idempotent), agent intent applied to app_queue, and reconciliation after a reconnect."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.config import Settings
+from core.db.models import AgentSession, Call, QueueEvent, SeatStatus, User
+from core.domain.credentials import hash_password
+from core.transport.ami_client import AMIClient
+from core.transport.fake_ami import FakeAMIServer
+from helpline.seed import seed_seats
+from queue_manager.service import QueueManager
+
+CALLER = "1732870000.11"
+
+
+@dataclass
+class Harness:
+    fake: FakeAMIServer
+    ami: AMIClient
+    manager: QueueManager
+    sessions: async_sessionmaker[AsyncSession]
+
+
+@pytest.fixture
+async def harness(
+    db_settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[Harness]:
+    async with sessions() as session:
+        await seed_seats(session, 3)
+        session.add(
+            User(username="a1", full_name="A", role="agent", password_hash=hash_password("x"))
+        )
+        await session.commit()
+    async with FakeAMIServer(username="helpline_queue_manager", secret="s") as fake:
+        ami = AMIClient(
+            "127.0.0.1",
+            fake.port,
+            "helpline_queue_manager",
+            "s",
+            ping_interval=0.5,
+            backoff_initial=0.05,
+            backoff_max=0.2,
+        )
+        manager = QueueManager(db_settings, ami, sessions)
+        async with ami:
+            task = asyncio.create_task(manager.run())
+            async with asyncio.timeout(5):
+                await ami.fully_booted.wait()
+            try:
+                yield Harness(fake, ami, manager, sessions)
+            finally:
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+
+
+async def wait_for(condition_sql: str, sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with asyncio.timeout(5):
+        while True:
+            async with sessions() as session:
+                if (await session.execute(text(condition_sql))).scalar():
+                    return
+            await asyncio.sleep(0.05)
+
+
+CALL_EVENTS: list[tuple[str, dict[str, str]]] = [
+    (
+        "Newchannel",
+        {
+            "Channel": "PJSIP/trunk-00000001",
+            "Uniqueid": CALLER,
+            "Linkedid": CALLER,
+            "Context": "from-trunk",
+            "Exten": "1076",
+            "CallerIDNum": "+919876543210",
+            "CallerIDName": "रमेश कुमार",
+            "Timestamp": "1732870000.100",
+        },
+    ),
+    ("Newstate", {"Uniqueid": CALLER, "ChannelStateDesc": "Up", "Timestamp": "1732870000.200"}),
+    ("VarSet", {"Uniqueid": CALLER, "Variable": "IVR_PATH", "Value": "welcome>main_menu>key:1"}),
+    ("VarSet", {"Uniqueid": CALLER, "Variable": "IVR_LANG", "Value": "hi"}),
+    ("VarSet", {"Uniqueid": CALLER, "Variable": "IVR_DONE", "Value": "1"}),
+    (
+        "QueueCallerJoin",
+        {"Uniqueid": CALLER, "Queue": "helpline", "Position": "1", "Timestamp": "1732870010.000"},
+    ),
+    (
+        "AgentCalled",
+        {
+            "Uniqueid": CALLER,
+            "Queue": "helpline",
+            "Interface": "PJSIP/agent0001",
+            "Timestamp": "1732870010.100",
+        },
+    ),
+    (
+        "AgentConnect",
+        {
+            "Uniqueid": CALLER,
+            "Queue": "helpline",
+            "Interface": "PJSIP/agent0001",
+            "HoldTime": "3",
+            "Timestamp": "1732870013.000",
+        },
+    ),
+    ("QueueCallerLeave", {"Uniqueid": CALLER, "Queue": "helpline", "Timestamp": "1732870013.000"}),
+    (
+        "AgentComplete",
+        {
+            "Uniqueid": CALLER,
+            "Queue": "helpline",
+            "Interface": "PJSIP/agent0001",
+            "Reason": "caller",
+            "Timestamp": "1732870100.000",
+        },
+    ),
+    (
+        "Hangup",
+        {
+            "Channel": "PJSIP/trunk-00000001",
+            "Uniqueid": CALLER,
+            "Linkedid": CALLER,
+            "Context": "from-trunk",
+            "Cause": "16",
+            "Timestamp": "1732870100.000",
+        },
+    ),
+]
+
+
+async def test_events_make_one_complete_call_record_even_when_duplicated(
+    harness: Harness,
+) -> None:
+    for _ in range(2):  # every event twice: nothing may change the second time
+        for name, fields in CALL_EVENTS:
+            await harness.fake.push_event(name, fields)
+    await wait_for(
+        f"SELECT count(*) = 5 FROM queue_events WHERE uniqueid = '{CALLER}'", harness.sessions
+    )
+    await wait_for(
+        f"SELECT disposition IS NOT NULL FROM calls WHERE uniqueid='{CALLER}'", harness.sessions
+    )
+    async with harness.sessions() as session:
+        calls = (await session.execute(select(Call))).scalars().all()
+        assert len(calls) == 1
+        call = calls[0]
+        assert call.caller_number == "9876543210" and call.caller_number_raw == "+919876543210"
+        assert call.caller_name == "रमेश कुमार"
+        assert call.dnis == "1076"
+        assert (
+            call.ivr_done and call.ivr_path == "welcome>main_menu>key:1" and call.ivr_lang == "hi"
+        )
+        assert call.queue == "helpline" and call.agent_seat == "agent0001"
+        assert call.answered_at is not None and call.ended_at is not None
+        assert call.queue_joined_at is not None and call.agent_connected_at is not None
+        assert (call.agent_connected_at - call.queue_joined_at).total_seconds() == 3.0
+        assert call.disposition == "answered" and call.hangup_cause == 16
+        events = (await session.execute(select(QueueEvent.event))).scalars().all()
+        assert sorted(events) == sorted(
+            ["QueueCallerJoin", "AgentCalled", "AgentConnect", "QueueCallerLeave", "AgentComplete"]
+        )
+
+
+async def test_a_hangup_alone_still_leaves_a_record(harness: Harness) -> None:
+    """We were disconnected when the call began: its Hangup still creates the row."""
+    await harness.fake.push_event(
+        "Hangup",
+        {
+            "Channel": "PJSIP/trunk-00000009",
+            "Uniqueid": "1732870099.9",
+            "Linkedid": "1732870099.9",
+            "Context": "from-trunk",
+            "Exten": "1076",
+            "CallerIDNum": "09876500000",
+            "Cause": "16",
+        },
+    )
+    await wait_for(
+        "SELECT count(*) = 1 FROM calls WHERE disposition = 'unanswered'", harness.sessions
+    )
+
+
+async def test_agent_intent_is_applied_and_reapplied_after_a_reconnect(
+    harness: Harness,
+) -> None:
+    async with harness.sessions() as session:
+        user_id = (await session.execute(select(User.id))).scalar_one()
+        session.add(AgentSession(user_id=user_id, seat="agent0002"))
+        await session.execute(text("SELECT pg_notify('agent_intent', 'agent0002')"))
+        await session.commit()
+    async with asyncio.timeout(5):
+        await harness.fake.wait_until(lambda: "PJSIP/agent0002" in harness.fake.queues["helpline"])
+    await wait_for("SELECT in_queue FROM seat_status WHERE seat = 'agent0002'", harness.sessions)
+
+    # Asterisk restarts: app_queue forgets its dynamic members; we put the agent back.
+    harness.fake.queues["helpline"].clear()
+    generation = harness.ami.generation
+    await harness.fake.drop_connections()
+    async with asyncio.timeout(5):
+        await harness.fake.wait_until(lambda: "PJSIP/agent0002" in harness.fake.queues["helpline"])
+    assert harness.ami.generation > generation
+
+    # Logout: the member goes.
+    async with harness.sessions() as session:
+        row = (await session.execute(select(AgentSession))).scalar_one()
+        row.logged_out_at = func.now()
+        await session.execute(text("SELECT pg_notify('agent_intent', 'agent0002')"))
+        await session.commit()
+    async with asyncio.timeout(5):
+        await harness.fake.wait_until(
+            lambda: "PJSIP/agent0002" not in harness.fake.queues["helpline"]
+        )
+    await wait_for(
+        "SELECT NOT in_queue FROM seat_status WHERE seat = 'agent0002'", harness.sessions
+    )
+    async with harness.sessions() as session:
+        status = await session.get(SeatStatus, "agent0002")
+        assert status is not None and status.agent_session_id is None
