@@ -1,0 +1,513 @@
+"""Sans-I/O FastAGI protocol: bytes in, typed events out; no sockets, no asyncio.
+
+Three pieces, each usable (and fuzzable) on its own:
+
+* :class:`EnvironmentParser` reads the ``agi_key: value`` handshake Asterisk sends first.
+* :class:`ReplyParser` turns Asterisk's answers into :class:`AGIReply`, :class:`HangupNotice`,
+  :class:`Progress` and :class:`Closed` events. ``HANGUP`` is a notice that may arrive between a
+  command and its reply, ``100 Trying`` precedes some replies and ``520-`` usage text spans
+  several lines: a parser that treats every line as "the answer" desynchronises.
+* :func:`encode_command` quotes arguments the way ``parse_args()`` in Asterisk's ``res_agi.c``
+  splits them, and refuses CR/LF/NUL (a newline in a value would inject a second command).
+
+Bytes are decoded as UTF-8 one *whole line* at a time (never per read), so a Devanagari caller
+name split across TCP segments survives; invalid UTF-8 becomes U+FFFD instead of an exception.
+Every buffer is capped; exceeding a cap raises :class:`AGIProtocolError`, the only exception the
+parsers raise.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Final
+from urllib.parse import parse_qsl, unquote
+
+__all__ = [
+    "AGI_BUF_LEN",
+    "MAX_ARGS",
+    "MAX_HANDSHAKE_BYTES",
+    "MAX_REPLY_LINE_BYTES",
+    "MAX_USAGE_BYTES",
+    "AGIEnvironment",
+    "AGIProtocolError",
+    "AGIReply",
+    "Closed",
+    "EnvironmentParser",
+    "HangupNotice",
+    "Progress",
+    "ReplyEvent",
+    "ReplyParser",
+    "digit_from_result",
+    "encode_command",
+    "parse_command_line",
+]
+
+#: Whole handshake; Asterisk's is ~1 KiB, a long Hindi caller name and many args fit easily.
+MAX_HANDSHAKE_BYTES: Final = 16 * 1024
+#: One reply line (``GET FULL VARIABLE`` may return long values; 64 KiB is ample).
+MAX_REPLY_LINE_BYTES: Final = 64 * 1024
+#: A whole ``520-`` usage block.
+MAX_USAGE_BYTES: Final = 64 * 1024
+#: Asterisk reads one command line into ``char buf[AGI_BUF_LEN]`` (2048): longer lines are split
+#: by Asterisk into two commands, so we refuse to encode them.
+AGI_BUF_LEN: Final = 2048
+#: ``parse_args()`` keeps at most MAX_ARGS - 1 words (it truncates the rest with a warning).
+MAX_ARGS: Final = 128
+
+
+class AGIProtocolError(ValueError):
+    """The peer broke the AGI protocol (or a cap); the connection cannot be trusted any more."""
+
+
+# --------------------------------------------------------------------------- environment
+
+
+@dataclass(frozen=True, slots=True)
+class AGIEnvironment:
+    """The handshake, parsed.
+
+    ``variables`` keeps every key as sent (``agi_uniqueid`` …). ``script`` is the path part of
+    ``agi_network_script`` (``agi://host:port/<script>?<query>``) without surrounding slashes and
+    percent-decoded; ``query`` maps each query parameter to its *first* value (``query_items``
+    keeps all of them, in order); ``args`` are ``agi_arg_1..N``.
+    """
+
+    variables: Mapping[str, str]
+    script: str
+    query: Mapping[str, str]
+    query_items: tuple[tuple[str, str], ...]
+    args: tuple[str, ...]
+
+    def get(self, key: str, default: str = "") -> str:
+        """Value of ``agi_<key>`` (the prefix is optional), or ``default``."""
+        if not key.startswith("agi_"):
+            key = "agi_" + key
+        return self.variables.get(key, default)
+
+    @property
+    def uniqueid(self) -> str:
+        return self.get("uniqueid")
+
+    @property
+    def channel(self) -> str:
+        return self.get("channel")
+
+    @property
+    def caller_id(self) -> str:
+        return self.get("callerid")
+
+    @property
+    def caller_name(self) -> str:
+        return self.get("calleridname")
+
+    @property
+    def language(self) -> str:
+        return self.get("language")
+
+    @property
+    def extension(self) -> str:
+        return self.get("extension")
+
+    @property
+    def context(self) -> str:
+        return self.get("context")
+
+    @classmethod
+    def from_variables(cls, variables: Mapping[str, str]) -> AGIEnvironment:
+        """Build from already-split ``agi_*`` pairs (also used by the fake peer)."""
+        vars_ = dict(variables)
+        network_script = vars_.get("agi_network_script")
+        if network_script is None:
+            # Plain (non-network) AGI or an odd peer: derive it from agi_request's URL.
+            request = vars_.get("agi_request", "")
+            if "://" in request:
+                rest = request.split("://", 1)[1]
+                network_script = rest.split("/", 1)[1] if "/" in rest else ""
+            else:
+                network_script = request
+        path, _, query_string = network_script.partition("?")
+        script = unquote(path.strip("/"))
+        items = tuple(parse_qsl(query_string, keep_blank_values=True))
+        query: dict[str, str] = {}
+        for key, value in items:
+            query.setdefault(key, value)
+        args: list[str] = []
+        while (arg := vars_.get(f"agi_arg_{len(args) + 1}")) is not None:
+            args.append(arg)
+        return cls(
+            variables=MappingProxyType(vars_),
+            script=script,
+            query=MappingProxyType(query),
+            query_items=items,
+            args=tuple(args),
+        )
+
+
+class EnvironmentParser:
+    """Incremental parser of the handshake: ``feed()`` bytes until it returns the environment.
+
+    Bytes that follow the terminating empty line (none from a real Asterisk, which waits for our
+    first command) are kept in :attr:`leftover` for the reply parser.
+    """
+
+    def __init__(self, max_bytes: int = MAX_HANDSHAKE_BYTES) -> None:
+        self._max = max_bytes
+        self._buf = bytearray()
+        self._scan = 0  # where to resume looking for "\n": one-byte feeds stay linear
+        self._vars: dict[str, str] = {}
+        self._env: AGIEnvironment | None = None
+        self._total = 0
+        self.leftover = b""
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for an incomplete line (never more than the cap)."""
+        return len(self._buf)
+
+    @property
+    def environment(self) -> AGIEnvironment | None:
+        return self._env
+
+    def feed(self, data: bytes) -> AGIEnvironment | None:
+        """Consume ``data``; return the environment once the empty line arrived, else ``None``."""
+        if self._env is not None:
+            raise AGIProtocolError("AGI handshake already complete; feed the ReplyParser")
+        self._buf += data
+        while True:
+            nl = self._buf.find(b"\n", self._scan)
+            if nl < 0:
+                self._scan = len(self._buf)
+                if self._total + len(self._buf) > self._max:
+                    self._buf.clear()
+                    raise AGIProtocolError(f"AGI handshake larger than {self._max} bytes")
+                return None
+            self._total += nl + 1
+            if self._total > self._max:
+                self._buf.clear()
+                raise AGIProtocolError(f"AGI handshake larger than {self._max} bytes")
+            raw = bytes(self._buf[:nl])
+            del self._buf[: nl + 1]
+            self._scan = 0
+            if raw.endswith(b"\r"):
+                raw = raw[:-1]
+            if not raw:
+                self.leftover = bytes(self._buf)
+                self._buf.clear()
+                self._env = AGIEnvironment.from_variables(self._vars)
+                return self._env
+            line = raw.decode("utf-8", errors="replace")
+            key, sep, value = line.partition(":")
+            key = key.strip()
+            if not sep or not key:
+                raise AGIProtocolError(f"malformed AGI handshake line: {line[:80]!r}")
+            self._vars[key] = value[1:] if value.startswith(" ") else value
+
+    def feed_eof(self) -> None:
+        """The peer closed: fine after the handshake, an error before it."""
+        if self._env is None:
+            raise AGIProtocolError(
+                f"connection closed during the AGI handshake ({len(self._vars)} lines received)"
+            )
+
+
+# --------------------------------------------------------------------------- replies
+
+
+@dataclass(frozen=True, slots=True)
+class AGIReply:
+    """A final reply to one command.
+
+    ``result`` is the text after ``result=`` (may be ``""``: ``GET DATA`` answers
+    ``200 result= (timeout)``); ``data`` the text in parentheses; ``endpos`` the ``endpos=``
+    value; ``fields`` every other ``key=value`` after the data. For 5xx replies ``result`` is
+    ``""`` and ``usage`` holds the usage text of a ``520-`` block.
+    """
+
+    code: int
+    result: str
+    data: str | None
+    endpos: int | None
+    raw: str
+    fields: Mapping[str, str] = field(default_factory=dict)
+    usage: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 200
+
+    @property
+    def result_int(self) -> int | None:
+        """``result`` as an int, or ``None`` if it is not one."""
+        try:
+            return int(self.result)
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class HangupNotice:
+    """Asterisk's inline ``HANGUP`` line: the caller is gone. Not a reply to any command."""
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """``100 result=0 Trying...``: the final reply is still to come."""
+
+    raw: str
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """The peer closed the connection; ``truncated`` if it stopped mid-line."""
+
+    truncated: bool = False
+
+
+ReplyEvent = AGIReply | HangupNotice | Progress | Closed
+
+_CODE_RE: Final = re.compile(r"([0-9]{3})(?:([ -])(.*))?\Z", re.DOTALL)
+_DIGITS_RE: Final = re.compile(r"[0-9]{1,18}\Z")
+_KV_RE: Final = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(\S*)\Z")
+
+
+def _parse_200_body(body: str) -> tuple[str, str | None, dict[str, str]]:
+    """Split ``result=R [(data)] [k=v ...]`` (Asterisk never escapes the parentheses).
+
+    The data ends at the right-most ``)`` after which only ``key=value`` words follow, found
+    with one right-to-left pass (linear time, whatever the input).
+    """
+    if not body.startswith("result="):
+        return "", None, {}
+    rest = body[len("result=") :]
+    result, _, rest = rest.partition(" ")
+    rest = rest.lstrip(" ")
+    if not rest:
+        return result, None, {}
+    if not rest.startswith("("):
+        return result, None, _trailing_fields(rest.split())
+    # Walk word boundaries from the right while the words to the right are key=value.
+    end = len(rest.rstrip())
+    while True:
+        if end > 0 and rest[end - 1] == ")":
+            return result, rest[1 : end - 1], _trailing_fields(rest[end:].split())
+        start = rest.rfind(" ", 0, end)
+        word = rest[start + 1 : end]
+        if start < 0 or not _KV_RE.match(word):
+            # Unterminated data: keep everything after "(" as data rather than guess.
+            return result, rest[1:], {}
+        end = start
+        while end > 0 and rest[end - 1] == " ":
+            end -= 1
+
+
+def _trailing_fields(words: list[str]) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for word in words:
+        key, sep, value = word.partition("=")
+        if sep:
+            fields[key] = value
+    return fields
+
+
+class ReplyParser:
+    """Incremental parser of everything Asterisk sends after the handshake.
+
+    ``feed(bytes)`` returns the events completed by those bytes; ``feed_eof()`` ends the stream.
+    Lines longer than ``max_line`` or usage blocks longer than ``max_usage`` raise
+    :class:`AGIProtocolError`; so does a line that is neither a reply nor ``HANGUP``.
+    """
+
+    def __init__(
+        self, max_line: int = MAX_REPLY_LINE_BYTES, max_usage: int = MAX_USAGE_BYTES
+    ) -> None:
+        self._max_line = max_line
+        self._max_usage = max_usage
+        self._buf = bytearray()
+        self._scan = 0
+        self._usage: list[str] | None = None  # inside a "520-" block
+        self._usage_first = ""
+        self._usage_size = 0
+        self._closed = False
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for an incomplete line (never more than ``max_line``)."""
+        return len(self._buf)
+
+    @property
+    def usage_buffered(self) -> int:
+        """Bytes held for an incomplete ``520-`` block (never more than ``max_usage``)."""
+        return self._usage_size
+
+    def feed(self, data: bytes) -> list[ReplyEvent]:
+        if self._closed:
+            raise AGIProtocolError("data fed after EOF")
+        self._buf += data
+        events: list[ReplyEvent] = []
+        while True:
+            nl = self._buf.find(b"\n", self._scan)
+            if nl < 0:
+                self._scan = len(self._buf)
+                if len(self._buf) > self._max_line:
+                    self._buf.clear()
+                    self._scan = 0
+                    raise AGIProtocolError(f"AGI reply line longer than {self._max_line} bytes")
+                return events
+            if nl > self._max_line:
+                self._buf.clear()
+                self._scan = 0
+                raise AGIProtocolError(f"AGI reply line longer than {self._max_line} bytes")
+            raw = bytes(self._buf[:nl])
+            del self._buf[: nl + 1]
+            self._scan = 0
+            if raw.endswith(b"\r"):
+                raw = raw[:-1]
+            event = self._line(raw.decode("utf-8", errors="replace"))
+            if event is not None:
+                events.append(event)
+
+    def feed_eof(self) -> list[ReplyEvent]:
+        """End of stream: a final :class:`Closed` (a partial line or usage block is dropped)."""
+        if self._closed:
+            return []
+        self._closed = True
+        truncated = bool(self._buf) or self._usage is not None
+        self._buf.clear()
+        self._usage = None
+        self._usage_size = 0
+        return [Closed(truncated=truncated)]
+
+    def _line(self, line: str) -> ReplyEvent | None:
+        if self._usage is not None:
+            if line.startswith("520 "):
+                usage = "\n".join(self._usage)
+                raw = "\n".join([self._usage_first, *self._usage, line])
+                self._usage = None
+                self._usage_size = 0
+                return AGIReply(520, "", None, None, raw, {}, usage)
+            self._usage_size += len(line) + 1
+            if self._usage_size > self._max_usage:
+                self._usage = None
+                self._usage_size = 0
+                raise AGIProtocolError(f"AGI 520 usage block longer than {self._max_usage} bytes")
+            self._usage.append(line)
+            return None
+        if line.strip() == "HANGUP":
+            return HangupNotice()
+        match = _CODE_RE.match(line)
+        if match is None:
+            raise AGIProtocolError(f"unexpected line from Asterisk: {line[:80]!r}")
+        code, sep, body = int(match[1]), match[2] or " ", match[3] or ""
+        if sep == "-":
+            if code != 520:
+                raise AGIProtocolError(f"unexpected continuation line: {line[:80]!r}")
+            self._usage = []
+            self._usage_first = line
+            self._usage_size = len(line) + 1
+            return None
+        if code == 100:
+            return Progress(line)
+        if code == 200:
+            result, data, fields = _parse_200_body(body)
+            endpos_text = fields.pop("endpos", None)
+            endpos = int(endpos_text) if endpos_text and _DIGITS_RE.match(endpos_text) else None
+            if endpos_text is not None and endpos is None:
+                fields["endpos"] = endpos_text
+            return AGIReply(200, result, data, endpos, line, fields)
+        return AGIReply(code, "", None, None, line, {}, body if code == 520 else None)
+
+
+def digit_from_result(result: str) -> str:
+    """``STREAM FILE``/``WAIT FOR DIGIT``/``GET OPTION`` answer the ASCII code of the key:
+    ``"49"`` → ``"1"``, ``"35"`` → ``"#"``; ``"0"`` (no key) → ``""``."""
+    try:
+        code = int(result)
+    except ValueError:
+        return ""
+    if 0 < code < 0x110000:
+        return chr(code)
+    return ""
+
+
+# --------------------------------------------------------------------------- commands
+
+_NEEDS_QUOTES: Final = frozenset(' \t"\\')
+_FORBIDDEN: Final = frozenset("\r\n\x00")
+
+
+def _quote(arg: str) -> str:
+    if arg and not (_NEEDS_QUOTES & set(arg)):
+        return arg
+    escaped = arg.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def encode_command(*parts: str) -> bytes:
+    """Encode one AGI command line, e.g. ``encode_command("STREAM FILE", "welcome", "0123#")``.
+
+    The first part is the command verb and is sent as is (it may hold spaces: ``"STREAM FILE"``);
+    every further part is one argument, double-quoted when it is empty or contains a space, tab,
+    ``"`` or ``\\`` (inside quotes ``"`` and ``\\`` are backslash-escaped), which is exactly how
+    ``parse_args()`` in ``res_agi.c`` splits a line. CR, LF and NUL cannot be represented and
+    raise :class:`ValueError`, as does a line that Asterisk's 2048-byte buffer would split.
+    """
+    if not parts:
+        raise ValueError("encode_command needs at least the command verb")
+    for part in parts:
+        if not isinstance(part, str):
+            raise TypeError(f"AGI command parts must be str, not {type(part).__name__}")
+        bad = _FORBIDDEN & set(part)
+        if bad:
+            raise ValueError(f"AGI command part contains CR, LF or NUL: {part[:40]!r}")
+    verb = parts[0].strip()
+    if not verb or (_NEEDS_QUOTES - {" "}) & set(verb):
+        raise ValueError(f"invalid AGI command verb: {parts[0]!r}")
+    words = verb.split()
+    if len(words) + len(parts) - 1 > MAX_ARGS - 1:
+        raise ValueError(f"too many AGI arguments (Asterisk keeps {MAX_ARGS - 1} words)")
+    line = " ".join([*words, *(_quote(p) for p in parts[1:])]).encode("utf-8") + b"\n"
+    if len(line) > AGI_BUF_LEN - 1:
+        raise ValueError(f"AGI command line longer than Asterisk's {AGI_BUF_LEN - 1} bytes")
+    return line
+
+
+def parse_command_line(line: str) -> list[str]:
+    """Split a command line the way ``parse_args()`` in ``res_agi.c`` does.
+
+    Used by the fake Asterisk and to prove :func:`encode_command` round-trips. Rules: space/tab
+    outside quotes separate words; ``"`` toggles quoting (and is dropped) unless escaped; ``\\``
+    makes the next character literal.
+    """
+    words: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
+    whitespace = True
+    for ch in line.rstrip("\r\n"):
+        if ch == '"' and not escaped:
+            quoted = not quoted
+            if quoted and whitespace:
+                words.append("")
+                current = []
+                whitespace = False
+            continue
+        if ch in " \t" and not quoted and not escaped:
+            if not whitespace:
+                words[-1] = "".join(current)
+                current = []
+            whitespace = True
+            continue
+        if ch == "\\" and not escaped:
+            escaped = True
+            continue
+        if whitespace:
+            words.append("")
+            current = []
+            whitespace = False
+        current.append(ch)
+        escaped = False
+    if words and not whitespace:
+        words[-1] = "".join(current)
+    return words

@@ -1,0 +1,495 @@
+"""FastAGI server and AGICall over real loopback sockets (port 0) against the fake Asterisk."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from core.protocols.agi import AGIReply
+from core.transport.fake_agi import FakeAsterisk, Rule, run_fake_call
+from core.transport.fastagi import (
+    AGICall,
+    AGICommandError,
+    AGIConnectionError,
+    AGIHangup,
+    AGITimeout,
+    FastAGIServer,
+    Script,
+)
+
+USAGE = [
+    "520-Invalid command syntax.  Proper usage follows:",
+    " Usage: GET DATA <file to be streamed> [timeout] [maxdigits]",
+    "520 End of proper usage.",
+]
+
+
+class Routes(dict[str, Script]):
+    """Routes a test fills after the server started.
+
+    Each script is wrapped so that an assertion failing *inside* it (which the server would only
+    log) fails the test: failures are collected in ``errors`` and checked at teardown.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: list[BaseException] = []
+
+    def __setitem__(self, name: str, script: Script) -> None:
+        async def checked(call: AGICall) -> None:
+            try:
+                await script(call)
+            except (AssertionError, pytest.fail.Exception) as exc:
+                self.errors.append(exc)
+
+        super().__setitem__(name, checked)
+
+
+@pytest.fixture
+async def routes() -> AsyncIterator[Routes]:
+    table = Routes()
+    yield table
+    assert not table.errors, table.errors
+
+
+@pytest.fixture
+async def server(routes: Routes) -> AsyncIterator[FastAGIServer]:
+    # The server reads its routes per call: tests register theirs after it started.
+    srv = FastAGIServer(
+        routes, host="127.0.0.1", port=0, handshake_timeout=0.5, command_timeout=2.0
+    )
+    await srv.start()
+    yield srv
+    await srv.close(drain_timeout=1.0)
+
+
+async def _play(server: FastAGIServer, peer: FakeAsterisk) -> FakeAsterisk:
+    async with asyncio.timeout(10):
+        await peer.connect("127.0.0.1", server.port)
+    return peer
+
+
+async def test_full_call_with_query_args_and_hindi(server: FastAGIServer, routes: Routes) -> None:
+    seen: dict[str, object] = {}
+
+    async def main_menu(call: AGICall) -> None:
+        seen.update(script=call.script, query=dict(call.query), args=call.args)
+        seen.update(name=call.caller_name, cid=call.caller_id, uid=call.uniqueid)
+        await call.answer()
+        seen["key"] = await call.stream_file("hi/welcome", "12")
+        seen["data"] = await call.get_data("hi/enter-number", 3000, 10)
+        seen["none"] = await call.get_data("hi/enter-number", 3000, 10)
+        seen["option"] = await call.get_option("hi/confirm", "19", 2000)
+        seen["digit"] = await call.wait_for_digit(2000)
+        seen["var"] = await call.get_variable("CALLERID(name)")
+        seen["unset"] = await call.get_variable("NOPE")
+        seen["exec"] = await call.exec("Playback", "hi/thanks", "noanswer")
+        await call.verbose("मेनू पूरा")
+        await call.set_variable("IVR_DONE", "1")
+        await call.hangup()
+        await call.hangup()  # idempotent
+
+    routes["ivr/main"] = main_menu
+    peer = FakeAsterisk(
+        [
+            Rule("ANSWER"),
+            Rule.digit("STREAM FILE hi/welcome 12", "2"),
+            Rule.data("GET DATA hi/enter-number 3000 10", "9415012345"),
+            Rule.data("GET DATA", "", timeout=True),
+            Rule.digit("GET OPTION hi/confirm 19 2000", "9"),
+            Rule.digit("WAIT FOR DIGIT 2000", "#"),
+            Rule.variable("GET VARIABLE CALLERID(name)", "रमेश कुमार"),
+            Rule.variable("GET VARIABLE NOPE", None),
+            Rule("EXEC Playback hi/thanks,noanswer"),
+            Rule("SET VARIABLE IVR_DONE 1", "200 result=1"),
+            Rule("HANGUP", "200 result=1"),
+        ],
+        script="ivr/main",
+        query={"lang": "hi", "dept": "pwd"},
+        args=["x y", "z"],
+    )
+    await _play(server, peer)
+    peer.assert_done()
+    assert server.port != 0
+    assert seen == {
+        "script": "ivr/main",
+        "query": {"lang": "hi", "dept": "pwd"},
+        "args": ("x y", "z"),
+        "name": "रमेश कुमार",
+        "cid": "9876543210",
+        "uid": "1700000000.1",
+        "key": "2",
+        "data": ("9415012345", False),
+        "none": ("", True),
+        "option": "9",
+        "digit": "#",
+        "var": "रमेश कुमार",
+        "unset": None,
+        "exec": "0",
+    }
+    assert peer.commands[9] == 'VERBOSE "मेनू पूरा" 1'
+
+
+async def test_devanagari_split_across_every_read(server: FastAGIServer, routes: Routes) -> None:
+    """panoramisk-style per-chunk decoding would corrupt these; we decode whole lines."""
+    got: list[str | None] = []
+
+    async def script(call: AGICall) -> None:
+        got.append(call.caller_name)
+        got.append(await call.get_variable("COMPLAINT_TEXT"))
+
+    routes["ivr"] = script
+    text = "सड़क पर गड्ढे (ग्राम पंचायत) हैं"
+    peer = FakeAsterisk([Rule.variable("GET VARIABLE", text)], chunk_size=1)
+    await _play(server, peer)
+    assert got == ["रमेश कुमार", text]
+
+
+async def test_unknown_script_closes_cleanly(
+    server: FastAGIServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    peer = FakeAsterisk([], script="no/such/script")
+    await _play(server, peer)
+    assert peer.commands == []
+    assert "no FastAGI script 'no/such/script'" in caplog.text
+    assert server.active_calls == 0
+
+
+async def test_hangup_between_command_and_reply(server: FastAGIServer, routes: Routes) -> None:
+    outcome: list[object] = []
+
+    async def script(call: AGICall) -> None:
+        await call.answer()
+        try:
+            await call.stream_file("hi/welcome")
+        except AGIHangup:
+            outcome.append(call.hung_up)
+        with pytest.raises(AGIHangup):
+            await call.set_variable("IVR_DONE", "1")
+        await call.hangup()  # a no-op once hung up
+        outcome.append("done")
+
+    routes["ivr"] = script
+    peer = FakeAsterisk([Rule("ANSWER"), Rule("STREAM FILE", "200 result=0", hangup="before")])
+    await _play(server, peer)
+    assert outcome == [True, "done"]
+    # Neither the later SET VARIABLE nor HANGUP were sent: the hang-up is sticky.
+    assert peer.commands == ["ANSWER", 'STREAM FILE hi/welcome ""']
+
+
+@pytest.mark.parametrize(
+    ("rule", "hangup_at"),
+    [
+        (Rule.hangup_during("STREAM FILE"), None),  # 200 result=-1 then HANGUP
+        (Rule("STREAM FILE", (), close=True), None),  # EOF
+        (Rule("STREAM FILE"), 1),  # HANGUP then reply at step 1
+    ],
+)
+async def test_hangup_variants_are_sticky(
+    server: FastAGIServer, routes: Routes, rule: Rule, hangup_at: int | None
+) -> None:
+    raised: list[type[BaseException]] = []
+    done = asyncio.Event()
+
+    async def script(call: AGICall) -> None:
+        await call.answer()
+        for _ in range(2):
+            try:
+                await call.stream_file("hi/welcome", "1")
+            except AGIHangup as exc:
+                raised.append(type(exc))
+        assert call.hung_up
+        done.set()
+
+    routes["ivr"] = script
+    await _play(server, FakeAsterisk([Rule("ANSWER"), rule], hangup_at=hangup_at))
+    async with asyncio.timeout(2):
+        await done.wait()  # the fake may close before the script saw the EOF
+    assert raised == [AGIHangup, AGIHangup]
+
+
+async def test_dead_channel_511(server: FastAGIServer, routes: Routes) -> None:
+    async def script(call: AGICall) -> None:
+        with pytest.raises(AGIHangup, match="511"):
+            await call.command("GET VARIABLE", "X")
+
+    routes["ivr"] = script
+    await _play(server, FakeAsterisk([Rule("GET VARIABLE", "511 Command Not Permitted")]))
+
+
+async def test_510_and_520_are_command_errors_and_call_goes_on(
+    server: FastAGIServer, routes: Routes
+) -> None:
+    errors: list[AGICommandError] = []
+
+    async def script(call: AGICall) -> None:
+        for command in (("FOO",), ("GET DATA",)):
+            try:
+                await call.command(*command)
+            except AGICommandError as exc:
+                errors.append(exc)
+        assert (await call.command("ANSWER")).ok
+
+    routes["ivr"] = script
+    peer = FakeAsterisk([Rule("GET DATA", USAGE), Rule("ANSWER")])
+    await _play(server, peer)
+    assert [e.reply.code for e in errors] == [510, 520]
+    assert errors[1].usage == " Usage: GET DATA <file to be streamed> [timeout] [maxdigits]"
+    assert peer.unexpected == ["FOO"]
+
+
+async def test_progress_100_then_reply(server: FastAGIServer, routes: Routes) -> None:
+    replies: list[AGIReply] = []
+
+    async def script(call: AGICall) -> None:
+        replies.append(await call.command("EXEC", "Wait", "1"))
+
+    routes["ivr"] = script
+    await _play(server, FakeAsterisk([Rule("EXEC", ["100 result=0 Trying...", "200 result=0"])]))
+    assert [(r.code, r.result) for r in replies] == [(200, "0")]
+
+
+async def test_command_timeout_is_sticky(routes: Routes) -> None:
+    srv = FastAGIServer(routes, port=0, command_timeout=0.2)
+    outcome: list[str] = []
+
+    async def script(call: AGICall) -> None:
+        t0 = time.monotonic()
+        with pytest.raises(AGITimeout):
+            await call.command("ANSWER")
+        outcome.append(f"{time.monotonic() - t0:.1f}")
+        with pytest.raises(AGITimeout):
+            await call.command("VERBOSE", "late reply must not be taken for this one")
+
+    routes["ivr"] = script
+    async with srv:
+        await _play(srv, FakeAsterisk([Rule("ANSWER", delay=1.0)]))
+    assert outcome == ["0.2"]
+
+
+async def test_own_timeout_mid_command_marks_call_unusable(
+    server: FastAGIServer, routes: Routes
+) -> None:
+    async def script(call: AGICall) -> None:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.1):
+                await call.stream_file("hi/long-prompt")
+        with pytest.raises(AGIConnectionError, match="cancelled"):
+            await call.answer()
+
+    routes["ivr"] = script
+    await _play(server, FakeAsterisk([Rule("STREAM FILE", delay=0.5)]))
+
+
+async def test_bad_argument_raises_valueerror_and_call_stays_usable(
+    server: FastAGIServer, routes: Routes
+) -> None:
+    async def script(call: AGICall) -> None:
+        with pytest.raises(ValueError, match="CR, LF or NUL"):
+            await call.set_variable("X", "1\nEXEC System reboot")
+        await call.answer()
+
+    routes["ivr"] = script
+    peer = await _play(server, FakeAsterisk([Rule("ANSWER")]))
+    assert peer.commands == ["ANSWER"]
+
+
+async def test_script_exception_logged_with_uniqueid(
+    server: FastAGIServer, routes: Routes, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def script(call: AGICall) -> None:
+        await call.answer()
+        raise RuntimeError("database down")
+
+    routes["ivr"] = script
+    peer = await _play(server, FakeAsterisk([Rule("ANSWER")], env={"agi_uniqueid": "42.7"}))
+    assert peer.commands == ["ANSWER"]  # then EOF: the dialplan falls back to the queue
+    record = next(r for r in caplog.records if r.levelno == logging.ERROR)
+    assert "uniqueid=42.7" in record.getMessage() and record.exc_info is not None
+
+
+async def test_call_timeout_cancels_script(routes: Routes) -> None:
+    cancelled = asyncio.Event()
+
+    async def script(call: AGICall) -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    routes["ivr"] = script
+    async with FastAGIServer(routes, port=0, call_timeout=0.2) as srv:
+        t0 = time.monotonic()
+        await _play(srv, FakeAsterisk([]))
+        assert time.monotonic() - t0 < 2
+    assert cancelled.is_set()
+
+
+async def test_truncated_and_half_open_handshakes_cost_nothing(
+    server: FastAGIServer, routes: Routes
+) -> None:
+    """panoramisk spins at 100% CPU on a truncated handshake; ours sleeps or closes."""
+
+    async def script(call: AGICall) -> None:
+        await call.answer()
+
+    routes["ivr"] = script
+    truncated = socket.create_connection(("127.0.0.1", server.port))
+    truncated.sendall(b"agi_network: yes\nagi_netw")
+    truncated.shutdown(socket.SHUT_WR)  # EOF mid-handshake
+    half_open_reader, half_open_writer = await asyncio.open_connection("127.0.0.1", server.port)
+    half_open_writer.write(b"agi_network: yes\n")  # ... and then silence
+    try:
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        peers = [FakeAsterisk([Rule("ANSWER")]) for _ in range(20)]
+        async with asyncio.TaskGroup() as group:
+            for peer in peers:
+                group.create_task(_play(server, peer))
+            group.create_task(asyncio.sleep(0.5))
+        cpu = time.process_time() - cpu0
+        assert all(peer.commands == ["ANSWER"] for peer in peers)
+        assert cpu < 0.35 * (time.monotonic() - wall0), f"CPU {cpu:.2f}s while peers stall"
+        # The server dropped the truncated peer at once and the silent one at handshake_timeout.
+        assert truncated.recv(10) == b""
+        async with asyncio.timeout(2):
+            assert await half_open_reader.read() == b""
+    finally:
+        truncated.close()
+        half_open_writer.close()
+        await half_open_writer.wait_closed()
+
+
+async def test_oversized_handshake_is_refused(server: FastAGIServer) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(b"agi_x: " + b"y" * 20000 + b"\n")
+        async with asyncio.timeout(2):
+            assert await reader.read() == b""
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+async def test_close_drains_then_cancels(routes: Routes) -> None:
+    log: list[str] = []
+    started = [asyncio.Event(), asyncio.Event()]
+
+    async def quick(call: AGICall) -> None:
+        started[0].set()
+        await asyncio.sleep(0.1)
+        await call.set_variable("IVR_DONE", "1")
+        log.append("quick done")
+
+    async def stuck(call: AGICall) -> None:
+        started[1].set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            log.append("stuck cancelled")
+            raise
+
+    routes["quick"], routes["stuck"] = quick, stuck
+    srv = FastAGIServer(routes, port=0)
+    await srv.start()
+    peers = [
+        FakeAsterisk([Rule("SET VARIABLE", "200 result=1")], script="quick"),
+        FakeAsterisk([], script="stuck"),
+    ]
+    plays = [asyncio.create_task(_play(srv, peer)) for peer in peers]
+    for event in started:
+        await event.wait()
+    assert srv.active_calls == 2
+    t0 = time.monotonic()
+    await srv.close(drain_timeout=0.3)
+    assert 0.25 < time.monotonic() - t0 < 2
+    assert sorted(log) == ["quick done", "stuck cancelled"]
+    assert srv.active_calls == 0
+    await asyncio.gather(*plays)
+    with pytest.raises(OSError):
+        await asyncio.open_connection("127.0.0.1", srv.port)
+
+
+async def test_cancellation_propagates_out_of_serve_connection() -> None:
+    """panoramisk catches BaseException around the route and so swallows cancellation."""
+    started = asyncio.Event()
+
+    async def script(call: AGICall) -> None:
+        started.set()
+        await asyncio.sleep(30)
+
+    srv = FastAGIServer({"ivr": script})
+    ours, theirs = socket.socketpair()
+    reader, writer = await asyncio.open_connection(sock=ours)
+    peer_reader, peer_writer = await asyncio.open_connection(sock=theirs)
+    peer = asyncio.create_task(FakeAsterisk([]).serve(peer_reader, peer_writer))
+    task = asyncio.create_task(srv.serve_connection(reader, writer))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert task.cancelled()
+    await peer
+
+
+async def test_many_concurrent_calls(server: FastAGIServer, routes: Routes) -> None:
+    async def script(call: AGICall) -> None:
+        await call.answer()
+        await call.stream_file("hi/welcome")
+        await call.set_variable("IVR_DONE", "1")
+
+    routes["ivr"] = script
+    peers = [
+        FakeAsterisk(
+            [Rule("ANSWER"), Rule("STREAM FILE"), Rule("SET VARIABLE", "200 result=1")],
+            env={"agi_uniqueid": f"1.{n}"},
+        )
+        for n in range(100)
+    ]
+    async with asyncio.timeout(10):
+        await asyncio.gather(*(peer.connect("127.0.0.1", server.port) for peer in peers))
+    for peer in peers:
+        peer.assert_done()
+
+
+async def test_run_fake_call_docstring_example() -> None:
+    async def main_menu(call: AGICall) -> None:
+        await call.answer()
+        digits, _timed_out = await call.get_data("hi/menu", 5000, 1)
+        assert digits == "1"
+        await call.set_variable("IVR_DONE", "1")
+
+    peer = FakeAsterisk(
+        [
+            Rule("ANSWER"),
+            Rule.data("GET DATA hi/menu", "1"),
+            Rule("SET VARIABLE IVR_DONE 1", "200 result=1"),
+        ],
+        script="ivr/main",
+    )
+    result = await run_fake_call(main_menu, peer)
+    result.raise_for_error()
+    assert peer.commands[1] == "GET DATA hi/menu 5000 1"
+
+
+async def test_run_fake_call_reports_script_errors() -> None:
+    async def broken(call: AGICall) -> None:
+        await call.answer()
+        raise KeyError("menu")
+
+    result = await run_fake_call(broken, FakeAsterisk([Rule("ANSWER")]))
+    assert isinstance(result.error, KeyError)
+    with pytest.raises(KeyError):
+        result.raise_for_error()
+
+    async def lazy(call: AGICall) -> None:
+        await call.answer()
+
+    result = await run_fake_call(lazy, FakeAsterisk([Rule("ANSWER"), Rule("STREAM FILE")]))
+    with pytest.raises(AssertionError, match="never used"):
+        result.raise_for_error()
