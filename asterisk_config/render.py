@@ -1,0 +1,407 @@
+"""Render Asterisk's configuration files from :class:`~core.config.Settings` (pure: no I/O).
+
+:func:`render_configs` returns ``{file name: text}``; :class:`asterisk_config.instance.
+AsteriskInstance` writes them into the instance's own ``etc`` directory. Every value that reaches a
+file is checked: CR, LF and NUL are refused everywhere (a value with a line break would inject
+configuration), names must be simple tokens and hosts must be IP addresses (a chroot has no DNS).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jinja2
+
+from core.config import AMI_SERVICES, Settings
+
+#: app_queue strategies we accept; ``ringall`` is deliberately absent (see :func:`check_strategy`).
+QUEUE_STRATEGIES: frozenset[str] = frozenset(
+    {"leastrecent", "fewestcalls", "random", "rrmemory", "rrordered", "linear", "wrandom"}
+)
+
+#: Files rendered, in order.
+CONFIG_FILES: tuple[str, ...] = (
+    "asterisk.conf",
+    "modules.conf",
+    "logger.conf",
+    "manager.conf",
+    "pjsip.conf",
+    "rtp.conf",
+    "musiconhold.conf",
+    "queues.conf",
+    "extensions.conf",
+    "indications.conf",
+    "cdr.conf",
+    "cel.conf",
+)
+
+#: Config files of loaded modules that we leave at their defaults: written with only a comment so
+#: that Asterisk does not log an error for each missing file at start-up.
+STUB_FILES: tuple[str, ...] = (
+    "acl.conf",
+    "ccss.conf",
+    "features.conf",
+    "pjproject.conf",
+    "queuerules.conf",
+    "stasis.conf",
+    "udptl.conf",
+)
+
+#: Files holding secrets (AMI secrets, seats' digests): written mode 0600.
+SECRET_FILES: frozenset[str] = frozenset({"manager.conf", "pjsip.conf"})
+
+#: The explicit module list (autoload=no), grouped for readability of modules.conf.
+MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "sorcery, timing, RTP",
+        (
+            "res_sorcery_config.so",
+            "res_sorcery_memory.so",
+            "res_sorcery_astdb.so",
+            "res_timing_timerfd.so",
+            "res_rtp_asterisk.so",
+        ),
+    ),
+    (
+        "PJSIP",
+        (
+            "res_pjproject.so",
+            "res_pjsip.so",
+            "res_pjsip_session.so",
+            "res_pjsip_pubsub.so",
+            "res_pjsip_authenticator_digest.so",
+            "res_pjsip_endpoint_identifier_ip.so",
+            "res_pjsip_endpoint_identifier_user.so",
+            "res_pjsip_registrar.so",
+            "res_pjsip_sdp_rtp.so",
+            "res_pjsip_nat.so",
+            "res_pjsip_caller_id.so",
+            "res_pjsip_rfc3326.so",
+            "res_pjsip_logger.so",
+            "chan_pjsip.so",
+        ),
+    ),
+    (
+        "codecs and file formats (ulaw on the wire; wav/gsm/ulaw prompts)",
+        (
+            "codec_ulaw.so",
+            "codec_gsm.so",
+            "format_wav.so",
+            "format_wav_gsm.so",
+            "format_gsm.so",
+            "format_pcm.so",
+            "format_sln.so",
+        ),
+    ),
+    (
+        "bridging (queue calls are bridged agent <-> citizen)",
+        (
+            "bridge_simple.so",
+            "bridge_native_rtp.so",
+            "bridge_builtin_features.so",
+            "bridge_holding.so",
+        ),
+    ),
+    (
+        "dialplan, applications and functions",
+        (
+            "pbx_config.so",
+            "res_speech.so",
+            "res_agi.so",
+            "res_musiconhold.so",
+            "app_queue.so",
+            "app_playback.so",
+            "app_senddtmf.so",
+            "app_dial.so",
+            "app_verbose.so",
+            "app_stack.so",
+            "app_echo.so",
+            "app_exec.so",
+            "func_channel.so",
+            "func_strings.so",
+            "func_logic.so",
+            "func_callerid.so",
+        ),
+    ),
+)
+
+#: AMI permissions per service: (read classes, write classes).
+AMI_PERMISSIONS: Mapping[str, tuple[str, str]] = {
+    "queue_manager": ("system,call,agent,user,reporting", "system,call,agent,reporting"),
+    "api": ("system,call,agent,user,reporting", "system,call,agent,reporting,originate"),
+    "outbound_dialer": ("system,call,agent,user,reporting", "system,call,reporting,originate"),
+}
+_DEFAULT_PERMISSIONS = ("system,call,agent,user,reporting", "system,call,reporting")
+
+#: High-volume events none of our services reads; dropped per user in manager.conf (advanced
+#: eventfilters, no regex cost). IVR state arrives via ``channelvars`` on every channel event.
+AMI_EXCLUDED_EVENTS: tuple[str, ...] = (
+    "Newexten",
+    "VarSet",
+    "RTCPSent",
+    "RTCPReceived",
+    "AGIExecStart",
+    "AGIExecEnd",
+    "DTMFBegin",
+    "DTMFEnd",
+)
+
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+_SEAT_NAME = re.compile(r"agent[0-9]{2,8}")
+_NUMBER = re.compile(r"[0-9]{2,15}")
+_SECRET = re.compile(r"[!-~]{8,256}")  # printable ASCII, no space
+_FORBIDDEN = ("\r", "\n", "\x00")
+
+
+class RenderError(ValueError):
+    """The settings or seats cannot be rendered into a safe, working configuration."""
+
+
+@dataclass(frozen=True, slots=True)
+class SeatCredential:
+    """An agent seat: SIP user name (``agent0001``) and its password (from our database)."""
+
+    name: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RenderOptions:
+    """Knobs that are not (yet) in Settings; defaults suit the helpline."""
+
+    #: Seconds a queue member's phone rings before the next one is tried.
+    member_timeout: int = 15
+    #: Seconds to wait before ringing members again after a round.
+    retry: int = 2
+    #: Seconds an agent gets after a call before the next one.
+    wrapup_time: int = 5
+    #: Seconds between position/hold-time announcements to a waiting caller.
+    announce_frequency: int = 90
+    #: Dial timeout of IVR transfers.
+    transfer_timeout: int = 60
+    #: SIP port of the PSTN trunk (for calls we send to it).
+    trunk_port: int = 5060
+    #: Default channel language (trunk and seats); the IVR switches with CHANNEL(language).
+    default_language: str = "hi"
+    #: Digest realm of agents' seats.
+    realm: str = "helpline"
+    #: AMI writetimeout (ms) per user: a reader slower than this is dropped.
+    ami_write_timeout_ms: int = 1000
+    #: Whether music-on-hold files exist; if not, queue callers hear ringing instead of silence.
+    have_moh: bool = False
+    #: Also write a verbose ``full.log`` (debugging).
+    verbose_log: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceDirs:
+    """Directories of one instance as Asterisk sees them (inside the chroot, if any)."""
+
+    etc: str
+    run: str
+    spool: str
+    log: str
+    lib: str
+    data: str
+    cache: str
+    modules: str = "/usr/lib/x86_64-linux-gnu/asterisk/modules"
+
+    @classmethod
+    def under(cls, base: str, modules: str | None = None) -> InstanceDirs:
+        base = base.rstrip("/")
+        extra = {"modules": modules} if modules else {}
+        return cls(
+            etc=f"{base}/etc",
+            run=f"{base}/run",
+            spool=f"{base}/spool",
+            log=f"{base}/log",
+            lib=f"{base}/lib",
+            data=f"{base}/data",
+            cache=f"{base}/cache",
+            **extra,
+        )
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def check_strategy(strategy: str) -> str:
+    if strategy == "ringall":
+        raise RenderError(
+            "queue_strategy=ringall is refused: it rings every idle seat for every caller and is "
+            "unusable with hundreds of members; use rrmemory, leastrecent or fewestcalls"
+        )
+    if strategy not in QUEUE_STRATEGIES:
+        raise RenderError(
+            f"unknown queue_strategy {strategy!r}; choose one of {sorted(QUEUE_STRATEGIES)}"
+        )
+    return strategy
+
+
+def _no_newlines(what: str, value: str) -> str:
+    if any(c in value for c in _FORBIDDEN):
+        raise RenderError(f"{what} contains CR, LF or NUL; refusing to render it into a config")
+    return value
+
+
+def _token(what: str, value: str, pattern: re.Pattern[str] = _TOKEN) -> str:
+    _no_newlines(what, value)
+    if not pattern.fullmatch(value):
+        raise RenderError(f"{what}={value!r} is not a valid name (expected {pattern.pattern})")
+    return value
+
+
+def _ip(what: str, value: str) -> str:
+    _no_newlines(what, value)
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise RenderError(
+            f"{what}={value!r} must be an IP address (no DNS inside the Asterisk chroot)"
+        ) from None
+    return value
+
+
+def _port(what: str, value: int) -> int:
+    if not 1 <= value <= 65535:
+        raise RenderError(f"{what}={value} is not a port number")
+    return value
+
+
+def _finalize(value: Any) -> Any:
+    """Last line of defence: nothing rendered into a config may carry a line break."""
+    if isinstance(value, str):
+        _no_newlines("a rendered value", value)
+    return value
+
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("asterisk_config", "templates"),
+    undefined=jinja2.StrictUndefined,
+    autoescape=False,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+    finalize=_finalize,
+)
+
+
+def seat_ha1(name: str, realm: str, password: str) -> str:
+    """Digest HA1 = MD5(user:realm:password), so pjsip.conf never holds the password."""
+    return hashlib.md5(f"{name}:{realm}:{password}".encode(), usedforsecurity=False).hexdigest()
+
+
+def render_configs(
+    settings: Settings,
+    seats: Sequence[SeatCredential],
+    dirs: InstanceDirs,
+    options: RenderOptions | None = None,
+) -> dict[str, str]:
+    """Render every config file for ``settings``; raises :class:`RenderError` on unsafe input."""
+    opts = options or RenderOptions()
+    instance = _token("instance", settings.instance)
+    for what, d in (
+        ("etc", dirs.etc),
+        ("run", dirs.run),
+        ("spool", dirs.spool),
+        ("log", dirs.log),
+        ("lib", dirs.lib),
+        ("data", dirs.data),
+        ("cache", dirs.cache),
+        ("modules", dirs.modules),
+    ):
+        if not d.startswith("/") or any(c in d for c in (*_FORBIDDEN, ";", " ")):
+            raise RenderError(f"directory {what}={d!r} must be an absolute path without ';'/spaces")
+    rtp_start = _port("rtp_port_start", settings.rtp_port_start)
+    rtp_end = _port("rtp_port_end", settings.rtp_port_end)
+    if rtp_end - rtp_start < 10:
+        raise RenderError(f"RTP range {rtp_start}-{rtp_end} is empty or too small")
+    names: set[str] = set()
+    seat_rows: list[dict[str, str]] = []
+    realm = _token("realm", opts.realm)
+    for seat in seats:
+        name = _token("seat name", seat.name, _SEAT_NAME)
+        if name in names:
+            raise RenderError(f"seat {name} appears twice")
+        names.add(name)
+        if not seat.password:
+            raise RenderError(f"seat {name} has an empty password")
+        _no_newlines(f"password of seat {name}", seat.password)
+        seat_rows.append({"name": name, "ha1": seat_ha1(name, realm, seat.password)})
+    users: list[dict[str, Any]] = []
+    for service in AMI_SERVICES:
+        secret = settings.ami_secret(service)
+        if not secret:
+            raise RenderError(
+                f"AMI secret of {service} is empty: run `helpline up` (it generates secrets into "
+                f"{settings.state_dir}/secrets.env) or set HELPLINE_AMI_SECRET_{service.upper()}"
+            )
+        _no_newlines(f"AMI secret of {service}", secret)
+        if not _SECRET.fullmatch(secret) or ";" in secret:
+            raise RenderError(
+                f"AMI secret of {service} must be 8-256 printable ASCII characters without "
+                "spaces or ';'"
+            )
+        read, write = AMI_PERMISSIONS.get(service, _DEFAULT_PERMISSIONS)
+        users.append(
+            {
+                "service": service,
+                "name": _token("AMI user", settings.ami_username(service)),
+                "secret": secret,
+                "read": read,
+                "write": write,
+                "excluded_events": AMI_EXCLUDED_EVENTS,
+            }
+        )
+    agi_host = _ip("agi_host", settings.agi_host)
+    agi_port = _port("agi_port", settings.agi_port)
+    agi_url = (
+        f"agi://[{agi_host}]:{agi_port}" if ":" in agi_host else f"agi://{agi_host}:{agi_port}"
+    )
+    ctx: dict[str, Any] = {
+        "instance": instance,
+        "dirs": dirs,
+        "modules": MODULES,
+        "default_language": _token("default_language", opts.default_language),
+        "verbose_log": opts.verbose_log,
+        "ami_host": _ip("ami_host", settings.ami_host),
+        "ami_port": _port("ami_port", settings.ami_port),
+        "write_timeout_ms": int(opts.ami_write_timeout_ms),
+        "users": users,
+        "sip_host": _ip("sip_host", settings.sip_host),
+        "sip_port": _port("sip_port", settings.sip_port),
+        "trunk_address": _ip("trunk_address", settings.trunk_address),
+        "trunk_port": _port("trunk_port", opts.trunk_port),
+        "helpline_number": _token("helpline_number", settings.helpline_number, _NUMBER),
+        "realm": realm,
+        "seats": seat_rows,
+        "rtp_start": rtp_start,
+        "rtp_end": rtp_end,
+        "queue_name": _token("queue_name", settings.queue_name),
+        "strategy": check_strategy(settings.queue_strategy),
+        "member_timeout": int(opts.member_timeout),
+        "retry": int(opts.retry),
+        "wrapup_time": int(opts.wrapup_time),
+        "announce_frequency": int(opts.announce_frequency),
+        "musicclass": "default" if opts.have_moh else "",
+        # Without hold music, ringing ('r') rather than silence while waiting.
+        "queue_options": "" if opts.have_moh else "r",
+        "transfer_timeout": int(opts.transfer_timeout),
+        "agi_url": agi_url,
+    }
+    if settings.sip_host == settings.trunk_address:
+        raise RenderError(
+            "trunk_address equals sip_host: the trunk must have its own source address"
+        )
+    files = {name: _ENV.get_template(name + ".j2").render(ctx) for name in CONFIG_FILES}
+    for name in STUB_FILES:
+        files[name] = (
+            f'; {name} for helpline instance "{instance}" -- GENERATED, do not edit.\n'
+            "; Defaults are right for us; this file exists so that start-up logs no error.\n"
+        )
+    return files

@@ -1,0 +1,1 @@
+"""Jinja templates of Asterisk config files (a package so that wheels ship them)."""

@@ -1,0 +1,1 @@
+"""sipp scenarios (XML; some are Jinja templates rendered by helpline.sipp)."""
