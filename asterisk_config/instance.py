@@ -49,8 +49,24 @@ class AsteriskError(RuntimeError):
     """Asterisk could not be started, reached or stopped; the message says why."""
 
 
+#: Asterisk processes this Python process started, by config path. Module-level so that a
+#: short-lived AsteriskInstance (``helpline up``) does not drop a running child's handle.
+_STARTED: dict[str, subprocess.Popen[bytes]] = {}
+
+
 class AsteriskInstance:
     """Provision, render, start, stop and talk to the Asterisk of one helpline instance."""
+
+    @property
+    def _proc(self) -> subprocess.Popen[bytes] | None:
+        return _STARTED.get(self.config_path)
+
+    @_proc.setter
+    def _proc(self, process: subprocess.Popen[bytes] | None) -> None:
+        if process is None:
+            _STARTED.pop(self.config_path, None)
+        else:
+            _STARTED[self.config_path] = process
 
     def __init__(self, settings: Settings, *, options: RenderOptions | None = None) -> None:
         self.settings = settings
@@ -68,7 +84,6 @@ class AsteriskInstance:
         self.log_path = (
             Path(settings.state_dir).absolute() / "logs" / f"asterisk-{settings.instance}.log"
         )
-        self._proc: subprocess.Popen[bytes] | None = None
 
     # ------------------------------------------------------------------ paths
 
