@@ -1,0 +1,1 @@
+"""Call flows, one module per FastAGI script name (``agi://host:port/<name>``)."""

@@ -35,7 +35,14 @@ def log_file(settings: Settings, service: str) -> Path:
     return settings.state_dir / "logs" / f"{service}.log"
 
 
+#: Children started by this process, kept so they are reaped (and not warned about) properly.
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
 def _alive(pid: int) -> bool:
+    child = _children.get(pid)
+    if child is not None:
+        return child.poll() is None
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -77,6 +84,7 @@ def start(settings: Settings, service: str) -> ServiceState:
             env=env,
             start_new_session=True,  # survives the terminal that ran `helpline up`
         )
+    _children[process.pid] = process
     pid_file(settings, service).write_text(f"{process.pid}\n")
     return ServiceState(service, process.pid, True, log)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
@@ -28,26 +29,35 @@ def _base_settings() -> Settings:
     return Settings.load(Path(os.environ.get("HELPLINE_STATE_DIR", ".helpline")))
 
 
-@pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
-    """A fresh database for this run, migrated with Alembic, dropped afterwards."""
+@contextmanager
+def fresh_database(purpose: str) -> Iterator[str]:
+    """A new database migrated with Alembic; dropped afterwards. Yields its URL."""
     base = make_url(_base_settings().database_url)
-    name = f"helpline_test_{os.getpid()}"
+    name = f"helpline_{purpose}_{os.getpid()}"
     url = base.set(database=name).render_as_string(hide_password=False)
     settings = Settings(database_url=url)
     asyncio.run(ensure_database(settings))
     upgrade(settings)
-    yield url
+    try:
+        yield url
+    finally:
 
-    async def drop() -> None:
-        admin = asyncpg_dsn(base.set(database="postgres").render_as_string(hide_password=False))
-        conn = await asyncpg.connect(admin)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+        async def drop() -> None:
+            admin = asyncpg_dsn(base.set(database="postgres").render_as_string(hide_password=False))
+            conn = await asyncpg.connect(admin)
+            try:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                await conn.close()
 
-    asyncio.run(drop())
+        asyncio.run(drop())
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A database for the tests that empty it between tests (tests/service)."""
+    with fresh_database("test") as url:
+        yield url
 
 
 @pytest.fixture

@@ -1,0 +1,285 @@
+"""``helpline``: one command to bring the helpline up, place a test call, and run each service.
+
+helpline up            provision what is missing, migrate, seed, start Asterisk + services
+helpline down          stop the services and Asterisk
+helpline status        what runs, and /health
+helpline call          place a demo call from the "PSTN trunk" with sipp and report it
+helpline agi | queue-manager | api     run one service in the foreground
+helpline migrate | seed | prompts build | asterisk {provision,start,stop,render,cli}
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from core.config import Settings
+from helpline import services
+
+
+def _step(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+def _fail(message: str, hint: str) -> int:
+    print(f"helpline: {message}\n  what to do: {hint}", file=sys.stderr)
+    return 1
+
+
+# ----------------------------------------------------------------------------- set-up steps
+def prepare_database(settings: Settings) -> None:
+    from core.db.migrate import upgrade
+    from core.db.session import ensure_database
+
+    if asyncio.run(ensure_database(settings)):
+        _step("created database")
+    upgrade(settings)
+
+
+def seed(settings: Settings) -> list[Any]:
+    """Seats and demo users; returns the seats (for the PJSIP config)."""
+    from core.db.session import create_engine, session_factory
+    from helpline.seed import seed_demo_users, seed_seats
+
+    async def run() -> list[Any]:
+        engine = create_engine(settings, pool_size=1)
+        try:
+            async with session_factory(engine)() as session:
+                seats = await seed_seats(session, settings.seat_count)
+                await seed_demo_users(session, settings)
+                await session.commit()
+                return seats
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def sounds_root(instance: Any) -> Any:
+    """``sounds/`` of the instance: prompts go to ``sounds/<lang>/helpline/<id>.wav``."""
+    return instance.sounds_dir("hi").parents[1]
+
+
+def prepare_asterisk(settings: Settings, seats: Sequence[Any]) -> None:
+    from asterisk_config.instance import AsteriskInstance
+    from asterisk_config.render import SeatCredential
+    from ivr.prompts import build_prompts
+
+    instance = AsteriskInstance(settings)
+    _step("Asterisk 22: provisioning (first time: a Debian sid chroot, about a minute)")
+    instance.provision()
+    _step("prompts: building Hindi and English audio (cached)")
+    build_prompts(sounds_root(instance))
+    instance.render([SeatCredential(seat.name, seat.password) for seat in seats])
+    if instance.is_running():
+        _step("Asterisk: reloading configuration")
+        instance.reload()
+    else:
+        _step("Asterisk: starting")
+        instance.start()
+
+
+def health(settings: Settings, timeout: float = 2.0) -> tuple[int, dict[str, Any]]:
+    url = f"http://{settings.api_host}:{settings.api_port}/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+    except (OSError, ValueError) as error:
+        return 0, {"error": str(error)}
+
+
+def wait_healthy(settings: Settings, timeout: float = 60.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        code, body = health(settings)
+        if code == 200:
+            return body
+        time.sleep(0.5)
+    raise TimeoutError(json.dumps(body, indent=2))
+
+
+# ----------------------------------------------------------------------------- commands
+def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    from helpline.secrets import ensure_secrets
+    from helpline.seed import credentials_file
+
+    started = time.monotonic()
+    settings = ensure_secrets(settings)
+    _step(f"database: {settings.database_url.split('@')[-1]} (migrate)")
+    try:
+        prepare_database(settings)
+    except OSError as error:
+        return _fail(
+            f"PostgreSQL is not reachable ({error})",
+            "run `make up` (it starts PostgreSQL), or set HELPLINE_DATABASE_URL",
+        )
+    _step(f"seed: {settings.seat_count} seats, demo users")
+    seats = seed(settings)
+    prepare_asterisk(settings, seats)
+    for name in services.SERVICES:
+        service = services.start(settings, name)
+        _step(f"{name}: pid {service.pid}, log {service.log}")
+    _step("waiting for /health")
+    try:
+        wait_healthy(settings)
+    except TimeoutError as error:
+        return _fail(
+            f"the helpline did not become healthy in 60 s:\n{error}",
+            f"look at the logs in {settings.state_dir / 'logs'}; `helpline status`",
+        )
+    print(
+        f"""
+The 1076 helpline is up ({time.monotonic() - started:.0f} s).
+  API            http://{settings.api_host}:{settings.api_port}/docs (health: /health)
+  SIP            {settings.sip_host}:{settings.sip_port} (citizens: {settings.trunk_address})
+  seats          agent0001..agent{settings.seat_count:04d}; passwords: table `seats` (admin only)
+  demo users     {credentials_file(settings)}
+  logs           {settings.state_dir / "logs"}
+
+Place a test call:   .venv/bin/helpline call          (dials {settings.helpline_number}, presses 1)
+Status / stop:       .venv/bin/helpline status  |  .venv/bin/helpline down"""
+    )
+    return 0
+
+
+def cmd_down(settings: Settings, args: argparse.Namespace) -> int:
+    from asterisk_config.instance import AsteriskInstance
+
+    for name in reversed(services.SERVICES):
+        if services.stop(settings, name):
+            _step(f"{name}: stopped")
+    instance = AsteriskInstance(settings)
+    if instance.is_running():
+        instance.stop()
+        _step("Asterisk: stopped")
+    return 0
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    from asterisk_config.instance import AsteriskInstance
+
+    print(f"Asterisk: {'running' if AsteriskInstance(settings).is_running() else 'stopped'}")
+    for name in services.SERVICES:
+        service = services.state(settings, name)
+        print(f"{name}: {'running, pid ' + str(service.pid) if service.running else 'stopped'}")
+    code, body = health(settings)
+    print(f"/health: {code or 'unreachable'}\n{json.dumps(body, indent=2)}")
+    return 0 if code == 200 else 1
+
+
+def cmd_call(settings: Settings, args: argparse.Namespace) -> int:
+    from helpline.democall import place_demo_call
+
+    return asyncio.run(place_demo_call(settings, digits=args.digits, seconds=args.seconds))
+
+
+def cmd_service(name: str) -> Callable[[Settings, argparse.Namespace], int]:
+    def run(settings: Settings, args: argparse.Namespace) -> int:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+        )
+        if name == "api":
+            import uvicorn
+
+            from api.app import create_app
+
+            uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port)
+        elif name == "queue-manager":
+            from queue_manager.service import serve
+
+            asyncio.run(serve(settings))
+        else:
+            from agi_scripts.service import serve as serve_agi
+
+            asyncio.run(serve_agi(settings))
+        return 0
+
+    return run
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    prepare_database(settings)
+    return 0
+
+
+def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
+    seats = seed(settings)
+    print(f"{len(seats)} seats; demo users in {settings.state_dir / 'demo-credentials.json'}")
+    return 0
+
+
+def cmd_prompts(settings: Settings, args: argparse.Namespace) -> int:
+    from asterisk_config.instance import AsteriskInstance
+    from ivr.prompts import build_prompts
+
+    report = build_prompts(sounds_root(AsteriskInstance(settings)))
+    print(report)
+    return 0
+
+
+def cmd_asterisk(settings: Settings, args: argparse.Namespace) -> int:
+    from asterisk_config.instance import AsteriskInstance
+    from helpline.secrets import ensure_secrets
+
+    instance = AsteriskInstance(ensure_secrets(settings))
+    if args.action == "provision":
+        instance.provision()
+    elif args.action == "start":
+        instance.start()
+    elif args.action == "stop":
+        instance.stop()
+    elif args.action == "render":
+        from asterisk_config.render import SeatCredential
+
+        instance.render([SeatCredential(s.name, s.password) for s in seed(settings)])
+    elif args.action == "cli":
+        print(instance.cli(" ".join(args.command)))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="helpline", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = top.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="bring the whole helpline up (idempotent)").set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop services and Asterisk").set_defaults(func=cmd_down)
+    sub.add_parser("status", help="what runs; /health").set_defaults(func=cmd_status)
+    call = sub.add_parser("call", help="place a demo call to 1076 with sipp")
+    call.add_argument("--digits", default="1", help="DTMF to send after the welcome (default 1)")
+    call.add_argument("--seconds", type=float, default=25.0, help="how long to stay on the line")
+    call.set_defaults(func=cmd_call)
+    for name in services.SERVICES:
+        sub.add_parser(name, help=f"run the {name} service in the foreground").set_defaults(
+            func=cmd_service(name)
+        )
+    sub.add_parser("migrate", help="create/upgrade the database schema").set_defaults(
+        func=cmd_migrate
+    )
+    sub.add_parser("seed", help="seats and demo users").set_defaults(func=cmd_seed)
+    prompts = sub.add_parser("prompts", help="prompt audio")
+    prompts.add_argument("action", choices=["build"])
+    prompts.set_defaults(func=cmd_prompts)
+    asterisk = sub.add_parser("asterisk", help="the Asterisk instance")
+    asterisk.add_argument("action", choices=["provision", "start", "stop", "render", "cli"])
+    asterisk.add_argument("command", nargs="*", help="for `cli`: the CLI command")
+    asterisk.set_defaults(func=cmd_asterisk)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = Settings.load()
+    result: int = args.func(settings, args)
+    return result

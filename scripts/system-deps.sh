@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Debian packages the helpline and its tests need on a machine of this kind (Debian 12, root).
+# Installs only what is missing, so a warm machine pays nothing. Asterisk itself comes from a
+# Debian sid chroot (asterisk_config/provision.py), because Debian 12 has no asterisk package.
+set -euo pipefail
+
+PACKAGES=(
+  debootstrap      # builds the sid chroot that holds Asterisk 22
+  sip-tester       # sipp: the citizens and agents of the integration tests and `helpline call`
+  espeak-ng        # Hindi and English prompt audio from text
+  sox              # resamples prompts to 8 kHz mono, Asterisk's native rate
+  procps           # pgrep/ps used by the stack scripts
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "==> apt-get install ${missing[*]}"
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "need root to install: ${missing[*]} (sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,66 @@
+"""The whole helpline on real parts for integration tests: a real Asterisk 22 instance of its
+own (ports apart from the demo instance's), real PostgreSQL, our services as subprocesses,
+brought up by the same functions ``helpline up`` uses."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from asterisk_config.instance import AsteriskInstance
+from core.config import Settings
+from helpline import services
+from helpline.cli import prepare_asterisk, seed, wait_healthy
+from helpline.secrets import ensure_secrets
+from tests.conftest import fresh_database
+
+#: Ports of the integration-test instance (the demo uses 5038/5060/4573/8000).
+TEST_INSTANCE = {
+    "HELPLINE_INSTANCE": "itest",
+    "HELPLINE_AMI_PORT": "26038",
+    "HELPLINE_SIP_PORT": "26060",
+    "HELPLINE_AGI_PORT": "26573",
+    "HELPLINE_API_PORT": "26000",
+    "HELPLINE_RTP_PORT_START": "31000",
+    "HELPLINE_RTP_PORT_END": "31999",
+}
+
+
+@pytest.fixture(scope="session")
+def stack_database() -> Iterator[str]:
+    with fresh_database("itest") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def stack_settings(
+    stack_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
+    """Asterisk + agi + queue-manager + api for the test instance; torn down at the end."""
+    state_dir: Path = tmp_path_factory.mktemp("helpline-itest")
+    lines = [f"{key}={value}" for key, value in TEST_INSTANCE.items()]
+    lines.append(f"HELPLINE_DATABASE_URL={stack_database}")
+    (state_dir / "instance.env").write_text("\n".join(lines) + "\n")
+    settings = ensure_secrets(Settings.load(state_dir))
+    seats = seed(settings)
+    prepare_asterisk(settings, seats)
+    try:
+        for name in services.SERVICES:
+            services.start(settings, name)
+        wait_healthy(settings, timeout=60)
+        yield settings
+    finally:
+        for name in reversed(services.SERVICES):
+            services.stop(settings, name)
+        AsteriskInstance(settings).stop()
+
+
+@pytest.fixture(scope="session")
+def demo_users(stack_settings: Settings) -> dict[str, list[dict[str, str]]]:
+    users: dict[str, list[dict[str, str]]] = json.loads(
+        (stack_settings.state_dir / "demo-credentials.json").read_text()
+    )
+    return users

@@ -1,0 +1,239 @@
+"""A real SIP call to 1076 becomes a stored complaint, through every real part.
+
+sipp plays the citizen (from the trunk address 127.0.0.2, RFC 4733 DTMF) and the agent's
+softphone (registered as agent0001); Asterisk 22 runs the dialplan, our FastAGI IVR and
+app_queue; the queue manager records the call from AMI; the agent logs in and files the
+complaint through the API; PostgreSQL is checked at the end. Then the fallback: the caller
+still reaches the agent when the FastAGI server is down, and when it dies mid-call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.config import Settings
+from core.db.models import AgentSession, Call, Complaint, QueueEvent, Seat, User
+from core.db.session import create_engine, session_factory
+from helpline import services
+from helpline.sipp import AgentSeat, citizen_call
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def db(stack_settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_engine(stack_settings, pool_size=2)
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+async def api(stack_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    base = f"http://{stack_settings.api_host}:{stack_settings.api_port}"
+    async with httpx.AsyncClient(base_url=base, timeout=15) as client:
+        yield client
+
+
+async def agent_headers(api: httpx.AsyncClient, users: Any, index: int = 0) -> dict[str, str]:
+    user = users["agent"][index]
+    response = await api.post(
+        "/auth/token", data={"username": user["username"], "password": user["password"]}
+    )
+    response.raise_for_status()
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+async def seat_password(db: async_sessionmaker[AsyncSession], seat: str) -> str:
+    async with db() as session:
+        row = await session.get(Seat, seat)
+        assert row is not None
+        return row.sip_password
+
+
+async def wait_call(db: async_sessionmaker[AsyncSession], since: float, **want: Any) -> Call:
+    """The newest call started after ``since`` once its row has every ``want``ed value."""
+    async with asyncio.timeout(15):
+        while True:
+            async with db() as session:
+                call = (
+                    await session.execute(
+                        select(Call)
+                        .where(Call.started_at >= _ts(since))
+                        .order_by(Call.id.desc())
+                        .limit(1)
+                    )
+                ).scalar_one_or_none()
+            if call is not None and all(getattr(call, k) == v for k, v in want.items()):
+                return call
+            await asyncio.sleep(0.2)
+
+
+def _ts(epoch: float) -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(epoch - 1, UTC)
+
+
+async def test_sip_call_through_ivr_and_queue_becomes_a_complaint(
+    stack_settings: Settings,
+    demo_users: Any,
+    api: httpx.AsyncClient,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    settings = stack_settings
+    headers = await agent_headers(api, demo_users)
+    password = await seat_password(db, "agent0001")
+    async with AgentSeat(settings, "agent0001", password, answer_delay=0.5) as seat:
+        login = await api.post("/agents/me/login", json={"seat": "agent0001"}, headers=headers)
+        assert login.status_code == 200, login.text
+        assert login.json()["state"] == "in_queue"
+
+        started = time.time()
+        outcome = await citizen_call(
+            settings, "1", hold=6.0, caller_id="9876543210", first_digit_delay=3.0
+        )
+        assert outcome.answered, outcome.errors
+        await seat.wait_answered(1, within=5)
+
+        call = await wait_call(db, started, disposition="answered")
+        assert call.caller_number == "9876543210"
+        assert call.dnis == settings.helpline_number
+        assert call.ivr_done and not call.ivr_fallback
+        assert call.ivr_path is not None and "key:1" in call.ivr_path, call.ivr_path
+        assert call.ivr_lang == "hi"
+        assert call.queue == settings.queue_name
+        assert call.agent_seat == "agent0001"
+        assert call.answered_at and call.queue_joined_at and call.agent_connected_at
+        assert call.ended_at is not None
+
+        # The agent records the complaint for the call just taken (the default call).
+        body = {"description": "राशन कार्ड तीन महीने से नहीं बना।", "caller_name": "सीता देवी"}
+        created = await api.post("/complaints", json=body, headers=headers)
+        assert created.status_code == 201, created.text
+        complaint = created.json()
+        assert complaint["call_uniqueid"] == call.uniqueid
+        again = await api.post("/complaints", json=body, headers=headers)
+        assert again.status_code == 200 and again.json()["number"] == complaint["number"]
+        fetched = await api.get(f"/complaints/{complaint['number']}", headers=headers)
+        assert fetched.json()["description"] == body["description"]
+
+        logout = await api.post("/agents/me/logout", headers=headers)
+        assert logout.json()["state"] == "logged_out"
+
+    async with db() as session:
+        stored = (
+            (await session.execute(select(Complaint).where(Complaint.call_id == call.id)))
+            .scalars()
+            .all()
+        )
+        assert len(stored) == 1 and stored[0].number == complaint["number"]
+        author = await session.get(User, stored[0].created_by)
+        assert author is not None and author.username == demo_users["agent"][0]["username"]
+        assert call.agent_user_id == author.id
+        sessions = (
+            (await session.execute(select(AgentSession).where(AgentSession.user_id == author.id)))
+            .scalars()
+            .all()
+        )
+        assert sessions and sessions[-1].seat == "agent0001"
+        assert sessions[-1].logged_out_at is not None
+        events = set(
+            (
+                await session.execute(
+                    select(QueueEvent.event).where(QueueEvent.uniqueid == call.uniqueid)
+                )
+            ).scalars()
+        )
+        assert {"QueueCallerJoin", "AgentCalled", "AgentConnect", "AgentComplete"} <= events
+
+
+async def _agent_answers_despite(
+    settings: Settings,
+    db: async_sessionmaker[AsyncSession],
+    api: httpx.AsyncClient,
+    demo_users: Any,
+    index: int,
+    seat_name: str,
+    during_call: Any,
+) -> Call:
+    headers = await agent_headers(api, demo_users, index)
+    password = await seat_password(db, seat_name)
+    async with AgentSeat(settings, seat_name, password) as seat:
+        login = await api.post("/agents/me/login", json={"seat": seat_name}, headers=headers)
+        assert login.json()["state"] == "in_queue", login.text
+        try:
+            started = time.time()
+            call_task = asyncio.create_task(
+                citizen_call(settings, "", hold=14.0, caller_id="9876500001")
+            )
+            await during_call()
+            outcome = await call_task
+            assert outcome.answered, outcome.errors
+            await seat.wait_answered(1, within=5)
+            return await wait_call(db, started, disposition="answered")
+        finally:
+            await api.post("/agents/me/logout", headers=headers)
+
+
+async def test_fallback_to_queue_when_fastagi_is_down(
+    stack_settings: Settings,
+    demo_users: Any,
+    api: httpx.AsyncClient,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    services.stop(stack_settings, "agi")
+    try:
+
+        async def nothing() -> None:
+            return None
+
+        call = await _agent_answers_despite(
+            stack_settings, db, api, demo_users, 1, "agent0002", nothing
+        )
+        assert call.ivr_fallback and not call.ivr_done
+        assert call.agent_seat == "agent0002"
+    finally:
+        services.start(stack_settings, "agi")
+        await _wait_agi(stack_settings)
+
+
+async def test_fallback_to_queue_when_fastagi_dies_mid_call(
+    stack_settings: Settings,
+    demo_users: Any,
+    api: httpx.AsyncClient,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    async def kill_during_welcome() -> None:
+        await asyncio.sleep(3.0)  # the 9 s welcome prompt is playing
+        services.kill(stack_settings, "agi")
+
+    try:
+        call = await _agent_answers_despite(
+            stack_settings, db, api, demo_users, 2, "agent0003", kill_during_welcome
+        )
+        assert call.ivr_fallback and not call.ivr_done
+        assert call.agent_seat == "agent0003"
+    finally:
+        services.start(stack_settings, "agi")
+        await _wait_agi(stack_settings)
+
+
+async def _wait_agi(settings: Settings) -> None:
+    async with asyncio.timeout(15):
+        while True:
+            try:
+                _, writer = await asyncio.open_connection(settings.agi_host, settings.agi_port)
+            except OSError:
+                await asyncio.sleep(0.2)
+                continue
+            writer.close()
+            await writer.wait_closed()
+            return
