@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import random
-
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.protocols.agi import (
@@ -281,75 +279,6 @@ def test_digit_from_result() -> None:
 
 
 # --------------------------------------------------------------------------- properties
-
-_SEED = st.integers(min_value=0, max_value=2**32 - 1)
-
-_TOKENS = [
-    b"200 result=0\n",
-    b"200 result=1 (x) endpos=5\n",
-    b"HANGUP\n",
-    b"100 result=0 Trying...\n",
-    b"520-Invalid command syntax.  Proper usage follows:\n",
-    b"520 End of proper usage.\n",
-    b"510 Invalid or unknown command\n",
-    b"\xe0\xa4\xb0\xe0\xa4",
-    b"(",
-    b")",
-    b" ",
-    b"\n",
-    b"\r\n",
-    b"=",
-    b"agi_",
-    b": ",
-    b"\n\n",
-    b"agi_network_script: a/b?c=d&e",
-]
-
-
-def _mangle(noise: bytes, seed: int) -> list[bytes]:
-    """Splice protocol tokens into ``noise`` and cut the result into chunks, from ``seed``."""
-    rng = random.Random(seed)
-    pieces = [noise[i : i + 16] for i in range(0, len(noise), 16)]
-    for _ in range(rng.randrange(12)):
-        pieces.insert(rng.randrange(len(pieces) + 1), rng.choice(_TOKENS))
-    stream = b"".join(pieces)
-    return _chunks(stream, [rng.randrange(len(stream) + 1) for _ in range(rng.randrange(8))])
-
-
-@settings(max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.binary(max_size=200), _SEED)
-def test_reply_parser_never_crashes_and_respects_caps(noise: bytes, seed: int) -> None:
-    parser = ReplyParser(max_line=80, max_usage=160)
-    try:
-        for chunk in _mangle(noise, seed):
-            for event in parser.feed(chunk):
-                assert isinstance(event, AGIReply | HangupNotice | Progress)
-                if isinstance(event, AGIReply):
-                    assert 0 <= event.code <= 999 and isinstance(event.raw, str)
-            assert parser.buffered <= 80
-            assert parser.usage_buffered <= 160
-        if seed % 2:
-            assert parser.feed_eof()[-1:] in ([Closed(True)], [Closed(False)])
-    except AGIProtocolError:
-        pass
-
-
-@settings(max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.binary(max_size=200), _SEED)
-def test_env_parser_never_crashes_and_respects_caps(noise: bytes, seed: int) -> None:
-    parser = EnvironmentParser(max_bytes=256)
-    try:
-        for chunk in _mangle(noise, seed):
-            env = parser.feed(chunk)
-            assert parser.buffered <= 256
-            if env is not None:
-                assert isinstance(env.script, str) and isinstance(env.args, tuple)
-                assert len(parser.leftover) <= len(chunk)
-                break
-        else:
-            parser.feed_eof()
-    except AGIProtocolError:
-        pass
 
 
 @settings(max_examples=500, deadline=None)
