@@ -37,8 +37,8 @@ TOKENS = [
 def _chunk(fdp: atheris.FuzzedDataProvider) -> bytes:
     """A protocol token (so the fuzzer gets past "unexpected line" quickly) or raw bytes."""
     if fdp.ConsumeIntInRange(0, 2) == 0:
-        return TOKENS[fdp.ConsumeIntInRange(0, len(TOKENS) - 1)]
-    return fdp.ConsumeBytes(fdp.ConsumeIntInRange(1, 48))
+        return TOKENS[int(fdp.ConsumeIntInRange(0, len(TOKENS) - 1))]
+    return bytes(fdp.ConsumeBytes(fdp.ConsumeIntInRange(1, 48)))
 
 
 def test_one_input(data: bytes) -> None:

@@ -171,8 +171,8 @@ class FakeAsterisk:
     chunk_size: int | None = None
     transcript: list[Exchange] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
-    _next_rule: int = 0
-    _dead: bool = False
+    _next_rule: int = field(default=0, init=False, repr=False)
+    _dead: bool = field(default=False, init=False, repr=False)
 
     @property
     def commands(self) -> list[str]:

@@ -493,3 +493,27 @@ async def test_run_fake_call_reports_script_errors() -> None:
     result = await run_fake_call(lazy, FakeAsterisk([Rule("ANSWER"), Rule("STREAM FILE")]))
     with pytest.raises(AssertionError, match="never used"):
         result.raise_for_error()
+
+
+async def test_fake_callable_rules_and_hangup_at() -> None:
+    """A callable rule sees the command's words; ``hangup_at`` kills the channel at a step."""
+    got: list[object] = []
+
+    def echo_variable(argv: list[str]) -> str | None:
+        if argv[:2] != ["GET", "VARIABLE"]:
+            return None
+        return f"200 result=1 ({argv[2].lower()})"
+
+    async def script(call: AGICall) -> None:
+        got.append(await call.get_variable("ABC"))
+        await call.verbose("not a rule")  # passthrough: answered, consumes no rule
+        try:
+            await call.stream_file("hi/welcome")
+        except AGIHangup:
+            got.append("hangup")
+
+    peer = FakeAsterisk([echo_variable, Rule("STREAM FILE")], hangup_at=2)
+    result = await run_fake_call(script, peer)
+    result.raise_for_error()
+    assert got == ["abc", "hangup"]
+    assert peer.transcript[2].reply == ["HANGUP", "200 result=0"]
