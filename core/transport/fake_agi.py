@@ -169,8 +169,8 @@ class FakeAsterisk:
     hangup_at: int | None = None
     passthrough: Sequence[str] = ("VERBOSE",)
     chunk_size: int | None = None
-    transcript: list[Exchange] = field(default_factory=list)
-    unexpected: list[str] = field(default_factory=list)
+    transcript: list[Exchange] = field(default_factory=list, init=False)
+    unexpected: list[str] = field(default_factory=list, init=False)
     _next_rule: int = field(default=0, init=False, repr=False)
     _dead: bool = field(default=False, init=False, repr=False)
 
