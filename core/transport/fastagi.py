@@ -413,6 +413,9 @@ class FastAGIServer:
         except TimeoutError:
             logger.warning("FastAGI handshake from %s timed out", peer)
             return
+        except _Probe:
+            logger.debug("connection from %s closed before any byte (a probe)", peer)
+            return
         except AGIProtocolError as exc:
             logger.warning("bad FastAGI handshake from %s: %s", peer, exc)
             return
@@ -448,13 +451,21 @@ class FastAGIServer:
 
     async def _read_handshake(self, reader: asyncio.StreamReader) -> tuple[AGIEnvironment, bytes]:
         parser = EnvironmentParser(self._max_handshake)
+        received = 0
         while True:
             data = await reader.read(4096)
+            if not data and not received:
+                raise _Probe  # connected and closed: a health check, not a broken peer
+            received += len(data)
             if not data:
                 parser.feed_eof()  # raises: EOF before the empty line (no spinning on EOF)
             env = parser.feed(data)
             if env is not None:
                 return env, parser.leftover
+
+
+class _Probe(Exception):
+    """A peer that connected and closed without sending anything (e.g. ``GET /health``)."""
 
 
 async def _close_writer(writer: asyncio.StreamWriter) -> None:
