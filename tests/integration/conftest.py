@@ -5,6 +5,7 @@ brought up by the same functions ``helpline up`` uses."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,15 +18,17 @@ from helpline.cli import prepare_asterisk, seed, wait_healthy
 from helpline.secrets import ensure_secrets
 from tests.conftest import fresh_database
 
-#: Ports of the integration-test instance (the demo uses 5038/5060/4573/8000).
+#: Shifts every port of the test instance, so that two test runs on one machine do not collide
+#: (the demo instance uses 5038/5060/4573/8000).
+PORT_OFFSET = int(os.environ.get("HELPLINE_TEST_PORT_OFFSET", "0"))
 TEST_INSTANCE = {
-    "HELPLINE_INSTANCE": "itest",
-    "HELPLINE_AMI_PORT": "26038",
-    "HELPLINE_SIP_PORT": "26060",
-    "HELPLINE_AGI_PORT": "26573",
-    "HELPLINE_API_PORT": "26000",
-    "HELPLINE_RTP_PORT_START": "31000",
-    "HELPLINE_RTP_PORT_END": "31999",
+    "HELPLINE_INSTANCE": f"itest{PORT_OFFSET or ''}",
+    "HELPLINE_AMI_PORT": str(26038 + PORT_OFFSET),
+    "HELPLINE_SIP_PORT": str(26060 + PORT_OFFSET),
+    "HELPLINE_AGI_PORT": str(26573 + PORT_OFFSET),
+    "HELPLINE_API_PORT": str(26000 + PORT_OFFSET),
+    "HELPLINE_RTP_PORT_START": str(31000 + PORT_OFFSET * 10),
+    "HELPLINE_RTP_PORT_END": str(31999 + PORT_OFFSET * 10),
 }
 
 
