@@ -1,0 +1,649 @@
+"""Sans-I/O Asterisk Manager Interface (AMI): bytes in, messages out; actions in, bytes out.
+
+No sockets, no asyncio, nothing of ours is imported: the asyncio client
+(:mod:`core.transport.ami_client`), the in-memory fake of Asterisk
+(:mod:`core.transport.fake_ami`), the fuzz target and the tests all drive the same code.
+
+Wire format, as ``main/manager.c`` of Asterisk 22 writes it:
+
+* On connect the server sends one greeting line, ``Asterisk Call Manager/11.0.0\\r\\n``.
+* Then messages: ``Key: Value\\r\\n`` lines ending with an empty line. A response starts with
+  ``Response:`` (``Success``/``Error``/``Goodbye``, legacy ``Follows``), an event with
+  ``Event:``. Keys repeat (``Variable:``, ``ChanVariable:``, ``Output:``) and order matters.
+* ``Action: Command`` answers with ``Output:`` lines in Asterisk 14+; Asterisk ≤ 13 sent
+  ``Response: Follows`` and the raw CLI text up to a ``--END COMMAND--`` line (which may contain
+  empty lines). Both become ``Output`` values of one message here.
+* List actions (``QueueStatus``, ``CoreShowChannels``...) answer ``EventList: start``, then
+  events carrying the action's ``ActionID``, then an event with ``EventList: Complete``.
+
+Why it is written this way (each point is a panoramisk defect we must not inherit):
+
+* UTF-8 is decoded per complete message, never per TCP chunk, so a Devanagari caller name split
+  across reads survives. Undecodable bytes are replaced (U+FFFD), never dropped with the whole
+  message: losing a ``Hangup`` event over one bad byte in a caller name would lose a call record.
+* Line length, message size and header count are capped. A message that breaks a cap is
+  discarded, :class:`AMIProtocolError` is raised once from :meth:`AMIParser.next_event`, and
+  parsing resumes after the next empty line: one hostile or broken message never wedges the link.
+* :func:`encode_action` refuses CR, LF and NUL anywhere (header injection: a caller name with
+  ``\\r\\n\\r\\nAction: Hangup`` must not become a second action).
+* :class:`ActionTracker` decides list completion by the ``EventList`` header, never by the
+  message text, and :meth:`ActionTracker.fail_all` hands back what was pending on disconnect; it
+  cannot re-send (a re-sent ``Originate`` dials a citizen twice).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+__all__ = [
+    "DEFAULT_MAX_HEADERS",
+    "DEFAULT_MAX_LINE",
+    "DEFAULT_MAX_MESSAGE",
+    "GREETING_PREFIX",
+    "AMIBadGreeting",
+    "AMIGreeting",
+    "AMILineTooLong",
+    "AMIMessage",
+    "AMIMessageTooLarge",
+    "AMIParser",
+    "AMIProtocolError",
+    "AMITooManyHeaders",
+    "ActionTracker",
+    "FieldsArg",
+    "PendingAction",
+    "TrackResult",
+    "encode_action",
+    "encode_message",
+    "iter_fields",
+]
+
+#: First bytes of the line Asterisk sends on connect (``manager.c``: ``Asterisk Call Manager/%s``).
+GREETING_PREFIX: Final = b"Asterisk Call Manager/"
+#: Longest accepted line in bytes, without its line end. Asterisk's own lines are far shorter;
+#: the cap only bounds memory against a broken or hostile peer.
+DEFAULT_MAX_LINE: Final = 32 * 1024
+#: Largest accepted message in bytes (a ``Command`` answer listing 500 seats fits easily).
+DEFAULT_MAX_MESSAGE: Final = 2 * 1024 * 1024
+#: Most header lines (``Output:`` lines included) in one message.
+DEFAULT_MAX_HEADERS: Final = 10_000
+
+_END_COMMAND: Final = b"--END COMMAND--"
+#: Header keys that may precede the raw body of a legacy ``Response: Follows`` message.
+_FOLLOWS_HEADERS: Final = frozenset({b"privilege", b"actionid", b"message", b"commandid"})
+_FORBIDDEN: Final = ("\r", "\n", "\0")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class AMIProtocolError(Exception):
+    """The peer broke the AMI framing; the offending message was discarded, the parser goes on."""
+
+
+class AMILineTooLong(AMIProtocolError):
+    """A line exceeded ``max_line`` bytes."""
+
+
+class AMIMessageTooLarge(AMIProtocolError):
+    """A message exceeded ``max_message`` bytes."""
+
+
+class AMITooManyHeaders(AMIProtocolError):
+    """A message exceeded ``max_headers`` lines."""
+
+
+class AMIBadGreeting(AMIProtocolError):
+    """The first line was not ``Asterisk Call Manager/...``: the peer is probably not AMI."""
+
+
+# --------------------------------------------------------------------------- messages
+
+
+@dataclass(frozen=True, slots=True)
+class AMIGreeting:
+    """The server's first line; ``version`` is the AMI version (``11.0.0`` on Asterisk 22)."""
+
+    line: str
+    version: str
+
+
+class AMIMessage:
+    """One response or event: ordered ``(key, value)`` pairs with case-insensitive lookup.
+
+    ``msg["uniqueid"]`` and ``msg.get("UniqueID")`` return the first value of a key;
+    :meth:`getall` returns every value in wire order (``Variable``, ``ChanVariable``,
+    ``Output``). Values are kept exactly as sent, minus the one space after the colon.
+    """
+
+    __slots__ = ("_index", "headers")
+
+    headers: tuple[tuple[str, str], ...]
+    _index: dict[str, list[str]]
+
+    def __init__(self, headers: Iterable[tuple[str, str]]) -> None:
+        self.headers = tuple(headers)
+        index: dict[str, list[str]] = {}
+        for key, value in self.headers:
+            index.setdefault(key.lower(), []).append(value)
+        self._index = index
+
+    @classmethod
+    def from_fields(cls, fields: FieldsArg) -> AMIMessage:
+        """Build a message from a mapping or pairs (lists in a mapping become repeated keys)."""
+        return cls(iter_fields(fields))
+
+    def __getitem__(self, key: str) -> str:
+        return self._index[key.lower()][0]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.lower() in self._index
+
+    def __len__(self) -> int:
+        return len(self.headers)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self.headers)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, AMIMessage):
+            return NotImplemented
+        return self.headers == other.headers
+
+    def __hash__(self) -> int:
+        return hash(self.headers)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.headers[:8])
+        more = f", ... +{len(self.headers) - 8}" if len(self.headers) > 8 else ""
+        return f"<AMIMessage {shown}{more}>"
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        """First value of ``key`` (any case), or ``default``."""
+        values = self._index.get(key.lower())
+        return values[0] if values else default
+
+    def getall(self, key: str) -> list[str]:
+        """Every value of ``key`` (any case) in wire order; empty if absent."""
+        return list(self._index.get(key.lower(), ()))
+
+    def to_dict(self) -> dict[str, str]:
+        """First value per key, keys as first sent (convenient for logging and tests)."""
+        out: dict[str, str] = {}
+        for key, value in self.headers:
+            out.setdefault(key, value)
+        return out
+
+    @property
+    def is_event(self) -> bool:
+        """True for ``Event:`` messages (decided by the first header, as Asterisk writes it)."""
+        if self.headers:
+            return self.headers[0][0].lower() == "event"
+        return False
+
+    @property
+    def is_response(self) -> bool:
+        """True for ``Response:`` messages (decided by the first header)."""
+        if self.headers:
+            return self.headers[0][0].lower() == "response"
+        return False
+
+    @property
+    def name(self) -> str:
+        """Event name (``QueueMember``), or ``""`` for a response."""
+        return (self.get("Event") or "") if self.is_event else ""
+
+    @property
+    def response(self) -> str | None:
+        """``Success``, ``Error``, ``Follows``, ``Goodbye``...; ``None`` for an event."""
+        return self.get("Response") if self.is_response else None
+
+    @property
+    def is_error(self) -> bool:
+        """True for ``Response: Error`` (and the legacy ``Fail``/``Failure`` spellings)."""
+        resp = (self.response or "").lower()
+        return resp in ("error", "fail", "failure")
+
+    @property
+    def action_id(self) -> str | None:
+        return self.get("ActionID")
+
+    @property
+    def message(self) -> str | None:
+        """The ``Message:`` header (Asterisk's human-readable result)."""
+        return self.get("Message")
+
+    @property
+    def event_list(self) -> str | None:
+        """``EventList`` header lower-cased: ``start``, ``complete``, ``cancelled`` or ``None``."""
+        value = self.get("EventList")
+        return value.strip().lower() if value is not None else None
+
+    @property
+    def output(self) -> list[str]:
+        """Lines of a ``Command`` answer, whichever format Asterisk used."""
+        return self.getall("Output")
+
+
+FieldValue = str | int | Sequence[str | int]
+#: Action fields: a mapping (a list value repeats the key) or ``(key, value)`` pairs.
+FieldsArg = Mapping[str, FieldValue] | Iterable[tuple[str, str | int]]
+
+
+def iter_fields(fields: FieldsArg | None) -> Iterator[tuple[str, str]]:
+    """Flatten ``fields`` to ``(key, value)`` pairs in order (list values repeat the key)."""
+    if fields is None:
+        return
+    if isinstance(fields, Mapping):
+        for key, value in fields.items():
+            if isinstance(value, str | int):
+                yield key, str(value)
+            else:
+                for item in value:
+                    yield key, str(item)
+    else:
+        for key, value in fields:
+            yield key, str(value)
+
+
+# --------------------------------------------------------------------------- encoder
+
+
+def _check(text: str, what: str) -> None:
+    for bad in _FORBIDDEN:
+        if bad in text:
+            raise ValueError(f"AMI {what} contains {bad!r} (header injection refused): {text!r}")
+
+
+def encode_message(pairs: Iterable[tuple[str, str]]) -> bytes:
+    """Encode ``Key: Value`` pairs plus the closing empty line; refuses CR/LF/NUL and bad keys.
+
+    Used for actions here and for responses/events by the fake server.
+    """
+    parts: list[str] = []
+    for key, value in pairs:
+        if not key or ":" in key or key != key.strip():
+            raise ValueError(f"invalid AMI header key: {key!r}")
+        _check(key, "key")
+        _check(value, f"value of {key!r}")
+        parts.append(f"{key}: {value}\r\n")
+    parts.append("\r\n")
+    return "".join(parts).encode("utf-8")
+
+
+def encode_action(
+    name: str,
+    fields: FieldsArg | None = None,
+    *,
+    action_id: str | None = None,
+) -> bytes:
+    """Encode ``Action: name`` with ``ActionID`` and ``fields``.
+
+    ``fields`` is a mapping (a list value repeats the key: ``{"Variable": ["A=1", "B=2"]}``) or a
+    list of ``(key, value)`` pairs. ``Action``/``ActionID`` must not be in ``fields``: they are
+    this function's to write. Any CR, LF or NUL raises :class:`ValueError`.
+    """
+    pairs: list[tuple[str, str]] = [("Action", name)]
+    if action_id is not None:
+        pairs.append(("ActionID", action_id))
+    for key, value in iter_fields(fields):
+        if key.lower() in ("action", "actionid"):
+            raise ValueError(f"{key!r} is set by encode_action, not by fields")
+        pairs.append((key, value))
+    return encode_message(pairs)
+
+
+# --------------------------------------------------------------------------- parser
+
+
+class AMIParser:
+    """Incremental AMI framer: :meth:`feed` bytes, then call :meth:`next_event` until ``None``.
+
+    ``next_event`` returns an :class:`AMIGreeting` (once, first) or an :class:`AMIMessage`, and
+    raises :class:`AMIProtocolError` once for each discarded message; call it again afterwards,
+    the parser has already resynchronised. Buffered memory is bounded by ``max_line`` plus
+    ``max_message`` whatever the peer sends; results wait in a queue that the caller drains
+    after each :meth:`feed`.
+
+    ``expect_greeting=False`` parses a stream without the greeting line (the fake server reads
+    actions with it).
+    """
+
+    def __init__(
+        self,
+        *,
+        expect_greeting: bool = True,
+        max_line: int = DEFAULT_MAX_LINE,
+        max_message: int = DEFAULT_MAX_MESSAGE,
+        max_headers: int = DEFAULT_MAX_HEADERS,
+    ) -> None:
+        if max_line < 1 or max_message < 1 or max_headers < 1:
+            raise ValueError("caps must be positive")
+        self.max_line = max_line
+        self.max_message = max_message
+        self.max_headers = max_headers
+        self.greeting: AMIGreeting | None = None
+        self._want_greeting = expect_greeting
+        self._buf = bytearray()
+        self._ready: deque[AMIGreeting | AMIMessage | AMIProtocolError] = deque()
+        # Current message: raw lines (decoded together at the end) and its size in bytes.
+        self._lines: list[bytes] = []
+        self._size = 0
+        self._follows = False  # inside a legacy "Response: Follows" message
+        self._body_start = -1  # index in _lines of its first raw output line
+        self._skip_blank = False  # swallow the empty line after "--END COMMAND--"
+        self._discarding = False  # dropping lines until the next empty line
+        self._skipping_line = False  # dropping bytes until the next LF (over-long line)
+        #: Messages discarded because they broke a cap (for metrics).
+        self.discarded = 0
+
+    # -- public API
+
+    def feed(self, data: bytes) -> None:
+        """Add bytes from the wire; complete messages become available to :meth:`next_event`."""
+        if not data:
+            return
+        buf = self._buf
+        buf += data
+        start = 0
+        max_line = self.max_line
+        while True:
+            nl = buf.find(b"\n", start)
+            if nl < 0:
+                break
+            end = nl
+            if end > start and buf[end - 1] == 0x0D:
+                end -= 1
+            if self._skipping_line:
+                # The tail of an over-long line, already reported: drop it.
+                self._skipping_line = False
+            elif end - start > max_line:
+                self._line_too_long()
+            else:
+                self._line(bytes(buf[start:end]))
+            start = nl + 1
+        del buf[:start]
+        # +1: the line's CR may be here while its LF is still on the wire.
+        if len(buf) > max_line + 1:
+            if not self._skipping_line:
+                self._line_too_long()
+                self._skipping_line = True
+            buf.clear()
+
+    def next_event(self) -> AMIGreeting | AMIMessage | None:
+        """Next greeting or message, ``None`` when more bytes are needed.
+
+        Raises :class:`AMIProtocolError` for a discarded message; later calls go on normally.
+        """
+        if not self._ready:
+            return None
+        item = self._ready.popleft()
+        if isinstance(item, AMIProtocolError):
+            raise item
+        return item
+
+    def __iter__(self) -> Iterator[AMIGreeting | AMIMessage]:
+        """Iterate over ready items (raising on a discarded message, like :meth:`next_event`)."""
+        while (item := self.next_event()) is not None:
+            yield item
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes held for an incomplete line or message (bounded by the caps)."""
+        return len(self._buf) + self._size
+
+    # -- internals
+
+    def _reset_message(self) -> None:
+        self._lines = []
+        self._size = 0
+        self._follows = False
+        self._body_start = -1
+
+    def _discard(self, exc: AMIProtocolError) -> None:
+        """Report ``exc`` once, drop the current message and skip to the next empty line."""
+        self.discarded += 1
+        self._ready.append(exc)
+        self._reset_message()
+        self._discarding = True
+
+    def _line_too_long(self) -> None:
+        if self._want_greeting:
+            self._want_greeting = False
+            self.discarded += 1
+            self._ready.append(AMIBadGreeting(f"greeting line longer than {self.max_line} bytes"))
+        elif not self._discarding:
+            self._discard(AMILineTooLong(f"AMI line longer than {self.max_line} bytes"))
+
+    def _line(self, line: bytes) -> None:
+        if self._want_greeting:
+            self._want_greeting = False
+            if line.startswith(GREETING_PREFIX):
+                text = line.decode("utf-8", "replace")
+                self.greeting = AMIGreeting(text, text[len(GREETING_PREFIX) :].strip())
+                self._ready.append(self.greeting)
+                return
+            self.discarded += 1
+            self._ready.append(
+                AMIBadGreeting(f"expected 'Asterisk Call Manager/<version>', got {line[:80]!r}")
+            )
+            # Tolerant: go on with the line as message text (parses a capture without greeting).
+        if self._skip_blank:
+            self._skip_blank = False
+            if not line:
+                return
+        if self._discarding:
+            if not line:
+                self._discarding = False
+            return
+        if self._follows:
+            self._follows_line(line)
+            return
+        if not line:
+            if self._lines:
+                self._finish()
+            return
+        if not self._lines and line[:9].lower() == b"response:":
+            self._follows = line[9:].strip().lower() == b"follows"
+        self._add(line)
+
+    def _follows_line(self, line: bytes) -> None:
+        """A line of a legacy ``Response: Follows`` message (raw CLI text up to END COMMAND)."""
+        if self._body_start < 0:
+            key, sep, _ = line.partition(b":")
+            if sep and key.strip().lower() in _FOLLOWS_HEADERS:
+                self._add(line)
+                return
+            if not line:
+                # An empty line before any output: a Follows message without a body.
+                self._finish()
+                return
+            self._body_start = len(self._lines)
+        if line.endswith(_END_COMMAND):
+            rest = line[: -len(_END_COMMAND)]
+            if rest:
+                self._add(rest)
+                if self._discarding:
+                    return
+            self._finish()
+            self._skip_blank = True
+            return
+        self._add(line)
+
+    def _add(self, line: bytes) -> None:
+        self._size += len(line) + 2
+        if self._size > self.max_message:
+            self._discard(AMIMessageTooLarge(f"AMI message larger than {self.max_message} bytes"))
+        elif len(self._lines) >= self.max_headers:
+            self._discard(AMITooManyHeaders(f"AMI message with more than {self.max_headers} lines"))
+        else:
+            self._lines.append(line)
+
+    def _finish(self) -> None:
+        lines, body_start = self._lines, self._body_start
+        self._reset_message()
+        # One decode per message, so a character split across TCP reads is whole here. An LF
+        # byte never belongs to a UTF-8 sequence, so splitting afterwards gives the same lines.
+        texts = b"\n".join(lines).decode("utf-8", "replace").split("\n")
+        headers: list[tuple[str, str]] = []
+        for i, raw in enumerate(texts):
+            if 0 <= body_start <= i:
+                # Legacy Command body: every line is output, verbatim.
+                headers.append(("Output", raw))
+                continue
+            key, sep, value = raw.partition(":")
+            if not sep:
+                # A line without a colon: keep it (key "") rather than lose data.
+                headers.append(("", raw))
+                continue
+            if value.startswith(" "):
+                value = value[1:]
+            headers.append((key.strip(), value))
+        self._ready.append(AMIMessage(headers))
+
+
+# --------------------------------------------------------------------------- action tracking
+
+
+@dataclass(slots=True)
+class PendingAction:
+    """An action sent and not yet complete; filled in by :class:`ActionTracker`."""
+
+    action_id: str
+    name: str
+    #: The ``Response:`` message, once it arrived.
+    response: AMIMessage | None = None
+    #: For list actions: the events carrying this ActionID, in order (the closing
+    #: ``EventList: Complete`` event excluded; it is :attr:`complete_event`).
+    events: list[AMIMessage] = field(default_factory=list)
+    complete_event: AMIMessage | None = None
+    done: bool = False
+
+    @property
+    def is_list(self) -> bool:
+        """True once the response said ``EventList: start``."""
+        return self.response is not None and self.response.event_list == "start"
+
+
+@dataclass(frozen=True, slots=True)
+class TrackResult:
+    """What :meth:`ActionTracker.receive` made of a message.
+
+    ``consumed``: the message belonged to a tracked action (do not fan it out).
+    ``completed``: the action that this message completed, if any.
+    """
+
+    consumed: bool
+    completed: PendingAction | None = None
+
+
+_NOT_MINE: Final = TrackResult(False)
+_CONSUMED: Final = TrackResult(True)
+
+
+class ActionTracker:
+    """Assigns ActionIDs and correlates responses and list events; no I/O, one per connection.
+
+    ActionIDs are ``<prefix>-<counter>`` with a random prefix per tracker, so a late message from
+    a previous connection can never be mistaken for an answer on this one.
+    """
+
+    def __init__(self, prefix: str | None = None, *, max_list_events: int = 1_000_000) -> None:
+        self.prefix = prefix if prefix is not None else secrets.token_hex(6)
+        _check(self.prefix, "ActionID prefix")
+        self._counter = 0
+        self._pending: dict[str, PendingAction] = {}
+        # Actions whose caller gave up (timeout) -> "a list is in progress" (insertion-ordered).
+        self._abandoned: dict[str, bool] = {}
+        self.max_list_events = max_list_events
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def __contains__(self, action_id: object) -> bool:
+        return action_id in self._pending
+
+    def next_action_id(self) -> str:
+        self._counter += 1
+        return f"{self.prefix}-{self._counter}"
+
+    def start(self, name: str, fields: FieldsArg | None = None) -> tuple[PendingAction, bytes]:
+        """Register a new action; returns it and the bytes to send (ValueError on injection)."""
+        action_id = self.next_action_id()
+        data = encode_action(name, fields, action_id=action_id)
+        pending = PendingAction(action_id, name)
+        self._pending[action_id] = pending
+        return pending, data
+
+    def abandon(self, action_id: str) -> PendingAction | None:
+        """Forget an action whose caller gave up (timeout).
+
+        Its late response is swallowed, and so are the rest of its list, if it is one; other
+        events with its ActionID (``OriginateResponse``) still reach subscribers.
+        """
+        pending = self._pending.pop(action_id, None)
+        if pending is not None:
+            self._abandoned[action_id] = pending.is_list
+            while len(self._abandoned) > 1024:
+                del self._abandoned[next(iter(self._abandoned))]
+        return pending
+
+    def fail_all(self) -> list[PendingAction]:
+        """Drop and return every pending action (on disconnect).
+
+        Nothing here can re-send them: the transport fails them and the caller decides.
+        """
+        pending = list(self._pending.values())
+        self._pending.clear()
+        self._abandoned.clear()
+        return pending
+
+    def receive(self, msg: AMIMessage) -> TrackResult:
+        """Feed one parsed message; see :class:`TrackResult`."""
+        action_id = msg.action_id
+        if action_id is None:
+            return _NOT_MINE
+        pending = self._pending.get(action_id)
+        if pending is None:
+            return self._receive_abandoned(action_id, msg)
+        if pending.response is None:
+            if not msg.is_response:
+                # An event with our ActionID ahead of the response is not the answer.
+                return _NOT_MINE
+            pending.response = msg
+            if msg.event_list == "start" and not msg.is_error:
+                return _CONSUMED
+            return self._complete(pending)
+        if not pending.is_list or msg.is_response:
+            return _NOT_MINE
+        if msg.event_list in ("complete", "cancelled"):
+            # Decided by the EventList header alone, never by the event name or message text.
+            pending.complete_event = msg
+            return self._complete(pending)
+        if len(pending.events) < self.max_list_events:
+            pending.events.append(msg)
+        return _CONSUMED
+
+    def _receive_abandoned(self, action_id: str, msg: AMIMessage) -> TrackResult:
+        in_list = self._abandoned.get(action_id)
+        if in_list is None:
+            return _NOT_MINE
+        if msg.is_response:
+            if msg.event_list == "start" and not msg.is_error:
+                self._abandoned[action_id] = True
+            else:
+                del self._abandoned[action_id]
+            return _CONSUMED
+        if not in_list:
+            return _NOT_MINE
+        if msg.event_list in ("complete", "cancelled"):
+            del self._abandoned[action_id]
+        return _CONSUMED
+
+    def _complete(self, pending: PendingAction) -> TrackResult:
+        pending.done = True
+        del self._pending[pending.action_id]
+        return TrackResult(True, pending)
