@@ -18,6 +18,7 @@ from typing import Any
 import jinja2
 
 from core.config import AMI_SERVICES, Settings
+from core.domain.queues import SKILL_QUEUES, all_queues
 
 #: app_queue strategies we accept; ``ringall`` is deliberately absent (see :func:`check_strategy`).
 QUEUE_STRATEGIES: frozenset[str] = frozenset(
@@ -383,6 +384,9 @@ def render_configs(
         "rtp_start": rtp_start,
         "rtp_end": rtp_end,
         "queue_name": _token("queue_name", settings.queue_name),
+        # The main queue and one per skill (core.domain.queues): agents' skills route callers.
+        "queues": [_token("queue", q) for q in all_queues(settings.queue_name)],
+        "skill_queues": [_token("skill", s) for s in SKILL_QUEUES],
         "strategy": check_strategy(settings.queue_strategy),
         "member_timeout": int(opts.member_timeout),
         "retry": int(opts.retry),

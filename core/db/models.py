@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Identity,
     Index,
@@ -111,6 +112,9 @@ class AgentSession(Base):
     logged_in_at: Mapped[datetime] = mapped_column(server_default=func.now())
     logged_out_at: Mapped[datetime | None] = mapped_column()
     penalty: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    #: Pause intent (break, training, meeting, after_call_work), re-applied after restarts.
+    paused: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    pause_reason: Mapped[str | None] = mapped_column(String(32))
 
 
 class SeatStatus(Base):
@@ -126,6 +130,12 @@ class SeatStatus(Base):
     device_status: Mapped[int | None] = mapped_column(Integer)
     agent_session_id: Mapped[int | None] = mapped_column(BigInteger)
     current_call_uniqueid: Mapped[str | None] = mapped_column(String(64))
+    #: Queues the seat is a member of (the main queue, plus skill queues).
+    queues: Mapped[list[str]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    #: End of the seat's last queue call: wrap-up runs from here (queues.conf wrapuptime).
+    last_call_ended_at: Mapped[datetime | None] = mapped_column()
+    #: Time of the newest member event applied: an older (reordered) one is ignored.
+    state_at: Mapped[datetime | None] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
@@ -150,13 +160,19 @@ class Call(Base):
     ivr_path: Mapped[str | None] = mapped_column(Text)
     ivr_lang: Mapped[str | None] = mapped_column(String(8))
     queue: Mapped[str | None] = mapped_column(String(64))
-    queue_joined_at: Mapped[datetime | None] = mapped_column()
+    queue_joined_at: Mapped[datetime | None] = mapped_column(index=True)
     queue_left_at: Mapped[datetime | None] = mapped_column()
     agent_connected_at: Mapped[datetime | None] = mapped_column()
     agent_seat: Mapped[str | None] = mapped_column(String(32), index=True)
     agent_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     ended_at: Mapped[datetime | None] = mapped_column()
     hangup_cause: Mapped[int | None] = mapped_column(Integer)
+    #: QueueCallerAbandon: the caller hung up while waiting.
+    abandoned_at: Mapped[datetime | None] = mapped_column()
+    agent_completed_at: Mapped[datetime | None] = mapped_column()
+    #: app_queue's HoldTime (AgentConnect) and TalkTime (AgentComplete), seconds.
+    hold_seconds: Mapped[int | None] = mapped_column(Integer)
+    talk_seconds: Mapped[int | None] = mapped_column(Integer)
     #: answered | abandoned | ivr_only | unanswered (set at hang-up)
     disposition: Mapped[str | None] = mapped_column(String(32))
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
@@ -228,3 +244,18 @@ class ServiceHeartbeat(Base):
     started_at: Mapped[datetime] = mapped_column()
     seen_at: Mapped[datetime] = mapped_column()
     detail: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+
+
+class SeatConfigState(Base):
+    """Which seats Asterisk's PJSIP config was last rendered and reloaded with.
+    Writer: queue_manager (the api compares it with the ``seats`` table)."""
+
+    __tablename__ = "seat_config_state"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seats_hash: Mapped[str] = mapped_column(String(64))
+    seat_count: Mapped[int] = mapped_column(Integer)
+    applied_at: Mapped[datetime | None] = mapped_column()
+    reload_seconds: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
