@@ -73,8 +73,7 @@ def test_hindi_is_devanagari_and_english_is_plain() -> None:
 
 def test_welcome_text() -> None:
     assert CATALOGUE["welcome"].text("hi") == (
-        "उत्तर प्रदेश मुख्यमंत्री हेल्पलाइन एक शून्य सात छह में आपका स्वागत है। "
-        "यह कॉल गुणवत्ता के लिए रिकॉर्ड की जा सकती है।"
+        "उत्तर प्रदेश मुख्यमंत्री हेल्पलाइन में स्वागत है। कॉल रिकॉर्ड की जा सकती है।"
     )
 
 
