@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -74,6 +75,24 @@ class Settings(BaseSettings):
     daily_inbound_budget: int = 88_000
     daily_outbound_budget: int = 55_000
     resolution_days: int = 7
+
+    # IVR (agi_scripts.ivr)
+    #: Emergency numbers: key 4 (police) and key 5 (health/ambulance).
+    ivr_police_number: str = Field(default="112", pattern=r"^[0-9]{2,15}$")
+    ivr_health_number: str = Field(default="108", pattern=r"^[0-9]{2,15}$")
+    #: ``transfer``: dial the emergency number (``ivr_transfer_dial``); ``priority_queue``: the
+    #: caller goes to the head of the skill queue instead.
+    ivr_emergency_route: Literal["transfer", "priority_queue"] = "transfer"
+    #: Dial string of emergency transfers; ``{number}`` becomes the emergency number.
+    ivr_transfer_dial: str = Field(
+        default="PJSIP/{number}@trunk", pattern=r"^[^\r\n\x00]*\{number\}[^\r\n\x00]*$"
+    )
+    #: Queue priority of emergency callers (and of a failed emergency transfer).
+    ivr_emergency_priority: int = Field(default=9, ge=0, le=9)
+    #: Offer a callback instead of waiting when the estimated wait is longer than this.
+    ivr_max_wait_seconds: int = Field(default=600, gt=0)
+    #: Deadline of each IVR database query; a slow database sends the caller to an agent.
+    ivr_db_timeout: float = Field(default=2.0, gt=0)
 
     def ami_username(self, service: str) -> str:
         """AMI user of ``service``: one per service, so logs and event filters tell them apart."""

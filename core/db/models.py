@@ -259,3 +259,54 @@ class SeatConfigState(Base):
     reload_seconds: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+#: The IVR's budget check counts today's inbound calls on every queued call: keep it an index scan.
+Index("ix_calls_started_at_budget", Call.started_at)
+
+
+class IvrSession(Base):
+    """One caller's walk through the IVR: nodes, keys, prompts, outcome; stored even when the
+    caller hangs up mid-menu, so drop-off per node can be reported. Writer: agi."""
+
+    __tablename__ = "ivr_sessions"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    uniqueid: Mapped[str] = mapped_column(String(64), unique=True)
+    #: Normalised 10-digit number, or NULL when withheld.
+    caller_number: Mapped[str | None] = mapped_column(String(16))
+    caller_number_raw: Mapped[str | None] = mapped_column(String(64))
+    lang: Mapped[str] = mapped_column(String(8))
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    ended_at: Mapped[datetime | None] = mapped_column()
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    #: [{"node", "type", "at_ms", "ms", "keys", "event"}] in the order the caller went.
+    path: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    #: Every key the caller pressed, in order.
+    digits: Mapped[str] = mapped_column(String(256), server_default=text("''"))
+    #: Every sound the IVR played, in order (the AGI transcript of what the caller heard).
+    prompts: Mapped[list[str]] = mapped_column(JSONB)
+    #: queued | self_served | transferred | callback | abandoned_at:<node> | failed_at:<node>;
+    #: NULL while the call is in the IVR.
+    outcome: Mapped[str | None] = mapped_column(String(80), index=True)
+    last_node: Mapped[str | None] = mapped_column(String(64))
+    #: Emergency choice, complaint looked up, budget/wait figures, feedback, callback id.
+    detail: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+
+
+class CallbackRequest(Base):
+    """A caller who chose to be called back instead of waiting; ``id`` is the request order the
+    outbound dialer follows. One per call. Writer: agi (the dialer records attempts elsewhere)."""
+
+    __tablename__ = "callback_requests"
+    __table_args__ = (Index("ix_callback_requests_status_id", "status", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    uniqueid: Mapped[str] = mapped_column(String(64), unique=True)
+    caller_number: Mapped[str] = mapped_column(String(16))
+    lang: Mapped[str] = mapped_column(String(8))
+    #: budget (today's inbound budget spent) | wait (estimated wait over the limit)
+    reason: Mapped[str] = mapped_column(String(32))
+    ivr_path: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), server_default=text("'pending'"))
+    requested_at: Mapped[datetime] = mapped_column(server_default=func.now())
