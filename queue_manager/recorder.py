@@ -1,4 +1,4 @@
-"""AMI events → rows in ``calls`` and ``queue_events``.
+"""AMI events → rows in ``calls`` and ``queue_events`` (seat state: ``live.py``).
 
 Every write is idempotent (upserts, ``COALESCE`` on first-seen times, ``ON CONFLICT DO
 NOTHING`` on events), so a duplicated or replayed event changes nothing and an event that
@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.config import Settings
-from core.db.models import AgentSession, Call, QueueEvent, SeatStatus
+from core.db.models import AgentSession, Call, QueueEvent
 from core.domain.phone import normalise_caller_number
 from core.protocols.ami import AMIMessage as Event
 
@@ -66,6 +66,11 @@ def ivr_variables(event: Event) -> dict[str, str]:
     return found
 
 
+def _seconds(event: Event, field: str) -> int | None:
+    value = event.get(field)
+    return int(value) if value and value.isdigit() else None
+
+
 class CallRecorder:
     """Applies one AMI event at a time to PostgreSQL."""
 
@@ -104,8 +109,14 @@ class CallRecorder:
             values["queue"] = event.get("Queue")
         elif name in ("QueueCallerLeave", "QueueCallerAbandon"):
             coalesce["queue_left_at"] = at
+            if name == "QueueCallerAbandon":
+                coalesce["abandoned_at"] = at
+        elif name == "AgentComplete":
+            coalesce["agent_completed_at"] = at
+            values["talk_seconds"] = func.coalesce(Call.talk_seconds, _seconds(event, "TalkTime"))
         elif name == "AgentConnect":
             coalesce["agent_connected_at"] = at
+            values["hold_seconds"] = func.coalesce(Call.hold_seconds, _seconds(event, "HoldTime"))
             seat = seat_of(event.get("Interface"))
             values["agent_seat"] = seat
             values["agent_user_id"] = (
@@ -126,8 +137,6 @@ class CallRecorder:
             await self._close_call(session, uniqueid)
         if name in QUEUE_EVENTS:
             await self._queue_event(session, event, at)
-        if name in ("AgentConnect", "AgentComplete"):
-            await self._seat_call(session, event)
 
     async def _insert_call(self, session: AsyncSession, event: Event, at: datetime) -> None:
         raw = event.get("CallerIDNum")
@@ -176,15 +185,4 @@ class CallRecorder:
                 payload=dict(payload),
             )
             .on_conflict_do_nothing(constraint="uq_queue_events_key")
-        )
-
-    async def _seat_call(self, session: AsyncSession, event: Event) -> None:
-        seat = seat_of(event.get("Interface"))
-        if seat is None:
-            return
-        current = event.get("Uniqueid") if event.name == "AgentConnect" else None
-        await session.execute(
-            update(SeatStatus)
-            .where(SeatStatus.seat == seat)
-            .values(current_call_uniqueid=current, updated_at=func.now())
         )

@@ -1,21 +1,24 @@
 """Agent intent (``agent_sessions``, written by the API) → app_queue membership over AMI.
 
 The database is the truth; app_queue is made to match it after every AMI (re)connect and on
-every ``agent_intent`` NOTIFY. Adding a member that is already there and removing one that is
-not are both successes, so applying the same intent twice is harmless.
+every ``agent_intent`` NOTIFY: membership of the main queue and of each skill queue (with the
+penalty the agent's skills give, see :mod:`core.domain.queues`), and the pause with its reason.
+Adding a member that is already there and removing one that is not are both successes, so
+applying the same intent twice is harmless.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
-from core.db.models import AgentSession, SeatStatus
+from core.db.models import AgentSession, User
+from core.domain.queues import all_queues, memberships
+from core.protocols.ami import AMIMessage
 from core.transport.ami_client import AMIActionError, AMIClient
 
 log = logging.getLogger(__name__)
@@ -23,14 +26,58 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Member:
+    """One seat's membership of one queue, as ``QueueStatus`` reports it."""
+
     seat: str
+    queue: str
     paused: bool
     pause_reason: str | None
     status: int | None
+    penalty: int
+    in_call: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """What the agent at a seat wants: which queues (with penalties) and the pause."""
+
+    seat: str
+    session_id: int
+    queues: dict[str, int] = field(default_factory=dict)
+    paused: bool = False
+    pause_reason: str | None = None
 
 
 def interface(seat: str) -> str:
     return f"PJSIP/{seat}"
+
+
+def seat_of_member(event: AMIMessage) -> str | None:
+    location = event.get("Location") or event.get("Interface") or ""
+    if not location.startswith("PJSIP/"):
+        return None
+    return location.removeprefix("PJSIP/") or None
+
+
+def _int(value: str | None, default: int | None = None) -> int | None:
+    return int(value) if value and value.lstrip("-").isdigit() else default
+
+
+def member_from(event: AMIMessage) -> Member | None:
+    """A ``QueueMember`` (QueueStatus) or ``QueueMember*`` event as a :class:`Member`."""
+    seat = seat_of_member(event)
+    queue = event.get("Queue")
+    if seat is None or not queue:
+        return None
+    return Member(
+        seat=seat,
+        queue=queue,
+        paused=event.get("Paused") == "1",
+        pause_reason=event.get("PausedReason") or None,
+        status=_int(event.get("Status")),
+        penalty=_int(event.get("Penalty"), 0) or 0,
+        in_call=event.get("InCall") == "1",
+    )
 
 
 class SeatKeeper:
@@ -40,108 +87,115 @@ class SeatKeeper:
         self.settings = settings
         self.ami = ami
         self.sessions = sessions
+        self.queues = all_queues(settings.queue_name)
 
-    async def members(self) -> dict[str, Member]:
-        """app_queue's members of our queue, by seat, from ``QueueStatus``."""
-        events = await self.ami.action_list("QueueStatus", {"Queue": self.settings.queue_name})
-        found: dict[str, Member] = {}
+    async def status(self) -> list[AMIMessage]:
+        """``QueueStatus`` of every queue (members and waiting callers)."""
+        return await self.ami.action_list("QueueStatus")
+
+    def members_from(self, events: list[AMIMessage]) -> dict[str, dict[str, Member]]:
+        """Seat → queue → member, for our queues only."""
+        found: dict[str, dict[str, Member]] = {}
         for event in events:
-            if event.name != "QueueMember" or event.get("Queue") != self.settings.queue_name:
+            if event.name != "QueueMember" or event.get("Queue") not in self.queues:
                 continue
-            location = event.get("Location") or event.get("Interface") or ""
-            if not location.startswith("PJSIP/"):
-                continue
-            status = event.get("Status")
-            found[location.removeprefix("PJSIP/")] = Member(
-                seat=location.removeprefix("PJSIP/"),
-                paused=event.get("Paused") == "1",
-                pause_reason=event.get("PausedReason") or None,
-                status=int(status) if status and status.isdigit() else None,
-            )
+            member = member_from(event)
+            if member is not None:
+                found.setdefault(member.seat, {})[member.queue] = member
         return found
 
-    async def desired(self, seat: str | None = None) -> dict[str, AgentSession]:
+    async def members(self) -> dict[str, dict[str, Member]]:
+        return self.members_from(await self.status())
+
+    async def desired(self, seat: str | None = None) -> dict[str, Intent]:
         async with self.sessions() as session:
-            query = select(AgentSession).where(AgentSession.logged_out_at.is_(None))
+            query = (
+                select(AgentSession, User.skills)
+                .join(User, User.id == AgentSession.user_id)
+                .where(AgentSession.logged_out_at.is_(None))
+            )
             if seat is not None:
                 query = query.where(AgentSession.seat == seat)
-            return {row.seat: row for row in (await session.execute(query)).scalars()}
+            rows = (await session.execute(query)).all()
+        return {
+            row.seat: Intent(
+                seat=row.seat,
+                session_id=row.id,
+                queues=memberships(self.settings.queue_name, skills or [], row.penalty),
+                paused=row.paused,
+                pause_reason=row.pause_reason if row.paused else None,
+            )
+            for row, skills in rows
+        }
 
-    async def reconcile(self, only_seat: str | None = None) -> None:
-        """Make app_queue's members equal the open agent sessions (all seats, or one)."""
+    async def reconcile(
+        self, only_seat: str | None = None
+    ) -> tuple[dict[str, Intent], list[AMIMessage]]:
+        """Make app_queue match the open agent sessions (all seats, or one). Returns the intents
+        and a fresh ``QueueStatus`` for the caller to record."""
         members = await self.members()
         desired = await self.desired(only_seat)
         seats = set(desired) | ({only_seat} if only_seat else set(members))
         for seat in sorted(seats):
-            want = desired.get(seat)
-            have = members.get(seat)
-            if want is not None and have is None:
-                await self._add(seat, want)
-            elif want is None and have is not None:
-                await self._remove(seat)
-        members = await self.members()
-        await self._record(seats, desired, members)
+            await self._apply(seat, desired.get(seat), members.get(seat, {}))
+        return desired, await self.status()
 
-    async def _add(self, seat: str, agent_session: AgentSession) -> None:
+    async def _apply(self, seat: str, want: Intent | None, have: dict[str, Member]) -> None:
+        for queue in self.queues:
+            current = have.get(queue)
+            if want is not None and queue in want.queues:
+                penalty = want.queues[queue]
+                if current is None:
+                    await self._add(seat, queue, penalty, want)
+                elif current.penalty != penalty:
+                    await self.ami.action(
+                        "QueuePenalty",
+                        {"Interface": interface(seat), "Penalty": str(penalty), "Queue": queue},
+                    )
+            elif current is not None:
+                await self._remove(seat, queue)
+        if want is None:
+            return
+        stale = [
+            m
+            for m in have.values()
+            if m.paused != want.paused or (want.paused and m.pause_reason != want.pause_reason)
+        ]
+        if stale:
+            fields = {"Interface": interface(seat), "Paused": "true" if want.paused else "false"}
+            if want.pause_reason:
+                fields["Reason"] = want.pause_reason
+            await self.ami.action("QueuePause", fields)  # no Queue: every queue of the seat
+            log.info("seat %s paused=%s (%s)", seat, want.paused, want.pause_reason)
+
+    async def _add(self, seat: str, queue: str, penalty: int, want: Intent) -> None:
+        fields = {
+            "Queue": queue,
+            "Interface": interface(seat),
+            "StateInterface": interface(seat),
+            "MemberName": seat,
+            "Penalty": str(penalty),
+            "Paused": "1" if want.paused else "0",
+        }
+        if want.paused and want.pause_reason:
+            fields["Reason"] = want.pause_reason
         try:
-            response = await self.ami.action(
-                "QueueAdd",
-                {
-                    "Queue": self.settings.queue_name,
-                    "Interface": interface(seat),
-                    "StateInterface": interface(seat),
-                    "MemberName": seat,
-                    "Penalty": str(agent_session.penalty),
-                    "Paused": "0",
-                },
-            )
+            await self.ami.action("QueueAdd", fields)
         except AMIActionError as error:
-            if "already there" not in error.message.lower():
-                raise
-            return  # added meanwhile: the intent is already applied
-        log.info("seat %s added to %s: %s", seat, self.settings.queue_name, response.message)
+            if "already there" in error.message.lower():
+                return  # added meanwhile: the intent is already applied
+            if "no such queue" in error.message.lower():
+                # A config without this queue (not reloaded yet): the other queues still count.
+                log.error("cannot add seat %s to %s: %s", seat, queue, error.message)
+                return
+            raise
+        log.info("seat %s added to %s (penalty %d, paused %s)", seat, queue, penalty, want.paused)
 
-    async def _remove(self, seat: str) -> None:
+    async def _remove(self, seat: str, queue: str) -> None:
         try:
-            response = await self.ami.action(
-                "QueueRemove", {"Queue": self.settings.queue_name, "Interface": interface(seat)}
-            )
+            await self.ami.action("QueueRemove", {"Queue": queue, "Interface": interface(seat)})
         except AMIActionError as error:
             if "not there" not in error.message.lower():
                 raise
             return
-        log.info("seat %s removed from queue: %s", seat, response.message)
-
-    async def _record(
-        self, seats: set[str], desired: dict[str, AgentSession], members: dict[str, Member]
-    ) -> None:
-        if not seats:
-            return
-        rows = []
-        for seat in seats:
-            member = members.get(seat)
-            rows.append(
-                {
-                    "seat": seat,
-                    "in_queue": member is not None,
-                    "paused": bool(member and member.paused),
-                    "pause_reason": member.pause_reason if member else None,
-                    "device_status": member.status if member else None,
-                    "agent_session_id": desired[seat].id if seat in desired else None,
-                }
-            )
-        statement = insert(SeatStatus).values(rows)
-        statement = statement.on_conflict_do_update(
-            index_elements=["seat"],
-            set_={
-                "in_queue": statement.excluded.in_queue,
-                "paused": statement.excluded.paused,
-                "pause_reason": statement.excluded.pause_reason,
-                "device_status": statement.excluded.device_status,
-                "agent_session_id": statement.excluded.agent_session_id,
-                "updated_at": func.now(),
-            },
-        )
-        async with self.sessions() as session:
-            await session.execute(statement)
-            await session.commit()
+        log.info("seat %s removed from %s", seat, queue)

@@ -1,27 +1,50 @@
-"""The queue manager service: one AMI user, one writer of calls, queue events and seat status."""
+"""The queue manager service: one AMI user, the one writer of calls, queue events, seat status
+and the applied seat config.
+
+It NOTIFYs after its writes so the API can push without polling: ``queue_stats`` (debounced,
+at most every 100 ms) when anything a supervisor sees changed, and ``agent_connect`` (JSON:
+seat, uniqueid) when a caller is connected to an agent, for the agent's screen-pop.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
-from core.db.models import ServiceHeartbeat
+from core.db.models import Call, ServiceHeartbeat
+from core.db.models import SeatStatus as SeatStatusRow
 from core.db.session import create_engine, raw_connection, session_factory
+from core.domain.queues import all_queues
+from core.protocols.ami import AMIMessage
 from core.transport.ami_client import AMIClient
-from queue_manager.recorder import CallRecorder
+from queue_manager.live import MEMBER_EVENTS, LiveSeats
+from queue_manager.recorder import CallRecorder, event_time
+from queue_manager.seatconfig import (
+    SEAT_CONFIG_CHANNEL,
+    ApplyConfig,
+    SeatConfigurer,
+    render_and_reload,
+)
 from queue_manager.seats import SeatKeeper
 
 log = logging.getLogger(__name__)
 
 SERVICE = "queue_manager"
 AGENT_INTENT_CHANNEL = "agent_intent"
+STATS_CHANNEL = "queue_stats"
+AGENT_CONNECT_CHANNEL = "agent_connect"
 HEARTBEAT_SECONDS = 5.0
+STATS_DEBOUNCE_SECONDS = 0.1
 #: Events this service acts on; everything else is filtered out at the subscription.
 EVENTS = frozenset(
     {
@@ -37,89 +60,229 @@ EVENTS = frozenset(
         "AgentComplete",
         "AgentRingNoAnswer",
         "AgentDump",
-        "QueueMemberStatus",
-        "QueueMemberAdded",
-        "QueueMemberRemoved",
-        "QueueMemberPause",
+        *MEMBER_EVENTS,
+    }
+)
+#: Events after which the supervisors' numbers may have changed.
+STATS_EVENTS = frozenset(
+    {
+        "Hangup",
+        "QueueCallerJoin",
+        "QueueCallerLeave",
+        "QueueCallerAbandon",
+        "AgentCalled",
+        "AgentConnect",
+        "AgentComplete",
+        "AgentRingNoAnswer",
+        *MEMBER_EVENTS,
     }
 )
 
 
 class QueueManager:
     def __init__(
-        self, settings: Settings, ami: AMIClient, sessions: async_sessionmaker[AsyncSession]
+        self,
+        settings: Settings,
+        ami: AMIClient,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        apply_config: ApplyConfig | None = None,
     ):
         self.settings = settings
         self.ami = ami
         self.sessions = sessions
         self.recorder = CallRecorder(settings)
         self.seats = SeatKeeper(settings, ami, sessions)
+        self.live = LiveSeats(all_queues(settings.queue_name))
+        self.seat_config = SeatConfigurer(settings, sessions, apply_config)
         self.started_at = datetime.now(UTC)
         self.events_applied = 0
+        #: Seat → id of the open agent session, from the last reconcile of that seat.
+        self.session_ids: dict[str, int] = {}
         self._intents: asyncio.Queue[str] = asyncio.Queue()
+        self._config_wanted = asyncio.Event()
+        self._stats_dirty = asyncio.Event()
+        #: Set after each reconciliation (tests wait on it).
+        self.reconciled = asyncio.Event()
         ami.add_on_connect(self.reconcile)
         #: Subscribed before the client starts, so no event of the first link is missed.
         self._events = ami.subscribe(filter=EVENTS, name=SERVICE)
 
     async def run(self) -> None:
+        self._config_wanted.set()  # whatever changed while we were not running
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._consume_events())
-            tasks.create_task(self._listen_intents())
+            tasks.create_task(self._listen())
             tasks.create_task(self._apply_intents())
+            tasks.create_task(self._apply_seat_config())
+            tasks.create_task(self._notify_stats())
             tasks.create_task(self._heartbeat())
+
+    # ------------------------------------------------------------------ events
 
     async def _consume_events(self) -> None:
         async for event in self._events:
+            await self.apply_event(event)
+
+    async def apply_event(self, event: AMIMessage) -> None:
+        try:
+            async with self.sessions() as session:
+                await self.recorder.apply(session, event)
+                await session.commit()
+            self.events_applied += 1
+        except Exception:
+            # One bad event must not stop the recording of every later call.
+            log.exception("could not apply %s %s", event.name, event.get("Uniqueid"))
+        seat = self.live.apply(event, event_time(event))
+        if seat is not None:
             try:
-                async with self.sessions() as session:
-                    await self.recorder.apply(session, event)
-                    await session.commit()
-                self.events_applied += 1
+                await self._write_seats([seat])
             except Exception:
-                # One bad event must not stop the recording of every later call.
-                log.exception("could not apply %s %s", event.name, event.get("Uniqueid"))
-            if event.name in (
-                "QueueMemberStatus",
-                "QueueMemberPause",
-                "QueueMemberRemoved",
-                "QueueMemberAdded",
-            ):
-                seat = (event.get("Interface") or "").removeprefix("PJSIP/")
-                if seat:
-                    self._intents.put_nowait(seat)
+                log.exception("could not record seat %s after %s", seat, event.name)
+        if event.name == "AgentConnect" and seat is not None:
+            await self._notify(
+                AGENT_CONNECT_CHANNEL,
+                json.dumps({"seat": seat, "uniqueid": event.get("Uniqueid")}),
+            )
+        if event.name in STATS_EVENTS:
+            self._stats_dirty.set()
+
+    async def _write_seats(self, seats: Iterable[str]) -> None:
+        rows: list[dict[str, Any]] = []
+        for name in sorted(set(seats)):
+            live = self.live.seat(name)
+            rows.append(
+                {
+                    "seat": name,
+                    "in_queue": self.settings.queue_name in live.members,
+                    "queues": live.queues,
+                    "paused": live.paused,
+                    "pause_reason": live.pause_reason,
+                    "device_status": live.device_status,
+                    "agent_session_id": self.session_ids.get(name),
+                    "current_call_uniqueid": live.current_call,
+                    "last_call_ended_at": live.last_call_ended_at,
+                    "state_at": live.state_at,
+                }
+            )
+        if not rows:
+            return
+        statement = insert(SeatStatusRow).values(rows)
+        statement = statement.on_conflict_do_update(
+            index_elements=["seat"],
+            set_={
+                **{column: statement.excluded[column] for column in rows[0] if column != "seat"},
+                "updated_at": func.now(),
+            },
+        )
+        async with self.sessions() as session:
+            await session.execute(statement)
+            await session.commit()
+
+    # ------------------------------------------------------------------ reconcile
 
     async def reconcile(self, _ami: AMIClient) -> None:
         """After every (re)connect: AMI never replays what we missed, so rebuild from queries."""
         try:
-            await self.seats.reconcile()
+            await self._reconcile_seats(None)
             await self._record_live_channels()
             log.info("reconciled seats and live calls after AMI connect %d", self.ami.generation)
         except Exception:
             log.exception("reconciliation after connect failed; retrying on the next intent")
             self._intents.put_nowait("*")
+        self._config_wanted.set()
+        self._stats_dirty.set()
+        self.reconciled.set()
+
+    async def _reconcile_seats(self, only_seat: str | None) -> None:
+        before = datetime.now(UTC)
+        desired, status = await self.seats.reconcile(only_seat)
+        members = self.seats.members_from(status)
+        if only_seat is None:
+            self.session_ids = {seat: intent.session_id for seat, intent in desired.items()}
+            touched = self.live.replace_members(members, datetime.now(UTC))
+            touched |= set(desired)
+            await self._sync_waiting(status, before)
+        else:
+            if only_seat in desired:
+                self.session_ids[only_seat] = desired[only_seat].session_id
+            else:
+                self.session_ids.pop(only_seat, None)
+            touched = self.live.replace_members(
+                {only_seat: members.get(only_seat, {})}, datetime.now(UTC), only={only_seat}
+            )
+        await self._write_seats(touched)
+        self._stats_dirty.set()
+
+    async def _sync_waiting(self, status: list[AMIMessage], before: datetime) -> None:
+        """Callers we think are waiting but app_queue does not have left meanwhile (only rows
+        untouched since before the ``QueueStatus``: a newer caller is simply not in it yet)."""
+        waiting = {
+            e.get("Uniqueid") for e in status if e.name == "QueueEntry" and e.get("Uniqueid")
+        }
+        async with self.sessions() as session:
+            await session.execute(
+                update(Call)
+                .where(
+                    Call.queue_joined_at.is_not(None),
+                    Call.updated_at < before,
+                    Call.queue_left_at.is_(None),
+                    Call.uniqueid.not_in(waiting) if waiting else text("true"),
+                )
+                .values(queue_left_at=func.now(), updated_at=func.now())
+            )
+            await session.commit()
 
     async def _record_live_channels(self) -> None:
+        before = datetime.now(UTC)
         channels = await self.ami.action_list("CoreShowChannels")
+        live: set[str] = set()
         async with self.sessions() as session:
             for channel in channels:
                 if channel.name == "CoreShowChannel":
+                    live.add(channel.get("Uniqueid") or "")
                     await self.recorder.apply(session, channel)
+            # Calls that ended while we were not listening (e.g. Asterisk restarted).
+            gone = (
+                (
+                    await session.execute(
+                        select(Call.uniqueid).where(
+                            Call.ended_at.is_(None),
+                            Call.updated_at < before,
+                            Call.uniqueid.not_in(live or {""}),
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            for uniqueid in gone:
+                await self.recorder.apply(
+                    session, AMIMessage([("Event", "Hangup"), ("Uniqueid", uniqueid)])
+                )
             await session.commit()
 
-    async def _listen_intents(self) -> None:
-        """LISTEN on ``agent_intent``; reconnects to PostgreSQL if the link breaks."""
+    # ------------------------------------------------------------------ intents, seat config
+
+    async def _listen(self) -> None:
+        """LISTEN for the API's signals; reconnects to PostgreSQL if the link breaks."""
         while True:
             lost = asyncio.Event()
             try:
                 async with raw_connection(self.settings) as conn:
 
-                    def on_notify(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+                    def on_intent(_conn: object, _pid: int, _channel: str, payload: str) -> None:
                         self._intents.put_nowait(payload)
 
+                    def on_seats(_conn: object, _pid: int, _channel: str, _payload: str) -> None:
+                        self._config_wanted.set()
+
                     conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
-                    await conn.add_listener(AGENT_INTENT_CHANNEL, on_notify)
+                    await conn.add_listener(AGENT_INTENT_CHANNEL, on_intent)
+                    await conn.add_listener(SEAT_CONFIG_CHANNEL, on_seats)
                     # Whatever changed while we were not listening:
                     self._intents.put_nowait("*")
+                    self._config_wanted.set()
                     await lost.wait()
             except (OSError, TimeoutError) as exc:
                 log.warning("LISTEN connection failed (%r)", exc)
@@ -132,9 +295,38 @@ class QueueManager:
             if not self.ami.fully_booted.is_set():
                 continue  # the reconcile after connect covers it
             try:
-                await self.seats.reconcile(None if seat == "*" else seat)
+                await self._reconcile_seats(None if seat == "*" else seat)
             except Exception:
                 log.exception("could not apply agent intent for seat %s", seat)
+
+    async def _apply_seat_config(self) -> None:
+        while True:
+            await self._config_wanted.wait()
+            self._config_wanted.clear()
+            try:
+                await self.seat_config.apply()
+            except Exception:
+                log.exception("could not apply the seat config")
+
+    # ------------------------------------------------------------------ notify, heartbeat
+
+    async def _notify(self, channel: str, payload: str) -> None:
+        try:
+            async with self.sessions() as session:
+                await session.execute(
+                    text("SELECT pg_notify(:channel, :payload)"),
+                    {"channel": channel, "payload": payload},
+                )
+                await session.commit()
+        except Exception:
+            log.exception("NOTIFY %s failed", channel)
+
+    async def _notify_stats(self) -> None:
+        while True:
+            await self._stats_dirty.wait()
+            self._stats_dirty.clear()
+            await self._notify(STATS_CHANNEL, "")
+            await asyncio.sleep(STATS_DEBOUNCE_SECONDS)
 
     async def _heartbeat(self) -> None:
         while True:
@@ -143,6 +335,9 @@ class QueueManager:
                 detail = {
                     "ami_connected": self.ami.connected.is_set(),
                     "events_applied": self.events_applied,
+                    "seats_in_queue": sum(
+                        1 for s in self.live.seats.values() if self.settings.queue_name in s.members
+                    ),
                 }
                 statement = insert(ServiceHeartbeat).values(
                     service=SERVICE,
@@ -178,7 +373,9 @@ async def serve(settings: Settings) -> None:
         backoff_max=settings.ami_reconnect_max_backoff,
     )
     try:
-        manager = QueueManager(settings, ami, session_factory(engine))
+        manager = QueueManager(
+            settings, ami, session_factory(engine), apply_config=render_and_reload(settings)
+        )
         async with ami:
             await manager.run()
     finally:

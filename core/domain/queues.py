@@ -9,6 +9,7 @@ nobody logged in has. Priority (``QUEUE_PRIO`` from the IVR) puts a caller ahead
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 
 #: Skills an agent may have; ``general`` is everyone's and has no queue of its own.
@@ -40,3 +41,12 @@ def memberships(queue_name: str, skills: Iterable[str], penalty: int) -> dict[st
     for skill in SKILL_QUEUES:
         out[skill_queue(queue_name, skill)] = penalty + (0 if skill in have else UNSKILLED_PENALTY)
     return out
+
+
+def seats_digest(seats: Iterable[tuple[str, str]]) -> str:
+    """Digest of (seat name, SIP password) pairs: equal digests, equal PJSIP config. The queue
+    manager records it after a reload; the API compares it with the ``seats`` table."""
+    digest = hashlib.sha256()
+    for name, password in sorted(seats):
+        digest.update(f"{name}:{password}\n".encode())
+    return digest.hexdigest()

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
 from core.db.models import AgentSession, Call, QueueEvent, SeatStatus, User
+from core.domain.queues import all_queues
 from core.domain.credentials import hash_password
 from core.transport.ami_client import AMIClient
 from core.transport.fake_ami import FakeAMIServer
@@ -40,7 +41,9 @@ async def harness(
             User(username="a1", full_name="A", role="agent", password_hash=hash_password("x"))
         )
         await session.commit()
-    async with FakeAMIServer(username="helpline_queue_manager", secret="s") as fake:
+    async with FakeAMIServer(
+        username="helpline_queue_manager", secret="s", queues=all_queues("helpline")
+    ) as fake:
         ami = AMIClient(
             "127.0.0.1",
             fake.port,
@@ -54,7 +57,7 @@ async def harness(
         async with ami:
             task = asyncio.create_task(manager.run())
             async with asyncio.timeout(5):
-                await ami.fully_booted.wait()
+                await manager.reconciled.wait()
             try:
                 yield Harness(fake, ami, manager, sessions)
             finally:
