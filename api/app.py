@@ -8,9 +8,11 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api.routers import agents, auth, calls, complaints, health
+from api.live import LiveHub
+from api.routers import agents, auth, calls, complaints, health, seats, stats, wallboard
 from core.config import Settings
 from core.db.session import create_engine, session_factory
+from core.transport.ami_client import AMIClient
 
 
 def create_app(settings: Settings, *, ami: Any = None, connect_ami: bool = True) -> FastAPI:
@@ -25,8 +27,6 @@ def create_app(settings: Settings, *, ami: Any = None, connect_ami: bool = True)
         app.state.ami = ami
         own_ami = None
         if ami is None and connect_ami:
-            from core.transport.ami_client import AMIClient
-
             own_ami = AMIClient(
                 settings.ami_host,
                 settings.ami_port,
@@ -38,9 +38,13 @@ def create_app(settings: Settings, *, ami: Any = None, connect_ami: bool = True)
             )
             await own_ami.start()
             app.state.ami = own_ami
+        # Live stats and screen-pops: one LISTEN per process, fanned out to WebSockets.
+        app.state.live_hub = LiveHub(settings, app.state.sessions)
+        await app.state.live_hub.start()
         try:
             yield
         finally:
+            await app.state.live_hub.close()
             if own_ami is not None:
                 await own_ami.close()
             await engine.dispose()
@@ -51,6 +55,6 @@ def create_app(settings: Settings, *, ami: Any = None, connect_ami: bool = True)
         description="Agents record complaints, supervisors watch queues, officers resolve.",
         lifespan=lifespan,
     )
-    for module in (health, auth, agents, complaints, calls):
+    for module in (health, auth, agents, complaints, calls, seats, stats, wallboard):
         app.include_router(module.router)
     return app

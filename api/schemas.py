@@ -36,6 +36,7 @@ class AgentStateOut(BaseModel):
     #: logged_out | pending (intent stored, queue not yet confirmed) | in_queue
     state: Literal["logged_out", "pending", "in_queue"]
     paused: bool = False
+    pause_reason: str | None = None
     current_call: CallOut | None = None
 
 

@@ -50,3 +50,9 @@ def seats_digest(seats: Iterable[tuple[str, str]]) -> str:
     for name, password in sorted(seats):
         digest.update(f"{name}:{password}\n".encode())
     return digest.hexdigest()
+
+
+#: "Today" for the supervisors' numbers and the daily budgets is the helpline's day (IST).
+HELPLINE_TIMEZONE = "Asia/Kolkata"
+#: Wrap-up seconds after a queue call; equals ``RenderOptions.wrapup_time`` (queues.conf).
+WRAPUP_SECONDS = 5

@@ -1,0 +1,379 @@
+"""Supervisors' live numbers and agents' screen-pops, computed from PostgreSQL.
+
+The queue manager is the one writer of calls and seat status; the API only reads them. It
+LISTENs for the queue manager's ``queue_stats`` and ``agent_connect`` NOTIFYs and pushes to the
+WebSocket subscribers of :class:`LiveHub` within a fraction of a second of the AMI event, plus a
+refresh every :data:`TICK_SECONDS` (waiting times grow without any event).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.config import Settings
+from core.db.models import AgentSession, Call, Complaint, SeatStatus
+from core.db.session import raw_connection
+from core.domain.queues import (
+    HELPLINE_TIMEZONE,
+    PAUSE_REASONS,
+    SERVICE_LEVEL_SECONDS,
+    WRAPUP_SECONDS,
+    all_queues,
+)
+
+log = logging.getLogger(__name__)
+
+STATS_CHANNEL = "queue_stats"
+AGENT_CONNECT_CHANNEL = "agent_connect"
+TICK_SECONDS = 2.0
+#: AST_DEVICE_* numbers app_queue reports as a member's Status.
+DEVICE_ON_CALL = frozenset({2, 3, 7, 8})  # in use, busy, ringing while in use, on hold
+DEVICE_UNREACHABLE = frozenset({4, 5})  # invalid, unavailable (softphone not registered)
+DEVICE_RINGING = 6
+
+
+class AgentCounts(BaseModel):
+    logged_in: int = 0
+    available: int = 0
+    on_call: int = 0
+    ringing: int = 0
+    in_wrapup: int = 0
+    paused: int = 0
+    paused_by_reason: dict[str, int] = {}
+    unreachable: int = 0
+
+
+class QueueStats(BaseModel):
+    calls_waiting: int = 0
+    longest_wait_seconds: float = 0.0
+    agents: AgentCounts = AgentCounts()
+    offered: int = 0
+    answered: int = 0
+    abandoned: int = 0
+    answered_within_sl: int = 0
+    #: answered within the service level / answered (None before the first answer).
+    service_level: float | None = None
+    #: Average speed of answer (queue join → agent connected), seconds.
+    asa_seconds: float | None = None
+    #: Average handling time: talk + wrap-up, seconds.
+    aht_seconds: float | None = None
+    #: abandoned / offered.
+    abandon_rate: float | None = None
+
+
+class Budget(BaseModel):
+    used: int
+    budget: int
+    note: str = ""
+
+
+class StatsOut(BaseModel):
+    at: datetime
+    day_start: datetime
+    service_level_seconds: int = SERVICE_LEVEL_SECONDS
+    overall: QueueStats
+    queues: dict[str, QueueStats]
+    inbound: Budget
+    outbound: Budget
+
+
+def day_start(now: datetime) -> datetime:
+    """Midnight of the helpline's day (IST) containing ``now``."""
+    local = now.astimezone(ZoneInfo(HELPLINE_TIMEZONE))
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+_CALLS_SQL = text(
+    """
+    SELECT queue, GROUPING(queue) AS total,
+      count(*) FILTER (WHERE queue_joined_at >= :day) AS offered,
+      count(*) FILTER (WHERE queue_joined_at >= :day AND agent_connected_at IS NOT NULL)
+        AS answered,
+      count(*) FILTER (WHERE queue_joined_at >= :day AND abandoned_at IS NOT NULL
+                         AND agent_connected_at IS NULL) AS abandoned,
+      count(*) FILTER (WHERE queue_joined_at >= :day AND agent_connected_at IS NOT NULL
+                         AND agent_connected_at - queue_joined_at <= make_interval(secs => :sl))
+        AS answered_sl,
+      avg(extract(epoch FROM agent_connected_at - queue_joined_at))
+        FILTER (WHERE queue_joined_at >= :day AND agent_connected_at IS NOT NULL) AS asa,
+      avg(talk_seconds) FILTER (WHERE queue_joined_at >= :day AND talk_seconds IS NOT NULL)
+        AS talk,
+      count(*) FILTER (WHERE queue_left_at IS NULL AND ended_at IS NULL) AS waiting,
+      min(queue_joined_at) FILTER (WHERE queue_left_at IS NULL AND ended_at IS NULL) AS oldest
+    FROM calls
+    WHERE queue_joined_at >= :day
+       OR (queue_joined_at IS NOT NULL AND queue_left_at IS NULL AND ended_at IS NULL
+           AND queue_joined_at >= :day - interval '1 day')
+    GROUP BY GROUPING SETS ((queue), ())
+    """
+)
+
+_SEATS_SQL = text(
+    """
+    SELECT s.seat, s.queues, s.paused, s.pause_reason, s.device_status,
+           s.current_call_uniqueid, s.last_call_ended_at
+    FROM seat_status s
+    WHERE s.in_queue
+    """
+)
+
+
+def _fill_calls(stats: QueueStats, row: Any, now: datetime) -> None:
+    stats.offered = row.offered
+    stats.answered = row.answered
+    stats.abandoned = row.abandoned
+    stats.answered_within_sl = row.answered_sl
+    stats.calls_waiting = row.waiting
+    if row.oldest is not None:
+        stats.longest_wait_seconds = round(max(0.0, (now - row.oldest).total_seconds()), 1)
+    if row.answered:
+        stats.service_level = round(row.answered_sl / row.answered, 4)
+    if row.asa is not None:
+        stats.asa_seconds = round(float(row.asa), 2)
+    if row.talk is not None:
+        stats.aht_seconds = round(float(row.talk) + WRAPUP_SECONDS, 2)
+    if row.offered:
+        stats.abandon_rate = round(row.abandoned / row.offered, 4)
+
+
+def _count_agent(agents: AgentCounts, row: Any, now: datetime) -> None:
+    agents.logged_in += 1
+    status = row.device_status
+    on_call = row.current_call_uniqueid is not None or status in DEVICE_ON_CALL
+    wrapup = (
+        not on_call
+        and row.last_call_ended_at is not None
+        and now - row.last_call_ended_at < timedelta(seconds=WRAPUP_SECONDS)
+    )
+    if row.paused:
+        agents.paused += 1
+        reason = row.pause_reason or "unspecified"
+        agents.paused_by_reason[reason] = agents.paused_by_reason.get(reason, 0) + 1
+    if on_call:
+        agents.on_call += 1
+    elif status == DEVICE_RINGING:
+        agents.ringing += 1
+    elif wrapup:
+        agents.in_wrapup += 1
+    elif status in DEVICE_UNREACHABLE:
+        agents.unreachable += 1
+    elif not row.paused:
+        agents.available += 1
+
+
+async def compute_stats(session: AsyncSession, settings: Settings) -> StatsOut:
+    now = datetime.now(UTC)
+    day = day_start(now)
+    queues = {name: QueueStats() for name in all_queues(settings.queue_name)}
+    overall = QueueStats()
+    for row in (await session.execute(_CALLS_SQL, {"day": day, "sl": SERVICE_LEVEL_SECONDS})).all():
+        if row.total:
+            _fill_calls(overall, row, now)
+        elif row.queue is not None:
+            _fill_calls(queues.setdefault(row.queue, QueueStats()), row, now)
+    empty = {reason: 0 for reason in PAUSE_REASONS}
+    overall.agents.paused_by_reason = dict(empty)
+    for stats in queues.values():
+        stats.agents.paused_by_reason = dict(empty)
+    for row in (await session.execute(_SEATS_SQL)).all():
+        _count_agent(overall.agents, row, now)
+        for queue in row.queues or []:
+            if queue in queues:
+                _count_agent(queues[queue].agents, row, now)
+    inbound = (
+        await session.execute(
+            text("SELECT count(*) FROM calls WHERE started_at >= :day"), {"day": day}
+        )
+    ).scalar_one()
+    return StatsOut(
+        at=now,
+        day_start=day,
+        overall=overall,
+        queues=queues,
+        inbound=Budget(used=inbound, budget=settings.daily_inbound_budget),
+        outbound=Budget(
+            used=0,
+            budget=settings.daily_outbound_budget,
+            note="no outbound dialer yet: nothing is dialled out, so 0 is exact",
+        ),
+    )
+
+
+async def screen_pop(session: AsyncSession, uniqueid: str) -> dict[str, Any] | None:
+    """What the agent sees when a caller is connected: number, IVR path, language and the
+    caller's previous complaints (newest first)."""
+    call = (
+        await session.execute(
+            Call.__table__.select().where(Call.uniqueid == uniqueid)
+        )
+    ).one_or_none()
+    if call is None:
+        return None
+    complaints: list[dict[str, Any]] = []
+    if call.caller_number:
+        rows = (
+            await session.execute(
+                Complaint.__table__.select()
+                .where(Complaint.caller_number == call.caller_number)
+                .order_by(Complaint.created_at.desc())
+                .limit(20)
+            )
+        ).all()
+        complaints = [
+            {
+                "number": r.number,
+                "status": r.status,
+                "created_at": r.created_at.isoformat(),
+                "due_at": r.due_at.isoformat(),
+                "description": r.description[:300],
+            }
+            for r in rows
+        ]
+    return {
+        "type": "screen_pop",
+        "uniqueid": call.uniqueid,
+        "caller_number": call.caller_number,
+        "caller_name": call.caller_name,
+        "ivr_path": call.ivr_path,
+        "ivr_lang": call.ivr_lang,
+        "ivr_fallback": call.ivr_fallback,
+        "queue": call.queue,
+        "seat": call.agent_seat,
+        "hold_seconds": call.hold_seconds,
+        "previous_complaints": complaints,
+    }
+
+
+async def seat_of_user(session: AsyncSession, user_id: int) -> str | None:
+    from sqlalchemy import select  # noqa: PLC0415
+
+    seat: str | None = (
+        await session.execute(
+            select(AgentSession.seat).where(
+                AgentSession.user_id == user_id, AgentSession.logged_out_at.is_(None)
+            )
+        )
+    ).scalar_one_or_none()
+    return seat
+
+
+async def current_call_of_seat(session: AsyncSession, seat: str) -> str | None:
+    status = await session.get(SeatStatus, seat, populate_existing=True)
+    return status.current_call_uniqueid if status else None
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One WebSocket's outbox; a slow client loses old messages, never blocks the hub."""
+
+    user_id: int | None = None
+    queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(maxsize=32))
+
+    def offer(self, message: str) -> None:
+        if self.queue.full():
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self.queue.get_nowait()
+        self.queue.put_nowait(message)
+
+
+class LiveHub:
+    """LISTEN once per API process; fan out stats and screen-pops to WebSocket subscribers."""
+
+    def __init__(self, settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.stats_subscribers: set[Subscriber] = set()
+        self.agent_subscribers: set[Subscriber] = set()
+        self.latest: str | None = None
+        self.pushes = 0
+        self._dirty = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._listen(), name="live-hub listen"),
+            asyncio.create_task(self._publish(), name="live-hub publish"),
+        ]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def stats_json(self) -> str:
+        async with self.sessions() as session:
+            stats = await compute_stats(session, self.settings)
+        return json.dumps({"type": "stats", **stats.model_dump(mode="json")})
+
+    async def _listen(self) -> None:
+        while True:
+            lost = asyncio.Event()
+            try:
+                async with raw_connection(self.settings) as conn:
+
+                    def on_stats(_c: object, _p: int, _ch: str, _payload: str) -> None:
+                        self._dirty.set()
+
+                    def on_connect(_c: object, _p: int, _ch: str, payload: str) -> None:
+                        asyncio.get_running_loop().create_task(self._deliver_pop(payload))
+
+                    conn.add_termination_listener(lambda _c, lost=lost: lost.set())
+                    await conn.add_listener(STATS_CHANNEL, on_stats)
+                    await conn.add_listener(AGENT_CONNECT_CHANNEL, on_connect)
+                    self._dirty.set()
+                    await lost.wait()
+            except (OSError, TimeoutError) as exc:
+                log.warning("live hub: LISTEN failed (%r)", exc)
+            await asyncio.sleep(2.0)
+
+    async def _publish(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(TICK_SECONDS):
+                    await self._dirty.wait()
+            self._dirty.clear()
+            if not self.stats_subscribers:
+                continue
+            try:
+                message = await self.stats_json()
+            except Exception:
+                log.exception("live hub: could not compute stats")
+                continue
+            self.latest = message
+            self.pushes += 1
+            for subscriber in list(self.stats_subscribers):
+                subscriber.offer(message)
+
+    async def _deliver_pop(self, payload: str) -> None:
+        try:
+            data = json.loads(payload)
+            seat, uniqueid = str(data["seat"]), str(data["uniqueid"])
+            targets: list[Subscriber] = []
+            async with self.sessions() as session:
+                for subscriber in list(self.agent_subscribers):
+                    if subscriber.user_id is None:
+                        continue
+                    if await seat_of_user(session, subscriber.user_id) == seat:
+                        targets.append(subscriber)
+                if not targets:
+                    return
+                pop = await screen_pop(session, uniqueid)
+            if pop is not None:
+                message = json.dumps(pop, default=str)
+                for subscriber in targets:
+                    subscriber.offer(message)
+        except Exception:
+            log.exception("live hub: screen-pop for %r failed", payload)

@@ -1,0 +1,186 @@
+"""Supervisors' numbers: ``GET /stats`` (REST), ``/ws/stats`` (pushed), ``/metrics``
+(Prometheus), and agents' screen-pop on ``/ws/agent``.
+
+WebSockets cannot send an ``Authorization`` header from a browser, so they take the bearer
+token as ``?token=``; a bad token closes the socket with code 4401, a wrong role with 4403.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response, WebSocket, WebSocketDisconnect
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from sqlalchemy import select
+
+from api.deps import SessionDep, SettingsDep, require_role
+from api.live import (
+    LiveHub,
+    StatsOut,
+    Subscriber,
+    compute_stats,
+    current_call_of_seat,
+    screen_pop,
+    seat_of_user,
+)
+from core.db.models import ApiToken, User
+from core.domain.credentials import token_digest
+
+router = APIRouter(tags=["stats"])
+
+SupervisorUser = Annotated[User, Depends(require_role("supervisor", "admin"))]
+WS_UNAUTHORISED = 4401
+WS_FORBIDDEN = 4403
+
+
+@router.get("/stats")
+async def stats(user: SupervisorUser, session: SessionDep, settings: SettingsDep) -> StatsOut:
+    """Live numbers per queue and overall: waiting callers, agents by state, today's offered /
+    answered / abandoned / service level / ASA / AHT / abandon rate, budgets used today."""
+    return await compute_stats(session, settings)
+
+
+@router.get("/metrics", response_class=Response, include_in_schema=True)
+async def metrics(session: SessionDep, settings: SettingsDep) -> Response:
+    """Prometheus text format; aggregate numbers only (no caller data), like ``/health``."""
+    data = await compute_stats(session, settings)
+    registry = CollectorRegistry()
+    labels = ["queue"]
+    gauges = {
+        name: Gauge(f"helpline_{name}", doc, labels, registry=registry)
+        for name, doc in (
+            ("calls_waiting", "Callers waiting in the queue now"),
+            ("longest_wait_seconds", "Wait of the longest-waiting caller now"),
+            ("calls_offered_today", "Callers who joined the queue today (IST)"),
+            ("calls_answered_today", "Callers connected to an agent today"),
+            ("calls_abandoned_today", "Callers who hung up while waiting today"),
+            ("calls_answered_within_sl_today", "Answered within the service level today"),
+            ("asa_seconds", "Average speed of answer today"),
+            ("aht_seconds", "Average handling time (talk + wrap-up) today"),
+        )
+    }
+    agents = Gauge("helpline_agents", "Agents by state now", ["queue", "state"], registry=registry)
+    paused = Gauge(
+        "helpline_agents_paused", "Paused agents by reason", ["queue", "reason"], registry=registry
+    )
+    for queue, q in {"all": data.overall, **data.queues}.items():
+        gauges["calls_waiting"].labels(queue).set(q.calls_waiting)
+        gauges["longest_wait_seconds"].labels(queue).set(q.longest_wait_seconds)
+        gauges["calls_offered_today"].labels(queue).set(q.offered)
+        gauges["calls_answered_today"].labels(queue).set(q.answered)
+        gauges["calls_abandoned_today"].labels(queue).set(q.abandoned)
+        gauges["calls_answered_within_sl_today"].labels(queue).set(q.answered_within_sl)
+        gauges["asa_seconds"].labels(queue).set(q.asa_seconds or 0.0)
+        gauges["aht_seconds"].labels(queue).set(q.aht_seconds or 0.0)
+        for state in ("logged_in", "available", "on_call", "ringing", "in_wrapup", "paused"):
+            agents.labels(queue, state).set(getattr(q.agents, state))
+        for reason, count in q.agents.paused_by_reason.items():
+            paused.labels(queue, reason).set(count)
+    budget = Gauge(
+        "helpline_budget_used_today",
+        "Calls counted against the daily budget",
+        ["direction"],
+        registry=registry,
+    )
+    budget.labels("inbound").set(data.inbound.used)
+    budget.labels("outbound").set(data.outbound.used)
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _ws_user(websocket: WebSocket, token: str | None, roles: tuple[str, ...]) -> User | None:
+    if not token:
+        await websocket.close(code=WS_UNAUTHORISED, reason="token required (?token=)")
+        return None
+    async with websocket.app.state.sessions() as session:
+        user: User | None = (
+            await session.execute(
+                select(User)
+                .join(ApiToken, ApiToken.user_id == User.id)
+                .where(ApiToken.token_hash == token_digest(token))
+                .where(ApiToken.expires_at > datetime.now(UTC))
+                .where(User.active.is_(True))
+            )
+        ).scalar_one_or_none()
+    if user is None:
+        await websocket.close(code=WS_UNAUTHORISED, reason="invalid or expired token")
+        return None
+    if user.role not in roles:
+        await websocket.close(code=WS_FORBIDDEN, reason=f"needs role: {', '.join(roles)}")
+        return None
+    return user
+
+
+async def _pump(websocket: WebSocket, subscriber: Subscriber) -> None:
+    """Send the subscriber's messages until the client goes; reading detects the close."""
+
+    async def drain_client() -> None:
+        with contextlib.suppress(WebSocketDisconnect):
+            while True:
+                await websocket.receive_text()
+
+    reader = asyncio.create_task(drain_client())
+    try:
+        while not reader.done():
+            getter = asyncio.create_task(subscriber.queue.get())
+            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:
+                getter.cancel()
+                break
+            await websocket.send_text(getter.result())
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+
+
+def _hub(websocket: WebSocket | Request) -> LiveHub:
+    hub: LiveHub = websocket.app.state.live_hub
+    return hub
+
+
+@router.websocket("/ws/stats")
+async def ws_stats(websocket: WebSocket, token: Annotated[str | None, Query()] = None) -> None:
+    """The same body as ``GET /stats`` (plus ``"type": "stats"``), pushed on every change."""
+    await websocket.accept()
+    if await _ws_user(websocket, token, ("supervisor", "admin")) is None:
+        return
+    hub = _hub(websocket)
+    subscriber = Subscriber()
+    subscriber.offer(await hub.stats_json())
+    hub.stats_subscribers.add(subscriber)
+    try:
+        await _pump(websocket, subscriber)
+    finally:
+        hub.stats_subscribers.discard(subscriber)
+
+
+@router.websocket("/ws/agent")
+async def ws_agent(websocket: WebSocket, token: Annotated[str | None, Query()] = None) -> None:
+    """An agent's screen-pop: ``{"type": "screen_pop", caller_number, ivr_path, ivr_lang,
+    previous_complaints, ...}`` whenever a caller is connected to the agent's seat (and at once
+    if one is connected when the socket opens)."""
+    await websocket.accept()
+    user = await _ws_user(websocket, token, ("agent", "supervisor", "admin"))
+    if user is None:
+        return
+    hub = _hub(websocket)
+    subscriber = Subscriber(user_id=user.id)
+    hub.agent_subscribers.add(subscriber)
+    try:
+        async with websocket.app.state.sessions() as session:
+            seat = await seat_of_user(session, user.id)
+            subscriber.offer(json.dumps({"type": "hello", "username": user.username, "seat": seat}))
+            uniqueid = await current_call_of_seat(session, seat) if seat else None
+            pop = await screen_pop(session, uniqueid) if uniqueid else None
+            if pop is not None:
+                subscriber.offer(json.dumps(pop, default=str))
+        await _pump(websocket, subscriber)
+    finally:
+        hub.agent_subscribers.discard(subscriber)
