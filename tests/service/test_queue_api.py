@@ -6,6 +6,7 @@ seat credentials for admins only, Prometheus metrics."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -252,8 +253,6 @@ async def test_stats_and_metrics_count_a_call(stack: Stack) -> None:
     fake = stack.fake
     uid = "1900001000.1"
     base: dict[str, Any] = {"Uniqueid": uid, "Linkedid": uid, "Channel": "PJSIP/trunk-1"}
-    import time
-
     now = time.time()
     await fake.push_event(
         "Newchannel",
@@ -275,7 +274,9 @@ async def test_stats_and_metrics_count_a_call(stack: Stack) -> None:
         return body
 
     async with asyncio.timeout(5):
-        while (await overall())["overall"]["calls_waiting"] != 1:
+        while True:
+            if (await overall())["overall"]["calls_waiting"] == 1:
+                break
             await asyncio.sleep(0.05)
     member = {"Queue": "helpline", "Interface": "PJSIP/agent0001"}
     await fake.push_event(
@@ -291,9 +292,10 @@ async def test_stats_and_metrics_count_a_call(stack: Stack) -> None:
         "Hangup", {**base, "Context": "from-trunk", "Timestamp": f"{now + 36:.6f}"}
     )
     async with asyncio.timeout(5):
-        while (stats := await overall())["overall"]["answered"] != 1 or stats["overall"][
-            "aht_seconds"
-        ] is None:
+        while True:
+            stats = await overall()
+            if stats["overall"]["answered"] == 1 and stats["overall"]["aht_seconds"] is not None:
+                break
             await asyncio.sleep(0.05)
     o = stats["overall"]
     assert (o["offered"], o["answered"], o["abandoned"], o["answered_within_sl"]) == (1, 1, 0, 0)

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
 from core.db.models import AgentSession, Call, QueueEvent, SeatStatus, User
-from core.domain.queues import all_queues
 from core.domain.credentials import hash_password
+from core.domain.queues import all_queues
 from core.transport.ami_client import AMIClient
 from core.transport.fake_ami import FakeAMIServer
 from helpline.seed import seed_seats
