@@ -1,4 +1,10 @@
-"""The FastAGI service: every call flow behind one listener on ``settings.agi_url``."""
+"""The FastAGI service: every call flow behind one listener on ``settings.agi_url``.
+
+At start-up the menu tree is loaded and validated against the prompt catalogue (a broken
+``ivr/menus.json`` stops the service with the node and the problem named, before any call), and
+a small database pool is opened: the IVR reads complaints and calls, and writes its own
+``ivr_sessions`` and ``callback_requests``.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +12,24 @@ import asyncio
 import logging
 import signal
 
-from agi_scripts.ivr import ivr
+from agi_scripts.ivr import IVRScript
+from agi_scripts.store import PostgresStore
 from core.config import Settings
+from core.db.session import create_engine, session_factory
 from core.transport.fastagi import FastAGIServer, Script
+from ivr.menus import load_menus
 
 log = logging.getLogger(__name__)
 
-ROUTES: dict[str, Script] = {"ivr": ivr}
+
+def build_routes(settings: Settings, store: PostgresStore) -> dict[str, Script]:
+    """Script name (``agi://host:port/<name>``) to flow; ``ivr`` is what the dialplan calls."""
+    return {"ivr": IVRScript(load_menus(), store, settings)}
 
 
-def build_server(settings: Settings) -> FastAGIServer:
+def build_server(settings: Settings, routes: dict[str, Script]) -> FastAGIServer:
     return FastAGIServer(
-        ROUTES,
+        routes,
         host=settings.agi_host,
         port=settings.agi_port,
         backlog=settings.agi_backlog,
@@ -29,13 +41,18 @@ def build_server(settings: Settings) -> FastAGIServer:
 
 async def serve(settings: Settings, drain_timeout: float = 10.0) -> None:
     """Serve until SIGTERM/SIGINT, then stop accepting and let live calls finish (drain)."""
-    server = build_server(settings)
-    await server.start()
-    log.info("FastAGI listening on %s (scripts: %s)", settings.agi_url, ", ".join(ROUTES))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("draining %d live call(s)", server.active_calls)
-    await server.close(drain_timeout)
+    engine = create_engine(settings, pool_size=10)
+    try:
+        routes = build_routes(settings, PostgresStore(settings, session_factory(engine)))
+        server = build_server(settings, routes)
+        await server.start()
+        log.info("FastAGI listening on %s (scripts: %s)", settings.agi_url, ", ".join(routes))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("draining %d live call(s)", server.active_calls)
+        await server.close(drain_timeout)
+    finally:
+        await engine.dispose()
