@@ -53,6 +53,7 @@ __all__ = [
     "AMIProtocolError",
     "AMITooManyHeaders",
     "ActionTracker",
+    "FieldValue",
     "FieldsArg",
     "PendingAction",
     "TrackResult",

@@ -1,7 +1,7 @@
 """Thin asyncio AMI client: login, reconnect, ping watchdog, timeouts, bounded event fan-out.
 
 All protocol logic lives in :mod:`core.protocols.ami`; this module only moves bytes and time.
-Rules it keeps (each one a panoramisk defect or an Asterisk fact, see docs/DESIGN):
+Rules it keeps (each one a panoramisk defect or an Asterisk fact from DESIGN.md):
 
 * Every action has a deadline (:class:`AMITimeout`). An action called while the link is down
   fails at once with :class:`AMIDisconnected`; it never waits for a reconnect.

@@ -3,6 +3,8 @@ message type, caps and resync, the action encoder and the ActionTracker."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,6 +18,7 @@ from core.protocols.ami import (
     AMIMessageTooLarge,
     AMIParser,
     AMITooManyHeaders,
+    FieldValue,
     encode_action,
 )
 from tests.unit.ami_transcripts import (
@@ -203,7 +206,7 @@ def test_legacy_end_command_glued_to_last_line() -> None:
 # ------------------------------------------------------------------ caps and resync
 
 
-def _after(errors: list[object], items: list[AMIGreeting | AMIMessage], kind: type) -> None:
+def _after(errors: Sequence[object], items: list[AMIGreeting | AMIMessage], kind: type) -> None:
     assert len(errors) == 1 and isinstance(errors[0], kind)
     assert [m.name for m in msgs(items)] == ["Before", "After"]
 
@@ -297,7 +300,8 @@ def test_encode_repeated_keys_and_unicode() -> None:
     pairs = [("Channel", "PJSIP/9876543210@trunk"), ("Variable", "A=1"), ("Variable", "B=2")]
     data = encode_action("Originate", [*pairs, ("CallerID", "रमेश <1076>")], action_id="x")
     assert data.count(b"Variable: ") == 2
-    same = encode_action("Originate", {"Variable": ["A=1", "B=2"], "Priority": 1})
+    fields: dict[str, FieldValue] = {"Variable": ["A=1", "B=2"], "Priority": 1}
+    same = encode_action("Originate", fields)
     assert b"Variable: A=1\r\nVariable: B=2\r\nPriority: 1\r\n" in same
     (m,) = msgs(parse_chunks([data], AMIParser(expect_greeting=False))[0])
     assert m.getall("variable") == ["A=1", "B=2"]
