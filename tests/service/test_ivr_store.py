@@ -1,0 +1,185 @@
+"""The IVR's PostgreSQL side: complaint look-ups, the budget/wait check, callback requests and
+sessions, on a real database; and whole calls (FakeAsterisk) whose sessions land in it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from agi_scripts.ivr import IVRScript
+from agi_scripts.store import CallbackJob, PostgresStore, SessionRecord, ist_midnight
+from core.config import Settings
+from core.db.models import Base, Call, CallbackRequest, Complaint, IvrSession, User
+from core.db.session import create_engine
+from core.domain.complaints import complaint_number
+from core.transport.fake_agi import FakeAsterisk, run_fake_call
+from ivr.menus import load_menus
+from tests.unit.test_ivr_flow import Caller, Key, Type
+
+IVR_SCHEMA = ("ivr_sessions", "callback_requests", "ix_calls_started_at_budget")
+
+
+@pytest.fixture
+async def store(
+    db_settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[PostgresStore]:
+    async with sessions() as session:
+        await session.execute(text("TRUNCATE ivr_sessions, callback_requests RESTART IDENTITY"))
+        await session.commit()
+    yield PostgresStore(db_settings.model_copy(update={"daily_inbound_budget": 3}), sessions)
+
+
+async def add_complaint(
+    sessions: async_sessionmaker[AsyncSession], seq: int, caller: str | None, status: str
+) -> str:
+    async with sessions() as session:
+        user = await session.scalar(select(User).limit(1))
+        if user is None:
+            user = User(username="agent1", full_name="A", role="agent", password_hash="x")
+            session.add(user)
+            await session.flush()
+        number = complaint_number(seq)
+        now = datetime.now(UTC)
+        session.add(
+            Complaint(
+                number=number,
+                caller_number=caller,
+                description="नाली टूटी है",
+                created_by=user.id,
+                status=status,
+                created_at=now - timedelta(days=2),
+                due_at=now + timedelta(days=5),
+            )
+        )
+        await session.commit()
+    return number
+
+
+async def test_models_match_the_migration_for_the_ivr_tables(db_settings: Settings) -> None:
+    engine = create_engine(db_settings, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            diff = await conn.run_sync(
+                lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
+            )
+    finally:
+        await engine.dispose()
+    ours = [d for d in diff if any(t in repr(d) for t in IVR_SCHEMA)]
+    assert ours == []
+
+
+async def test_complaint_lookups(
+    store: PostgresStore, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    mine = await add_complaint(sessions, 100000001, "9876543210", "in_progress")
+    await add_complaint(sessions, 100000002, "9876543210", "resolved")
+    await add_complaint(sessions, 100000003, "9000000000", "registered")
+    own = await store.open_complaints("9876543210")
+    assert [c.number for c in own] == [mine]
+    found = await store.find_complaint(mine)
+    assert found is not None and found.status == "in_progress"
+    assert found.days_open() == 2 and found.days_to_due() == 5
+    assert await store.find_complaint(complaint_number(100000009)) is None
+
+
+async def test_budget_counts_todays_calls_in_ist_and_the_wait_from_the_queue(
+    store: PostgresStore, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    now = datetime.now(UTC)
+    midnight = ist_midnight(now)
+    async with sessions() as session:
+        session.add_all(
+            [
+                Call(uniqueid="y.1", started_at=midnight - timedelta(seconds=1)),  # yesterday
+                Call(uniqueid="t.1", started_at=midnight + timedelta(seconds=1)),
+                Call(
+                    uniqueid="t.2",
+                    started_at=now - timedelta(minutes=3),
+                    queue_joined_at=now - timedelta(seconds=200),
+                ),
+                Call(  # answered 5 minutes ago after 100 s in the queue
+                    uniqueid="t.3",
+                    started_at=now - timedelta(minutes=9),
+                    queue_joined_at=now - timedelta(seconds=400),
+                    agent_connected_at=now - timedelta(seconds=300),
+                ),
+                Call(uniqueid="me", started_at=now),  # the caller asking is not counted
+            ]
+        )
+        await session.commit()
+    check = await store.queue_check("me")
+    assert check.calls_today == 3 and check.budget == 3 and check.budget_spent
+    assert check.busy_reason == "budget"
+    assert check.waiting == 1
+    assert 199 <= check.estimated_wait_s <= 215  # the oldest waiter, longer than the mean hold
+    assert not check.wait_too_long
+
+
+async def test_callback_requests_are_kept_in_order_once_per_call(store: PostgresStore) -> None:
+    first = await store.add_callback(CallbackJob("c.1", "9876543210", "hi", "budget", "a>b"))
+    second = await store.add_callback(CallbackJob("c.2", "9000000000", "en", "wait", "a>c"))
+    again = await store.add_callback(CallbackJob("c.1", "9876543210", "hi", "budget", "a>b"))
+    assert first < second and again == first
+    async with store.sessions() as session:
+        rows = (await session.execute(select(CallbackRequest).order_by(CallbackRequest.id))).all()
+    assert [(r[0].uniqueid, r[0].status) for r in rows] == [("c.1", "pending"), ("c.2", "pending")]
+
+
+async def test_session_upsert_completes_the_row(store: PostgresStore) -> None:
+    record = SessionRecord("s.1", None, "anonymous", "hi", datetime.now(UTC))
+    await store.save_session(record)
+    record.path = [{"node": "welcome", "type": "play", "at_ms": 0, "ms": 6000}]
+    record.outcome = "abandoned_at:welcome"
+    record.prompts = ["welcome"]
+    await store.save_session(record)
+    async with store.sessions() as session:
+        rows = (await session.execute(select(IvrSession))).scalars().all()
+    assert len(rows) == 1 and rows[0].outcome == "abandoned_at:welcome"
+    assert rows[0].path[0]["node"] == "welcome" and rows[0].prompts == ["welcome"]
+
+
+async def run_call(store: PostgresStore, steps: list[object], hangup_at: int | None = None) -> None:
+    caller = Caller(list(steps))  # type: ignore[arg-type]
+    peer = FakeAsterisk([caller] * 300, env={"agi_uniqueid": "pg.1"}, hangup_at=hangup_at)
+    result = await run_fake_call(IVRScript(load_menus(), store, store.settings), peer)
+    assert result.error is None and not peer.unexpected
+
+
+async def test_a_whole_status_call_and_a_hang_up_are_stored(
+    store: PostgresStore, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    number = await add_complaint(sessions, 100000011, "9876543210", "assigned")
+    await run_call(store, [Key("1"), Key("2"), Key("2"), Type(number), Key("0")])
+    async with sessions() as session:
+        row = await session.scalar(select(IvrSession).where(IvrSession.uniqueid == "pg.1"))
+    assert row is not None and row.outcome == "queued"
+    assert row.detail["complaint"] == number
+    assert row.prompts[row.prompts.index("enter_complaint_number") + 1] == "complaint_number_is"
+    assert "status_assigned" in row.prompts
+    # The same call id hung up during the main menu: the row now shows where it was left.
+    await run_call(store, [Key("1")], hangup_at=12)
+    async with sessions() as session:
+        row = await session.scalar(select(IvrSession).where(IvrSession.uniqueid == "pg.1"))
+    assert row is not None and row.outcome is not None
+    assert row.outcome.startswith("abandoned_at:") and row.ended_at is not None
+
+
+async def test_budget_spent_call_stores_its_callback(
+    store: PostgresStore, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    async with sessions() as session:
+        session.add_all([Call(uniqueid=f"b.{i}", started_at=datetime.now(UTC)) for i in range(3)])
+        await session.commit()
+    await run_call(store, [Key("1"), Key("1"), Key("1")])
+    async with sessions() as session:
+        job = await session.scalar(select(CallbackRequest))
+        row = await session.scalar(select(IvrSession))
+    assert job is not None and job.uniqueid == "pg.1" and job.reason == "budget"
+    assert row is not None and row.outcome == "callback"
+    assert row.detail["callback_id"] == job.id
