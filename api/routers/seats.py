@@ -111,7 +111,6 @@ async def set_seat_count(body: SeatCountIn, user: AdminUser, session: SessionDep
                         or_(
                             AgentSession.id.is_not(None),
                             SeatStatus.current_call_uniqueid.is_not(None),
-                            SeatStatus.in_queue.is_(True),
                         )
                     )
                     .order_by(Seat.name)
