@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: up down status call test test-unit test-integration lint typecheck bench fuzz deps clean
+.PHONY: up down status call test test-unit test-integration lint typecheck bench robustness fuzz deps clean
 
 up: deps ## bring up the whole helpline (database, Asterisk, services, demo data)
 	$(VENV)/bin/helpline up
@@ -35,9 +35,16 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-bench: $(STAMP) ## protocol benchmarks against panoramisk
+bench: $(STAMP) ## protocol benchmarks against panoramisk (docs/capacity.md)
 	$(PY) -m bench agi
 	$(PY) -m bench ami
+
+robustness: $(STAMP) ## hostile FastAGI peers while good calls run; fails if a criterion fails
+	$(PY) -m bench robustness
+
+FUZZ_RUNS ?= 100000
+fuzz: $(STAMP) ## every atheris target in fuzz/, FUZZ_RUNS inputs each
+	set -e; for target in fuzz/*.py; do echo "== $$target"; $(PY) $$target -atheris_runs=$(FUZZ_RUNS); done
 
 deps: $(STAMP) ## Python venv, Debian packages, a running PostgreSQL
 	bash scripts/system-deps.sh

@@ -1,0 +1,229 @@
+"""``python -m bench robustness``: hostile peers against our FastAGI server, good calls alongside.
+
+One server process (``bench.agi_server --impl ours``, the production handshake deadline of 5 s)
+on 127.0.0.1. First a clean run of ``--good`` sessions (compiled generator, each command
+"played" for 50-150 ms) gives the baseline p99 turnaround. Then, while the same good load runs
+again, this process attacks the server from asyncio:
+
+* ``--truncated`` handshakes: connect, send a random prefix of a real environment (cut anywhere,
+  also inside a Devanagari character), close;
+* ``--slow`` peers: send the environment one byte every 100 ms (slower than the deadline allows);
+* ``--half-open`` peers: connect and go silent.
+
+Criteria (exit status 1 if any fails): every good session served, none timed out; attacked p99
+within 5x the clean p99 (or within the issue's 2 ms budget when the clean p99 is tiny); the
+server closes every slow and half-open peer itself (its deadline, not ours); its open file
+descriptors return to the baseline; and its CPU over 2 s of quiet afterwards is < 0.05 s.
+Bounded: the whole run is under ``--budget`` seconds (default 110).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import ServerProcess, loadgen_binary, machine, ratio, run_loadgen
+
+HOST = "127.0.0.1"
+ENV = (
+    "agi_network: yes\nagi_network_script: ivr\nagi_request: agi://127.0.0.1:4573/ivr\n"
+    "agi_channel: PJSIP/trunk-00000001\nagi_language: hi\nagi_uniqueid: 1718000000.1\n"
+    "agi_callerid: 919800000001\nagi_calleridname: रमेश कुमार\nagi_context: from-trunk\n"
+    "agi_extension: 1076\nagi_priority: 2\nagi_accountcode: \n\n"
+).encode()
+P99_MULTIPLE = 5.0
+P99_FLOOR_MS = 2.0
+QUIET_S = 2.0
+QUIET_CPU_MAX_S = 0.05
+
+
+async def _truncated(port: int, count: int, spread_s: float, rng: random.Random) -> int:
+    """Connect, send a prefix of the environment, close; ``count`` times over ``spread_s``."""
+    done = 0
+    batch = 50
+    for first in range(0, count, batch):
+        n = min(batch, count - first)
+        results = await asyncio.gather(
+            *(_one_truncated(port, rng.randrange(1, len(ENV) - 1)) for _ in range(n)),
+            return_exceptions=True,
+        )
+        done += sum(1 for r in results if r is True)
+        await asyncio.sleep(spread_s * batch / count)
+    return done
+
+
+async def _one_truncated(port: int, cut: int) -> bool:
+    _, writer = await asyncio.open_connection(HOST, port)
+    writer.write(ENV[:cut])
+    await writer.drain()
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
+async def _slow(port: int, stop: asyncio.Event) -> bool:
+    """Send a byte every 100 ms; True if the server closed us (its deadline) first."""
+    reader, writer = await asyncio.open_connection(HOST, port)
+    closed_by_server = False
+    try:
+        for byte in ENV:
+            if stop.is_set():
+                break
+            writer.write(bytes([byte]))
+            try:
+                await writer.drain()
+                if await asyncio.wait_for(reader.read(1), 0.1) == b"":
+                    closed_by_server = True
+                    break
+            except TimeoutError:
+                continue
+            except OSError:
+                closed_by_server = True
+                break
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    return closed_by_server
+
+
+async def _half_open(port: int, wait_s: float) -> bool:
+    """Connect and say nothing; True if the server closed us within ``wait_s``."""
+    reader, writer = await asyncio.open_connection(HOST, port)
+    try:
+        return await asyncio.wait_for(reader.read(1), wait_s) == b""
+    except (TimeoutError, OSError):
+        return False
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+async def _attack(
+    binary: Path, server: ServerProcess, args: argparse.Namespace, think: tuple[int, int]
+) -> dict[str, Any]:
+    rng = random.Random(args.seed)
+    stop = asyncio.Event()
+    port = server.port
+    wait_s = args.handshake_timeout + 3.0
+    half = [asyncio.create_task(_half_open(port, wait_s)) for _ in range(args.half_open)]
+    slow = [asyncio.create_task(_slow(port, stop)) for _ in range(args.slow)]
+    await asyncio.sleep(0.2)
+    truncated = asyncio.create_task(_truncated(port, args.truncated, 1.0, rng))
+    good = await asyncio.to_thread(
+        run_loadgen, binary, port, sessions=args.good, concurrency=args.good, think_ms=think
+    )
+    truncated_done = await truncated
+    half_closed = await asyncio.gather(*half)
+    slow_closed = await asyncio.wait_for(asyncio.gather(*slow), wait_s + len(ENV) * 0.1)
+    stop.set()
+    return {
+        "good": good,
+        "truncated_sent": truncated_done,
+        "half_open_closed_by_server": sum(half_closed),
+        "slow_closed_by_server": sum(slow_closed),
+    }
+
+
+def run(argv: list[str]) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="python -m bench robustness", description=__doc__)
+    parser.add_argument("--truncated", type=int, default=1000)
+    parser.add_argument("--slow", type=int, default=50)
+    parser.add_argument("--half-open", type=int, default=200)
+    parser.add_argument("--good", type=int, default=100)
+    parser.add_argument("--handshake-timeout", type=float, default=5.0)
+    parser.add_argument("--budget", type=float, default=110.0)
+    parser.add_argument("--seed", type=int, default=1076)
+    parser.add_argument("--quick", action="store_true", help="tiny configuration (smoke test)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.truncated, args.slow, args.half_open, args.good = 100, 5, 20, 30
+        args.handshake_timeout = 1.0
+    think = (50, 150)
+    started = time.monotonic()
+    with (
+        loadgen_binary() as binary,
+        ServerProcess("ours", handshake_timeout=args.handshake_timeout) as server,
+    ):
+        run_loadgen(binary, server.port, sessions=20, concurrency=10)
+        fds0 = server.fds()
+        clean = run_loadgen(
+            binary, server.port, sessions=args.good, concurrency=args.good, think_ms=think
+        )
+        attack = asyncio.run(asyncio.wait_for(_attack(binary, server, args, think), args.budget))
+        deadline = time.monotonic() + args.handshake_timeout + 2
+        while server.fds() > fds0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        fds1 = server.fds()
+        time.sleep(0.5)
+        cpu0 = server.cpu()
+        time.sleep(QUIET_S)
+        quiet_cpu = server.cpu() - cpu0
+    good = attack["good"]
+    clean_p99 = clean["p99_us"] / 1000
+    attacked_p99 = good["p99_us"] / 1000
+    allowed = max(P99_MULTIPLE * clean_p99, P99_FLOOR_MS)
+    checks = {
+        "every_good_session_served": good["ok"] == args.good
+        and good["failed"] == 0
+        and good["timed_out"] == 0,
+        "clean_run_served": clean["ok"] == args.good,
+        "p99_within_multiple_of_clean": attacked_p99 <= allowed,
+        "slow_peers_closed_by_server": attack["slow_closed_by_server"] == args.slow,
+        "half_open_peers_closed_by_server": attack["half_open_closed_by_server"] == args.half_open,
+        "fds_back_to_baseline": fds1 <= fds0,
+        "cpu_idle_after": quiet_cpu < QUIET_CPU_MAX_S,
+    }
+    ours = {
+        "good_sessions": args.good,
+        "good_ok": good["ok"],
+        "good_failed": good["failed"],
+        "good_timed_out": good["timed_out"],
+        "attacked_p50_ms": round(good["p50_us"] / 1000, 3),
+        "attacked_p99_ms": round(attacked_p99, 3),
+        "truncated_handshakes": attack["truncated_sent"],
+        "slow_peers": args.slow,
+        "slow_closed_by_server": attack["slow_closed_by_server"],
+        "half_open_peers": args.half_open,
+        "half_open_closed_by_server": attack["half_open_closed_by_server"],
+        "server_fds_before": fds0,
+        "server_fds_after": fds1,
+        "quiet_cpu_s": round(quiet_cpu, 3),
+        "quiet_window_s": QUIET_S,
+    }
+    peer = {
+        "name": "the same server, clean run (no attack) in this invocation",
+        "clean_p50_ms": round(clean["p50_us"] / 1000, 3),
+        "clean_p99_ms": round(clean_p99, 3),
+        "clean_ok": clean["ok"],
+    }
+    return {
+        "bench": "robustness",
+        "machine": machine(),
+        "config": {
+            "truncated": args.truncated,
+            "slow": args.slow,
+            "half_open": args.half_open,
+            "good": args.good,
+            "think_ms": list(think),
+            "handshake_timeout_s": args.handshake_timeout,
+            "quick": args.quick,
+        },
+        "ours": ours,
+        "peer": peer,
+        "ratio": {"p99_attacked_over_clean": ratio(attacked_p99, clean_p99)},
+        "criteria": {
+            "p99_allowed_ms": round(allowed, 3),
+            "quiet_cpu_max_s": QUIET_CPU_MAX_S,
+            **checks,
+        },
+        "failed_criteria": [name for name, ok in checks.items() if not ok],
+        "elapsed_s": round(time.monotonic() - started, 1),
+    }
