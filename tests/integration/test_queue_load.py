@@ -1,0 +1,229 @@
+"""50 sipp citizens through the IVR into the queue, 10 sipp agents (6 quick, 2 slow, 2 that
+never answer), a few callers hanging up while waiting: the supervisors' numbers (offered,
+answered, abandoned, answered within 20 s) equal the ground truth counted on the sipp side.
+
+The schedule keeps every wait far from the 20 s boundary, so the sipp side's estimate of each
+wait (agent's answer time minus the caller's last key press) classifies it without doubt:
+
+* 30 callers every 3 s, on the line 10 s after their keys: answered at once (quick or slow).
+* then 8 long callers (35 s) take every answering agent;
+* while those talk, 12 more arrive: 5 hang up after about 8 s in the queue (abandoned), 7 wait
+  until the long calls end (about 30 s: answered outside the service level). Meanwhile the
+  queue rings the two agents that never answer (penalty 1: only when the others are busy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.config import Settings
+from core.db.models import QueueEvent
+from core.db.session import create_engine, session_factory
+from helpline.sipp import AgentSeat, CallOutcome, citizen_call
+from tests.integration.queue_support import (
+    login,
+    logout_all,
+    make_agents,
+    seat_password,
+    stats,
+)
+
+pytestmark = pytest.mark.integration
+
+SL_SECONDS = 20.0
+#: Estimates closer than this to the service level would be a badly designed schedule.
+SL_MARGIN = 5.0
+KEYS_AT = (1.0, 3.5)  # "1" (Hindi) in the welcome, "1" (new complaint) in the main menu
+
+
+@dataclass
+class Caller:
+    group: str
+    start: float
+    hold: float
+    caller_id: str
+    wall_start: float = 0.0
+    outcome: CallOutcome | None = None
+
+    @property
+    def keys_done(self) -> float:
+        """Wall time of the last key press (sipp's own clock)."""
+        assert self.outcome is not None
+        ticks = [int(e.split()[-1]) for e in self.outcome.events if e.startswith("DTMF")]
+        return self.wall_start + max(ticks) / 1000.0
+
+    @property
+    def ended(self) -> float:
+        assert self.outcome is not None
+        ends = [int(e.split()[-1]) for e in self.outcome.events if e.split()[0] == "END"]
+        return self.wall_start + (max(ends) / 1000.0 if ends else 1e9)
+
+
+def schedule() -> list[Caller]:
+    callers = [Caller("quick", i * 3.0, 10.0, f"98761{i:05d}") for i in range(30)]
+    callers += [Caller("long", 100.0 + i * 0.3, 35.0, f"98762{i:05d}") for i in range(8)]
+    callers += [Caller("abandon", 110.0 + i * 0.5, 10.0, f"98763{i:05d}") for i in range(5)]
+    callers += [Caller("late", 110.2 + i * 0.5, 55.0, f"98764{i:05d}") for i in range(7)]
+    return callers
+
+
+@pytest.fixture
+async def db(stack_settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_engine(stack_settings, pool_size=2)
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+async def api(stack_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    base = f"http://{stack_settings.api_host}:{stack_settings.api_port}"
+    async with httpx.AsyncClient(base_url=base, timeout=20) as client:
+        yield client
+
+
+def answers(seat: AgentSeat) -> list[float]:
+    assert seat.workdir is not None
+    return sorted(p.stat().st_mtime for p in (seat.workdir / "events").glob("ANSWERED.*"))
+
+
+def ground_truth(callers: list[Caller], answer_times: list[float]) -> dict[str, Any]:
+    """Match agents' answers to callers first-come first-served (app_queue's order for equal
+    priority) and count what the sipp side saw."""
+    matched: dict[int, float] = {}
+    for at in sorted(answer_times):
+        candidates = [
+            i
+            for i, c in enumerate(callers)
+            if i not in matched and c.keys_done <= at <= c.ended + 0.5
+        ]
+        assert candidates, f"an agent answered at {at} but no caller was waiting"
+        first = min(candidates, key=lambda i: callers[i].keys_done)
+        matched[first] = at
+    waits = {i: at - callers[i].keys_done for i, at in matched.items()}
+    unclear = {
+        callers[i].caller_id: round(w, 1)
+        for i, w in waits.items()
+        if abs(w - SL_SECONDS) < SL_MARGIN
+    }
+    assert not unclear, f"waits too close to the service level to classify: {unclear}"
+    return {
+        "offered": len(callers),
+        "answered": len(matched),
+        "abandoned": len(callers) - len(matched),
+        "answered_within_sl": sum(1 for w in waits.values() if w <= SL_SECONDS),
+        "abandoned_groups": sorted(
+            callers[i].group for i in range(len(callers)) if i not in matched
+        ),
+        "waits": {
+            g: sorted(round(w, 1) for i, w in waits.items() if callers[i].group == g)
+            for g in sorted({c.group for c in callers})
+        },
+    }
+
+
+async def test_fifty_callers_ten_agents_stats_equal_sipp_ground_truth(
+    stack_settings: Settings,
+    api: httpx.AsyncClient,
+    db: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+) -> None:
+    settings = stack_settings
+    agents = await make_agents(db, api, "q5load", 10)
+    (supervisor,) = await make_agents(db, api, "q5sup", 1, role="supervisor")
+    seats = [f"agent{101 + i:04d}" for i in range(10)]
+    # 6 quick, 2 slow (5 s), 2 that never answer.
+    kinds = [("quick", True, 0.3)] * 6 + [("slow", True, 5.0)] * 2 + [("none", False, 0.0)] * 2
+    phones = [
+        AgentSeat(
+            settings,
+            seat,
+            await seat_password(db, seat),
+            answer=answer,
+            answer_delay=delay,
+            lifetime=280,
+            workdir=tmp_path,
+        )
+        for seat, (_, answer, delay) in zip(seats, kinds, strict=True)
+    ]
+    callers = schedule()
+    async with asyncio.timeout(270):
+        for phone in phones:  # one at a time: each picks free ports, which a race would share
+            await phone.__aenter__()
+        try:
+            for agent, seat in zip(agents, seats, strict=True):
+                await login(api, agent, seat)
+            for agent in agents[8:]:  # the never-answering pair rings only when others are busy
+                routed = await api.put(
+                    f"/agents/{agent.username}/routing",
+                    json={"penalty": 1},
+                    headers=supervisor.headers,
+                )
+                assert routed.status_code == 200, routed.text
+            await asyncio.sleep(1.0)  # let the penalty reach app_queue
+            before = (await stats(api, supervisor.headers))["overall"]
+            assert before["agents"]["logged_in"] >= 10
+            t0 = time.time()
+
+            async def place(caller: Caller) -> None:
+                await asyncio.sleep(max(0.0, t0 + caller.start - time.time()))
+                caller.wall_start = time.time()
+                caller.outcome = await citizen_call(
+                    settings,
+                    "11",
+                    hold=caller.hold,
+                    caller_id=caller.caller_id,
+                    first_digit_delay=KEYS_AT[0],
+                    digit_gap=KEYS_AT[1] - KEYS_AT[0],
+                    workdir=tmp_path,
+                )
+
+            await asyncio.gather(*(place(c) for c in callers))
+            await asyncio.sleep(2.0)  # the last events reach the queue manager
+            after = (await stats(api, supervisor.headers))["overall"]
+        finally:
+            await logout_all(api, agents)
+            for phone in phones:
+                await phone.close()
+
+    not_answered = [c.caller_id for c in callers if c.outcome is None or not c.outcome.answered]
+    assert not not_answered, f"Asterisk did not answer: {not_answered}"
+    answer_times = [t for phone in phones for t in answers(phone)]
+    truth = ground_truth(callers, answer_times)
+    measured = {
+        key: after[key] - before[key]
+        for key in ("offered", "answered", "abandoned", "answered_within_sl")
+    }
+    print(f"\nground truth (sipp): {truth}\nstats delta (API): {measured}")
+    print(
+        f"ASA {after['asa_seconds']} s, AHT {after['aht_seconds']} s, "
+        f"abandon rate {after['abandon_rate']}, SL {after['service_level']}"
+    )
+    assert measured == {k: truth[k] for k in measured}
+    # The schedule did what it says: slow agents answered, the silent pair was rung and never
+    # answered, the five short-fused callers are the abandoned ones.
+    assert all(p.calls_answered > 0 for p in phones[6:8])
+    assert all(p.calls_offered > 0 and p.calls_answered == 0 for p in phones[8:])
+    # (A quick caller may give up too if the queue happened to ring a silent agent for 15 s;
+    # the numbers above count it either way.)
+    assert truth["abandoned_groups"].count("abandon") == 5
+    assert "late" not in truth["abandoned_groups"] and "long" not in truth["abandoned_groups"]
+    async with db() as session:
+        no_answer = (
+            await session.execute(
+                select(func.count()).where(
+                    QueueEvent.event == "AgentRingNoAnswer",
+                    QueueEvent.interface.in_([f"PJSIP/{s}" for s in seats[8:]]),
+                )
+            )
+        ).scalar_one()
+    assert no_answer > 0
