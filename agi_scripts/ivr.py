@@ -156,6 +156,8 @@ class CallState:
     own: list[ComplaintInfo] = field(default_factory=list)
     complaint: ComplaintInfo | None = None
     callback_reason: str | None = None
+    #: The caller heard a complaint's status: hanging up after that is being served.
+    served: bool = False
     queue_check: QueueCheck | None = None
     steps: list[_Step] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
@@ -205,7 +207,11 @@ class IVRFlow:
         except _Finished:
             pass
         except AGIHangup:
-            self.record.outcome = f"abandoned_at:{self._current()}"
+            if self.state.served:
+                self.record.outcome = "self_served"
+                self.record.detail["hung_up_at"] = self._current()
+            else:
+                self.record.outcome = f"abandoned_at:{self._current()}"
         except BaseException:
             # Our failure: no IVR_DONE, so the dialplan sends the caller to the agents.
             self.record.outcome = f"failed_at:{self._current()}"
@@ -390,8 +396,11 @@ class IVRFlow:
 
     async def _node_complaint_entry(self, node: Node) -> str | None:
         while True:
+            # One more than a number has, so that the "#" the prompt asks for ends the input
+            # (and is not left over to answer the next question); without "#", the digit
+            # timeout ends it.
             typed, _ = await self.call.get_data(
-                PromptRef("enter_complaint_number").sound(), DIGIT_TIMEOUT_MS, COMPLAINT_DIGITS
+                PromptRef("enter_complaint_number").sound(), DIGIT_TIMEOUT_MS, COMPLAINT_DIGITS + 1
             )
             self.record.prompts.append("enter_complaint_number")
             if not typed:
@@ -578,6 +587,7 @@ class IVRFlow:
 
     async def read_complaint(self, c: ComplaintInfo) -> None:
         await self.say(self.complaint_words(c))
+        self.state.served = True
 
 
 def _digits_only(text: str) -> str:

@@ -23,6 +23,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import tempfile
 import time
 from collections.abc import Sequence
@@ -206,6 +207,30 @@ def _dtmf_steps(dtmf: str | Sequence[DtmfStep], gap: float, first_delay: float) 
     return list(dtmf)
 
 
+def _step_pcap(workdir: Path, index: int, digit: str) -> Path:
+    """sip-tester's RFC 4733 pcap for ``digit``, renumbered for the ``index``-th key press.
+
+    Each pcap carries fixed RTP sequence numbers and one event timestamp, so the same digit
+    played twice looks to Asterisk like a retransmission of the first event and is dropped
+    (and another digit's pcap may even go back in sequence). Every step gets its own copy
+    with increasing sequence numbers and event timestamps, as a phone would send.
+    """
+    data = bytearray((DTMF_PCAP_DIR / f"dtmf_2833_{_DTMF_FILES[digit]}.pcap").read_bytes())
+    magic, link = struct.unpack_from("<I", data, 0)[0], struct.unpack_from("<I", data, 20)[0]
+    if magic != 0xA1B2C3D4 or link != 1:
+        raise SippError(f"unexpected pcap format for DTMF {digit!r} (magic {magic:#x})")
+    offset, packet = 24, 0
+    while offset + 16 <= len(data):
+        captured = struct.unpack_from("<I", data, offset + 8)[0]
+        frame = offset + 16
+        rtp = frame + 14 + (data[frame + 14] & 0x0F) * 4 + 8  # Ethernet, IPv4, UDP
+        struct.pack_into("!HI", data, rtp + 2, 1000 + index * 50 + packet, 160_000 + index * 16_000)
+        offset, packet = frame + captured, packet + 1
+    path = workdir / f"dtmf_{index:02d}_{_DTMF_FILES[digit]}.pcap"
+    path.write_bytes(bytes(data))
+    return path
+
+
 async def citizen_call(
     settings: Settings,
     dtmf: str | Sequence[DtmfStep] = "",
@@ -248,9 +273,9 @@ async def citizen_call(
                 {
                     "digit": s.digit,
                     "delay_ms": max(0, int(s.delay * 1000)),
-                    "pcap": str(DTMF_PCAP_DIR / f"dtmf_2833_{_DTMF_FILES[s.digit]}.pcap"),
+                    "pcap": str(_step_pcap(wd, i, s.digit)),
                 }
-                for s in steps
+                for i, s in enumerate(steps)
             ],
         ),
         encoding="utf-8",

@@ -509,7 +509,14 @@ async def test_complaint_from_a_withheld_number_cannot_be_verified_by_keypad() -
 
 async def test_hear_again_and_back_to_the_main_menu() -> None:
     store = MemoryStore(complaints=[FOREIGN])
-    steps: list[Step] = [Key("1"), Key("2"), Type(FOREIGN.number), Type(OTHER[-4:]), Key("1"), Key("2")]
+    steps: list[Step] = [
+        Key("1"),
+        Key("2"),
+        Type(FOREIGN.number),
+        Type(OTHER[-4:]),
+        Key("1"),
+        Key("2"),
+    ]
     out = await place_call([*steps, Key("1")], store)
     assert_handed_over(out, "queue")
     assert out.caller.heard().count("complaint_number_is") == 2
@@ -628,13 +635,20 @@ async def test_hang_up_at_every_step_stores_the_partial_session(name: str) -> No
         assert out.error is None, (n, out.error)
         session = out.session
         last = out.nodes()[-1] if out.nodes() else TREE.start
-        assert session.outcome == f"abandoned_at:{last}", (n, session.outcome)
+        if session.detail.get("hung_up_at"):  # after hearing a status: served, not abandoned
+            assert session.outcome == "self_served" and "complaint_number_is" in session.prompts
+            assert session.detail["hung_up_at"] == last
+        else:
+            assert session.outcome == f"abandoned_at:{last}", (n, session.outcome)
         assert session.last_node == last
         assert out.nodes() == full_nodes[: len(out.nodes())], n
         if n < commands - 1:  # (a hang-up racing the last command may still see it applied)
             assert "IVR_DONE" not in out.vars, n
         assert session.ended_at is not None and session.duration_ms is not None
     assert full.session.outcome in {"queued", "callback", "transferred", "self_served"}
+    if name == "status":  # hanging up at status_done, after the read-back, is being served
+        out = await place_call(steps, copy.deepcopy(template), hangup_at=commands - 5)
+        assert out.session.outcome == "self_served", out.nodes()
 
 
 # --------------------------------------------------------------------------- read-back words
