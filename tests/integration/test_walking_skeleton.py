@@ -97,8 +97,9 @@ async def test_sip_call_through_ivr_and_queue_becomes_a_complaint(
         assert login.json()["state"] == "in_queue"
 
         started = time.time()
+        # "1" during the welcome picks Hindi (typed ahead), the second "1" a new complaint.
         outcome = await citizen_call(
-            settings, "1", hold=6.0, caller_id="9876543210", first_digit_delay=3.0
+            settings, "11", hold=8.0, caller_id="9876543210", first_digit_delay=3.0
         )
         assert outcome.answered, outcome.errors
         await seat.wait_answered(1, within=5)
