@@ -147,7 +147,7 @@ The 1076 helpline is up ({time.monotonic() - started:.0f} s).
   demo users     {credentials_file(settings)}
   logs           {settings.state_dir / "logs"}
 
-Place a test call:   .venv/bin/helpline call          (dials {settings.helpline_number}, presses 1)
+Place a test call:   .venv/bin/helpline call          (dials {settings.helpline_number}, presses 11)
 Status / stop:       .venv/bin/helpline status  |  .venv/bin/helpline down"""
     )
     return 0
@@ -257,7 +257,9 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("down", help="stop services and Asterisk").set_defaults(func=cmd_down)
     sub.add_parser("status", help="what runs; /health").set_defaults(func=cmd_status)
     call = sub.add_parser("call", help="place a demo call to 1076 with sipp")
-    call.add_argument("--digits", default="1", help="DTMF to send after the welcome (default 1)")
+    call.add_argument(
+        "--digits", default="11", help="DTMF after the welcome (default 11: Hindi, new complaint)"
+    )
     call.add_argument("--seconds", type=float, default=25.0, help="how long to stay on the line")
     call.set_defaults(func=cmd_call)
     for name in services.SERVICES:
