@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import os
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -292,12 +293,15 @@ class QueueManager:
     async def _apply_intents(self) -> None:
         while True:
             seat = await self._intents.get()
-            if not self.ami.fully_booted.is_set():
-                continue  # the reconcile after connect covers it
+            # Not dropped while Asterisk is away: applied once it is back (after the reconcile).
+            await self.ami.fully_booted.wait()
+            started = time.monotonic()
             try:
                 await self._reconcile_seats(None if seat == "*" else seat)
             except Exception:
                 log.exception("could not apply agent intent for seat %s", seat)
+            else:
+                log.info("intent of seat %s applied in %.3f s", seat, time.monotonic() - started)
 
     async def _apply_seat_config(self) -> None:
         while True:

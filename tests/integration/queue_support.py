@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.db.models import Seat, User
+from core.db.models import Seat, ServiceHeartbeat, User
 from core.domain.credentials import hash_password
 
 PASSWORD = "queue-test-password"
@@ -72,6 +72,7 @@ async def stats(api: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, An
 
 
 async def login(api: httpx.AsyncClient, agent: Agent, seat: str) -> dict[str, Any]:
+    """Sit at ``seat``; answered "in_queue" once the queue manager applied it."""
     response = await api.post("/agents/me/login", json={"seat": seat}, headers=agent.headers)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
@@ -84,3 +85,20 @@ async def logout_all(api: httpx.AsyncClient, agents: list[Agent]) -> None:
         *(api.post("/agents/me/logout", headers=a.headers) for a in agents),
         return_exceptions=True,
     )
+
+
+async def wait_queue_manager(db: async_sessionmaker[AsyncSession], within: float = 30.0) -> None:
+    """Until the queue manager's heartbeat says it is logged in to AMI (it applies intents)."""
+    async with asyncio.timeout(within):
+        while True:
+            async with db() as session:
+                detail = (
+                    await session.execute(
+                        select(ServiceHeartbeat.detail).where(
+                            ServiceHeartbeat.service == "queue_manager"
+                        )
+                    )
+                ).scalar_one_or_none()
+            if detail and detail.get("ami_connected"):
+                return
+            await asyncio.sleep(0.2)

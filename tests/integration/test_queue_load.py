@@ -36,6 +36,7 @@ from tests.integration.queue_support import (
     make_agents,
     seat_password,
     stats,
+    wait_queue_manager,
 )
 
 pytestmark = pytest.mark.integration
@@ -138,6 +139,7 @@ async def test_fifty_callers_ten_agents_stats_equal_sipp_ground_truth(
     tmp_path: Path,
 ) -> None:
     settings = stack_settings
+    await wait_queue_manager(db)
     agents = await make_agents(db, api, "q5load", 10)
     (supervisor,) = await make_agents(db, api, "q5sup", 1, role="supervisor")
     seats = [f"agent{101 + i:04d}" for i in range(10)]
