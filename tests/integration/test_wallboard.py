@@ -1,0 +1,186 @@
+"""The supervisors' wallboard in a real headless Chromium (Debian ``chromium``), driven over
+the DevTools protocol: it shows the live numbers and changes, without a reload, when a citizen
+calls into the queue."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import shutil
+import signal
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.config import Settings
+from core.db.session import create_engine, session_factory
+from helpline.sipp import citizen_call
+from tests.integration.queue_support import make_agents, stats
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+
+
+@pytest.fixture
+async def db(stack_settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_engine(stack_settings, pool_size=2)
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+async def api(stack_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    base = f"http://{stack_settings.api_host}:{stack_settings.api_port}"
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        yield client
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Page:
+    """One Chromium tab over the DevTools protocol: evaluate JavaScript, read the DOM."""
+
+    def __init__(self, socket: Any) -> None:
+        self.socket = socket
+        self.ids = itertools.count(1)
+
+    async def evaluate(self, expression: str) -> Any:
+        ident = next(self.ids)
+        await self.socket.send(
+            json.dumps(
+                {
+                    "id": ident,
+                    "method": "Runtime.evaluate",
+                    "params": {"expression": expression, "returnByValue": True},
+                }
+            )
+        )
+        while True:
+            reply = json.loads(await self.socket.recv())
+            if reply.get("id") == ident:
+                return reply["result"]["result"].get("value")
+
+    async def text(self, element_id: str) -> str:
+        value = await self.evaluate(f"document.getElementById({element_id!r}).textContent")
+        return str(value)
+
+    async def wait_for(self, expression: str, within: float = 20.0) -> None:
+        async with asyncio.timeout(within):
+            while True:
+                if await self.evaluate(expression):
+                    return
+                await asyncio.sleep(0.1)
+
+
+@contextlib.asynccontextmanager
+async def chromium(url: str, profile: Path) -> AsyncIterator[Page]:
+    binary = shutil.which("chromium")
+    assert binary, "chromium is missing: scripts/system-deps.sh installs it"
+    port = free_tcp_port()
+    proc = await asyncio.create_subprocess_exec(
+        binary,
+        *CHROMIUM_FLAGS,
+        f"--user-data-dir={profile}",
+        f"--remote-debugging-port={port}",
+        url,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        async with asyncio.timeout(30), httpx.AsyncClient() as http:
+            while True:
+                try:
+                    targets = (await http.get(f"http://127.0.0.1:{port}/json/list")).json()
+                except httpx.TransportError:
+                    targets = []
+                pages = [t for t in targets if t.get("type") == "page" and "wallboard" in t["url"]]
+                if pages:
+                    break
+                await asyncio.sleep(0.2)
+        async with websockets.connect(pages[0]["webSocketDebuggerUrl"], max_size=None) as cdp:
+            yield Page(cdp)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(10):
+                await proc.wait()
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_wallboard_shows_live_numbers_and_changes_when_a_call_arrives(
+    stack_settings: Settings,
+    api: httpx.AsyncClient,
+    db: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+) -> None:
+    settings = stack_settings
+    (supervisor,) = await make_agents(db, api, "q5wall", 1, role="supervisor")
+    token = supervisor.headers["Authorization"].removeprefix("Bearer ")
+    page_html = await api.get("/wallboard")
+    assert page_html.status_code == 200 and "WebSocket" in page_html.text
+    url = f"http://{settings.api_host}:{settings.api_port}/wallboard#token={token}"
+    async with chromium(url, tmp_path / "chromium-profile") as page:
+        await page.wait_for("Number(document.body.dataset.updates || 0) >= 1")
+        before = (await stats(api, supervisor.headers))["overall"]
+        assert int(await page.text("offered")) == before["offered"]
+        assert int(await page.text("calls_waiting")) == before["calls_waiting"]
+        assert await page.text("outbound") == f"0 / {settings.daily_outbound_budget}"
+        updates = int(await page.evaluate("Number(document.body.dataset.updates)"))
+
+        # A citizen calls; nobody is logged in, so the caller waits in the queue.
+        call = asyncio.create_task(
+            citizen_call(
+                settings,
+                "11",
+                hold=10.0,
+                caller_id="9876550005",
+                first_digit_delay=1.0,
+                digit_gap=2.5,
+                workdir=tmp_path,
+            )
+        )
+        await page.wait_for(
+            f"Number(document.getElementById('offered').textContent) === {before['offered'] + 1}"
+        )
+        waiting = int(await page.text("calls_waiting"))
+        assert waiting == before["calls_waiting"] + 1
+        helpline_row = await page.evaluate(
+            "document.querySelector('tr[data-queue=\"helpline\"]').textContent"
+        )
+        assert helpline_row.startswith("helpline")
+        outcome = await call
+        assert outcome.hangup_by == "citizen"
+        # The caller gave up: the board counts an abandoned call, still without a reload.
+        await page.wait_for(
+            "Number(document.getElementById('abandoned').textContent) === "
+            f"{before['abandoned'] + 1}"
+        )
+        assert int(await page.evaluate("Number(document.body.dataset.updates)")) > updates
+        assert await page.evaluate("performance.getEntriesByType('navigation').length") == 1
