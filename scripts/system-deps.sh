@@ -10,6 +10,8 @@ PACKAGES=(
   espeak-ng        # Hindi and English prompt audio from text
   sox              # resamples prompts to 8 kHz mono, Asterisk's native rate
   procps           # pgrep/ps used by the stack scripts
+  baresip-core     # a real headless SIP softphone: the agents' softphone test (docs/agents.md)
+  chromium         # headless browser for the supervisors' wallboard test
 )
 
 missing=()
