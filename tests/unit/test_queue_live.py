@@ -1,0 +1,103 @@
+"""The queue manager's in-memory seat picture (pure): duplicated and reordered AMI events
+change nothing they should not; skill memberships; constants the config must agree with."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from asterisk_config.render import RenderOptions
+from core.domain.queues import (
+    UNSKILLED_PENALTY,
+    WRAPUP_SECONDS,
+    all_queues,
+    memberships,
+    seats_digest,
+)
+from core.protocols.ami import AMIMessage
+from queue_manager.live import LiveSeats
+
+T0 = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
+
+
+def member(name: str, queue: str, paused: bool, reason: str = "") -> AMIMessage:
+    return AMIMessage(
+        [
+            ("Event", name),
+            ("Queue", queue),
+            ("Interface", "PJSIP/agent0001"),
+            ("Penalty", "0"),
+            ("Status", "1"),
+            ("Paused", "1" if paused else "0"),
+            ("PausedReason", reason),
+        ]
+    )
+
+
+def agent(name: str, uniqueid: str) -> AMIMessage:
+    return AMIMessage(
+        [
+            ("Event", name),
+            ("Queue", "helpline"),
+            ("Interface", "PJSIP/agent0001"),
+            ("Uniqueid", uniqueid),
+        ]
+    )
+
+
+def test_skill_memberships_and_config_constants() -> None:
+    assert all_queues("helpline") == ["helpline", "helpline-police", "helpline-health"]
+    assert memberships("helpline", ["general", "police"], 2) == {
+        "helpline": 2,
+        "helpline-police": 2,
+        "helpline-health": 2 + UNSKILLED_PENALTY,
+    }
+    assert RenderOptions().wrapup_time == WRAPUP_SECONDS
+    assert seats_digest([("a", "1"), ("b", "2")]) == seats_digest([("b", "2"), ("a", "1")])
+    assert seats_digest([("a", "1")]) != seats_digest([("a", "2")])
+
+
+# Events of one seat, each with its own time: added, paused (break), unpaused, paused (meeting).
+HISTORY = [
+    (member("QueueMemberAdded", "helpline", False), T0),
+    (member("QueueMemberPause", "helpline", True, "break"), T0 + timedelta(seconds=1)),
+    (member("QueueMemberPause", "helpline", False), T0 + timedelta(seconds=2)),
+    (member("QueueMemberPause", "helpline", True, "meeting"), T0 + timedelta(seconds=3)),
+]
+
+
+@given(st.permutations(HISTORY + HISTORY))
+def test_member_state_is_the_newest_whatever_the_order(
+    events: list[tuple[AMIMessage, datetime]],
+) -> None:
+    live = LiveSeats(all_queues("helpline"))
+    for event, at in events:
+        live.apply(event, at)
+    seat = live.seat("agent0001")
+    assert seat.queues == ["helpline"]
+    assert seat.paused and seat.pause_reason == "meeting"
+
+
+def test_a_late_agent_connect_does_not_leave_a_seat_on_a_call() -> None:
+    for order in itertools.permutations(
+        [(agent("AgentConnect", "1.1"), T0), (agent("AgentComplete", "1.1"), T0 + timedelta(60))]
+    ):
+        live = LiveSeats(all_queues("helpline"))
+        for event, at in [*order, *order]:  # and every event twice
+            live.apply(event, at)
+        seat = live.seat("agent0001")
+        assert seat.current_call is None
+        assert seat.last_call_ended_at == T0 + timedelta(60)
+
+
+def test_queue_status_replaces_membership_after_a_reconnect() -> None:
+    live = LiveSeats(all_queues("helpline"))
+    live.apply(member("QueueMemberAdded", "helpline-police", False), T0)
+    touched = live.replace_members({}, T0 + timedelta(seconds=5))
+    assert touched == {"agent0001"} and live.seat("agent0001").queues == []
+    # An event from before the QueueStatus cannot bring the member back.
+    live.apply(member("QueueMemberStatus", "helpline-police", False), T0 + timedelta(seconds=4))
+    assert live.seat("agent0001").queues == []
