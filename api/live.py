@@ -214,9 +214,7 @@ async def screen_pop(session: AsyncSession, uniqueid: str) -> dict[str, Any] | N
     """What the agent sees when a caller is connected: number, IVR path, language and the
     caller's previous complaints (newest first)."""
     call = (
-        await session.execute(
-            Call.__table__.select().where(Call.uniqueid == uniqueid)
-        )
+        await session.execute(Call.__table__.select().where(Call.uniqueid == uniqueid))
     ).one_or_none()
     if call is None:
         return None
