@@ -312,9 +312,9 @@ async def run_fake_call(
         {peer.script: capturing}, command_timeout=command_timeout, call_timeout=call_timeout
     )
     ours, theirs = socket.socketpair()
-    server_reader, server_writer = await asyncio.open_connection(sock=ours)
     peer_reader, peer_writer = await asyncio.open_connection(sock=theirs)
     async with asyncio.TaskGroup() as group:
-        group.create_task(server.serve_connection(server_reader, server_writer))
+        # The production path: our side is the same asyncio.Protocol the listener uses.
+        group.create_task(server.serve_socket(ours))
         group.create_task(peer.serve(peer_reader, peer_writer))
     return result
