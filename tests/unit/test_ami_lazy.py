@@ -1,0 +1,164 @@
+"""Lazy AMI messages: what the framer hands out keeps its text and splits it on first read.
+
+The fast split (C-level join/split, checked by rebuilding the text) must give exactly what the
+per-line rules give, for any text the framer can produce (10,000 examples); the first-line and
+ActionID shortcuts must agree with an eager message; caps are still enforced when messages are
+framed whole; and a message read long after the parser moved on is intact.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.protocols.ami import (
+    AMILineTooLong,
+    AMIMessage,
+    AMIMessageTooLarge,
+    AMIParser,
+    AMITooManyHeaders,
+    _split_text,
+)
+from tests.unit.ami_transcripts import CODES, CUTS, GREETING, PROPERTY, parse_chunks, split_at
+
+#: Pieces of framed text: separators and near-separators, whitespace of every kind, key case
+#: variants, Devanagari and the one non-ASCII character that lower-cases to "i" + a mark.
+PIECES = [
+    ": ",
+    ":",
+    " ",
+    "\t",
+    "\r",
+    "\r\n",
+    "\x00",
+    "\x85",
+    "\u2028",
+    "\xa0",
+    "Event",
+    "Response",
+    "ActionID",
+    "actionid",
+    "ACTİONID",
+    "Uniqueid",
+    "a",
+    "रमेश",
+    "्",
+    "😀",
+    "=",
+    "",
+]
+
+
+def reference(text: str) -> tuple[tuple[str, str], ...]:
+    """The line path's rules: split on CRLF, key before the first colon (stripped), one space."""
+    headers = []
+    for raw in text.split("\r\n"):
+        key, sep, value = raw.partition(":")
+        if not sep:
+            headers.append(("", raw))
+        else:
+            headers.append((key.strip(), value[1:] if value[:1] == " " else value))
+    return tuple(headers)
+
+
+def text_from(codes: list[int]) -> str:
+    return "".join(PIECES[c % len(PIECES)] for c in codes)
+
+
+@PROPERTY
+@given(CODES)
+def test_lazy_message_equals_eager_rules(codes: list[int]) -> None:
+    text = text_from(codes)
+    keys, values = _split_text(text)
+    assert tuple(zip(keys, values, strict=True)) == reference(text)
+    eager = AMIMessage(reference(text))
+    maybe_id = b"actionid" in text.encode("utf-8", "surrogatepass").lower()
+    for probe in ("name", "is_event", "is_response", "response", "action_id", "event_list"):
+        lazy = AMIMessage._from_text(text, maybe_id)
+        assert getattr(lazy, probe) == getattr(eager, probe), probe
+    lazy = AMIMessage._from_text(text, maybe_id)
+    assert lazy.name == eager.name  # first-line shortcut, before any split
+    assert lazy.action_id == eager.action_id
+    assert lazy.headers == eager.headers
+    assert lazy.get("uniqueid") == eager.get("uniqueid")
+    assert lazy == eager and hash(lazy) == hash(eager)
+
+
+@pytest.mark.parametrize("key", ["ActionID", "actionid", "ACTIONID", " ActionId ", "aCtIoNiD"])
+def test_action_id_in_any_case_is_found_through_the_framer(key: str) -> None:
+    parser = AMIParser(expect_greeting=False)
+    parser.feed(f"Response: Success\r\n{key}: 7\r\n\r\n".encode())
+    msg = parser.next_event()
+    assert isinstance(msg, AMIMessage)
+    assert msg.action_id == "7"
+
+
+HINDI_EVENT = (
+    "Event: Newchannel\r\nPrivilege: call,all\r\nChannel: PJSIP/trunk-0001\r\n"
+    "CallerIDName: श्याम सुंदर त्रिपाठी\r\nUniqueid: 1718000001.1\r\n"
+    "ChanVariable: CALLER_NAME=सुनीता देवी\r\nChanVariable: IVR_LANG=hi\r\n\r\n"
+).encode()
+
+
+def test_headers_read_after_the_parser_moved_on() -> None:
+    """A lazy message owns its text: more feeds (and buffer reuse) cannot change it."""
+    parser = AMIParser()
+    parser.feed(GREETING + HINDI_EVENT)
+    parser.next_event()
+    first = parser.next_event()
+    assert isinstance(first, AMIMessage) and first.name == "Newchannel"
+    for _ in range(50):  # the parser reuses and trims its buffer meanwhile
+        parser.feed(HINDI_EVENT.replace("सुनीता".encode(), b"Rita"))
+        while parser.next_event() is not None:
+            pass
+    assert first.get("CallerIDName") == "श्याम सुंदर त्रिपाठी"
+    assert first.getall("ChanVariable") == ["CALLER_NAME=सुनीता देवी", "IVR_LANG=hi"]
+    assert first.headers[0] == ("Event", "Newchannel") and len(first) == 7
+
+
+@PROPERTY
+@given(CUTS)
+def test_hindi_names_split_across_chunks_stay_whole(cuts: list[int]) -> None:
+    wire = GREETING + HINDI_EVENT * 3
+    items, errors = parse_chunks(split_at(wire, cuts))
+    assert errors == []
+    messages = [m for m in items if isinstance(m, AMIMessage)]
+    assert len(messages) == 3
+    for msg in messages:
+        assert msg.name == "Newchannel" and msg.action_id is None
+        assert msg["callеridname".replace("е", "e")] == "श्याम सुंदर त्रिपाठी"
+        assert "\ufffd" not in "".join(v for _, v in msg)
+
+
+def test_header_cap_still_enforced_on_whole_messages() -> None:
+    parser = AMIParser(expect_greeting=False, max_headers=5)
+    ok = b"Event: A\r\nB: 1\r\nC: 2\r\nD: 3\r\nE: 4\r\n\r\n"
+    too_many = b"Event: A\r\nB: 1\r\nC: 2\r\nD: 3\r\nE: 4\r\nF: 5\r\n\r\n"
+    items, errors = parse_chunks([ok + too_many + ok], parser)
+    assert [type(e) for e in errors] == [AMITooManyHeaders]
+    assert len(items) == 2 and all(isinstance(m, AMIMessage) and m.name == "A" for m in items)
+
+
+def test_line_cap_still_enforced_on_whole_messages() -> None:
+    parser = AMIParser(expect_greeting=False, max_line=64)
+    long_line = b"Event: A\r\nX: " + b"y" * 80 + b"\r\nZ: 1\r\n\r\n"
+    ok = b"Event: B\r\n" + b"Q: " + b"w" * 60 + b"\r\n\r\n"
+    items, errors = parse_chunks([ok + long_line + ok], parser)
+    assert [type(e) for e in errors] == [AMILineTooLong]
+    assert [m.name for m in items if isinstance(m, AMIMessage)] == ["B", "B"]
+
+
+def test_size_cap_still_enforced_on_whole_messages() -> None:
+    parser = AMIParser(expect_greeting=False, max_message=200, max_line=100)
+    big = b"Event: A\r\n" + b"X: " + b"y" * 95 + b"\r\n" + b"Y: " + b"z" * 95 + b"\r\n\r\n"
+    ok = b"Event: B\r\nUniqueid: 1\r\n\r\n"
+    items, errors = parse_chunks([ok + big + ok], parser)
+    assert [type(e) for e in errors] == [AMIMessageTooLarge]
+    assert [m.get("Uniqueid") for m in items if isinstance(m, AMIMessage)] == ["1", "1"]
+
+
+@given(st.sampled_from(["Event", "event", " Event ", "EVENT"]))
+def test_event_name_shortcut_agrees_with_first_header(key: str) -> None:
+    msg = AMIMessage._from_text(f"{key}: QueueMemberStatus\r\nQueue: q1")
+    assert msg.is_event and msg.name == "QueueMemberStatus" and not msg.is_response
