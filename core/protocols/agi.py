@@ -130,7 +130,7 @@ class AGIEnvironment:
                 network_script = request
         path, _, query_string = network_script.partition("?")
         script = unquote(path.strip("/"))
-        items = tuple(parse_qsl(query_string, keep_blank_values=True))
+        items = tuple(parse_qsl(query_string, keep_blank_values=True)) if query_string else ()
         query: dict[str, str] = {}
         for key, value in items:
             query.setdefault(key, value)
@@ -144,6 +144,12 @@ class AGIEnvironment:
             query_items=items,
             args=tuple(args),
         )
+
+
+#: One whole handshake line, as the line loop splits it when the key has no whitespace: the
+#: key up to the first ``:``, one optional space, the value. Matches start at line starts
+#: (a key cannot contain ``:``), so one match per line means every line was understood.
+_ENV_LINE_RE: Final = re.compile(r"^([^:\s]+): ?([^\n]*)\n", re.MULTILINE)
 
 
 class EnvironmentParser:
@@ -219,13 +225,11 @@ class EnvironmentParser:
         end = buf.find(b"\n\n")
         if end <= 0 or end + 2 > self._max or buf.find(b"\r", 0, end) >= 0:
             return None
-        variables: dict[str, str] = {}
-        for line in buf[:end].decode("utf-8", errors="replace").split("\n"):
-            key, sep, value = line.partition(":")
-            key = key.strip()
-            if not sep or not key:
-                return None
-            variables[key] = value[1:] if value.startswith(" ") else value
+        text = buf[: end + 1].decode("utf-8", errors="replace")
+        pairs = _ENV_LINE_RE.findall(text)
+        if len(pairs) != text.count("\n"):
+            return None  # a line without "key:" or with spaces in its key: the line loop decides
+        variables = dict(pairs)
         self._vars = variables
         self._total = end + 2
         self.leftover = bytes(buf[end + 2 :])
@@ -341,6 +345,15 @@ def _trailing_fields(words: list[str]) -> dict[str, str]:
     return fields
 
 
+#: Replies without data or extra fields (``200 result=1``, ``200 result=0 endpos=16000``) are
+#: few and repeat on every call: each distinct line is parsed once. AGIReply is immutable (its
+#: empty ``fields`` is shared read-only). Bounded: once full, new lines are simply parsed.
+_REPLIES: dict[bytes, AGIReply] = {}
+_MAX_REPLIES: Final = 1024
+_MAX_CACHED_REPLY: Final = 64
+_NO_FIELDS: Final[Mapping[str, str]] = MappingProxyType({})
+
+
 class ReplyParser:
     """Incremental parser of everything Asterisk sends after the handshake.
 
@@ -374,6 +387,24 @@ class ReplyParser:
     def feed(self, data: bytes) -> list[ReplyEvent]:
         if self._closed:
             raise AGIProtocolError("data fed after EOF")
+        if not self._buf and data[-1:] == b"\n" and data.find(b"\n") == len(data) - 1:
+            # Fast path, the usual case: exactly one whole line in this read (no copy into the
+            # buffer; measured by ``python -m bench agi``). Same rules as the loop below.
+            if len(data) - 1 > self._max_line:
+                raise AGIProtocolError(f"AGI reply line longer than {self._max_line} bytes")
+            if self._usage is None and (cached := _REPLIES.get(data)) is not None:
+                return [cached]
+            raw = data[:-2] if data[-2:] == b"\r\n" else data[:-1]
+            event = self._line(raw.decode("utf-8", errors="replace"))
+            if (
+                type(event) is AGIReply
+                and event.data is None
+                and not event.fields
+                and len(data) <= _MAX_CACHED_REPLY
+                and len(_REPLIES) < _MAX_REPLIES
+            ):
+                _REPLIES[bytes(data)] = event
+            return [] if event is None else [event]
         self._buf += data
         events: list[ReplyEvent] = []
         while True:
@@ -410,6 +441,8 @@ class ReplyParser:
         return [Closed(truncated=truncated)]
 
     def _line(self, line: str) -> ReplyEvent | None:
+        if line.startswith("200 result=") and self._usage is None:
+            return self._reply_200(line, line[4:])  # the usual reply, as the regex would split it
         if self._usage is not None:
             if line.startswith("520 "):
                 usage = "\n".join(self._usage)
@@ -440,13 +473,19 @@ class ReplyParser:
         if code == 100:
             return Progress(line)
         if code == 200:
-            result, data, fields = _parse_200_body(body)
+            return self._reply_200(line, body)
+        return AGIReply(code, "", None, None, line, {}, body if code == 520 else None)
+
+    @staticmethod
+    def _reply_200(line: str, body: str) -> AGIReply:
+        result, data, fields = _parse_200_body(body)
+        endpos: int | None = None
+        if fields:
             endpos_text = fields.pop("endpos", None)
             endpos = int(endpos_text) if endpos_text and _DIGITS_RE.match(endpos_text) else None
             if endpos_text is not None and endpos is None:
                 fields["endpos"] = endpos_text
-            return AGIReply(200, result, data, endpos, line, fields)
-        return AGIReply(code, "", None, None, line, {}, body if code == 520 else None)
+        return AGIReply(200, result, data, endpos, line, fields or _NO_FIELDS)
 
 
 def digit_from_result(result: str) -> str:
@@ -484,9 +523,57 @@ def encode_command(*parts: str) -> bytes:
     ``"`` or ``\\`` (inside quotes ``"`` and ``\\`` are backslash-escaped), which is exactly how
     ``parse_args()`` in ``res_agi.c`` splits a line. CR, LF and NUL cannot be represented and
     raise :class:`ValueError`, as does a line that Asterisk's 2048-byte buffer would split.
+
+    Runs once per command, so the common case is kept cheap (measured by ``python -m bench
+    agi``): a verb is validated once and cached, and a plain argument costs one C-level match.
     """
+    try:
+        cached = _LINES.get(parts)
+    except TypeError:  # an unhashable part; the checks below name it
+        cached = None
+    if cached is not None:
+        return cached
     if not parts:
         raise ValueError("encode_command needs at least the command verb")
+    verb = _VERBS.get(parts[0]) if type(parts[0]) is str else None
+    if verb is None:
+        verb = _check_verb(parts)
+    prefix, verb_words = verb
+    if verb_words + len(parts) - 1 > MAX_ARGS - 1:
+        raise ValueError(f"too many AGI arguments (Asterisk keeps {MAX_ARGS - 1} words)")
+    words = [prefix]
+    plain = _PLAIN_RE.fullmatch
+    for part in parts[1:]:
+        if type(part) is str and plain(part) is not None:
+            words.append(part)
+            continue
+        if not isinstance(part, str):
+            raise TypeError(f"AGI command parts must be str, not {type(part).__name__}")
+        if _FORBIDDEN_RE.search(part) is not None:
+            raise ValueError(f"AGI command part contains CR, LF or NUL: {part[:40]!r}")
+        words.append(_quote(part))
+    line = (" ".join(words) + "\n").encode("utf-8")
+    if len(line) > AGI_BUF_LEN - 1:
+        raise ValueError(f"AGI command line longer than Asterisk's {AGI_BUF_LEN - 1} bytes")
+    if len(_LINES) < _MAX_LINES and len(line) <= _MAX_CACHED_LINE:
+        _LINES[parts] = line  # every part was a str (checked above)
+    return line
+
+
+#: A plain argument: non-empty, nothing to quote, nothing forbidden.
+_PLAIN_RE: Final = re.compile(r'[^ \t"\\\r\n\x00]+')
+#: Encoded lines by their parts: an IVR sends the same prompts and variables on every call.
+#: Bounded; once full, new commands are encoded as usual.
+_LINES: dict[tuple[str, ...], bytes] = {}
+_MAX_LINES: Final = 4096
+_MAX_CACHED_LINE: Final = 256
+#: Validated verbs: ``"STREAM FILE"`` -> (``"STREAM FILE"``, 2). Bounded (scripts use a few).
+_VERBS: dict[str, tuple[str, int]] = {}
+_MAX_VERBS: Final = 256
+
+
+def _check_verb(parts: tuple[str, ...]) -> tuple[str, int]:
+    """Validate every part's type and characters (errors as before), then the verb itself."""
     for part in parts:
         if not isinstance(part, str):
             raise TypeError(f"AGI command parts must be str, not {type(part).__name__}")
@@ -496,12 +583,10 @@ def encode_command(*parts: str) -> bytes:
     if not verb or (_NEEDS_QUOTES - {" "}) & set(verb):
         raise ValueError(f"invalid AGI command verb: {parts[0]!r}")
     words = verb.split()
-    if len(words) + len(parts) - 1 > MAX_ARGS - 1:
-        raise ValueError(f"too many AGI arguments (Asterisk keeps {MAX_ARGS - 1} words)")
-    line = " ".join([*words, *(_quote(p) for p in parts[1:])]).encode("utf-8") + b"\n"
-    if len(line) > AGI_BUF_LEN - 1:
-        raise ValueError(f"AGI command line longer than Asterisk's {AGI_BUF_LEN - 1} bytes")
-    return line
+    checked = (" ".join(words), len(words))
+    if type(parts[0]) is str and len(_VERBS) < _MAX_VERBS:
+        _VERBS[parts[0]] = checked
+    return checked
 
 
 def parse_command_line(line: str) -> list[str]:
