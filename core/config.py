@@ -114,7 +114,7 @@ class Settings(BaseSettings):
             state_dir = Path(os.environ.get("HELPLINE_STATE_DIR", ".helpline"))
         files = [state_dir / "instance.env", state_dir / "secrets.env"]
         return cls(
-            _env_file=[f for f in files if f.exists()] or None,  # type: ignore[call-arg]
+            _env_file=[f for f in files if f.exists()] or None,
             state_dir=state_dir.resolve(),
         )
 

@@ -46,7 +46,7 @@ async def login(
         )
     )
     await session.commit()
-    return TokenOut(access_token=token, role=user.role, expires_at=expires)  # type: ignore[arg-type]
+    return TokenOut(access_token=token, role=user.role, expires_at=expires)
 
 
 @router.get("/me")

@@ -20,11 +20,11 @@ def alembic_config(settings: Settings) -> Config:
     return cfg
 
 
-def upgrade(settings: Settings, revision: str = "heads") -> None:
+def upgrade(settings: Settings, revision: str = "head") -> None:
     """Bring the schema to ``revision``. Safe to run on every start (a no-op when current)."""
     command.upgrade(alembic_config(settings), revision)
 
 
-async def upgrade_async(settings: Settings, revision: str = "heads") -> None:
+async def upgrade_async(settings: Settings, revision: str = "head") -> None:
     # env.py runs its own event loop; keep it off ours.
     await asyncio.to_thread(upgrade, settings, revision)
