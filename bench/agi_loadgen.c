@@ -9,6 +9,11 @@
  *
  * Measures, per command after the first, the "turnaround": time from our reply leaving this
  * process to the next command line arriving, i.e. the server's latency for one script step.
+ * With --hold, turnarounds are also reported in two windows: "release" (replies sent in the
+ * first think-max ms after the release, while the parked sessions' first replies go out) and
+ * "steady" (everything after). The generator's own run-queue wait (/proc/self/schedstat) and
+ * involuntary context switches are reported too: on a shared machine they are latency that is
+ * neither the server's nor the network's.
  *
  * Options (all numbers are integers):
  *   --port P           server port (127.0.0.1 only)
@@ -84,8 +89,11 @@ static struct conn *conns;
 static int epfd;
 static int started = 0, ok = 0, failed = 0, timed_out = 0, connect_errors = 0, open_now = 0;
 static int parked = 0, released = 0;
+struct series { uint64_t *v; size_t n, cap; };
+static struct series all_s, release_s, steady_s;
 static uint64_t *samples;
-static size_t nsamples = 0, cap_samples = 0;
+static size_t nsamples = 0;
+static uint64_t released_ns = 0; /* when parked sessions were released (0: never parked) */
 static uint64_t first_cmd_sum_ns = 0;
 static uint64_t first_cmd_n = 0;
 
@@ -95,13 +103,20 @@ static uint64_t think_ns(void) {
     return ((uint64_t)think_min + xorshift() % span) * 1000000ull;
 }
 
-static void add_sample(uint64_t ns) {
-    if (nsamples == cap_samples) {
-        cap_samples = cap_samples ? cap_samples * 2 : 65536;
-        samples = realloc(samples, cap_samples * sizeof *samples);
-        if (!samples) { perror("realloc"); exit(2); }
+static void push(struct series *s, uint64_t ns) {
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 65536;
+        s->v = realloc(s->v, s->cap * sizeof *s->v);
+        if (!s->v) { perror("realloc"); exit(2); }
     }
-    samples[nsamples++] = ns;
+    s->v[s->n++] = ns;
+}
+
+static void add_sample(uint64_t ns, uint64_t reply_sent) {
+    push(&all_s, ns);
+    if (!released_ns) return;
+    if (reply_sent < released_ns + (uint64_t)think_max * 1000000ull) push(&release_s, ns);
+    else push(&steady_s, ns);
 }
 
 static void finish(struct conn *c, int outcome) { /* 0 ok, 1 failed, 2 timed out */
@@ -203,7 +218,7 @@ static void send_reply(struct conn *c) {
 
 static void on_line(struct conn *c, const char *line, uint64_t t) {
     c->cmds++;
-    if (c->cmds > 1) add_sample(t - c->reply_sent_ns);
+    if (c->cmds > 1) add_sample(t - c->reply_sent_ns, c->reply_sent_ns);
     else { first_cmd_sum_ns += t - c->env_sent_ns; first_cmd_n++; }
     make_reply(c, line);
     if (hold && c->cmds == 1 && !released) {
@@ -255,6 +270,21 @@ static double pct(double p) {
     if (nsamples == 0) return 0.0;
     size_t i = (size_t)(p * (double)(nsamples - 1) + 0.5);
     return (double)samples[i] / 1000.0;
+}
+
+static double spct(const struct series *s, double p) {
+    if (s->n == 0) return 0.0;
+    size_t i = (size_t)(p * (double)(s->n - 1) + 0.5);
+    return (double)s->v[i] / 1000.0;
+}
+
+static double run_queue_wait_s(void) { /* second field of schedstat: ns waiting on a run queue */
+    FILE *f = fopen("/proc/self/schedstat", "r");
+    unsigned long long run = 0, wait = 0;
+    if (!f) return -1.0;
+    if (fscanf(f, "%llu %llu", &run, &wait) != 2) wait = 0;
+    fclose(f);
+    return (double)wait / 1e9;
 }
 
 int main(int argc, char **argv) {
@@ -316,6 +346,7 @@ int main(int argc, char **argv) {
             held_reported = 1;
             released = 1;
             uint64_t r = now_ns();
+            released_ns = r;
             for (int i = 0; i < concurrency; i++) {
                 struct conn *c = &conns[i];
                 if (c->st != PARKED) continue;
@@ -354,7 +385,11 @@ int main(int argc, char **argv) {
     uint64_t t1 = now_ns();
     for (int i = 0; i < concurrency; i++)
         if (conns[i].st != FREE) finish(&conns[i], 2);
-    qsort(samples, nsamples, sizeof *samples, cmp_u64);
+    qsort(all_s.v, all_s.n, sizeof *all_s.v, cmp_u64);
+    qsort(release_s.v, release_s.n, sizeof *release_s.v, cmp_u64);
+    qsort(steady_s.v, steady_s.n, sizeof *steady_s.v, cmp_u64);
+    samples = all_s.v;
+    nsamples = all_s.n;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
@@ -363,9 +398,15 @@ int main(int argc, char **argv) {
     printf("{\"sessions\": %d, \"ok\": %d, \"failed\": %d, \"timed_out\": %d, "
            "\"connect_errors\": %d, \"not_started\": %d, \"elapsed_s\": %.4f, "
            "\"turnarounds\": %zu, \"p50_us\": %.1f, \"p90_us\": %.1f, \"p99_us\": %.1f, "
-           "\"max_us\": %.1f, \"first_command_mean_us\": %.1f, \"generator_cpu_s\": %.4f}\n",
+           "\"max_us\": %.1f, \"first_command_mean_us\": %.1f, \"generator_cpu_s\": %.4f, "
+           "\"release_turnarounds\": %zu, \"release_p50_us\": %.1f, \"release_p99_us\": %.1f, "
+           "\"steady_turnarounds\": %zu, \"steady_p50_us\": %.1f, \"steady_p99_us\": %.1f, "
+           "\"generator_run_queue_wait_s\": %.4f, \"generator_involuntary_switches\": %ld}\n",
            total, ok, failed, timed_out, connect_errors, total - started, elapsed, nsamples,
            pct(0.50), pct(0.90), pct(0.99), nsamples ? (double)samples[nsamples - 1] / 1000.0 : 0.0,
-           first_cmd_n ? (double)first_cmd_sum_ns / (double)first_cmd_n / 1000.0 : 0.0, cpu);
+           first_cmd_n ? (double)first_cmd_sum_ns / (double)first_cmd_n / 1000.0 : 0.0, cpu,
+           release_s.n, spct(&release_s, 0.50), spct(&release_s, 0.99),
+           steady_s.n, spct(&steady_s, 0.50), spct(&steady_s, 0.99),
+           run_queue_wait_s(), ru.ru_nivcsw);
     return 0;
 }

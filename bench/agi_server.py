@@ -13,14 +13,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
+import json
 import resource
 import signal
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 from panoramisk.fast_agi import Application
 
-from core.transport.fastagi import AGICall, FastAGIServer
+from core.transport.fastagi import AGICall, FastAGIServer, tune_gc_for_serving
 
 #: Commands in one benchmark session (the load generator expects exactly this many).
 SESSION_COMMANDS = 10
@@ -57,23 +61,63 @@ async def panoramisk_ivr(request: Any) -> None:
     await send('SET VARIABLE IVR_DONE "1"')
 
 
+class GCPauses:
+    """Cyclic-GC pauses per generation (``gc.callbacks``), so a latency spike can be told apart
+    from a collection. ``SIGUSR1`` resets the counts (the bench sends it when the measured part
+    starts); they are written to ``--stats-file`` at exit."""
+
+    def __init__(self) -> None:
+        self._started = 0.0
+        self.reset()
+
+    def reset(self) -> None:
+        self.count = [0, 0, 0]
+        self.total_s = [0.0, 0.0, 0.0]
+        self.max_s = [0.0, 0.0, 0.0]
+        self.over_1ms = 0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        pause = time.perf_counter() - self._started
+        generation = info["generation"]
+        self.count[generation] += 1
+        self.total_s[generation] += pause
+        self.max_s[generation] = max(self.max_s[generation], pause)
+        self.over_1ms += pause > 0.001
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "collections": self.count,
+            "total_ms": [round(t * 1000, 2) for t in self.total_s],
+            "max_ms": [round(t * 1000, 2) for t in self.max_s],
+            "pauses_over_1ms": self.over_1ms,
+            "threshold": list(gc.get_threshold()),
+            "frozen_objects": gc.get_freeze_count(),
+        }
+
+
 def _raise_fd_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-async def _serve(impl: str, handshake_timeout: float) -> None:
+async def _serve(impl: str, handshake_timeout: float, gc_mode: str, pauses: GCPauses) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, pauses.reset)
     if impl == "ours":
         server = FastAGIServer(
             {"ivr": ours_ivr}, port=0, backlog=4096, handshake_timeout=handshake_timeout
         )
         await server.start()
         port = server.port
+        if gc_mode == "tuned":
+            tune_gc_for_serving()
         print(f"PORT {port}", flush=True)
         await stop.wait()
         await server.close(drain_timeout=1.0)
@@ -81,6 +125,8 @@ async def _serve(impl: str, handshake_timeout: float) -> None:
         app = Application(loop=loop)
         app.add_route("ivr", panoramisk_ivr)
         plain = await asyncio.start_server(app.handler, "127.0.0.1", 0, backlog=4096)
+        if gc_mode == "tuned":
+            tune_gc_for_serving()
         print(f"PORT {plain.sockets[0].getsockname()[1]}", flush=True)
         await stop.wait()
         plain.close()
@@ -90,19 +136,33 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--impl", choices=("ours", "panoramisk"), required=True)
     parser.add_argument("--handshake-timeout", type=float, default=5.0)
+    parser.add_argument(
+        "--gc",
+        choices=("tuned", "default"),
+        default="tuned",
+        help="tuned (default): tune_gc_for_serving() after start-up, as agi_scripts/service.py "
+        "does in production; applied to both implementations alike",
+    )
     parser.add_argument("--profile", help="write cProfile stats of the whole run to this file")
+    parser.add_argument("--stats-file", help="write GC pauses (since SIGUSR1) here at exit")
     args = parser.parse_args(argv)
     _raise_fd_limit()
-    if args.profile:
-        profiler = cProfile.Profile()
-        profiler.enable()
-        try:
-            asyncio.run(_serve(args.impl, args.handshake_timeout))
-        finally:
-            profiler.disable()
-            profiler.dump_stats(args.profile)
-    else:
-        asyncio.run(_serve(args.impl, args.handshake_timeout))
+    pauses = GCPauses()
+    gc.callbacks.append(pauses)
+    try:
+        if args.profile:
+            profiler = cProfile.Profile()
+            profiler.enable()
+            try:
+                asyncio.run(_serve(args.impl, args.handshake_timeout, args.gc, pauses))
+            finally:
+                profiler.disable()
+                profiler.dump_stats(args.profile)
+        else:
+            asyncio.run(_serve(args.impl, args.handshake_timeout, args.gc, pauses))
+    finally:
+        if args.stats_file:
+            Path(args.stats_file).write_text(json.dumps(pauses.report()))
     sys.stdout.flush()
 
 

@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -86,8 +87,10 @@ def open_fds(pid: int) -> int:
 class ServerProcess:
     """``python -m bench.agi_server`` in its own process, pinned to CPU 0."""
 
-    def __init__(self, impl: str, *, handshake_timeout: float = 5.0) -> None:
+    def __init__(self, impl: str, *, handshake_timeout: float = 5.0, gc: str = "tuned") -> None:
         self.impl = impl
+        self._stats_dir = tempfile.TemporaryDirectory(prefix="helpline-bench-stats-")
+        self.stats_file = Path(self._stats_dir.name) / "stats.json"
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -97,6 +100,10 @@ class ServerProcess:
                 impl,
                 "--handshake-timeout",
                 str(handshake_timeout),
+                "--gc",
+                gc,
+                "--stats-file",
+                str(self.stats_file),
             ],
             cwd=REPO,
             stdout=subprocess.PIPE,
@@ -120,6 +127,22 @@ class ServerProcess:
 
     def fds(self) -> int:
         return open_fds(self.pid)
+
+    def run_queue_wait(self) -> float:
+        """Seconds this server has waited on a run queue (``/proc/<pid>/schedstat``): time it
+        was ready to run but another process had its core (other developers' work)."""
+        return int(Path(f"/proc/{self.pid}/schedstat").read_text().split()[1]) / 1e9
+
+    def reset_gc_stats(self) -> None:
+        """Count GC pauses from now on (read with :meth:`gc_stats` after :meth:`stop`)."""
+        self.proc.send_signal(signal.SIGUSR1)
+
+    def gc_stats(self) -> dict[str, Any] | None:
+        try:
+            stats: dict[str, Any] = json.loads(self.stats_file.read_text())
+        except (OSError, ValueError):
+            return None
+        return stats
 
     def stop(self) -> None:
         if self.proc.poll() is None:
