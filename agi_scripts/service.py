@@ -16,7 +16,7 @@ from agi_scripts.ivr import IVRScript
 from agi_scripts.store import PostgresStore
 from core.config import Settings
 from core.db.session import create_engine, session_factory
-from core.transport.fastagi import FastAGIServer, Script
+from core.transport.fastagi import FastAGIServer, Script, tune_gc_for_serving
 from ivr.menus import load_menus
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,9 @@ async def serve(settings: Settings, drain_timeout: float = 10.0) -> None:
         routes = build_routes(settings, PostgresStore(settings, session_factory(engine)))
         server = build_server(settings, routes)
         await server.start()
+        # Start-up is done (menus, prompts, pool): freeze that heap and make young GC passes
+        # rarer, so the collector does not stall live calls (see tune_gc_for_serving).
+        tune_gc_for_serving()
         log.info("FastAGI listening on %s (scripts: %s)", settings.agi_url, ", ".join(routes))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

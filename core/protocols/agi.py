@@ -398,6 +398,7 @@ class ReplyParser:
             event = self._line(raw.decode("utf-8", errors="replace"))
             if (
                 type(event) is AGIReply
+                and event.code == 200
                 and event.data is None
                 and not event.fields
                 and len(data) <= _MAX_CACHED_REPLY
