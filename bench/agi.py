@@ -140,6 +140,11 @@ def run(argv: list[str]) -> dict[str, Any]:
     parser.add_argument(
         "--gc", choices=("tuned", "default"), default="tuned", help="GC settings of both servers"
     )
+    parser.add_argument(
+        "--no-floor",
+        action="store_true",
+        help="skip the asyncio floor (bench.agi_server.FloorProtocol) in the throughput rounds",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny configuration (smoke test)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -147,11 +152,12 @@ def run(argv: list[str]) -> dict[str, Any]:
         args.rounds = 1
     think = (int(args.think_ms[0]), int(args.think_ms[1]))
     impls = ("ours", "panoramisk")
-    rounds: dict[str, list[dict[str, Any]]] = {impl: [] for impl in impls}
+    timed = impls if args.no_floor or args.quick else (*impls, "floor")
+    rounds: dict[str, list[dict[str, Any]]] = {impl: [] for impl in timed}
     results: dict[str, dict[str, Any]] = {}
     with loadgen_binary() as binary:
         for _ in range(max(1, args.rounds)):
-            for impl in impls:
+            for impl in timed:
                 rounds[impl].append(
                     _throughput_round(binary, impl, args.sessions, args.concurrency, args.gc)
                 )
@@ -201,6 +207,11 @@ def run(argv: list[str]) -> dict[str, Any]:
             "think_ms": list(think),
             "quick": args.quick,
         },
+        "floor": _throughput(rounds["floor"]) if "floor" in rounds else None,
+        "floor_note": (
+            "bench.agi_server.FloorProtocol: asyncio Protocol + one task per call + one future "
+            "per command, no parsing/deadlines: the least any coroutine-scripted server pays"
+        ),
         "ours": ours,
         "peer": {"name": "panoramisk 1.4 fast_agi.Application", **peer},
         "ratio": ratios,

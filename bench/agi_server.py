@@ -98,6 +98,60 @@ class GCPauses:
         }
 
 
+FLOOR_COMMANDS = (
+    b"ANSWER\n",
+    b"SET VARIABLE CHANNEL(language) hi\n",
+    b"SET VARIABLE IVR_CALLER 919800000001\n",
+    b'STREAM FILE helpline/welcome "0123456789*#"\n',
+    b'STREAM FILE helpline/press1_new_complaint "0123456789*#"\n',
+    b"GET DATA helpline/press0_agent 5000 1\n",
+    b"SET VARIABLE IVR_PATH welcome>main_menu>key:1>queue\n",
+    b"SET VARIABLE IVR_LANG hi\n",
+    b"SET VARIABLE IVR_ROUTE queue\n",
+    b"SET VARIABLE IVR_DONE 1\n",
+)
+
+
+class FloorProtocol(asyncio.Protocol):
+    """``--impl floor``: the least a stdlib-asyncio FastAGI server can do per session.
+
+    Not a server anyone should run: no parsing (any bytes count as the reply), no deadlines, no
+    errors. It keeps what any coroutine-scripted server must pay: a protocol per connection, one
+    task per call, one future per command and a ``transport.write``. Its CPU per session is the
+    floor that ours and panoramisk's are measured against.
+    """
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.waiter: asyncio.Future[bytes] | None = None
+        self.handshake = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.max_size = 64 * 1024  # type: ignore[attr-defined]  # as ours (no mmap per read)
+
+    def data_received(self, data: bytes) -> None:
+        if self.waiter is not None:
+            if not self.waiter.done():
+                self.waiter.set_result(data)
+            return
+        self.handshake += data
+        if b"\n\n" in self.handshake:
+            self.waiter = asyncio.get_running_loop().create_future()
+            self.waiter.set_result(b"")
+            asyncio.get_running_loop().create_task(self.run())
+
+    async def run(self) -> None:
+        assert self.transport is not None
+        loop = asyncio.get_running_loop()
+        for command in FLOOR_COMMANDS:
+            self.waiter = loop.create_future()
+            self.transport.write(command)
+            await self.waiter
+        self.transport.close()
+
+
 def _raise_fd_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
@@ -121,6 +175,13 @@ async def _serve(impl: str, handshake_timeout: float, gc_mode: str, pauses: GCPa
         print(f"PORT {port}", flush=True)
         await stop.wait()
         await server.close(drain_timeout=1.0)
+    elif impl == "floor":
+        floor = await loop.create_server(FloorProtocol, "127.0.0.1", 0, backlog=4096)
+        if gc_mode == "tuned":
+            tune_gc_for_serving()
+        print(f"PORT {floor.sockets[0].getsockname()[1]}", flush=True)
+        await stop.wait()
+        floor.close()
     else:
         app = Application(loop=loop)
         app.add_route("ivr", panoramisk_ivr)
@@ -134,7 +195,7 @@ async def _serve(impl: str, handshake_timeout: float, gc_mode: str, pauses: GCPa
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--impl", choices=("ours", "panoramisk"), required=True)
+    parser.add_argument("--impl", choices=("ours", "panoramisk", "floor"), required=True)
     parser.add_argument("--handshake-timeout", type=float, default=5.0)
     parser.add_argument(
         "--gc",
