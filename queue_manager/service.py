@@ -103,6 +103,7 @@ class QueueManager:
         self._intents: asyncio.Queue[str] = asyncio.Queue()
         self._config_wanted = asyncio.Event()
         self._stats_dirty = asyncio.Event()
+        self._seat_write_lock = asyncio.Lock()
         #: Set after each reconciliation (tests wait on it).
         self.reconciled = asyncio.Event()
         ami.add_on_connect(self.reconcile)
@@ -149,6 +150,13 @@ class QueueManager:
             self._stats_dirty.set()
 
     async def _write_seats(self, seats: Iterable[str]) -> None:
+        """Write the seats' picture. Serialised: the event path and the intent path both write,
+        and rows built before a newer picture must not commit after it (a stale row would hide
+        the agent's session from the API's login confirmation)."""
+        async with self._seat_write_lock:
+            await self._write_seats_locked(seats)
+
+    async def _write_seats_locked(self, seats: Iterable[str]) -> None:
         rows: list[dict[str, Any]] = []
         for name in sorted(set(seats)):
             live = self.live.seat(name)
