@@ -65,6 +65,7 @@ logger = logging.getLogger(__name__)
 
 _READ_SIZE: Final = 64 * 1024
 _CLOSE_TIMEOUT: Final = 1.0
+_NEVER: Final = float("inf")
 #: A timer may fire up to the clock resolution early; treat that as on time.
 _SLACK: Final = 0.001
 #: Gen-0 threshold for a serving process (CPython's default is 700), see tune_gc_for_serving.
@@ -189,13 +190,14 @@ class AGICall:
                 self._raise_if_unusable()
             budget = self._command_timeout if timeout is None else timeout
             conn = self._conn
-            waiter: asyncio.Future[AGIReply] = conn.loop.create_future()
-            deadline = conn.loop.time() + budget
+            loop = conn.loop
+            waiter: asyncio.Future[AGIReply] = loop.create_future()
+            self._command_deadline = deadline = loop.time() + budget
             self._command_name = parts[0]
             self._command_budget = budget
-            self._command_deadline = deadline
             self._waiter = waiter
-            conn.arm(deadline)
+            if deadline < conn.timer_when:
+                conn.arm(deadline)
             conn.transport.write(line)
             try:
                 reply = await waiter
@@ -207,22 +209,26 @@ class AGICall:
             finally:
                 self._waiter = None
         finally:
-            self._next_turn()
+            if self._turns:
+                self._next_turn()
+            else:
+                self._busy = False
         if reply.code == 200:
             return reply
         if reply.code == 511:
             raise self._hangup(reply.raw)
         raise AGICommandError(f"{parts[0]!r} refused: {reply.raw.splitlines()[0]}", reply)
 
-    async def _channel_command(self, *parts: str, timeout: float | None = None) -> AGIReply:
+    def _channel(self, reply: AGIReply, verb: str) -> AGIReply:
         """A command acting on the channel: ``result=-1`` is Asterisk's "error or hang-up".
 
         We treat it as a hang-up: carrying on with a menu after a failed prompt would leave the
         caller lost; if the channel is in fact alive, the dialplan falls back to the agents.
+        (A plain function after ``await self.command(...)``, not a coroutine around it: one
+        coroutine less per prompt.)
         """
-        reply = await self.command(*parts, timeout=timeout)
         if reply.result == "-1":
-            raise self._hangup(f"{parts[0]} returned -1")
+            raise self._hangup(f"{verb} returned -1")
         return reply
 
     def _extra(self, seconds: float) -> float:
@@ -231,13 +237,15 @@ class AGICall:
     # -- convenience ----------------------------------------------------------------------
 
     async def answer(self) -> None:
-        await self._channel_command("ANSWER")
+        self._channel(await self.command("ANSWER"), "ANSWER")
 
     async def stream_file(
         self, name: str, escape_digits: str = "", *, timeout: float | None = None
     ) -> str:
         """Play a prompt; return the escape digit pressed, or ``""``."""
-        reply = await self._channel_command("STREAM FILE", name, escape_digits, timeout=timeout)
+        reply = self._channel(
+            await self.command("STREAM FILE", name, escape_digits, timeout=timeout), "STREAM FILE"
+        )
         return digit_from_result(reply.result)
 
     async def get_data(
@@ -250,8 +258,11 @@ class AGICall:
     ) -> tuple[str, bool]:
         """Play ``prompt`` and collect up to ``max_digits``: ``(digits, timed_out)``."""
         budget = timeout if timeout is not None else self._extra(timeout_ms / 1000 * max_digits)
-        reply = await self._channel_command(
-            "GET DATA", prompt, str(timeout_ms), str(max_digits), timeout=budget
+        reply = self._channel(
+            await self.command(
+                "GET DATA", prompt, str(timeout_ms), str(max_digits), timeout=budget
+            ),
+            "GET DATA",
         )
         return reply.result, reply.data == "timeout"
 
@@ -265,15 +276,20 @@ class AGICall:
     ) -> str:
         """Play ``prompt``, wait ``timeout_ms`` for one of ``escape_digits``; ``""`` if none."""
         budget = timeout if timeout is not None else self._extra(timeout_ms / 1000)
-        reply = await self._channel_command(
-            "GET OPTION", prompt, escape_digits, str(timeout_ms), timeout=budget
+        reply = self._channel(
+            await self.command(
+                "GET OPTION", prompt, escape_digits, str(timeout_ms), timeout=budget
+            ),
+            "GET OPTION",
         )
         return digit_from_result(reply.result)
 
     async def wait_for_digit(self, timeout_ms: int, *, timeout: float | None = None) -> str:
         """One key press within ``timeout_ms`` (``-1`` waits up to the command deadline)."""
         budget = timeout if timeout is not None else self._extra(timeout_ms / 1000)
-        reply = await self._channel_command("WAIT FOR DIGIT", str(timeout_ms), timeout=budget)
+        reply = self._channel(
+            await self.command("WAIT FOR DIGIT", str(timeout_ms), timeout=budget), "WAIT FOR DIGIT"
+        )
         return digit_from_result(reply.result)
 
     async def set_variable(self, name: str, value: str) -> None:
@@ -288,7 +304,9 @@ class AGICall:
 
     async def exec(self, app: str, *args: str, timeout: float | None = None) -> str:
         """Run a dialplan application; ``args`` are joined with ``,`` as the dialplan does."""
-        reply = await self._channel_command("EXEC", app, ",".join(args), timeout=timeout)
+        reply = self._channel(
+            await self.command("EXEC", app, ",".join(args), timeout=timeout), "EXEC"
+        )
         if reply.result == "-2":
             raise AGICommandError(f"no such dialplan application: {app!r}", reply)
         return reply.result
@@ -343,6 +361,12 @@ class AGICall:
                 waiter.set_exception(error)
             self._conn.transport.pause_reading()
             return
+        if len(events) == 1:
+            event = events[0]
+            waiter = self._waiter
+            if type(event) is AGIReply and waiter is not None and not waiter.done():
+                waiter.set_result(event)  # the usual case, without a call per event
+                return
         for event in events:
             self._on_event(event)
 
@@ -431,6 +455,7 @@ class _Connection(asyncio.Protocol):
         self._env: EnvironmentParser | None = EnvironmentParser(server._max_handshake)
         self._received = 0
         self._timer: asyncio.TimerHandle | None = None
+        self.timer_when = _NEVER  # when the timer fires (commands check this before arm())
         self._handshake_deadline = 0.0
         self._call_deadline = 0.0
         self._call_expired = False
@@ -498,13 +523,15 @@ class _Connection(asyncio.Protocol):
     def arm(self, when: float) -> None:
         """Make sure the timer fires no later than ``when``."""
         timer = self._timer
-        if timer is None or timer.when() > when:
+        if timer is None or self.timer_when > when:
             if timer is not None:
                 timer.cancel()
             self._timer = self.loop.call_at(when, self._on_timer)
+            self.timer_when = when
 
     def _on_timer(self) -> None:
         self._timer = None
+        self.timer_when = _NEVER
         if self.finished:
             return
         now = self.loop.time()
@@ -584,6 +611,7 @@ class _Connection(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+            self.timer_when = _NEVER
         self._env = None
         if self.ready is not None and not self.ready.done():
             self.ready.set_result(None)
