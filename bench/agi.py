@@ -166,10 +166,25 @@ def run(argv: list[str]) -> dict[str, Any]:
                 "throughput": _throughput(rounds[impl]),
                 "concurrency": _concurrency(binary, impl, args.concurrent, think, args.gc),
             }
+        floor = None
+        if "floor" in rounds:
+            # Same two phases for the floor: what this machine allows any asyncio server.
+            floor = {
+                "throughput": _throughput(rounds["floor"]),
+                "concurrency": _concurrency(binary, "floor", args.concurrent, think, args.gc),
+            }
     ours, peer = results["ours"], results["panoramisk"]
     ratios = {
         "cpu_per_session": ratio(
             ours["throughput"]["cpu_ms_per_session"], peer["throughput"]["cpu_ms_per_session"]
+        ),
+        # The same per round (ours and the peer ran back to back), median over the rounds.
+        "cpu_per_session_round_by_round": round(
+            statistics.median(
+                o["cpu_ms_per_session"] / p["cpu_ms_per_session"]
+                for o, p in zip(rounds["ours"], rounds["panoramisk"], strict=True)
+            ),
+            3,
         ),
         "sessions_per_s": ratio(
             ours["throughput"]["sessions_per_s"], peer["throughput"]["sessions_per_s"]
@@ -207,7 +222,7 @@ def run(argv: list[str]) -> dict[str, Any]:
             "think_ms": list(think),
             "quick": args.quick,
         },
-        "floor": _throughput(rounds["floor"]) if "floor" in rounds else None,
+        "floor": floor,
         "floor_note": (
             "bench.agi_server.FloorProtocol: asyncio Protocol + one task per call + one future "
             "per command, no parsing/deadlines: the least any coroutine-scripted server pays"
