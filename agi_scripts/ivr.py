@@ -357,18 +357,20 @@ class IVRFlow:
     async def _node_menu(self, node: Node) -> str | None:
         while True:
             key, self.state.pending = self.state.pending, ""
+            # A key typed ahead was already counted where it was pressed.
+            new_keys = ""
             if not key:
-                key = await self.play_all(node.prompts)
+                key = new_keys = await self.play_all(node.prompts)
             if not key:
-                key = await self.call.wait_for_digit(self.timeout_ms)
+                key = new_keys = await self.call.wait_for_digit(self.timeout_ms)
             if key in node.keys:
-                self._event(f"key:{key}", key)
+                self._event(f"key:{key}", new_keys)
                 self.state.failures.pop(node.id, None)
                 return node.keys[key]
             if not key and "timeout" in node.targets:
                 self._event("timeout")
                 return node.targets["timeout"]
-            self._event("no_input" if not key else f"invalid:{key}", key)
+            self._event("no_input" if not key else f"invalid:{key}", new_keys)
             await self.fail(node, "no_input" if not key else "invalid")
 
     async def _node_set_language(self, node: Node) -> str | None:

@@ -274,6 +274,7 @@ async def test_keys_typed_during_prompts_interrupt_them_and_carry_over() -> None
     assert_handed_over(out, "queue")
     assert out.caller.heard() == ["welcome", "press1_new_complaint", "transfer_agent"]
     assert "typed_ahead:1" in out.session.path[0]["event"]
+    assert out.session.digits == "11"  # a key typed ahead is counted once, where it was pressed
 
 
 async def test_language_timeout_is_hindi_and_2_is_english() -> None:
