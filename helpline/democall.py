@@ -13,18 +13,19 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from core.config import Settings
-from core.db.models import Call
+from core.db.models import Call, IvrSession
 from core.db.session import create_engine, session_factory
 from helpline.sipp import citizen_call
+from ivr.catalogue import load_catalogue
 
 DEMO_CALLER = "9876543210"
 
 
-async def _latest_call(settings: Settings, since: float) -> Call | None:
+async def _latest_call(settings: Settings, since: float) -> tuple[Call | None, IvrSession | None]:
     engine = create_engine(settings, pool_size=1)
     try:
         async with session_factory(engine)() as session:
-            return (
+            call = (
                 await session.execute(
                     select(Call)
                     .where(Call.caller_number == DEMO_CALLER)
@@ -33,8 +34,29 @@ async def _latest_call(settings: Settings, since: float) -> Call | None:
                     .limit(1)
                 )
             ).scalar_one_or_none()
+            ivr = None
+            if call is not None:
+                ivr = (
+                    await session.execute(
+                        select(IvrSession).where(IvrSession.uniqueid == call.uniqueid)
+                    )
+                ).scalar_one_or_none()
+            return call, ivr
     finally:
         await engine.dispose()
+
+
+def heard(ivr: IvrSession) -> list[str]:
+    """The prompts the IVR played, as the text the caller heard (``hi:`` marks a prompt
+    played in that language whatever the caller chose)."""
+    catalogue = load_catalogue()
+    lines = []
+    for played in ivr.prompts:
+        lang, _, prompt_id = played.rpartition(":")
+        prompt = catalogue.get(prompt_id)
+        text = prompt.text(lang or ivr.lang) if prompt is not None else ""
+        lines.append(f"    {played:28} {text}")
+    return lines
 
 
 async def place_demo_call(settings: Settings, *, digits: str, seconds: float) -> int:
@@ -54,10 +76,14 @@ async def place_demo_call(settings: Settings, *, digits: str, seconds: float) ->
         f"hung up by {outcome.hangup_by or 'nobody'}."
     )
     await asyncio.sleep(1.0)  # the queue manager records the Hangup event
-    call = await _latest_call(settings, started)
+    call, ivr = await _latest_call(settings, started)
     if call is None:
         print("No call record found: is the queue manager running? (helpline status)")
         return 1
+    if ivr is not None:
+        print(f"What the caller heard ({ivr.lang}), keys pressed {ivr.digits or '-'}:")
+        print("\n".join(heard(ivr)))
+        print(f"IVR outcome: {ivr.outcome or '(still in the IVR)'}")
     print(f"Call record {call.uniqueid}:")
     print(
         f"  IVR path     {call.ivr_path or '(the IVR did not finish)'}"
