@@ -29,7 +29,7 @@ from core.domain.queues import all_queues
 from core.protocols.ami import AMIMessage
 from core.transport.ami_client import AMIClient
 from queue_manager.live import MEMBER_EVENTS, LiveSeats
-from queue_manager.recorder import CallRecorder, event_time
+from queue_manager.recorder import QUEUE_EVENTS, CallRecorder, event_time
 from queue_manager.seatconfig import (
     SEAT_CONFIG_CHANNEL,
     ApplyConfig,
@@ -47,23 +47,7 @@ AGENT_CONNECT_CHANNEL = "agent_connect"
 HEARTBEAT_SECONDS = 5.0
 STATS_DEBOUNCE_SECONDS = 0.1
 #: Events this service acts on; everything else is filtered out at the subscription.
-EVENTS = frozenset(
-    {
-        "Newchannel",
-        "Newstate",
-        "VarSet",
-        "Hangup",
-        "QueueCallerJoin",
-        "QueueCallerLeave",
-        "QueueCallerAbandon",
-        "AgentCalled",
-        "AgentConnect",
-        "AgentComplete",
-        "AgentRingNoAnswer",
-        "AgentDump",
-        *MEMBER_EVENTS,
-    }
-)
+EVENTS = frozenset({"Newchannel", "Newstate", "VarSet", "Hangup", *QUEUE_EVENTS, *MEMBER_EVENTS})
 #: Events after which the supervisors' numbers may have changed.
 STATS_EVENTS = frozenset(
     {

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from asterisk_config.instance import AsteriskInstance
 from core.config import Settings
+from core.db.session import create_engine, session_factory
 from helpline import services
 from helpline.cli import prepare_asterisk, seed, wait_healthy
 from helpline.secrets import ensure_secrets
@@ -67,3 +70,19 @@ def demo_users(stack_settings: Settings) -> dict[str, list[dict[str, str]]]:
         (stack_settings.state_dir / "demo-credentials.json").read_text()
     )
     return users
+
+
+@pytest.fixture
+async def db(stack_settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on the test instance's database (to check what the services stored)."""
+    engine = create_engine(stack_settings, pool_size=2)
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+async def api(stack_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the test instance's API, as an agent's desk or a supervisor uses it."""
+    base = f"http://{stack_settings.api_host}:{stack_settings.api_port}"
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        yield client

@@ -7,7 +7,6 @@ prompt as a citizen who makes no mistake would, and presses the key near its end
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,7 +17,6 @@ from agi_scripts.ivr import playable_prompts
 from asterisk_config.instance import AsteriskInstance
 from core.config import Settings
 from core.db.models import Complaint, User
-from core.db.session import create_engine, session_factory
 from core.domain.complaints import complaint_number
 from helpline.cli import sounds_root
 from helpline.sipp import DtmfStep, citizen_call
@@ -27,13 +25,6 @@ from ivr.prompts import missing_prompts
 from tests.integration.test_ivr_support import call_row, ivr_session, language_key_at, seconds
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def db(stack_settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(stack_settings, pool_size=2)
-    yield session_factory(engine)
-    await engine.dispose()
 
 
 def test_every_prompt_the_flow_can_play_was_built_for_asterisk(stack_settings: Settings) -> None:

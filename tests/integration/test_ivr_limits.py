@@ -6,7 +6,7 @@ dial string pointing at that sipp, then restored."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
 from core.db.models import CallbackRequest
-from core.db.session import create_engine, session_factory
 from helpline import services
 from helpline.sipp import DtmfStep, citizen_call
 from tests.integration.test_ivr_support import (
@@ -60,13 +59,6 @@ def limited(stack_settings: Settings, monkeymodule: pytest.MonkeyPatch) -> Itera
             services.stop(stack_settings, "agi")
             services.start(stack_settings, "agi")
             wait_agi(stack_settings)
-
-
-@pytest.fixture
-async def db(stack_settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(stack_settings, pool_size=2)
-    yield session_factory(engine)
-    await engine.dispose()
 
 
 async def test_emergencies_are_transferred_through_the_trunk_within_15_s(

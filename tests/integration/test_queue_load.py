@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
 from core.db.models import QueueEvent
-from core.db.session import create_engine, session_factory
 from helpline.sipp import AgentSeat, CallOutcome, citizen_call
 from tests.integration.queue_support import (
     login,
@@ -76,20 +74,6 @@ def schedule() -> list[Caller]:
     callers += [Caller("abandon", 110.0 + i * 0.5, 10.0, f"98763{i:05d}") for i in range(5)]
     callers += [Caller("late", 110.2 + i * 0.5, 55.0, f"98764{i:05d}") for i in range(7)]
     return callers
-
-
-@pytest.fixture
-async def db(stack_settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(stack_settings, pool_size=2)
-    yield session_factory(engine)
-    await engine.dispose()
-
-
-@pytest.fixture
-async def api(stack_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    base = f"http://{stack_settings.api_host}:{stack_settings.api_port}"
-    async with httpx.AsyncClient(base_url=base, timeout=20) as client:
-        yield client
 
 
 def answers(seat: AgentSeat) -> list[float]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from asterisk_config.instance import AsteriskInstance
 from core.config import Settings
-from core.db.session import create_engine, session_factory
 from helpline.sipp import AgentSeat, citizen_call
 from tests.integration.queue_support import (
     login,
@@ -33,20 +31,6 @@ pytestmark = pytest.mark.integration
 
 KEYS = "11"  # Hindi, then new complaint (type-ahead; see test_queue_load)
 KEY_ARGS: dict[str, Any] = {"first_digit_delay": 1.0, "digit_gap": 2.5}
-
-
-@pytest.fixture
-async def db(stack_settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(stack_settings, pool_size=2)
-    yield session_factory(engine)
-    await engine.dispose()
-
-
-@pytest.fixture
-async def api(stack_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    base = f"http://{stack_settings.api_host}:{stack_settings.api_port}"
-    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-        yield client
 
 
 async def admin_headers(api: httpx.AsyncClient, demo_users: Any) -> dict[str, str]:

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import shutil
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -17,27 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
 from core.db.models import Call
-from core.db.session import create_engine, session_factory
 from helpline.sipp import citizen_call, free_udp_port
 from tests.integration.queue_support import logout_all, make_agents, wait_queue_manager
 
 pytestmark = pytest.mark.integration
 
 SEAT = "agent0301"
-
-
-@pytest.fixture
-async def db(stack_settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(stack_settings, pool_size=2)
-    yield session_factory(engine)
-    await engine.dispose()
-
-
-@pytest.fixture
-async def api(stack_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    base = f"http://{stack_settings.api_host}:{stack_settings.api_port}"
-    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-        yield client
 
 
 def baresip_config(home: Path, settings: Settings, password: str) -> None:

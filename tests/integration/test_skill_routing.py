@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
 from core.db.models import Call
-from core.db.session import create_engine, session_factory
 from helpline import services
 from helpline.sipp import AgentSeat, citizen_call
 from tests.integration.queue_support import login as sit_at
@@ -46,20 +45,6 @@ def priority_queue_route(stack_settings: Settings) -> Iterator[Settings]:
             services.stop(stack_settings, "agi")
             services.start(stack_settings, "agi")
             wait_agi(stack_settings)
-
-
-@pytest.fixture
-async def db(stack_settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(stack_settings, pool_size=2)
-    yield session_factory(engine)
-    await engine.dispose()
-
-
-@pytest.fixture
-async def api(stack_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    base = f"http://{stack_settings.api_host}:{stack_settings.api_port}"
-    async with httpx.AsyncClient(base_url=base, timeout=15) as client:
-        yield client
 
 
 async def test_police_caller_reaches_the_police_skilled_agent_first(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -21,25 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
 from core.db.models import AgentSession, Call, Complaint, QueueEvent, Seat, User
-from core.db.session import create_engine, session_factory
 from helpline import services
 from helpline.sipp import AgentSeat, citizen_call
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def db(stack_settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(stack_settings, pool_size=2)
-    yield session_factory(engine)
-    await engine.dispose()
-
-
-@pytest.fixture
-async def api(stack_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    base = f"http://{stack_settings.api_host}:{stack_settings.api_port}"
-    async with httpx.AsyncClient(base_url=base, timeout=15) as client:
-        yield client
 
 
 async def agent_headers(api: httpx.AsyncClient, users: Any, index: int = 0) -> dict[str, str]:

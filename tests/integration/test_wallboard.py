@@ -21,7 +21,6 @@ import websockets
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
-from core.db.session import create_engine, session_factory
 from helpline.sipp import citizen_call
 from tests.integration.queue_support import make_agents, stats
 
@@ -36,20 +35,6 @@ CHROMIUM_FLAGS = (
     "--disable-sync",
     "--no-first-run",
 )
-
-
-@pytest.fixture
-async def db(stack_settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(stack_settings, pool_size=2)
-    yield session_factory(engine)
-    await engine.dispose()
-
-
-@pytest.fixture
-async def api(stack_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    base = f"http://{stack_settings.api_host}:{stack_settings.api_port}"
-    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-        yield client
 
 
 def free_tcp_port() -> int:
