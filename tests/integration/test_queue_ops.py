@@ -7,16 +7,19 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import websockets
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from asterisk_config.instance import AsteriskInstance
 from core.config import Settings
+from core.db.models import Call
 from helpline.sipp import AgentSeat, citizen_call
 from tests.integration.queue_support import (
     login,
@@ -143,8 +146,10 @@ async def test_screen_pop_and_live_stats_are_pushed(
                     while True:
                         update = json.loads(await board.recv())
                         if update["overall"]["offered"] > offered_before:
+                            stats_seen_at = datetime.now(UTC)
                             break
                 pop = json.loads(await asyncio.wait_for(pops.recv(), 20))
+                pop_seen_at = datetime.now(UTC)
                 assert pop["type"] == "screen_pop"
                 assert pop["caller_number"] == caller and pop["ivr_lang"] == "hi"
                 assert "own_complaints" in (pop["ivr_path"] or ""), pop
@@ -154,6 +159,16 @@ async def test_screen_pop_and_live_stats_are_pushed(
                 outcome = await call
                 assert outcome.answered and phone.calls_answered == 1
                 assert waiting_before >= 0
+                # Within 1 s of the AMI event (its own Timestamp, stored on the call row).
+                async with db() as session:
+                    row = (
+                        await session.execute(select(Call).where(Call.caller_number == caller))
+                    ).scalar_one()
+                assert row.queue_joined_at is not None and row.agent_connected_at is not None
+                stats_delay = (stats_seen_at - row.queue_joined_at).total_seconds()
+                pop_delay = (pop_seen_at - row.agent_connected_at).total_seconds()
+                print(f"\npush delays: stats {stats_delay:.3f} s, screen-pop {pop_delay:.3f} s")
+                assert stats_delay < 1.0 and pop_delay < 1.0
         finally:
             await logout_all(api, [agent])
     bad = websockets.connect(f"{ws_base}/ws/stats?token=nonsense")
