@@ -126,7 +126,15 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         )
     _step(f"seed: {settings.seat_count} seats, demo users")
     seats = seed(settings)
-    prepare_asterisk(settings, seats)
+    try:
+        prepare_asterisk(settings, seats)
+    except Exception as error:
+        # Provisioning, prompt building and Asterisk's start each say what went wrong.
+        return _fail(
+            f"{type(error).__name__}: {error}",
+            f"fix what it names and run `make up` again (it is idempotent); Asterisk's log: "
+            f"{settings.state_dir / 'logs' / f'asterisk-{settings.instance}.log'}",
+        )
     for name in services.SERVICES:
         service = services.start(settings, name)
         _step(f"{name}: pid {service.pid}, log {service.log}")
@@ -142,6 +150,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         f"""
 The 1076 helpline is up ({time.monotonic() - started:.0f} s).
   API            http://{settings.api_host}:{settings.api_port}/docs (health: /health)
+  wallboard      http://{settings.api_host}:{settings.api_port}/wallboard (log in as supervisor)
   SIP            {settings.sip_host}:{settings.sip_port} (citizens: {settings.trunk_address})
   seats          agent0001..agent{settings.seat_count:04d}; passwords: table `seats` (admin only)
   demo users     {credentials_file(settings)}
