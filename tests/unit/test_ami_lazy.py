@@ -47,6 +47,13 @@ PIECES = [
     "😀",
     "=",
     "",
+    # Case traps for get(): final sigma (context-dependent lower-casing), the Kelvin sign
+    # (lower-cases to ASCII "k"), an information separator (whitespace to str.split/strip).
+    "Σ",
+    "ς",
+    "\u212a",
+    "k",
+    "\x1c",
 ]
 
 
@@ -66,11 +73,81 @@ def text_from(codes: list[int]) -> str:
     return "".join(PIECES[c % len(PIECES)] for c in codes)
 
 
+#: Key pieces without whitespace or colon (most keys of lines_from), traps included.
+KEY_PIECES = ["Event", "ActionID", "actionid", "ACTİONID", "Uniqueid", "a", "रमेश", "Σ", "ς"]
+KEY_PIECES += ["\u212a", "k", "K", "=", "😀", "्", "-"]
+
+
+def lines_from(codes: list[int]) -> str:
+    """Mostly well-formed ``Key: Value`` lines (the fast path's input, about half the time):
+    each code picks a key of one or two pieces, a separator and a value; one line in eight
+    takes its key or value from all the pieces (whitespace, colons, CR, NUL...)."""
+    seps = [": ", ": ", ": ", ": ", ": ", ": ", ":", ": : ", " : ", ":  "]
+    lines = []
+    for c in codes[:12]:
+        pool = PIECES if (c >> 17) % 8 == 7 else KEY_PIECES
+        key = pool[c % len(pool)] + pool[(c >> 5) % len(pool)] * ((c >> 21) & 1)
+        sep = seps[(c >> 10) % len(seps)] if (c >> 14) % 4 == 3 else ": "
+        value = PIECES[(c >> 18) % len(PIECES)] if (c >> 16) % 8 == 7 else f"v{c % 97}"
+        lines.append(key + sep + value)
+    return "\r\n".join(lines)
+
+
+#: Keys get() is asked for: the pieces' keys in other cases, traps, and CR/LF.
+PROBES = [
+    "Uniqueid",
+    "UNIQUEID",
+    "actionid",
+    "ACTİONID",
+    "event",
+    "a",
+    "A",
+    "k",
+    "K",
+    "σ",
+    "ς",
+    "Σ",
+    "",
+    "a\r\nb",
+    "\r\n",
+    "a:",
+    "eventa",
+]
+
+
+def first_value(headers: tuple[tuple[str, str], ...], key: str) -> str | None:
+    wanted = key.lower()
+    return next((v for k, v in headers if k.lower() == wanted), None)
+
+
+@PROPERTY
+@given(CODES, st.booleans())
+def test_get_is_the_first_value_in_any_case(codes: list[int], structured: bool) -> None:
+    """get/[]/in on the fast path's joined keys agree with a scan of the rules' headers."""
+    text = lines_from(codes) if structured else text_from(codes)
+    ref = reference(text)
+    keys, values, _ = _split_text(text)
+    assert tuple(zip(keys, values, strict=True)) == ref
+    lazy = AMIMessage._from_text(text)
+    probes = [*PROBES, *(k for k, _ in ref[:4]), *(k.upper() for k, _ in ref[:4])]
+    for probe in probes:
+        expected = first_value(ref, probe)
+        assert lazy.get(probe) == expected, probe
+        assert (probe in lazy) == (expected is not None), probe
+        if expected is None:
+            with pytest.raises(KeyError):
+                lazy[probe]
+        else:
+            assert lazy[probe] == expected
+    assert lazy.headers == ref
+    assert lazy.getall("Uniqueid") == [v for k, v in ref if k.lower() == "uniqueid"]
+
+
 @PROPERTY
 @given(CODES)
 def test_lazy_message_equals_eager_rules(codes: list[int]) -> None:
     text = text_from(codes)
-    keys, values = _split_text(text)
+    keys, values, _ = _split_text(text)
     assert tuple(zip(keys, values, strict=True)) == reference(text)
     eager = AMIMessage(reference(text))
     maybe_id = b"actionid" in text.encode("utf-8", "surrogatepass").lower()
