@@ -239,3 +239,50 @@ def test_size_cap_still_enforced_on_whole_messages() -> None:
 def test_event_name_shortcut_agrees_with_first_header(key: str) -> None:
     msg = AMIMessage._from_text(f"{key}: QueueMemberStatus\r\nQueue: q1")
     assert msg.is_event and msg.name == "QueueMemberStatus" and not msg.is_response
+
+
+#: Byte pieces of framed messages: invalid and truncated UTF-8 next to the separators.
+BYTE_PIECES = [
+    b": ",
+    b":",
+    b"\r\n",
+    b"\r",
+    b" ",
+    b"\x00",
+    b"\xff",
+    b"\xe0\xa4",
+    b"\xe0",
+    b"\xa4",
+    b"\xf0\x9f\x98",
+    "रमेश".encode(),
+    b"Uniqueid",
+    b"Event",
+    b"a",
+    b"=",
+]
+
+
+@PROPERTY
+@given(CODES, st.booleans())
+def test_framed_bytes_split_as_the_whole_decoded_message(codes: list[int], tidy: bool) -> None:
+    """The framer counts CRLFs and NULs on the bytes; the headers must still be those of the
+    whole message decoded once (invalid UTF-8 next to the separators included)."""
+    if tidy:  # mostly "Key: Value" lines, so the fast path is taken often
+        block = "\r\n".join(lines_from(codes).split("\r\n")).encode()
+        block = block.replace(b"v1", b"\xe0\xa4: \xff").replace(b"v2", b"\xf0\x9f\x98")
+    else:
+        block = b"".join(BYTE_PIECES[c % len(BYTE_PIECES)] for c in codes)
+    if (
+        not block
+        or block.startswith(b"\r\n")
+        or b"\r\n\r\n" in block
+        or block.endswith((b"\r", b"\n"))
+    ):
+        return
+    items, errors = parse_chunks([block + b"\r\n\r\n"], AMIParser(expect_greeting=False))
+    assert errors == []
+    [msg] = items
+    assert isinstance(msg, AMIMessage)
+    ref = reference(block.decode("utf-8", "replace"))
+    assert msg.get("uniqueid") == first_value(ref, "uniqueid")
+    assert msg.headers == ref
