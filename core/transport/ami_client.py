@@ -118,16 +118,26 @@ EventHandler = Callable[[AMIMessage], Awaitable[None] | None]
 OnConnectHook = Callable[["AMIClient"], Awaitable[None]]
 
 
+class _NameFilter:
+    """A filter by event names (any case): the client routes these by name, without a call."""
+
+    __slots__ = ("names",)
+
+    def __init__(self, names: frozenset[str]) -> None:
+        self.names = names
+
+    def __call__(self, msg: AMIMessage) -> bool:
+        return msg.name.lower() in self.names
+
+
 def _compile_filter(flt: EventFilter) -> Callable[[AMIMessage], bool] | None:
     if flt is None:
         return None
     if isinstance(flt, str):
-        wanted = {flt.lower()}
-    elif callable(flt):
+        return _NameFilter(frozenset({flt.lower()}))
+    if callable(flt):
         return flt
-    else:
-        wanted = {name.lower() for name in flt}
-    return lambda msg: msg.name.lower() in wanted
+    return _NameFilter(frozenset(name.lower() for name in flt))
 
 
 class Subscription:
@@ -221,6 +231,12 @@ class Subscription:
                 self.filter_errors += 1
                 log.exception("AMI subscription %r: filter raised; event skipped", self.name)
                 return
+        self._put(msg)
+
+    def _put(self, msg: AMIMessage) -> None:
+        """Queue an event that passed the filter (the client checked a name filter itself)."""
+        if self._closed:
+            return
         if len(self._items) >= self.maxsize:
             self.dropped += 1
             if not self.needs_resync:
@@ -313,6 +329,9 @@ class AMIClient:
         self.server_version: str | None = None
 
         self._subs: list[Subscription] = []
+        # Lower-cased event name -> what to call for each subscription, in subscription order
+        # (see _route); cleared whenever a subscription comes or goes.
+        self._routes: dict[str, tuple[Callable[[AMIMessage], None], ...]] = {}
         self._hooks: list[OnConnectHook] = []
         self._handlers: list[tuple[Subscription, EventHandler]] = []
         self._tg: asyncio.TaskGroup | None = None
@@ -392,11 +411,13 @@ class AMIClient:
         sub = Subscription(maxsize or self.event_queue_size, filter, name=name)
         sub._on_close = self._unsubscribe
         self._subs.append(sub)
+        self._routes.clear()
         return sub
 
     def _unsubscribe(self, sub: Subscription) -> None:
         with contextlib.suppress(ValueError):
             self._subs.remove(sub)
+        self._routes.clear()
 
     def add_handler(
         self,
@@ -689,10 +710,32 @@ class AMIClient:
             log.debug("AMI %s: unsolicited %r", self.name, msg)
             return
         self.stats.events += 1
-        if msg.name.lower() == "fullybooted":
+        name = msg.name.lower()
+        if name == "fullybooted":
             self.fully_booted.set()
+        offers = self._routes.get(name)
+        if offers is None:
+            offers = self._route(name)
+        for offer in offers:
+            offer(msg)
+
+    def _route(self, name: str) -> tuple[Callable[[AMIMessage], None], ...]:
+        """Who gets events called ``name``: a name filter is decided here, once per name (its
+        subscription is skipped or queued directly); other filters are still called per event.
+        Measured by ``python -m bench ami``: two name-filtered subscriptions cost two filter
+        calls and two name look-ups per event before."""
+        offers: list[Callable[[AMIMessage], None]] = []
         for sub in self._subs:
-            sub._offer(msg)
+            flt = sub._filter
+            if isinstance(flt, _NameFilter):
+                if name in flt.names:
+                    offers.append(sub._put)
+            else:
+                offers.append(sub._offer)
+        if len(self._routes) >= 1024:  # a peer inventing event names cannot grow this
+            self._routes.clear()
+        route = self._routes[name] = tuple(offers)
+        return route
 
 
 def _merge(fields: FieldsArg | None, kwargs: dict[str, str | int]) -> FieldsArg | None:

@@ -285,6 +285,39 @@ async def test_subscription_filters(fake: FakeAMIServer, ami: AMIClient) -> None
     assert by_name.get_nowait() is None
 
 
+def test_routes_by_name_follow_subscriptions_as_they_come_and_go() -> None:
+    """_dispatch decides name filters once per name (sans-I/O: the client's read path only);
+    a subscription made or closed between events, a predicate and a full queue still behave
+    as when every filter was called per event, and invented names cannot grow the cache."""
+    from core.protocols.ami import ActionTracker
+
+    client = AMIClient("127.0.0.1", 5038, USER, SECRET, name="routes")
+    tracker = ActionTracker()
+
+    def event(name: str, uid: str) -> AMIMessage:
+        return AMIMessage([("Event", name), ("Uniqueid", uid)])
+
+    hangups = client.subscribe(filter=["HANGUP", "Newstate"])
+    seen: list[str] = []
+    pred = client.subscribe(filter=lambda m: seen.append(m.name) or m.name == "Newchannel")
+    client._dispatch(event("Hangup", "1"), tracker)
+    client._dispatch(event("Newchannel", "2"), tracker)
+    late = client.subscribe(filter="hangup", maxsize=1)
+    client._dispatch(event("hangup", "3"), tracker)
+    client._dispatch(event("Hangup", "4"), tracker)  # late is full: dropped there
+    hangups.close()
+    client._dispatch(event("Hangup", "5"), tracker)
+    assert [m["Uniqueid"] for m in list(hangups._items)] == ["1", "3", "4"]
+    assert [m["Uniqueid"] for m in list(late._items)] == ["3"]
+    assert late.dropped == 2 and late.needs_resync  # events 4 and 5
+    assert [m["Uniqueid"] for m in list(pred._items)] == ["2"]
+    assert seen == ["Hangup", "Newchannel", "hangup", "Hangup", "Hangup"]
+    for i in range(3000):
+        client._dispatch(event(f"Invented{i}", str(i)), tracker)
+    assert len(client._routes) <= 1024
+    assert client.stats.events == 3005
+
+
 async def test_filter_exception_never_touches_link(fake: FakeAMIServer, ami: AMIClient) -> None:
     def bad(msg: AMIMessage) -> bool:
         raise RuntimeError("bug in a filter")
