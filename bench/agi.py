@@ -21,6 +21,7 @@ for both). Two phases, each on a fresh server process:
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 from typing import Any
 
@@ -208,7 +209,11 @@ def run(argv: list[str]) -> dict[str, Any]:
     }
     return {
         "bench": "agi",
-        "event_loop": "stdlib asyncio (no uvloop) for both servers",
+        "event_loop": (
+            "uvloop for every server (BENCH_EVENT_LOOP=uvloop)"
+            if os.environ.get("BENCH_EVENT_LOOP") == "uvloop"
+            else "stdlib asyncio (no uvloop) for both servers"
+        ),
         "gc": f"{args.gc} for both servers (tuned: tune_gc_for_serving(), as in production)",
         "session": "ANSWER, SET VARIABLE x2, STREAM FILE x2, GET DATA, SET VARIABLE x4",
         "generator": "bench/agi_loadgen.c, epoll, compiled with gcc at run time",

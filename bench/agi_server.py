@@ -15,6 +15,7 @@ import asyncio
 import cProfile
 import gc
 import json
+import os
 import resource
 import signal
 import sys
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import uvloop
 from panoramisk.fast_agi import Application
 
 from core.transport.fastagi import AGICall, FastAGIServer, tune_gc_for_serving
@@ -208,6 +210,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stats-file", help="write GC pauses (since SIGUSR1) here at exit")
     args = parser.parse_args(argv)
     _raise_fd_limit()
+    if os.environ.get("BENCH_EVENT_LOOP") == "uvloop":
+        # The extra row of docs/capacity.md: every server (ours, peer, floor) on uvloop.
+        uvloop.install()
     pauses = GCPauses()
     gc.callbacks.append(pauses)
     try:

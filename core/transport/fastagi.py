@@ -33,7 +33,7 @@ import logging
 import socket
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Final
+from typing import Final, cast
 
 from core.protocols.agi import (
     MAX_HANDSHAKE_BYTES,
@@ -465,8 +465,9 @@ class _Connection(asyncio.Protocol):
     # -- protocol callbacks ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport; not isinstance-checked, since uvloop's TCPTransport does not
+        # subclass asyncio.Transport and the server must run on either loop.
+        self.transport = cast(asyncio.Transport, transport)
         _small_reads(transport)
         self.server._connections.add(self)
         self._handshake_deadline = self.loop.time() + self.server.handshake_timeout

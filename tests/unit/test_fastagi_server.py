@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 
@@ -517,3 +519,43 @@ async def test_fake_callable_rules_and_hangup_at() -> None:
     result.raise_for_error()
     assert got == ["abc", "hangup"]
     assert peer.transcript[2].reply == ["HANGUP", "200 result=0"]
+
+
+UVLOOP_CALL = """
+import asyncio, uvloop
+from core.transport.fastagi import FastAGIServer
+
+async def script(call):
+    await call.answer()
+    await call.set_variable("IVR_DONE", "1")
+
+async def run():
+    server = FastAGIServer({"ivr": script}, port=0)
+    await server.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"agi_network_script: ivr\\nagi_uniqueid: 1.1\\n\\n")
+    for _ in range(2):
+        print((await reader.readline()).decode().strip(), flush=True)
+        writer.write(b"200 result=1\\n")
+    writer.close()
+    await server.close(1.0)
+
+uvloop.run(run())
+"""
+
+
+def test_a_call_is_served_on_uvloop_too() -> None:
+    """The server must not depend on the stdlib loop's transport classes (uvloop's
+    TCPTransport does not subclass asyncio.Transport; an isinstance check once refused it).
+    In a subprocess with a deadline, so a regression fails instead of hanging the suite."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", UVLOOP_CALL],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except subprocess.TimeoutExpired as expired:
+        raise AssertionError(f"no answer on uvloop within 30 s: {expired.stdout!r}") from None
+    assert done.stdout.splitlines() == ["ANSWER", "SET VARIABLE IVR_DONE 1"], done.stderr
