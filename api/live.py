@@ -22,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
+from core.db.channels import AGENT_CONNECT_CHANNEL, STATS_CHANNEL
 from core.db.models import AgentSession, Call, Complaint, SeatStatus
 from core.db.session import raw_connection
 from core.domain.queues import (
@@ -34,8 +35,6 @@ from core.domain.queues import (
 
 log = logging.getLogger(__name__)
 
-STATS_CHANNEL = "queue_stats"
-AGENT_CONNECT_CHANNEL = "agent_connect"
 TICK_SECONDS = 2.0
 #: AST_DEVICE_* numbers app_queue reports as a member's Status.
 DEVICE_ON_CALL = frozenset({2, 3, 7, 8})  # in use, busy, ringing while in use, on hold

@@ -26,8 +26,6 @@ from core.domain.queues import seats_digest
 
 log = logging.getLogger(__name__)
 
-#: NOTIFY channel the API signals on after changing ``seats``.
-SEAT_CONFIG_CHANNEL = "seat_config"
 STATE_NAME = "pjsip"
 
 ApplyConfig = Callable[[Sequence[SeatCredential]], None]

@@ -22,6 +22,12 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
+from core.db.channels import (
+    AGENT_CONNECT_CHANNEL,
+    AGENT_INTENT_CHANNEL,
+    SEAT_CONFIG_CHANNEL,
+    STATS_CHANNEL,
+)
 from core.db.models import Call, ServiceHeartbeat
 from core.db.models import SeatStatus as SeatStatusRow
 from core.db.session import create_engine, raw_connection, session_factory
@@ -31,7 +37,6 @@ from core.transport.ami_client import AMIClient
 from queue_manager.live import MEMBER_EVENTS, LiveSeats
 from queue_manager.recorder import QUEUE_EVENTS, CallRecorder, event_time
 from queue_manager.seatconfig import (
-    SEAT_CONFIG_CHANNEL,
     ApplyConfig,
     SeatConfigurer,
     render_and_reload,
@@ -41,9 +46,6 @@ from queue_manager.seats import SeatKeeper
 log = logging.getLogger(__name__)
 
 SERVICE = "queue_manager"
-AGENT_INTENT_CHANNEL = "agent_intent"
-STATS_CHANNEL = "queue_stats"
-AGENT_CONNECT_CHANNEL = "agent_connect"
 HEARTBEAT_SECONDS = 5.0
 STATS_DEBOUNCE_SECONDS = 0.1
 #: Events this service acts on; everything else is filtered out at the subscription.

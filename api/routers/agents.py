@@ -16,14 +16,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import AgentUser, SessionDep, require_role
 from api.schemas import AgentStateOut, CallOut, SeatLoginIn
+from core.db.channels import AGENT_INTENT_CHANNEL
 from core.db.models import AgentSession, AuditLog, Call, Seat, SeatStatus, User
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 
-#: NOTIFY channel queue_manager listens on; the payload is the seat name.
-AGENT_INTENT_CHANNEL = "agent_intent"
 #: How long login/logout waits for queue_manager to confirm before answering "pending".
 CONFIRM_WAIT_SECONDS = 5.0
+
+
+async def notify_intent(session: AsyncSession, seat: str) -> None:
+    """Tell the queue manager, in the same transaction, that ``seat``'s intent changed."""
+    await session.execute(
+        text("SELECT pg_notify(:channel, :seat)"), {"channel": AGENT_INTENT_CHANNEL, "seat": seat}
+    )
 
 
 async def open_session(session: AsyncSession, user_id: int) -> AgentSession | None:
@@ -123,10 +129,7 @@ async def login_to_seat(body: SeatLoginIn, user: AgentUser, session: SessionDep)
                 entity_id=body.seat,
             )
         )
-        await session.execute(
-            text("SELECT pg_notify(:channel, :seat)"),
-            {"channel": AGENT_INTENT_CHANNEL, "seat": body.seat},
-        )
+        await notify_intent(session, body.seat)
         await session.commit()
     return await _wait_confirmed(session, user, "in_queue")
 
@@ -145,10 +148,7 @@ async def logout_from_seat(user: AgentUser, session: SessionDep) -> AgentStateOu
                 entity_id=existing.seat,
             )
         )
-        await session.execute(
-            text("SELECT pg_notify(:channel, :seat)"),
-            {"channel": AGENT_INTENT_CHANNEL, "seat": existing.seat},
-        )
+        await notify_intent(session, existing.seat)
         await session.commit()
     return await _wait_confirmed(session, user, "logged_out")
 
@@ -175,10 +175,7 @@ async def _set_pause(
             detail={"reason": reason} if paused else {},
         )
     )
-    await session.execute(
-        text("SELECT pg_notify(:channel, :seat)"),
-        {"channel": AGENT_INTENT_CHANNEL, "seat": existing.seat},
-    )
+    await notify_intent(session, existing.seat)
     await session.commit()
     return await _wait_confirmed(
         session,
@@ -247,10 +244,7 @@ async def set_routing(
         )
     )
     if existing is not None:
-        await session.execute(
-            text("SELECT pg_notify(:channel, :seat)"),
-            {"channel": AGENT_INTENT_CHANNEL, "seat": existing.seat},
-        )
+        await notify_intent(session, existing.seat)
     await session.commit()
     return RoutingOut(
         username=agent.username,

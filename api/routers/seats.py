@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import SessionDep, SettingsDep, require_role
+from core.db.channels import SEAT_CONFIG_CHANNEL
 from core.db.models import AgentSession, AuditLog, Seat, SeatConfigState, SeatStatus, User
 from core.domain.credentials import generate_secret
 from core.domain.queues import seats_digest
@@ -29,8 +30,6 @@ router = APIRouter(prefix="/seats", tags=["seats"])
 AdminUser = Annotated[User, Depends(require_role("admin"))]
 StaffAdmin = Annotated[User, Depends(require_role("supervisor", "admin"))]
 
-#: NOTIFY channel the queue manager listens on to re-render the PJSIP config.
-SEAT_CONFIG_CHANNEL = "seat_config"
 MAX_SEATS = 9999
 APPLY_WAIT_SECONDS = 15.0
 

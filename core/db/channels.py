@@ -1,0 +1,16 @@
+"""PostgreSQL NOTIFY channels: how the services signal each other (one name, one place).
+
+The API writes agent intent and seats and notifies the queue manager; the queue manager
+notifies the API's WebSocket pushes after its writes.
+"""
+
+from __future__ import annotations
+
+#: api → queue_manager: an agent's seat intent changed; payload: the seat (``*`` for all).
+AGENT_INTENT_CHANNEL = "agent_intent"
+#: api → queue_manager: the seats table changed; re-render PJSIP and reload.
+SEAT_CONFIG_CHANNEL = "seat_config"
+#: queue_manager → api: something a supervisor sees changed (debounced).
+STATS_CHANNEL = "queue_stats"
+#: queue_manager → api: a caller was connected to an agent; payload: JSON seat, uniqueid.
+AGENT_CONNECT_CHANNEL = "agent_connect"
