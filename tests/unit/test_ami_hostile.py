@@ -21,6 +21,8 @@ NOISE = [
     b"--END COMMAND--",
     b"Event: X\r\n",
     b"Output: y\r\n",
+    b"ActionID: 5\r\n",
+    b"aCTIONid: 6\r\n",
     b"Asterisk Call Manager/11.0.0\r\n",
     "रमेश".encode()[:5],
     b"\xff\xfe\xe0",
@@ -78,3 +80,55 @@ def test_hostile_bytes_keep_caps_and_only_protocol_errors(codes: list[int], gree
     # Still usable: after any garbage, a valid message comes out once framing resyncs.
     p.feed(b"\r\n\r\n--END COMMAND--\r\n\r\nEvent: Sentinel\r\n\r\n")
     assert [m.name for m in drain(p)][-1:] == ["Sentinel"]
+
+
+class LinePathParser(AMIParser):
+    """The parser with its whole-message fast path turned off: the line rules alone."""
+
+    def _whole_messages(self, start: int) -> tuple[int, bool]:
+        return start, False
+
+
+def outcome(p: AMIParser, chunks: list[bytes]) -> list[object]:
+    """Everything ``next_event`` gives, as comparable values (messages by their headers)."""
+    out: list[object] = []
+    for chunk in chunks:
+        p.feed(chunk)
+        while True:
+            try:
+                item = p.next_event()
+            except AMIProtocolError as exc:
+                out.append(type(exc))
+                continue
+            if item is None:
+                break
+            if isinstance(item, AMIMessage):
+                out.append((item.name, item.action_id, item.headers))
+            else:
+                out.append(item)
+    return out
+
+
+@PROPERTY
+@given(CODES, st.integers(0, 2**16 - 1))
+def test_fast_framing_equals_the_line_rules(codes: list[int], seed: int) -> None:
+    """Whole regions and one-at-a-time messages frame exactly what the line path frames: the
+    same messages, the same errors in the same order, whatever the bytes and the reads."""
+    noise = noise_of(codes)
+    wire = b"".join(noise)
+    caps = {"max_line": MAX_LINE, "max_message": MAX_MESSAGE, "max_headers": MAX_HEADERS}
+    reference = outcome(LinePathParser(expect_greeting=False, **caps), [wire])
+    # Reads of the noise as it came, all at once, and regrouped at seeded boundaries.
+    cuts = _cuts(wire, seed)
+    regrouped = [wire[a:b] for a, b in zip([0, *cuts], [*cuts, None], strict=True)]
+    for chunks in (noise, [wire], regrouped):
+        assert outcome(AMIParser(expect_greeting=False, **caps), chunks) == reference
+
+
+def _cuts(wire: bytes, seed: int) -> list[int]:
+    cuts, pos = [], 0
+    while True:
+        pos += 1 + (seed * (pos + 7)) % 97
+        if pos >= len(wire):
+            return cuts
+        cuts.append(pos)
