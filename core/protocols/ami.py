@@ -731,20 +731,20 @@ class AMIParser:
         if region[-2:] == b"\n\r":
             return False
         low = region.lower()
-        if low.find(b"follows") >= 0:
-            return False
-        blocks = region.split(b"\n\r\n")
+        lows = low.split(b"\n\r\n")
         # Every empty line of the rules is now a split ("\n\r\n") or was refused ("\n\n"),
         # but a run of them leaves a message starting with CR or LF, or an empty one: those
-        # sort before every message that starts with a byte above CR.
-        if min(blocks)[:1] <= b"\r":
+        # sort before every message that starts with a byte above CR. A legacy Follows
+        # response sorts at or after "response:", which every event ("event:...") sorts
+        # before: the search for it is needed only when a response is in the region.
+        if min(lows)[:1] <= b"\r" or (max(lows) >= b"response:" and low.find(b"follows") >= 0):
             return False
+        blocks = region.split(b"\n\r\n")
         # A line is no longer than its message, and every line of a message holds at least
         # one byte and its LF: a message within the smallest bound keeps every cap (the size
         # cap counts two bytes of line end per line: at most half as much again).
         if len(region) + 2 > self._whole_limit and max(map(len, blocks)) + 2 > self._whole_limit:
             return False
-        lows = low.split(b"\n\r\n")
         make = AMIMessage._from_block
         if low.find(b"actionid") >= 0:
             # A key that lower-cases to "actionid" is ASCII "actionid" in any case, so
