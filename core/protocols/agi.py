@@ -19,14 +19,15 @@ parsers raise.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final
+from typing import Final, TypeVar, overload
 from urllib.parse import parse_qsl, unquote
 
 __all__ = [
     "AGI_BUF_LEN",
+    "ENCODED_COMMANDS",
     "MAX_ARGS",
     "MAX_HANDSHAKE_BYTES",
     "MAX_REPLY_LINE_BYTES",
@@ -56,6 +57,9 @@ MAX_USAGE_BYTES: Final = 64 * 1024
 AGI_BUF_LEN: Final = 2048
 #: ``parse_args()`` keeps at most MAX_ARGS - 1 words (it truncates the rest with a warning).
 MAX_ARGS: Final = 128
+
+
+_T = TypeVar("_T")
 
 
 class AGIProtocolError(ValueError):
@@ -89,67 +93,153 @@ class AGIEnvironment:
 
     @property
     def uniqueid(self) -> str:
-        return self.get("uniqueid")
+        return self.variables.get("agi_uniqueid", "")
 
     @property
     def channel(self) -> str:
-        return self.get("channel")
+        return self.variables.get("agi_channel", "")
 
     @property
     def caller_id(self) -> str:
-        return self.get("callerid")
+        return self.variables.get("agi_callerid", "")
 
     @property
     def caller_name(self) -> str:
-        return self.get("calleridname")
+        return self.variables.get("agi_calleridname", "")
 
     @property
     def language(self) -> str:
-        return self.get("language")
+        return self.variables.get("agi_language", "")
 
     @property
     def extension(self) -> str:
-        return self.get("extension")
+        return self.variables.get("agi_extension", "")
 
     @property
     def context(self) -> str:
-        return self.get("context")
+        return self.variables.get("agi_context", "")
 
     @classmethod
     def from_variables(cls, variables: Mapping[str, str]) -> AGIEnvironment:
         """Build from already-split ``agi_*`` pairs (also used by the fake peer)."""
-        vars_ = dict(variables)
-        network_script = vars_.get("agi_network_script")
+        return cls._build(MappingProxyType(dict(variables)))
+
+    @classmethod
+    def _build(cls, variables: Mapping[str, str]) -> AGIEnvironment:
+        network_script = variables.get("agi_network_script")
         if network_script is None:
             # Plain (non-network) AGI or an odd peer: derive it from agi_request's URL.
-            request = vars_.get("agi_request", "")
+            request = variables.get("agi_request", "")
             if "://" in request:
                 rest = request.split("://", 1)[1]
                 network_script = rest.split("/", 1)[1] if "/" in rest else ""
             else:
                 network_script = request
         path, _, query_string = network_script.partition("?")
-        script = unquote(path.strip("/"))
-        items = tuple(parse_qsl(query_string, keep_blank_values=True)) if query_string else ()
-        query: dict[str, str] = {}
-        for key, value in items:
-            query.setdefault(key, value)
+        path = path.strip("/")
+        script = unquote(path) if "%" in path else path
+        items: tuple[tuple[str, str], ...] = ()
+        query = _NO_QUERY
+        if query_string:
+            items = tuple(parse_qsl(query_string, keep_blank_values=True))
+            first: dict[str, str] = {}
+            for key, value in items:
+                first.setdefault(key, value)
+            query = MappingProxyType(first)
         args: list[str] = []
-        while (arg := vars_.get(f"agi_arg_{len(args) + 1}")) is not None:
+        while (arg := variables.get(f"agi_arg_{len(args) + 1}")) is not None:
             args.append(arg)
-        return cls(
-            variables=MappingProxyType(vars_),
-            script=script,
-            query=MappingProxyType(query),
-            query_items=items,
-            args=tuple(args),
-        )
+        return cls(variables, script, query, items, tuple(args))
 
 
-#: One whole handshake line, as the line loop splits it when the key has no whitespace: the
-#: key up to the first ``:``, one optional space, the value. Matches start at line starts
-#: (a key cannot contain ``:``), so one match per line means every line was understood.
-_ENV_LINE_RE: Final = re.compile(r"^([^:\s]+): ?([^\n]*)\n", re.MULTILINE)
+_NO_QUERY: Final[Mapping[str, str]] = MappingProxyType({})
+
+
+class _HandshakeVariables(Mapping[str, str]):
+    """A checked handshake's variables, looked up in its bytes when asked for.
+
+    Why: decoding the handshake and building the dict of ~22 pairs (44 strings) was most of what
+    a handshake cost in ``python -m bench agi``, and a script reads a few of them. The parser
+    hands over only lines that each start with ``agi_`` and have no blank (whitespace or
+    non-ASCII byte) before their first ``:`` (see :meth:`EnvironmentParser._feed_whole`), so
+    the line loop's key for a line is exactly the bytes before that ``:``. An ASCII key's value
+    is then found by searching for ``b"\\n<key>:"`` (the last match: a repeated key keeps its
+    last value in the line loop) and only that value is decoded: the same text as decoding the
+    whole, since the value is bounded by ASCII bytes. Any other key, iterating, ``len()`` or
+    comparing decodes everything once and builds the same dict as the line loop.
+    """
+
+    __slots__ = ("_dict", "_lines")
+
+    def __init__(self, lines: bytes) -> None:
+        self._lines = lines  # the handshake as received: the lines, each ending in LF, and LF
+        self._dict: dict[str, str] | None = None
+
+    @overload
+    def get(self, key: str, /) -> str | None: ...
+    @overload
+    def get(self, key: str, /, default: str | _T) -> str | _T: ...
+    def get(self, key: str, /, default: object = None) -> object:
+        if self._dict is not None or type(key) is not str or not key.isascii():
+            return self._pairs().get(key, default)
+        if not key or ":" in key or "\n" in key:
+            return default  # no line has such a key
+        lines = self._lines
+        needle = f"\n{key}:".encode()
+        at = lines.rfind(needle)
+        if at < 0:
+            if not lines.startswith(needle[1:]):
+                return default
+            at = -1  # the first line (no LF before it)
+        at += len(needle)
+        if lines[at] == 0x20:
+            at += 1
+        return lines[at : lines.index(b"\n", at)].decode("utf-8", errors="replace")
+
+    def __getitem__(self, key: str) -> str:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        if type(key) is not str:
+            return key in self._pairs()
+        return self.get(key) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._pairs())
+
+    def __len__(self) -> int:
+        return len(self._pairs())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._pairs()!r})"
+
+    def _pairs(self) -> dict[str, str]:
+        """The dict the line loop builds (same split, same order, last value wins)."""
+        pairs = self._dict
+        if pairs is None:
+            pairs = {}
+            for line in self._lines[:-2].decode("utf-8", errors="replace").split("\n"):
+                key, _, value = line.partition(":")
+                pairs[key.strip()] = value[1:] if value.startswith(" ") else value
+            self._dict = pairs
+        return pairs
+
+
+def _marks_table() -> bytes:
+    """For the handshake's fast path: every byte that can end a key the line loop would strip
+    (ASCII whitespace but LF and CR and, as non-ASCII whitespace is multi-byte, every byte
+    >= 0x80) becomes a space; ``:`` and LF stay (the rest is deleted, see _NOT_MARKS)."""
+    table = bytearray(range(256))
+    for byte in [*b"\t\x0b\x0c\x1c\x1d\x1e\x1f", *range(0x80, 0x100)]:
+        table[byte] = 0x20
+    return bytes(table)
+
+
+_MARKS: Final = _marks_table()
+_NOT_MARKS: Final = bytes(b for b in range(256) if _MARKS[b] not in b": \n")
 
 
 class EnvironmentParser:
@@ -181,9 +271,18 @@ class EnvironmentParser:
         """Consume ``data``; return the environment once the empty line arrived, else ``None``."""
         if self._env is not None:
             raise AGIProtocolError("AGI handshake already complete; feed the ReplyParser")
-        self._buf += data
-        if not self._total and (env := self._feed_whole()) is not None:
-            return env
+        if not self._total:
+            # No line taken yet: the whole handshake may be here (Asterisk sends it in one write).
+            if not self._buf:
+                if (env := self._feed_whole(data)) is not None:
+                    return env  # read straight from ``data``, no copy into the buffer
+                self._buf += data
+            else:
+                self._buf += data
+                if (env := self._feed_whole(self._buf)) is not None:
+                    return env
+        else:
+            self._buf += data
         while True:
             nl = self._buf.find(b"\n", self._scan)
             if nl < 0:
@@ -213,29 +312,34 @@ class EnvironmentParser:
                 raise AGIProtocolError(f"malformed AGI handshake line: {line[:80]!r}")
             self._vars[key] = value[1:] if value.startswith(" ") else value
 
-    def _feed_whole(self) -> AGIEnvironment | None:
-        """Fast path: the whole LF-ended handshake is buffered (Asterisk sends it in one write).
+    def _feed_whole(self, raw: bytes | bytearray) -> AGIEnvironment | None:
+        """Fast path: ``raw`` is the whole LF-ended handshake, every line ``agi_<key>:...``.
 
-        Decoding it once and splitting in C is ~5x cheaper than the line loop (measured with
-        ``python -m bench agi``); the result is the same because LF never occurs inside a UTF-8
-        sequence. Anything unusual (CRs, a leading empty line, a size over the cap, a bad line)
-        is left to the line loop, which owns the errors.
+        Checked with a few C-level scans, no per-line Python: ``raw`` ends with the empty line,
+        holds no CR, every line starts with ``agi_``, and in ``marks`` (the line ends, ``:``s
+        and blanks, in order) every line starts with ``:``, i.e. has a ``:`` with no blank in
+        the key before it. So the line loop would take every line and strip nothing from a
+        key, and the variables can be read from the bytes on demand
+        (:class:`_HandshakeVariables`). Anything else (bytes after the empty line, a size over
+        the cap, other keys, a bad line) is left to the line loop, which owns the errors.
         """
-        buf = self._buf
-        end = buf.find(b"\n\n")
-        if end <= 0 or end + 2 > self._max or buf.find(b"\r", 0, end) >= 0:
+        if raw[-2:] != b"\n\n" or len(raw) > self._max:
             return None
-        text = buf[: end + 1].decode("utf-8", errors="replace")
-        pairs = _ENV_LINE_RE.findall(text)
-        if len(pairs) != text.count("\n"):
-            return None  # a line without "key:" or with spaces in its key: the line loop decides
-        variables = dict(pairs)
-        self._vars = variables
-        self._total = end + 2
-        self.leftover = bytes(buf[end + 2 :])
-        buf.clear()
+        if b"\r" in raw or not raw.startswith(b"agi_"):
+            return None
+        marks = raw.translate(_MARKS, _NOT_MARKS)  # ends with the empty line's LF too
+        lines = marks.count(b"\n") - 1
+        if (
+            not marks.startswith(b":")
+            or marks.count(b"\n:") != lines - 1
+            or raw.count(b"\nagi_") != lines - 1
+        ):
+            return None
+        variables = _HandshakeVariables(raw if type(raw) is bytes else bytes(raw))
+        self._total = len(raw)
+        self._buf.clear()
         self._scan = 0
-        self._env = AGIEnvironment.from_variables(variables)
+        self._env = AGIEnvironment._build(variables)
         return self._env
 
     def feed_eof(self) -> None:
@@ -300,6 +404,8 @@ class Closed:
 
 
 ReplyEvent = AGIReply | HangupNotice | Progress | Closed
+_CLOSED: Final = Closed()  # events are immutable: one of each serves every call
+_TRUNCATED: Final = Closed(truncated=True)
 
 _CODE_RE: Final = re.compile(r"([0-9]{3})(?:([ -])(.*))?\Z", re.DOTALL)
 _DIGITS_RE: Final = re.compile(r"[0-9]{1,18}\Z")
@@ -352,6 +458,7 @@ _REPLIES: dict[bytes, AGIReply] = {}
 _MAX_REPLIES: Final = 1024
 _MAX_CACHED_REPLY: Final = 64
 _NO_FIELDS: Final[Mapping[str, str]] = MappingProxyType({})
+_NO_REPLIES: Final[Mapping[bytes, AGIReply]] = MappingProxyType({})
 
 
 class ReplyParser:
@@ -373,6 +480,14 @@ class ReplyParser:
         self._usage_first = ""
         self._usage_size = 0
         self._closed = False
+        #: Whole reply lines whose event is known in the parser's current state: for ``data`` in
+        #: it, ``feed(data)`` would return ``[known[data]]`` and change nothing. A transport may
+        #: look ``data`` up here first and skip ``feed()`` (one dict look-up per reply instead of
+        #: a call and a list); empty while a partial line or a ``520-`` block is buffered, after
+        #: EOF, or if ``max_line`` is below the cached lines' size.
+        self.known: Mapping[bytes, AGIReply] = (
+            _REPLIES if max_line >= _MAX_CACHED_REPLY else _NO_REPLIES
+        )
 
     @property
     def buffered(self) -> int:
@@ -385,15 +500,26 @@ class ReplyParser:
         return self._usage_size
 
     def feed(self, data: bytes) -> list[ReplyEvent]:
+        cached = self.known.get(data)
+        if cached is not None:
+            return [cached]  # the usual reply, parsed before (see ``known``)
+        try:
+            return self._feed(data)
+        finally:
+            self._refresh_known()
+
+    def _refresh_known(self) -> None:
+        idle = not self._buf and self._usage is None and not self._closed
+        self.known = _REPLIES if idle and self._max_line >= _MAX_CACHED_REPLY else _NO_REPLIES
+
+    def _feed(self, data: bytes) -> list[ReplyEvent]:
         if self._closed:
             raise AGIProtocolError("data fed after EOF")
         if not self._buf and data[-1:] == b"\n" and data.find(b"\n") == len(data) - 1:
-            # Fast path, the usual case: exactly one whole line in this read (no copy into the
-            # buffer; measured by ``python -m bench agi``). Same rules as the loop below.
+            # Fast path: exactly one whole line in this read (no copy into the buffer; measured
+            # by ``python -m bench agi``). Same rules as the loop below.
             if len(data) - 1 > self._max_line:
                 raise AGIProtocolError(f"AGI reply line longer than {self._max_line} bytes")
-            if self._usage is None and (cached := _REPLIES.get(data)) is not None:
-                return [cached]
             raw = data[:-2] if data[-2:] == b"\r\n" else data[:-1]
             event = self._line(raw.decode("utf-8", errors="replace"))
             if (
@@ -435,11 +561,12 @@ class ReplyParser:
         if self._closed:
             return []
         self._closed = True
+        self.known = _NO_REPLIES
         truncated = bool(self._buf) or self._usage is not None
         self._buf.clear()
         self._usage = None
         self._usage_size = 0
-        return [Closed(truncated=truncated)]
+        return [_TRUNCATED if truncated else _CLOSED]
 
     def _line(self, line: str) -> ReplyEvent | None:
         if line.startswith("200 result=") and self._usage is None:
@@ -526,7 +653,8 @@ def encode_command(*parts: str) -> bytes:
     raise :class:`ValueError`, as does a line that Asterisk's 2048-byte buffer would split.
 
     Runs once per command, so the common case is kept cheap (measured by ``python -m bench
-    agi``): a verb is validated once and cached, and a plain argument costs one C-level match.
+    agi``): a verb is validated once and cached, a line seen before is cached, and a new line
+    whose arguments are all plain is checked with one C-level search over them all.
     """
     try:
         cached = _LINES.get(parts)
@@ -542,18 +670,31 @@ def encode_command(*parts: str) -> bytes:
     prefix, verb_words = verb
     if verb_words + len(parts) - 1 > MAX_ARGS - 1:
         raise ValueError(f"too many AGI arguments (Asterisk keeps {MAX_ARGS - 1} words)")
-    words = [prefix]
-    plain = _PLAIN_RE.fullmatch
-    for part in parts[1:]:
-        if type(part) is str and plain(part) is not None:
-            words.append(part)
-            continue
-        if not isinstance(part, str):
-            raise TypeError(f"AGI command parts must be str, not {type(part).__name__}")
-        if _FORBIDDEN_RE.search(part) is not None:
-            raise ValueError(f"AGI command part contains CR, LF or NUL: {part[:40]!r}")
-        words.append(_quote(part))
-    line = (" ".join(words) + "\n").encode("utf-8")
+    args = parts[1:]
+    try:
+        rest = " ".join(args)
+    except TypeError:
+        rest = None  # a part that is not a str: the loop below names it
+    if (
+        rest is not None
+        and rest.count(" ") == len(args) - 1  # no part holds a space
+        and "" not in args
+        and _SPECIAL_RE.search(rest) is None
+    ):
+        line = f"{prefix} {rest}\n".encode()  # every argument is plain: nothing to quote
+    else:
+        words = [prefix]
+        plain = _PLAIN_RE.fullmatch
+        for part in args:
+            if type(part) is str and plain(part) is not None:
+                words.append(part)
+                continue
+            if not isinstance(part, str):
+                raise TypeError(f"AGI command parts must be str, not {type(part).__name__}")
+            if _FORBIDDEN_RE.search(part) is not None:
+                raise ValueError(f"AGI command part contains CR, LF or NUL: {part[:40]!r}")
+            words.append(_quote(part))
+        line = (" ".join(words) + "\n").encode("utf-8")
     if len(line) > AGI_BUF_LEN - 1:
         raise ValueError(f"AGI command line longer than Asterisk's {AGI_BUF_LEN - 1} bytes")
     if len(_LINES) < _MAX_LINES and len(line) <= _MAX_CACHED_LINE:
@@ -563,10 +704,16 @@ def encode_command(*parts: str) -> bytes:
 
 #: A plain argument: non-empty, nothing to quote, nothing forbidden.
 _PLAIN_RE: Final = re.compile(r'[^ \t"\\\r\n\x00]+')
+#: What makes an argument not plain, but the space (encode_command counts those separately).
+_SPECIAL_RE: Final = re.compile(r'[\t"\\\r\n\x00]')
 #: Encoded lines by their parts: an IVR sends the same prompts and variables on every call.
 #: Bounded; once full, new commands are encoded as usual.
 _LINES: dict[tuple[str, ...], bytes] = {}
 _MAX_LINES: Final = 4096
+#: The same cache, read-only, for a transport's hot path: a line found here under ``parts`` is
+#: what ``encode_command(*parts)`` returns (it was checked when it was encoded); look-up first,
+#: call on a miss. Saves a call and the ``*parts`` repacking per command.
+ENCODED_COMMANDS: Final[Mapping[tuple[str, ...], bytes]] = _LINES
 _MAX_CACHED_LINE: Final = 256
 #: Validated verbs: ``"STREAM FILE"`` -> (``"STREAM FILE"``, 2). Bounded (scripts use a few).
 _VERBS: dict[str, tuple[str, int]] = {}
