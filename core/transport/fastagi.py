@@ -584,7 +584,7 @@ class _Connection(asyncio.Protocol):
         try:
             env = parser.feed(data)
         except AGIProtocolError as exc:
-            logger.warning("bad FastAGI handshake from %s: %s", self._peer(), exc)
+            self.server._bad_handshakes.warn("bad FastAGI handshake from %s: %s", self._peer, exc)
             self.close()
             return
         if env is not None:
@@ -602,7 +602,9 @@ class _Connection(asyncio.Protocol):
                 try:
                     self._env.feed_eof()
                 except AGIProtocolError as exc:
-                    logger.warning("bad FastAGI handshake from %s: %s", self._peer(), exc)
+                    self.server._bad_handshakes.warn(
+                        "bad FastAGI handshake from %s: %s", self._peer, exc
+                    )
             self.close()
         return True  # keep the transport: we close it when the script is done
 
@@ -618,7 +620,9 @@ class _Connection(asyncio.Protocol):
                 self.call = None  # see _finish
             return
         if self._env is not None and exc is not None:
-            logger.warning("FastAGI handshake from %s failed: %s", self._peer(), exc)
+            self.server._bad_handshakes.warn(
+                "FastAGI handshake from %s failed: %s", self._peer, exc
+            )
         self.close()
 
     # -- deadlines ------------------------------------------------------------------------
@@ -644,7 +648,7 @@ class _Connection(asyncio.Protocol):
             if self._env is None:
                 return
             if now + _SLACK >= self._handshake_deadline:
-                logger.warning("FastAGI handshake from %s timed out", self._peer())
+                self.server._bad_handshakes.warn("FastAGI handshake from %s timed out", self._peer)
                 self.close()
             else:
                 self.arm(self._handshake_deadline)
@@ -836,6 +840,51 @@ class _Deadlines:
                 self._arm(max(heap[0][0], now + _TICK))
 
 
+class _BadHandshakeLog:
+    """Warnings about failed handshakes: the first of every ``interval`` in full, then a count.
+
+    Why: only Asterisk should connect, so a failed handshake is worth a warning, but a flood
+    of them (a port scan, a peer cut off mid-handshake again and again) would write a line per
+    connection: a journal flood, and more event-loop time than the peers themselves cost
+    (logging was the largest part of our work per truncated handshake in
+    ``python -m bench robustness``). The rest of each interval is reported as one line when it
+    ends, so nothing goes unsaid.
+    """
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.total = 0  # every failed handshake since the server started
+        self._until = -_NEVER  # the current interval's end
+        self._untold = 0
+        self._report: asyncio.TimerHandle | None = None
+
+    def warn(self, message: str, peer: Callable[[], object], *details: object) -> None:
+        """Log ``message % (peer(), *details)``, or count it if this interval logged one."""
+        self.total += 1
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if now >= self._until:
+            self._until = now + self.interval
+            logger.warning(message, peer(), *details)
+            return
+        self._untold += 1
+        if self._report is None:
+            self._report = loop.call_at(self._until, self.flush)
+
+    def flush(self) -> None:
+        """Log the count of failed handshakes not logged one by one (at the interval's end)."""
+        if self._report is not None:
+            self._report.cancel()
+            self._report = None
+        if self._untold:
+            logger.warning(
+                "%d more failed FastAGI handshakes in the last %g s (logged as a count only)",
+                self._untold,
+                self.interval,
+            )
+            self._untold = 0
+
+
 class _NoTransport(asyncio.Transport):
     """Placeholder before ``connection_made`` (keeps ``transport`` non-optional and typed)."""
 
@@ -854,7 +903,9 @@ class FastAGIServer:
 
     ``handshake_timeout`` bounds the env exchange, ``command_timeout`` each command (the
     convenience methods add their own ``timeout_ms``), ``call_timeout`` the whole script. An
-    unknown script is logged and the connection closed; the dialplan falls back.
+    unknown script is logged and the connection closed; the dialplan falls back. Failed
+    handshakes are logged one per ``bad_handshake_log_interval`` seconds, the rest as a count
+    (see :class:`_BadHandshakeLog`); :attr:`bad_handshakes` counts them all.
     """
 
     def __init__(
@@ -868,6 +919,7 @@ class FastAGIServer:
         command_timeout: float = 60.0,
         call_timeout: float = 3600.0,
         max_handshake_bytes: int = MAX_HANDSHAKE_BYTES,
+        bad_handshake_log_interval: float = 10.0,
     ) -> None:
         self._routes = routes  # read per call (not copied), so routes may be added while live
         self._host = host
@@ -881,6 +933,12 @@ class FastAGIServer:
         self._connections: set[_Connection] = set()
         self._idle: asyncio.Event | None = None
         self._deadlines: _Deadlines | None = None
+        self._bad_handshakes = _BadHandshakeLog(bad_handshake_log_interval)
+
+    @property
+    def bad_handshakes(self) -> int:
+        """Connections whose handshake failed (truncated, malformed, too large or too slow)."""
+        return self._bad_handshakes.total
 
     @property
     def port(self) -> int:
@@ -915,6 +973,7 @@ class FastAGIServer:
             await self._drained(None)
         if self._server is not None:
             await self._server.wait_closed()
+        self._bad_handshakes.flush()
 
     async def _drained(self, timeout: float | None) -> bool:
         if not self._connections:

@@ -374,6 +374,40 @@ async def test_truncated_and_half_open_handshakes_cost_nothing(
         await half_open_writer.wait_closed()
 
 
+async def test_a_flood_of_failed_handshakes_is_logged_as_a_count(
+    routes: Routes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One warning per interval, then one line with the count: not a line per connection."""
+    srv = FastAGIServer(routes, port=0, handshake_timeout=0.5, bad_handshake_log_interval=0.3)
+    await srv.start()
+    try:
+        for _ in range(12):
+            _, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+            writer.write(b"agi_network: yes\nagi_netw")  # cut, then EOF
+            writer.close()
+            await writer.wait_closed()
+        async with asyncio.timeout(5):
+            while srv.bad_handshakes < 12:  # noqa: ASYNC110 - the server has no event for it
+                await asyncio.sleep(0.01)
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1 and "bad FastAGI handshake from" in warnings[0]
+        await asyncio.sleep(0.4)  # the interval ends: the rest is reported as a count
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert warnings[1:] == [
+            "11 more failed FastAGI handshakes in the last 0.3 s (logged as a count only)"
+        ]
+        _, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(b"not agi\n\n")  # the next interval logs its first one in full again
+        writer.close()
+        async with asyncio.timeout(5):
+            while srv.bad_handshakes < 13:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 3 and "bad FastAGI handshake from" in warnings[2]
+    finally:
+        await srv.close(drain_timeout=1.0)
+
+
 async def test_oversized_handshake_is_refused(server: FastAGIServer) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     try:
