@@ -15,7 +15,7 @@ Each round is a clean run of ``--good`` sessions (compiled generator, each comma
 * ``--slow`` peers: send the environment one byte every 100 ms (slower than the deadline allows);
 * ``--half-open`` peers: connect and go silent.
 
-The two servers take turns for ``--rounds`` rounds (3; which goes first alternates); each p99
+The two servers take turns for ``--rounds`` rounds (5; which goes first alternates); each p99
 below is the median of the rounds' p99s, as one round's p99 (the ~10th slowest of ~1,000
 turnarounds) depends on where the bursts fall. Ours is judged on its slow and half-open peers
 in its first round; the floor has no deadline, so its peers are dropped after the good load.
@@ -192,7 +192,7 @@ def run(argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--half-open", type=int, default=200)
     parser.add_argument("--good", type=int, default=100)
     parser.add_argument("--handshake-timeout", type=float, default=5.0)
-    parser.add_argument("--rounds", type=int, default=3, help="p99 rounds per server")
+    parser.add_argument("--rounds", type=int, default=5, help="p99 rounds per server")
     parser.add_argument("--budget", type=float, default=110.0)
     parser.add_argument("--seed", type=int, default=1076)
     parser.add_argument("--quick", action="store_true", help="tiny configuration (smoke test)")
