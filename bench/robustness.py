@@ -159,6 +159,10 @@ async def _attack(
     }
 
 
+#: One round of one server: the clean run's report and the attack's.
+Round = tuple[dict[str, Any], dict[str, Any]]
+
+
 def _round(
     binary: Path,
     server: ServerProcess,
@@ -166,7 +170,7 @@ def _round(
     think: tuple[int, int],
     *,
     judge_peers: bool,
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> Round:
     """One clean run of the good load, then the same load under the attack."""
     clean = run_loadgen(
         binary, server.port, sessions=args.good, concurrency=args.good, think_ms=think
@@ -183,6 +187,24 @@ def _served(report: dict[str, Any], sessions: int) -> bool:
 
 def _median_ms(reports: list[dict[str, Any]], key: str = "p99_us") -> float:
     return float(statistics.median(r[key] for r in reports)) / 1000
+
+
+def _latency(rounds: list[Round]) -> tuple[float, float, list[dict[str, Any]], dict[str, Any]]:
+    """One server's rounds: its clean and attacked p99 (medians over the rounds, in ms), the
+    attacked runs' reports, and the latency figures the JSON prints for it."""
+    cleans = [clean for clean, _ in rounds]
+    goods = [attacked["good"] for _, attacked in rounds]
+    clean_p99, attacked_p99 = _median_ms(cleans), _median_ms(goods)
+    figures = {
+        "good_ok": min(good["ok"] for good in goods),
+        "clean_ok": min(clean["ok"] for clean in cleans),
+        "clean_p99_ms": round(clean_p99, 3),
+        "attacked_p50_ms": round(_median_ms(goods, "p50_us"), 3),
+        "attacked_p99_ms": round(attacked_p99, 3),
+        "clean_p99_ms_per_round": [round(r["p99_us"] / 1000, 3) for r in cleans],
+        "attacked_p99_ms_per_round": [round(r["p99_us"] / 1000, 3) for r in goods],
+    }
+    return clean_p99, attacked_p99, goods, figures
 
 
 def run(argv: list[str]) -> dict[str, Any]:
@@ -202,8 +224,8 @@ def run(argv: list[str]) -> dict[str, Any]:
         args.handshake_timeout, args.rounds = 1.0, 1
     think = (50, 150)
     started = time.monotonic()
-    ours_rounds: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    floor_rounds: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    ours_rounds: list[Round] = []
+    floor_rounds: list[Round] = []
     with (
         loadgen_binary() as binary,
         ServerProcess("ours", handshake_timeout=args.handshake_timeout) as server,
@@ -228,14 +250,8 @@ def run(argv: list[str]) -> dict[str, Any]:
         time.sleep(QUIET_S)
         quiet_cpu = server.cpu() - cpu0
     attack = ours_rounds[0][1]
-    cleans = [clean for clean, _ in ours_rounds]
-    goods = [attacked["good"] for _, attacked in ours_rounds]
-    floor_cleans = [clean for clean, _ in floor_rounds]
-    floor_goods = [attacked["good"] for _, attacked in floor_rounds]
-    clean_p99 = _median_ms(cleans)
-    attacked_p99 = _median_ms(goods)
-    floor_clean_p99 = _median_ms(floor_cleans)
-    floor_attacked_p99 = _median_ms(floor_goods)
+    clean_p99, attacked_p99, goods, ours_latency = _latency(ours_rounds)
+    floor_clean_p99, floor_attacked_p99, floor_goods, floor_latency = _latency(floor_rounds)
     allowed = max(P99_MULTIPLE * clean_p99, P99_FLOOR_MS)
     allowed_by_floor = P99_OVER_ASYNCIO_FLOOR * floor_attacked_p99
     within_clean = attacked_p99 <= allowed
@@ -244,7 +260,7 @@ def run(argv: list[str]) -> dict[str, Any]:
     )
     checks = {
         "every_good_session_served": all(_served(good, args.good) for good in goods),
-        "clean_run_served": all(clean["ok"] == args.good for clean in cleans),
+        "clean_run_served": ours_latency["clean_ok"] == args.good,
         "p99_within_multiple_of_clean_or_of_asyncio_floor": within_clean or within_floor,
         "slow_peers_closed_by_server": attack["slow_closed_by_server"] == args.slow,
         "half_open_peers_closed_by_server": attack["half_open_closed_by_server"] == args.half_open,
@@ -253,14 +269,9 @@ def run(argv: list[str]) -> dict[str, Any]:
     }
     ours = {
         "good_sessions": args.good,
-        "good_ok": min(good["ok"] for good in goods),
+        **ours_latency,
         "good_failed": sum(good["failed"] for good in goods),
         "good_timed_out": sum(good["timed_out"] for good in goods),
-        "clean_p99_ms": round(clean_p99, 3),
-        "attacked_p50_ms": round(_median_ms(goods, "p50_us"), 3),
-        "attacked_p99_ms": round(attacked_p99, 3),
-        "clean_p99_ms_per_round": [round(r["p99_us"] / 1000, 3) for r in cleans],
-        "attacked_p99_ms_per_round": [round(r["p99_us"] / 1000, 3) for r in goods],
         "truncated_handshakes": sum(attacked["truncated_sent"] for _, attacked in ours_rounds),
         "slow_peers": args.slow,
         "slow_closed_by_server": attack["slow_closed_by_server"],
@@ -273,12 +284,7 @@ def run(argv: list[str]) -> dict[str, Any]:
     }
     peer = {
         "name": "bare stdlib-asyncio server (bench agi's floor), same clean runs and attacks",
-        "good_ok": min(good["ok"] for good in floor_goods),
-        "clean_p99_ms": round(floor_clean_p99, 3),
-        "attacked_p50_ms": round(_median_ms(floor_goods, "p50_us"), 3),
-        "attacked_p99_ms": round(floor_attacked_p99, 3),
-        "clean_p99_ms_per_round": [round(r["p99_us"] / 1000, 3) for r in floor_cleans],
-        "attacked_p99_ms_per_round": [round(r["p99_us"] / 1000, 3) for r in floor_goods],
+        **floor_latency,
     }
     return {
         "bench": "robustness",
