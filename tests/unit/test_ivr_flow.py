@@ -640,7 +640,7 @@ async def test_hang_up_at_every_step_stores_the_partial_session(name: str) -> No
             assert session.outcome == "self_served" and "complaint_number_is" in session.prompts
             assert session.detail["hung_up_at"] == last
         else:
-            assert session.outcome == "abandoned", (n, session.outcome)  # at last_node:
+            assert session.outcome == "abandoned", (n, session.outcome)  # where: last_node
         assert session.last_node == last
         assert out.nodes() == full_nodes[: len(out.nodes())], n
         if n < commands - 1:  # (a hang-up racing the last command may still see it applied)
