@@ -115,7 +115,11 @@ def test_caller_numbers_normalise_to_ten_digits(raw: str | None, expected: str |
     assert parsed is None or type(parsed) is CallerNumber
 
 
-@given(st.text(max_size=300) | st.binary(max_size=300).map(lambda b: b.decode("latin-1")))
+#: Any text at all, lone surrogates included (what surrogateescape decoding would produce).
+any_text = st.text(st.characters(exclude_categories=()), max_size=300)
+
+
+@given(any_text | st.binary(max_size=300).map(lambda b: b.decode("latin-1")))
 @settings(max_examples=500)
 def test_any_caller_id_parses_without_raising_and_stores_safely(raw: str) -> None:
     parsed = parse_caller_id(raw)
