@@ -57,8 +57,9 @@ from agi_scripts.store import (
     SessionRecord,
 )
 from core.config import Settings
+from core.domain.calls import IvrOutcome
 from core.domain.complaints import ComplaintStatus, is_valid_complaint_number
-from core.domain.phone import normalise_caller_number
+from core.domain.phone import CallerNumber, parse_caller_id, raw_caller_id
 from core.transport.fastagi import AGICall, AGIHangup
 from ivr.catalogue import DEFAULT_LANG
 from ivr.menus import DTMF_KEYS, MenuTree, Node, PromptRef
@@ -150,7 +151,7 @@ class CallState:
     """Everything one call accumulates on its way through the tree."""
 
     lang: str = DEFAULT_LANG
-    caller_number: str | None = None
+    caller_number: CallerNumber | None = None
     pending: str = ""
     failures: dict[str, int] = field(default_factory=dict)
     own: list[ComplaintInfo] = field(default_factory=list)
@@ -184,11 +185,12 @@ class IVRFlow:
         self.settings = settings
         self.clock = clock
         self.t0 = clock()
-        self.state = CallState(caller_number=normalise_caller_number(call.caller_id))
+        # The one place the AGI environment's caller ID is read (any length, any bytes).
+        self.state = CallState(caller_number=parse_caller_id(call.caller_id))
         self.record = SessionRecord(
             uniqueid=call.uniqueid,
             caller_number=self.state.caller_number,
-            caller_number_raw=call.caller_id or None,
+            caller_number_raw=raw_caller_id(call.caller_id),
             lang=DEFAULT_LANG,
             started_at=datetime.now(UTC),
         )
@@ -208,13 +210,13 @@ class IVRFlow:
             pass
         except AGIHangup:
             if self.state.served:
-                self.record.outcome = "self_served"
+                self.record.outcome = IvrOutcome.SELF_SERVED
                 self.record.detail["hung_up_at"] = self._current()
             else:
-                self.record.outcome = f"abandoned_at:{self._current()}"
+                self.record.outcome = IvrOutcome.ABANDONED  # at last_node
         except BaseException:
             # Our failure: no IVR_DONE, so the dialplan sends the caller to the agents.
-            self.record.outcome = f"failed_at:{self._current()}"
+            self.record.outcome = IvrOutcome.FAILED  # at last_node
             raise
         finally:
             self._close_step()
@@ -307,7 +309,7 @@ class IVRFlow:
 
     async def finish(self, route: str, outcome: str, **variables: str) -> NoReturn:
         """Hand the call back to the dialplan: variables, route, and IVR_DONE=1 last."""
-        self.record.outcome = outcome
+        self.record.outcome = IvrOutcome(outcome)
         await self.call.set_variable("IVR_PATH", self.ivr_path())
         await self.call.set_variable("IVR_LANG", self.state.lang)
         for name, value in variables.items():
@@ -612,7 +614,7 @@ class IVRScript:
         log.info(
             "call %s from %s: %s -> %s",
             call.uniqueid,
-            call.caller_id,
+            flow.record.caller_number_raw,
             flow.ivr_path(),
             flow.record.outcome,
         )

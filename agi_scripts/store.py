@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
 
 from sqlalchemy import func, select
@@ -24,12 +24,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
 from core.db.models import Call, CallbackRequest, Complaint, IvrSession
+from core.db.queries import inbound_calls_today
+from core.domain.calls import CallbackReason, IvrOutcome
+from core.domain.clock import days_between
 from core.domain.complaints import ComplaintStatus
+from core.domain.phone import CallerNumber
 
 log = logging.getLogger(__name__)
 
-#: India Standard Time (no daylight saving): the helpline's "today" for budgets and days open.
-IST: Final = timezone(timedelta(hours=5, minutes=30), "IST")
 #: A complaint in these states is no longer "open" for the caller check.
 CLOSED_STATES: Final = frozenset({ComplaintStatus.RESOLVED, ComplaintStatus.CLOSED})
 #: At most this many of a caller's open complaints are read out (newest first).
@@ -40,23 +42,13 @@ _STALE_WAIT: Final = timedelta(hours=2)
 _RECENT_HOLD: Final = timedelta(minutes=15)
 
 
-def ist_today(now: datetime | None = None) -> date:
-    return (now or datetime.now(UTC)).astimezone(IST).date()
-
-
-def ist_midnight(now: datetime | None = None) -> datetime:
-    """Start of today in IST, as an aware datetime (the budget's day)."""
-    day = ist_today(now)
-    return datetime(day.year, day.month, day.day, tzinfo=IST)
-
-
 @dataclass(frozen=True, slots=True)
 class ComplaintInfo:
     """What the IVR may say about a complaint (only after the caller is verified)."""
 
     number: str
-    status: str
-    caller_number: str | None
+    status: ComplaintStatus
+    caller_number: CallerNumber | None
     created_at: datetime
     due_at: datetime | None = None
 
@@ -66,13 +58,13 @@ class ComplaintInfo:
 
     def days_open(self, now: datetime | None = None) -> int:
         """Calendar days since it was registered, in IST (0 = today)."""
-        return max(0, (ist_today(now) - self.created_at.astimezone(IST).date()).days)
+        return max(0, days_between(self.created_at, now))
 
     def days_to_due(self, now: datetime | None = None) -> int | None:
         """Calendar days until the due date in IST; negative when overdue."""
         if self.due_at is None:
             return None
-        return (self.due_at.astimezone(IST).date() - ist_today(now)).days
+        return -days_between(self.due_at, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,12 +86,12 @@ class QueueCheck:
         return self.estimated_wait_s > self.max_wait_s
 
     @property
-    def busy_reason(self) -> str | None:
+    def busy_reason(self) -> CallbackReason | None:
         """``budget`` or ``wait`` when a callback should be offered, else ``None``."""
         if self.budget_spent:
-            return "budget"
+            return CallbackReason.BUDGET
         if self.wait_too_long:
-            return "wait"
+            return CallbackReason.WAIT
         return None
 
     def as_detail(self) -> dict[str, int]:
@@ -117,14 +109,15 @@ class SessionRecord:
     """One IVR session as stored in ``ivr_sessions`` (see the model for the fields)."""
 
     uniqueid: str
-    caller_number: str | None
+    caller_number: CallerNumber | None
+    #: Bounded and safe (core.domain.phone.raw_caller_id), whatever the carrier sent.
     caller_number_raw: str | None
     lang: str
     started_at: datetime
     path: list[dict[str, Any]] = field(default_factory=list)
     digits: str = ""
     prompts: list[str] = field(default_factory=list)
-    outcome: str | None = None
+    outcome: IvrOutcome | None = None
     last_node: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
     ended_at: datetime | None = None
@@ -134,8 +127,9 @@ class SessionRecord:
 @dataclass(frozen=True, slots=True)
 class CallbackJob:
     uniqueid: str
-    caller_number: str
+    caller_number: CallerNumber
     lang: str
+    #: A :class:`CallbackReason` value (checked when written).
     reason: str
     ivr_path: str
 
@@ -144,7 +138,7 @@ class IVRStore(Protocol):
     """The IVR's view of the database. Every method may raise; the flow treats an error as
     "technical problem, to an agent"."""
 
-    async def open_complaints(self, caller_number: str) -> list[ComplaintInfo]: ...
+    async def open_complaints(self, caller_number: CallerNumber) -> list[ComplaintInfo]: ...
 
     async def find_complaint(self, number: str) -> ComplaintInfo | None: ...
 
@@ -166,11 +160,11 @@ class PostgresStore:
         self.settings = settings
         self.sessions = sessions
 
-    async def open_complaints(self, caller_number: str) -> list[ComplaintInfo]:
+    async def open_complaints(self, caller_number: CallerNumber) -> list[ComplaintInfo]:
         query = (
             select(Complaint)
             .where(Complaint.caller_number == caller_number)
-            .where(Complaint.status.not_in([str(s) for s in CLOSED_STATES]))
+            .where(Complaint.status.not_in(list(CLOSED_STATES)))
             .order_by(Complaint.created_at.desc())
             .limit(MAX_OWN_COMPLAINTS)
         )
@@ -202,11 +196,7 @@ class PostgresStore:
             & (Call.queue_joined_at > now - _STALE_WAIT)
         )
         async with self.sessions() as session:
-            calls_today = await session.scalar(
-                select(func.count())
-                .select_from(Call)
-                .where(Call.started_at >= ist_midnight(now), Call.uniqueid != uniqueid)
-            )
+            calls_today = await inbound_calls_today(session, now, besides=uniqueid)
             waiting_row = (
                 await session.execute(
                     select(func.count(), func.min(Call.queue_joined_at)).where(in_queue)
@@ -224,7 +214,7 @@ class PostgresStore:
         oldest_wait = (now - oldest).total_seconds() if oldest is not None else 0.0
         estimate = max(oldest_wait, float(recent_hold or 0.0))
         return QueueCheck(
-            calls_today=int(calls_today or 0),
+            calls_today=calls_today,
             budget=self.settings.daily_inbound_budget,
             waiting=waiting,
             estimated_wait_s=round(estimate),

@@ -15,7 +15,6 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 from sqlalchemy import text
@@ -24,9 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.config import Settings
 from core.db.channels import AGENT_CONNECT_CHANNEL, STATS_CHANNEL
 from core.db.models import AgentSession, Call, Complaint, SeatStatus
+from core.db.queries import inbound_calls_today
 from core.db.session import raw_connection
+from core.domain.clock import day_start
 from core.domain.queues import (
-    HELPLINE_TIMEZONE,
     PAUSE_REASONS,
     SERVICE_LEVEL_SECONDS,
     WRAPUP_SECONDS,
@@ -85,12 +85,6 @@ class StatsOut(BaseModel):
     queues: dict[str, QueueStats]
     inbound: Budget
     outbound: Budget
-
-
-def day_start(now: datetime) -> datetime:
-    """Midnight of the helpline's day (IST) containing ``now``."""
-    local = now.astimezone(ZoneInfo(HELPLINE_TIMEZONE))
-    return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 _CALLS_SQL = text(
@@ -181,7 +175,7 @@ async def compute_stats(session: AsyncSession, settings: Settings) -> StatsOut:
             _fill_calls(overall, row, now)
         elif row.queue is not None:
             _fill_calls(queues.setdefault(row.queue, QueueStats()), row, now)
-    empty = {reason: 0 for reason in PAUSE_REASONS}
+    empty: dict[str, int] = {reason: 0 for reason in PAUSE_REASONS}
     overall.agents.paused_by_reason = dict(empty)
     for stats in queues.values():
         stats.agents.paused_by_reason = dict(empty)
@@ -190,11 +184,7 @@ async def compute_stats(session: AsyncSession, settings: Settings) -> StatsOut:
         for queue in row.queues or []:
             if queue in queues:
                 _count_agent(queues[queue].agents, row, now)
-    inbound = (
-        await session.execute(
-            text("SELECT count(*) FROM calls WHERE started_at >= :day"), {"day": day}
-        )
-    ).scalar_one()
+    inbound = await inbound_calls_today(session, now)
     return StatsOut(
         at=now,
         day_start=day,

@@ -7,7 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Role = Literal["agent", "supervisor", "officer", "admin"]
+from core.domain.calls import CallDisposition
+from core.domain.complaints import ComplaintStatus
+from core.domain.phone import CallerNumber
+from core.domain.staff import Role
 
 
 class TokenOut(BaseModel):
@@ -53,7 +56,7 @@ class CallOut(BaseModel):
     agent_connected_at: datetime | None
     agent_seat: str | None
     ended_at: datetime | None
-    disposition: str | None
+    disposition: CallDisposition | None
     ivr_path: str | None
     ivr_lang: str | None
     ivr_fallback: bool
@@ -64,15 +67,17 @@ class ComplaintIn(BaseModel):
     caller_name: str | None = Field(default=None, max_length=200)
     #: Defaults to the agent's current (or just-ended) call.
     call_uniqueid: str | None = Field(default=None, max_length=64)
-    #: Only for complaints not tied to a call; a call's number wins otherwise.
-    caller_number: str | None = Field(default=None, max_length=32)
+    #: For a complaint not tied to a call, or when the call's number was withheld and the
+    #: caller told the agent; a call's known number wins otherwise. Any Indian spelling
+    #: (+91, 0, 091, spaces, dashes); stored as the 10-digit national number.
+    caller_number: CallerNumber | None = None
 
 
 class ComplaintOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     number: str
-    status: str
+    status: ComplaintStatus
     caller_number: str | None
     caller_name: str | None
     description: str

@@ -18,7 +18,7 @@ from typing import Any
 import jinja2
 
 from core.config import AMI_SERVICES, Settings
-from core.domain.queues import SKILL_QUEUES, all_queues
+from core.domain.queues import SKILL_QUEUES, WRAPUP_SECONDS, all_queues
 
 #: app_queue strategies we accept; ``ringall`` is deliberately absent (see :func:`check_strategy`).
 QUEUE_STRATEGIES: frozenset[str] = frozenset(
@@ -179,8 +179,6 @@ class RenderOptions:
     member_timeout: int = 15
     #: Seconds to wait before ringing members again after a round.
     retry: int = 2
-    #: Seconds an agent gets after a call before the next one.
-    wrapup_time: int = 5
     #: Seconds between position/hold-time announcements to a waiting caller.
     announce_frequency: int = 90
     #: Dial timeout of IVR transfers.
@@ -390,7 +388,8 @@ def render_configs(
         "strategy": check_strategy(settings.queue_strategy),
         "member_timeout": int(opts.member_timeout),
         "retry": int(opts.retry),
-        "wrapup_time": int(opts.wrapup_time),
+        # Not a knob here: the supervisors' wrap-up and AHT figures count the same seconds.
+        "wrapup_time": WRAPUP_SECONDS,
         "announce_frequency": int(opts.announce_frequency),
         "musicclass": "default" if opts.have_moh else "",
         # Without hold music, ringing ('r') rather than silence while waiting.

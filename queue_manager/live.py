@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from core.domain.queues import seat_of_interface
 from core.protocols.ami import AMIMessage
 from queue_manager.seats import Member, member_from
 
@@ -109,11 +110,11 @@ class LiveSeats:
         return live.seat
 
     def _call(self, event: AMIMessage, at: datetime) -> str | None:
-        location = event.get("Interface") or ""
+        seat = seat_of_interface(event.get("Interface"))
         uniqueid = event.get("Uniqueid")
-        if not location.startswith("PJSIP/") or not uniqueid:
+        if seat is None or not uniqueid:
             return None
-        live = self.seat(location.removeprefix("PJSIP/"))
+        live = self.seat(seat)
         if event.name == "AgentConnect":
             if uniqueid in live.completed:
                 return None

@@ -17,11 +17,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.config import Settings
 from core.db.models import AgentSession, Call, QueueEvent
-from core.domain.phone import normalise_caller_number
+from core.domain.calls import CallDisposition
+from core.domain.phone import parse_caller_id, raw_caller_id, safe_text
+from core.domain.queues import seat_of_interface
 from core.protocols.ami import AMIMessage as Event
 
 #: Channel variables the dialplan / IVR set, as they reach us (ChanVariable or VarSet).
 IVR_VARIABLES = ("IVR_DONE", "IVR_PATH", "IVR_LANG", "IVR_FALLBACK")
+
+#: Column widths of ``calls`` for what the carrier sends (core.db.models).
+CHANNEL_LENGTH = 128
+CALLER_NAME_LENGTH = 200
+DNIS_LENGTH = 32
+#: Longest value kept in a queue event's payload.
+PAYLOAD_VALUE_LENGTH = 1024
 
 QUEUE_EVENTS = frozenset(
     {
@@ -46,13 +55,6 @@ def event_time(event: Event) -> datetime:
         except ValueError:
             pass
     return datetime.now(UTC)
-
-
-def seat_of(interface: str | None) -> str | None:
-    """``PJSIP/agent0001`` → ``agent0001``."""
-    if not interface or "/" not in interface:
-        return None
-    return interface.split("/", 1)[1] or None
 
 
 def ivr_variables(event: Event) -> dict[str, str]:
@@ -117,7 +119,7 @@ class CallRecorder:
         elif name == "AgentConnect":
             coalesce["agent_connected_at"] = at
             values["hold_seconds"] = func.coalesce(Call.hold_seconds, _seconds(event, "HoldTime"))
-            seat = seat_of(event.get("Interface"))
+            seat = seat_of_interface(event.get("Interface"))
             values["agent_seat"] = seat
             values["agent_user_id"] = (
                 select(AgentSession.user_id)
@@ -139,6 +141,9 @@ class CallRecorder:
             await self._queue_event(session, event, at)
 
     async def _insert_call(self, session: AsyncSession, event: Event, at: datetime) -> None:
+        # The one place an AMI event's caller ID is read. What the carrier sends (caller ID,
+        # name, dialled number) may be any length and any bytes: bounded and made safe, so
+        # it can never cost the call its row.
         raw = event.get("CallerIDNum")
         name = event.get("CallerIDName")
         await session.execute(
@@ -146,11 +151,11 @@ class CallRecorder:
             .values(
                 uniqueid=event.get("Uniqueid"),
                 linkedid=event.get("Linkedid") or event.get("Uniqueid"),
-                channel=event.get("Channel"),
-                caller_number_raw=raw,
-                caller_number=normalise_caller_number(raw),
-                caller_name=None if name in (None, "", "<unknown>") else name,
-                dnis=event.get("Exten"),
+                channel=safe_text(event.get("Channel"), CHANNEL_LENGTH),
+                caller_number_raw=raw_caller_id(raw),
+                caller_number=parse_caller_id(raw),
+                caller_name=None if name == "<unknown>" else safe_text(name, CALLER_NAME_LENGTH),
+                dnis=safe_text(event.get("Exten"), DNIS_LENGTH),
                 started_at=at,
             )
             .on_conflict_do_nothing(index_elements=["uniqueid"])
@@ -164,16 +169,19 @@ class CallRecorder:
         if call is None or call.disposition is not None:
             return
         if call.agent_connected_at is not None:
-            call.disposition = "answered"
+            call.disposition = CallDisposition.ANSWERED
         elif call.queue_joined_at is not None:
-            call.disposition = "abandoned"
+            call.disposition = CallDisposition.ABANDONED
         elif call.ivr_done:
-            call.disposition = "ivr_only"
+            call.disposition = CallDisposition.IVR_ONLY
         else:
-            call.disposition = "unanswered"
+            call.disposition = CallDisposition.UNANSWERED
 
     async def _queue_event(self, session: AsyncSession, event: Event, at: datetime) -> None:
-        payload: Mapping[str, str] = {k: v for k, v in event if k != "ChanVariable"}
+        # Values as safe text: a NUL in a carrier's caller ID would make JSONB refuse the row.
+        payload: Mapping[str, str] = {
+            k: safe_text(v, PAYLOAD_VALUE_LENGTH) or "" for k, v in event if k != "ChanVariable"
+        }
         await session.execute(
             insert(QueueEvent)
             .values(

@@ -17,7 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
 from core.db.models import AgentSession, User
-from core.domain.queues import all_queues, memberships
+from core.domain.queues import (
+    PauseReason,
+    all_queues,
+    interface_of_seat,
+    memberships,
+    seat_of_interface,
+)
 from core.protocols.ami import AMIMessage
 from core.transport.ami_client import AMIActionError, AMIClient
 
@@ -45,18 +51,11 @@ class Intent:
     session_id: int
     queues: dict[str, int] = field(default_factory=dict)
     paused: bool = False
-    pause_reason: str | None = None
-
-
-def interface(seat: str) -> str:
-    return f"PJSIP/{seat}"
+    pause_reason: PauseReason | None = None
 
 
 def seat_of_member(event: AMIMessage) -> str | None:
-    location = event.get("Location") or event.get("Interface") or ""
-    if not location.startswith("PJSIP/"):
-        return None
-    return location.removeprefix("PJSIP/") or None
+    return seat_of_interface(event.get("Location") or event.get("Interface"))
 
 
 def _int(value: str | None, default: int | None = None) -> int | None:
@@ -150,7 +149,11 @@ class SeatKeeper:
                 elif current.penalty != penalty:
                     await self.ami.action(
                         "QueuePenalty",
-                        {"Interface": interface(seat), "Penalty": str(penalty), "Queue": queue},
+                        {
+                            "Interface": interface_of_seat(seat),
+                            "Penalty": str(penalty),
+                            "Queue": queue,
+                        },
                     )
             elif current is not None:
                 await self._remove(seat, queue)
@@ -162,7 +165,10 @@ class SeatKeeper:
             if m.paused != want.paused or (want.paused and m.pause_reason != want.pause_reason)
         ]
         if stale:
-            fields = {"Interface": interface(seat), "Paused": "true" if want.paused else "false"}
+            fields = {
+                "Interface": interface_of_seat(seat),
+                "Paused": "true" if want.paused else "false",
+            }
             if want.pause_reason:
                 fields["Reason"] = want.pause_reason
             await self.ami.action("QueuePause", fields)  # no Queue: every queue of the seat
@@ -171,8 +177,8 @@ class SeatKeeper:
     async def _add(self, seat: str, queue: str, penalty: int, want: Intent) -> None:
         fields = {
             "Queue": queue,
-            "Interface": interface(seat),
-            "StateInterface": interface(seat),
+            "Interface": interface_of_seat(seat),
+            "StateInterface": interface_of_seat(seat),
             "MemberName": seat,
             "Penalty": str(penalty),
             "Paused": "1" if want.paused else "0",
@@ -193,7 +199,9 @@ class SeatKeeper:
 
     async def _remove(self, seat: str, queue: str) -> None:
         try:
-            await self.ami.action("QueueRemove", {"Queue": queue, "Interface": interface(seat)})
+            await self.ami.action(
+                "QueueRemove", {"Queue": queue, "Interface": interface_of_seat(seat)}
+            )
         except AMIActionError as error:
             if "not there" not in error.message.lower():
                 raise

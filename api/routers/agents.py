@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, status
 from pydantic import BaseModel, Field
@@ -18,6 +18,7 @@ from api.deps import AgentUser, SessionDep, require_role
 from api.schemas import AgentStateOut, CallOut, SeatLoginIn
 from core.db.channels import AGENT_INTENT_CHANNEL
 from core.db.models import AgentSession, AuditLog, Call, Seat, SeatStatus, User
+from core.domain.queues import PauseReason, Skill
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 
@@ -154,11 +155,11 @@ async def logout_from_seat(user: AgentUser, session: SessionDep) -> AgentStateOu
 
 
 class PauseIn(BaseModel):
-    reason: Literal["break", "training", "meeting", "after_call_work"]
+    reason: PauseReason
 
 
 async def _set_pause(
-    session: AsyncSession, user: User, paused: bool, reason: str | None
+    session: AsyncSession, user: User, paused: bool, reason: PauseReason | None
 ) -> AgentStateOut:
     existing = await open_session(session, user.id)
     if existing is None:
@@ -200,7 +201,7 @@ async def unpause(user: AgentUser, session: SessionDep) -> AgentStateOut:
 class RoutingIn(BaseModel):
     #: Base member penalty: lower rings first (0 = first choice).
     penalty: int | None = Field(default=None, ge=0, le=9)
-    skills: list[Literal["general", "police", "health"]] | None = None
+    skills: list[Skill] | None = None
 
 
 class RoutingOut(BaseModel):

@@ -22,7 +22,7 @@ from api.routers.agents import current_call, open_session
 from api.schemas import ComplaintIn, ComplaintOut
 from core.db.models import AuditLog, Call, Complaint, User, complaint_sequence
 from core.domain.complaints import complaint_number, is_valid_complaint_number, resolution_due
-from core.domain.phone import normalise_caller_number
+from core.domain.phone import CallerNumber
 
 router = APIRouter(prefix="/complaints", tags=["complaints"])
 
@@ -95,15 +95,9 @@ async def create_complaint(
         if existing is not None:
             return await _replay(session, existing, idempotency_key, request_hash, response)
 
-    if call is not None:
-        caller_number = call.caller_number
-    else:
-        caller_number = normalise_caller_number(body.caller_number)
-        if caller_number is None:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT,
-                "caller_number is not an Indian phone number (10 digits, +91 or 0 prefix allowed)",
-            )
+    # The call's number when it is known; else the one the caller told the agent (validated
+    # by the schema), also when the call's was withheld.
+    caller_number = (call.caller_number if call is not None else None) or body.caller_number
     sequence = (await session.execute(select(complaint_sequence.next_value()))).scalar_one()
     now = datetime.now(UTC)
     inserted = (
@@ -186,15 +180,10 @@ async def get_complaint(number: str, user: StaffUser, session: SessionDep) -> Co
 
 @router.get("")
 async def list_complaints(
-    user: StaffUser, session: SessionDep, caller: str | None = None, limit: int = 50
+    user: StaffUser, session: SessionDep, caller: CallerNumber | None = None, limit: int = 50
 ) -> list[ComplaintOut]:
     query = select(Complaint).order_by(Complaint.created_at.desc()).limit(min(max(limit, 1), 500))
     if caller is not None:
-        number = normalise_caller_number(caller)
-        if number is None:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT, "caller is not a phone number"
-            )
-        query = query.where(Complaint.caller_number == number)
+        query = query.where(Complaint.caller_number == caller)
     rows = (await session.execute(query)).scalars().all()
     return [await complaint_out(session, row) for row in rows]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
@@ -23,9 +25,15 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
-from core.domain.complaints import SEQUENCE_START
+from core.domain.calls import CallbackReason, CallbackStatus, CallDisposition, IvrOutcome
+from core.domain.complaints import SEQUENCE_START, ComplaintStatus
+from core.domain.phone import NATIONAL_DIGITS, CallerNumber
+from core.domain.queues import PauseReason, Skill
+from core.domain.staff import Role
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -36,6 +44,58 @@ NAMING = {
 }
 
 TZ = DateTime(timezone=True)
+
+
+E = TypeVar("E", bound=enum.StrEnum)
+
+
+class StrEnumColumn(TypeDecorator[E]):
+    """A ``VARCHAR`` holding one of a :class:`~enum.StrEnum`'s values: written from a member
+    or its value (anything else raises before the database sees it), read as the member. The
+    database's own guard is a CHECK constraint from :func:`one_of`."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum_class: type[E], length: int) -> None:
+        super().__init__(length)
+        self.enum_class = enum_class
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else str(self.enum_class(value).value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> E | None:
+        return None if value is None else self.enum_class(value)
+
+
+class CallerNumberColumn(TypeDecorator[CallerNumber]):
+    """A :class:`CallerNumber` as its 10 digits: validated when written, trusted when read
+    (a number stored under older numbering rules still reads back)."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self) -> None:
+        super().__init__(16)
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else str(CallerNumber(value))
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> CallerNumber | None:
+        return None if value is None else CallerNumber.from_stored(value)
+
+
+def one_of(column: str, values: type[enum.StrEnum]) -> CheckConstraint:
+    """CHECK that ``column`` holds one of ``values`` (or NULL), named ``ck_<table>_<column>``;
+    a state added to the enum needs a migration that replaces this constraint (the drift test
+    compares them)."""
+    allowed = ", ".join(f"'{member.value}'" for member in values)
+    return CheckConstraint(f"{column} IN ({allowed})", name=column)
+
+
+def caller_number_check(column: str = "caller_number") -> CheckConstraint:
+    """CHECK that ``column`` is a 10-digit national number (what :class:`CallerNumber` holds)."""
+    return CheckConstraint(f"{column} ~ '^[1-9][0-9]{{{NATIONAL_DIGITS - 1}}}$'", name=column)
 
 
 class Base(DeclarativeBase):
@@ -51,13 +111,22 @@ class User(Base):
     """Agents, supervisors, officers and admins. Writer: api (and ``helpline seed``)."""
 
     __tablename__ = "users"
+    __table_args__ = (
+        one_of("role", Role),
+        CheckConstraint(
+            "jsonb_typeof(skills) = 'array' AND skills <@ '[{}]'::jsonb".format(
+                ", ".join(f'"{skill.value}"' for skill in Skill)
+            ),
+            name="skills",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
     full_name: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(20))
+    role: Mapped[Role] = mapped_column(StrEnumColumn(Role, 20))
     password_hash: Mapped[str] = mapped_column(Text)
-    #: Skills for routing priority callers (general, police, health).
+    #: Skills for routing priority callers (:class:`Skill` values; JSONB, read as strings).
     skills: Mapped[list[str]] = mapped_column(JSONB, server_default=text("'[\"general\"]'::jsonb"))
     active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
@@ -104,6 +173,7 @@ class AgentSession(Base):
             unique=True,
             postgresql_where=text("logged_out_at IS NULL"),
         ),
+        one_of("pause_reason", PauseReason),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -112,9 +182,9 @@ class AgentSession(Base):
     logged_in_at: Mapped[datetime] = mapped_column(server_default=func.now())
     logged_out_at: Mapped[datetime | None] = mapped_column()
     penalty: Mapped[int] = mapped_column(Integer, server_default=text("0"))
-    #: Pause intent (break, training, meeting, after_call_work), re-applied after restarts.
+    #: Pause intent, re-applied after restarts.
     paused: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
-    pause_reason: Mapped[str | None] = mapped_column(String(32))
+    pause_reason: Mapped[PauseReason | None] = mapped_column(StrEnumColumn(PauseReason, 32))
 
 
 class SeatStatus(Base):
@@ -125,6 +195,7 @@ class SeatStatus(Base):
     seat: Mapped[str] = mapped_column(ForeignKey("seats.name"), primary_key=True)
     in_queue: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     paused: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    #: As app_queue reports it: free text, since a pause made at the Asterisk CLI has any reason.
     pause_reason: Mapped[str | None] = mapped_column(String(64))
     #: app_queue member status number (AST_DEVICE_*), e.g. 1 not in use, 2 in use, 5 unavailable.
     device_status: Mapped[int | None] = mapped_column(Integer)
@@ -143,13 +214,15 @@ class Call(Base):
     """One row per citizen's channel (Asterisk uniqueid). Writer: queue_manager (from AMI)."""
 
     __tablename__ = "calls"
+    __table_args__ = (caller_number_check(), one_of("disposition", CallDisposition))
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     uniqueid: Mapped[str] = mapped_column(String(64), unique=True)
     linkedid: Mapped[str | None] = mapped_column(String(64))
     channel: Mapped[str | None] = mapped_column(String(128))
     #: Normalised 10-digit number, or NULL when withheld.
-    caller_number: Mapped[str | None] = mapped_column(String(16), index=True)
+    caller_number: Mapped[CallerNumber | None] = mapped_column(CallerNumberColumn(), index=True)
+    #: What the carrier sent, bounded and made safe (core.domain.phone.raw_caller_id).
     caller_number_raw: Mapped[str | None] = mapped_column(String(64))
     caller_name: Mapped[str | None] = mapped_column(String(200))
     dnis: Mapped[str | None] = mapped_column(String(32))
@@ -173,8 +246,8 @@ class Call(Base):
     #: app_queue's HoldTime (AgentConnect) and TalkTime (AgentComplete), seconds.
     hold_seconds: Mapped[int | None] = mapped_column(Integer)
     talk_seconds: Mapped[int | None] = mapped_column(Integer)
-    #: answered | abandoned | ivr_only | unanswered (set at hang-up)
-    disposition: Mapped[str | None] = mapped_column(String(32))
+    #: Set once at hang-up.
+    disposition: Mapped[CallDisposition | None] = mapped_column(StrEnumColumn(CallDisposition, 32))
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
@@ -203,15 +276,20 @@ class Complaint(Base):
     Idempotency-Key. Writer: api."""
 
     __tablename__ = "complaints"
+    __table_args__ = (caller_number_check(), one_of("status", ComplaintStatus))
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     number: Mapped[str] = mapped_column(String(16), unique=True)
-    caller_number: Mapped[str | None] = mapped_column(String(16), index=True)
+    #: The call's number, or the one the caller told the agent (also when the call's was
+    #: withheld); NULL only when neither is known.
+    caller_number: Mapped[CallerNumber | None] = mapped_column(CallerNumberColumn(), index=True)
     caller_name: Mapped[str | None] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text)
     call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"), unique=True)
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    status: Mapped[str] = mapped_column(String(20), server_default=text("'registered'"))
+    status: Mapped[ComplaintStatus] = mapped_column(
+        StrEnumColumn(ComplaintStatus, 20), server_default=text("'registered'")
+    )
     idempotency_key: Mapped[str | None] = mapped_column(String(128), unique=True)
     request_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
@@ -270,11 +348,13 @@ class IvrSession(Base):
     caller hangs up mid-menu, so drop-off per node can be reported. Writer: agi."""
 
     __tablename__ = "ivr_sessions"
+    __table_args__ = (caller_number_check(), one_of("outcome", IvrOutcome))
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     uniqueid: Mapped[str] = mapped_column(String(64), unique=True)
     #: Normalised 10-digit number, or NULL when withheld.
-    caller_number: Mapped[str | None] = mapped_column(String(16))
+    caller_number: Mapped[CallerNumber | None] = mapped_column(CallerNumberColumn())
+    #: What the carrier sent, bounded and made safe (core.domain.phone.raw_caller_id).
     caller_number_raw: Mapped[str | None] = mapped_column(String(64))
     lang: Mapped[str] = mapped_column(String(8))
     started_at: Mapped[datetime] = mapped_column(index=True)
@@ -286,9 +366,9 @@ class IvrSession(Base):
     digits: Mapped[str] = mapped_column(String(256), server_default=text("''"))
     #: Every sound the IVR played, in order (the AGI transcript of what the caller heard).
     prompts: Mapped[list[str]] = mapped_column(JSONB)
-    #: queued | self_served | transferred | callback | abandoned_at:<node> | failed_at:<node>;
     #: NULL while the call is in the IVR.
-    outcome: Mapped[str | None] = mapped_column(String(80), index=True)
+    outcome: Mapped[IvrOutcome | None] = mapped_column(StrEnumColumn(IvrOutcome, 80), index=True)
+    #: The node the caller was at when the session ended (where they hung up, for ``abandoned``).
     last_node: Mapped[str | None] = mapped_column(String(64))
     #: Emergency choice, complaint looked up, budget/wait figures, feedback, callback id.
     detail: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
@@ -299,14 +379,20 @@ class CallbackRequest(Base):
     outbound dialer follows. One per call. Writer: agi (the dialer records attempts elsewhere)."""
 
     __tablename__ = "callback_requests"
-    __table_args__ = (Index("ix_callback_requests_status_id", "status", "id"),)
+    __table_args__ = (
+        Index("ix_callback_requests_status_id", "status", "id"),
+        caller_number_check(),
+        one_of("reason", CallbackReason),
+        one_of("status", CallbackStatus),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     uniqueid: Mapped[str] = mapped_column(String(64), unique=True)
-    caller_number: Mapped[str] = mapped_column(String(16))
+    caller_number: Mapped[CallerNumber] = mapped_column(CallerNumberColumn())
     lang: Mapped[str] = mapped_column(String(8))
-    #: budget (today's inbound budget spent) | wait (estimated wait over the limit)
-    reason: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[CallbackReason] = mapped_column(StrEnumColumn(CallbackReason, 32))
     ivr_path: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), server_default=text("'pending'"))
+    status: Mapped[CallbackStatus] = mapped_column(
+        StrEnumColumn(CallbackStatus, 16), server_default=text("'pending'")
+    )
     requested_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -9,19 +9,57 @@ nobody logged in has. Priority (``QUEUE_PRIO`` from the IVR) puts a caller ahead
 
 from __future__ import annotations
 
+import enum
 import hashlib
 from collections.abc import Iterable
 
-#: Skills an agent may have; ``general`` is everyone's and has no queue of its own.
-SKILLS: tuple[str, ...] = ("general", "police", "health")
-#: Skills with a queue of their own.
-SKILL_QUEUES: tuple[str, ...] = ("police", "health")
+
+class Skill(enum.StrEnum):
+    """Skills an agent may have (``users.skills``); ``general`` is everyone's."""
+
+    GENERAL = "general"
+    POLICE = "police"
+    HEALTH = "health"
+
+
+class PauseReason(enum.StrEnum):
+    """Why an agent may pause (``agent_sessions.pause_reason``, app_queue's QueuePause Reason)."""
+
+    BREAK = "break"
+    TRAINING = "training"
+    MEETING = "meeting"
+    AFTER_CALL_WORK = "after_call_work"
+
+
+#: Skills an agent may have, in order.
+SKILLS: tuple[Skill, ...] = tuple(Skill)
+#: Skills with a queue of their own (every skill but ``general``).
+SKILL_QUEUES: tuple[Skill, ...] = tuple(s for s in Skill if s is not Skill.GENERAL)
 #: Added to the penalty of an agent in a skill queue whose skill the agent lacks.
 UNSKILLED_PENALTY = 10
-#: Why an agent may pause (QueuePause Reason).
-PAUSE_REASONS: tuple[str, ...] = ("break", "training", "meeting", "after_call_work")
+#: Why an agent may pause, in order.
+PAUSE_REASONS: tuple[PauseReason, ...] = tuple(PauseReason)
 #: Answered within this many seconds counts toward the service level.
 SERVICE_LEVEL_SECONDS = 20
+#: Seconds an agent gets after a queue call before the next one: rendered into queues.conf
+#: (``wrapuptime``) from here, and what the supervisors' "in wrap-up" and AHT figures count.
+WRAPUP_SECONDS = 5
+#: Channel technology of agents' seats: a seat ``agent0001`` is the interface ``PJSIP/agent0001``.
+SEAT_TECHNOLOGY = "PJSIP"
+
+
+def interface_of_seat(seat: str) -> str:
+    """``agent0001`` → ``PJSIP/agent0001`` (a queue member's Interface/StateInterface)."""
+    return f"{SEAT_TECHNOLOGY}/{seat}"
+
+
+def seat_of_interface(interface: str | None) -> str | None:
+    """``PJSIP/agent0001`` → ``agent0001``; ``None`` for anything that is not one of our seats'
+    interfaces (another technology, a Local channel, empty)."""
+    prefix = f"{SEAT_TECHNOLOGY}/"
+    if not interface or not interface.startswith(prefix):
+        return None
+    return interface.removeprefix(prefix) or None
 
 
 def skill_queue(queue_name: str, skill: str) -> str:
@@ -50,9 +88,3 @@ def seats_digest(seats: Iterable[tuple[str, str]]) -> str:
     for name, password in sorted(seats):
         digest.update(f"{name}:{password}\n".encode())
     return digest.hexdigest()
-
-
-#: "Today" for the supervisors' numbers and the daily budgets is the helpline's day (IST).
-HELPLINE_TIMEZONE = "Asia/Kolkata"
-#: Wrap-up seconds after a queue call; equals ``RenderOptions.wrapup_time`` (queues.conf).
-WRAPUP_SECONDS = 5

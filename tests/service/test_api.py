@@ -67,14 +67,17 @@ async def confirm_seats(sessions: async_sessionmaker[AsyncSession]) -> None:
 
 
 async def connected_call(
-    sessions: async_sessionmaker[AsyncSession], seat: str, uniqueid: str = "1732870000.1"
+    sessions: async_sessionmaker[AsyncSession],
+    seat: str,
+    uniqueid: str = "1732870000.1",
+    caller_number: str | None = "9876543210",
 ) -> None:
     now = datetime.now(UTC) + timedelta(seconds=1)
     async with sessions() as session:
         session.add(
             Call(
                 uniqueid=uniqueid,
-                caller_number="9876543210",
+                caller_number=caller_number,
                 caller_name="रमेश कुमार",
                 dnis="1076",
                 started_at=now,
@@ -188,6 +191,30 @@ async def test_idempotency_key_replays_and_refuses_reuse(
         "/complaints", json=body | {"description": "Something else"}, headers=headers
     )
     assert reuse.status_code == 422
+
+
+async def test_a_withheld_callers_number_told_to_the_agent_is_stored(
+    client: httpx.AsyncClient, seeded: Any, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    headers = await token(client, seeded, "agent")
+    await client.post("/agents/me/login", json={"seat": "agent0001"}, headers=headers)
+    await connected_call(sessions, "agent0001", "1732870000.5", caller_number=None)
+    body = {"description": "नाली टूटी है", "caller_number": "0522-223 4567"}
+    created = await client.post("/complaints", json=body, headers=headers)
+    assert created.status_code == 201, created.text
+    assert created.json()["call_uniqueid"] == "1732870000.5"
+    assert created.json()["caller_number"] == "5222234567"
+    found = await client.get("/complaints", params={"caller": "+915222234567"}, headers=headers)
+    assert [c["number"] for c in found.json()] == [created.json()["number"]]
+    # A call whose number is known keeps it: the agent cannot file it under another number.
+    await connected_call(sessions, "agent0001", "1732870000.6")
+    other = await client.post(
+        "/complaints", json=body | {"call_uniqueid": "1732870000.6"}, headers=headers
+    )
+    assert other.status_code == 201 and other.json()["caller_number"] == "9876543210"
+    for wrong in ("anonymous", "12", "+14155550100"):
+        refused = await client.get("/complaints", params={"caller": wrong}, headers=headers)
+        assert refused.status_code == 422, wrong
 
 
 async def test_complaint_needs_a_call_or_a_caller(client: httpx.AsyncClient, seeded: Any) -> None:

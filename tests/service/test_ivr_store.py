@@ -7,22 +7,23 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agi_scripts.ivr import IVRScript
-from agi_scripts.store import CallbackJob, PostgresStore, SessionRecord, ist_midnight
+from agi_scripts.store import CallbackJob, PostgresStore, SessionRecord
 from core.config import Settings
-from core.db.models import Base, Call, CallbackRequest, Complaint, IvrSession, User
-from core.db.session import create_engine
+from core.db.models import Call, CallbackRequest, Complaint, IvrSession, User
+from core.domain.calls import IvrOutcome
+from core.domain.clock import day_start
 from core.domain.complaints import complaint_number
+from core.domain.phone import RAW_CALLER_ID_LENGTH, TRUNCATED_MARK, CallerNumber
 from core.transport.fake_agi import FakeAsterisk, run_fake_call
 from ivr.menus import load_menus
 from tests.unit.test_ivr_flow import Caller, Key, Type
 
-IVR_SCHEMA = ("ivr_sessions", "callback_requests", "ix_calls_started_at_budget")
+#: What a carrier might send as caller ID: 10 KB with NUL, CR, invalid UTF-8 and Devanagari.
+HOSTILE_CALLER_ID = b"+91\x00987\r65\xff\xfe43210" + "९८७".encode() + b"\xc3" + b"9\x01" * 5000
 
 
 @pytest.fixture
@@ -61,19 +62,6 @@ async def add_complaint(
     return number
 
 
-async def test_models_match_the_migration_for_the_ivr_tables(db_settings: Settings) -> None:
-    engine = create_engine(db_settings, pool_size=1)
-    try:
-        async with engine.connect() as conn:
-            diff = await conn.run_sync(
-                lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
-            )
-    finally:
-        await engine.dispose()
-    ours = [d for d in diff if any(t in repr(d) for t in IVR_SCHEMA)]
-    assert ours == []
-
-
 async def test_complaint_lookups(
     store: PostgresStore, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
@@ -92,7 +80,7 @@ async def test_budget_counts_todays_calls_in_ist_and_the_wait_from_the_queue(
     store: PostgresStore, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     now = datetime.now(UTC)
-    midnight = ist_midnight(now)
+    midnight = day_start(now)
     async with sessions() as session:
         session.add_all(
             [
@@ -122,9 +110,10 @@ async def test_budget_counts_todays_calls_in_ist_and_the_wait_from_the_queue(
 
 
 async def test_callback_requests_are_kept_in_order_once_per_call(store: PostgresStore) -> None:
-    first = await store.add_callback(CallbackJob("c.1", "9876543210", "hi", "budget", "a>b"))
-    second = await store.add_callback(CallbackJob("c.2", "9000000000", "en", "wait", "a>c"))
-    again = await store.add_callback(CallbackJob("c.1", "9876543210", "hi", "budget", "a>b"))
+    mine, other = CallerNumber("9876543210"), CallerNumber("9000000000")
+    first = await store.add_callback(CallbackJob("c.1", mine, "hi", "budget", "a>b"))
+    second = await store.add_callback(CallbackJob("c.2", other, "en", "wait", "a>c"))
+    again = await store.add_callback(CallbackJob("c.1", mine, "hi", "budget", "a>b"))
     assert first < second and again == first
     async with store.sessions() as session:
         rows = (await session.execute(select(CallbackRequest).order_by(CallbackRequest.id))).all()
@@ -135,18 +124,38 @@ async def test_session_upsert_completes_the_row(store: PostgresStore) -> None:
     record = SessionRecord("s.1", None, "anonymous", "hi", datetime.now(UTC))
     await store.save_session(record)
     record.path = [{"node": "welcome", "type": "play", "at_ms": 0, "ms": 6000}]
-    record.outcome = "abandoned_at:welcome"
+    record.outcome = IvrOutcome.ABANDONED
+    record.last_node = "welcome"
     record.prompts = ["welcome"]
     await store.save_session(record)
     async with store.sessions() as session:
         rows = (await session.execute(select(IvrSession))).scalars().all()
-    assert len(rows) == 1 and rows[0].outcome == "abandoned_at:welcome"
+    assert len(rows) == 1 and rows[0].outcome is IvrOutcome.ABANDONED
+    assert rows[0].last_node == "welcome"
     assert rows[0].path[0]["node"] == "welcome" and rows[0].prompts == ["welcome"]
 
 
-async def run_call(store: PostgresStore, steps: list[object], hangup_at: int | None = None) -> None:
+class HostileAsterisk(FakeAsterisk):
+    """Sends ``caller_id`` as the raw bytes of ``agi_callerid``, whatever they are."""
+
+    caller_id: bytes = b""
+
+    def handshake(self) -> bytes:
+        return super().handshake().replace(b"agi_callerid: HOSTILE\n", self.caller_id)
+
+
+async def run_call(
+    store: PostgresStore,
+    steps: list[object],
+    hangup_at: int | None = None,
+    caller_id: bytes | None = None,
+) -> None:
     caller = Caller(list(steps))  # type: ignore[arg-type]
-    peer = FakeAsterisk([caller] * 300, env={"agi_uniqueid": "pg.1"}, hangup_at=hangup_at)
+    env = {"agi_uniqueid": "pg.1"}
+    peer = FakeAsterisk([caller] * 300, env=env, hangup_at=hangup_at)
+    if caller_id is not None:
+        peer = HostileAsterisk([caller] * 300, env=env | {"agi_callerid": "HOSTILE"})
+        peer.caller_id = b"agi_callerid: " + caller_id + b"\n"
     result = await run_fake_call(IVRScript(load_menus(), store, store.settings), peer)
     assert result.error is None and not peer.unexpected
 
@@ -166,8 +175,22 @@ async def test_a_whole_status_call_and_a_hang_up_are_stored(
     await run_call(store, [Key("1")], hangup_at=12)
     async with sessions() as session:
         row = await session.scalar(select(IvrSession).where(IvrSession.uniqueid == "pg.1"))
-    assert row is not None and row.outcome is not None
-    assert row.outcome.startswith("abandoned_at:") and row.ended_at is not None
+    assert row is not None and row.outcome == "abandoned" and row.last_node == "main_menu"
+    assert row.ended_at is not None
+
+
+async def test_any_caller_id_keeps_the_ivr_session(
+    store: PostgresStore, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """10 KB of NUL, CR, invalid UTF-8: the IVR still stores its session (a caller ID longer
+    than the column used to lose the row) and treats the caller as withheld."""
+    await run_call(store, [Key("1"), Key("1")], caller_id=HOSTILE_CALLER_ID)
+    async with sessions() as session:
+        row = await session.scalar(select(IvrSession).where(IvrSession.uniqueid == "pg.1"))
+    assert row is not None and row.outcome == "queued" and row.caller_number is None
+    raw = row.caller_number_raw
+    assert raw is not None and len(raw) == RAW_CALLER_ID_LENGTH and raw.endswith(TRUNCATED_MARK)
+    assert raw.startswith("+91\\x00987\\r65\ufffd\ufffd43210९८७\ufffd9\\x01")
 
 
 async def test_budget_spent_call_stores_its_callback(

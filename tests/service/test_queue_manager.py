@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.config import Settings
 from core.db.models import AgentSession, Call, QueueEvent, SeatStatus, User
 from core.domain.credentials import hash_password
+from core.domain.phone import RAW_CALLER_ID_LENGTH, TRUNCATED_MARK
 from core.domain.queues import all_queues
 from core.transport.ami_client import AMIClient
 from core.transport.fake_ami import FakeAMIServer
@@ -191,6 +192,60 @@ async def test_a_hangup_alone_still_leaves_a_record(harness: Harness) -> None:
     await wait_for(
         "SELECT count(*) = 1 FROM calls WHERE disposition = 'unanswered'", harness.sessions
     )
+
+
+def raw_event(name: str, fields: dict[str, bytes]) -> bytes:
+    """An AMI event as bytes, so a value can hold what no str encodes (invalid UTF-8)."""
+    lines = [b"Event: " + name.encode()] + [k.encode() + b": " + v for k, v in fields.items()]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+async def test_any_caller_id_keeps_the_call_record(harness: Harness) -> None:
+    """10 KB of NUL, bare CR, invalid UTF-8 and Devanagari as CallerIDNum and CallerIDName:
+    the call still gets its row and its queue events (a caller ID longer than the column
+    used to lose both), and the caller counts as withheld."""
+    hostile = b"+91\x00987\r65\xff\xfe43210" + "९८७".encode() + b"\xc3" + b"9\x01" * 5000
+    uniqueid = b"1732870077.7"
+    common = {"Uniqueid": uniqueid, "Linkedid": uniqueid, "CallerIDNum": hostile}
+    await harness.fake.push_raw(
+        raw_event(
+            "Newchannel",
+            common
+            | {
+                "Channel": b"PJSIP/trunk-00000077",
+                "Context": b"from-trunk",
+                "Exten": b"1076" * 3000,
+                "CallerIDName": hostile,
+                "Timestamp": b"1732870077.000",
+            },
+        )
+    )
+    await harness.fake.push_raw(
+        raw_event(
+            "QueueCallerJoin",
+            common | {"Queue": b"helpline", "Position": b"1", "Timestamp": b"1732870080.000"},
+        )
+    )
+    await harness.fake.push_raw(
+        raw_event(
+            "Hangup",
+            common | {"Context": b"from-trunk", "Cause": b"16", "Timestamp": b"1732870090.000"},
+        )
+    )
+    await wait_for(
+        "SELECT disposition = 'abandoned' FROM calls WHERE uniqueid = '1732870077.7'",
+        harness.sessions,
+    )
+    async with harness.sessions() as session:
+        call = (await session.execute(select(Call))).scalar_one()
+        payload = (await session.execute(select(QueueEvent.payload))).scalar_one()
+    assert call.caller_number is None and call.queue_joined_at is not None
+    raw = call.caller_number_raw
+    assert raw is not None and len(raw) == RAW_CALLER_ID_LENGTH and raw.endswith(TRUNCATED_MARK)
+    assert raw.startswith("+91\\x00987\\r65\ufffd\ufffd43210९८७\ufffd9\\x01")
+    assert call.caller_name is not None and len(call.caller_name) == 200
+    assert call.dnis is not None and len(call.dnis) == 32
+    assert payload["CallerIDNum"].startswith("+91\\x00987")
 
 
 async def test_agent_intent_is_applied_and_reapplied_after_a_reconnect(

@@ -12,6 +12,7 @@ from asterisk_config import AsteriskInstance, InstanceDirs, RenderError, SeatCre
 from asterisk_config.provision import ProvisionError, debian_mirror_from_apt
 from asterisk_config.render import render_configs
 from core.config import AMI_SERVICES, Settings
+from core.domain.queues import WRAPUP_SECONDS
 
 DIRS = InstanceDirs.under("/srv/helpline/unit")
 SECRETS = {s: f"secret-{s}-0123456789abcdef" for s in AMI_SERVICES}
@@ -164,6 +165,14 @@ def test_queue_and_dialplan_follow_settings() -> None:
     ast = files["asterisk.conf"]
     assert "astetcdir => /srv/helpline/unit/etc" in ast
     assert "astrundir => /srv/helpline/unit/run" in ast
+
+
+def test_wrapup_is_rendered_from_the_one_constant() -> None:
+    """queues.conf's wrap-up is the one the supervisors' figures count (core.domain.queues)."""
+    queues = render_configs(_settings(), _seats(1), DIRS)["queues.conf"]
+    found = re.findall(r"^wrapuptime = (\d+)$", queues, flags=re.MULTILINE)
+    assert len(found) == len(_sections(queues)) - 1  # every queue ([general] has none)
+    assert set(found) == {str(WRAPUP_SECONDS)}
 
 
 def test_instance_paths_are_per_instance(tmp_path: Path) -> None:

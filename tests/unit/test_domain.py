@@ -1,11 +1,16 @@
-"""Complaint numbers, caller numbers and passwords: the rules every service relies on."""
+"""Complaint numbers, caller numbers, the helpline's day, seats' interfaces and passwords: the
+rules every service relies on."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel, ValidationError
 
+from core.domain.clock import IST, day_start, days_between, helpline_day
 from core.domain.complaints import (
     NUMBER_LENGTH,
     SEQUENCE_START,
@@ -13,7 +18,14 @@ from core.domain.complaints import (
     is_valid_complaint_number,
 )
 from core.domain.credentials import hash_password, token_digest, verify_password
-from core.domain.phone import normalise_caller_number
+from core.domain.phone import (
+    RAW_CALLER_ID_LENGTH,
+    TRUNCATED_MARK,
+    CallerNumber,
+    parse_caller_id,
+    raw_caller_id,
+)
+from core.domain.queues import interface_of_seat, seat_of_interface
 
 sequences = st.integers(min_value=SEQUENCE_START, max_value=10 * SEQUENCE_START - 1)
 
@@ -44,6 +56,15 @@ def test_every_adjacent_swap_is_caught(sequence: int, position: int) -> None:
     assert not is_valid_complaint_number(swapped)
 
 
+@pytest.mark.parametrize(
+    ("sequence", "number"),
+    # Handed out by the hand-written Verhoeff that python-stdnum's replaced: still the same.
+    [(100000000, "1000000009"), (123456789, "1234567890"), (244272509, "2442725092")],
+)
+def test_complaint_numbers_are_unchanged_by_the_library(sequence: int, number: str) -> None:
+    assert complaint_number(sequence) == number and is_valid_complaint_number(number)
+
+
 @pytest.mark.parametrize("text", ["", "123", "१२३४५६७८९०", "10000000O9", "1000000009 "])
 def test_malformed_complaint_numbers_are_refused(text: str) -> None:
     assert not is_valid_complaint_number(text)
@@ -63,17 +84,102 @@ def test_sequence_outside_range_is_refused() -> None:
         ("09876543210", "9876543210"),
         ("+91 98765-43210", "9876543210"),
         ("05222345678", "5222345678"),  # Lucknow landline with STD code
+        ("0522-2234567", "5222234567"),
+        ("(0522) 223 4567", "5222234567"),
+        ("01122345678", "1122345678"),  # Delhi
+        ("0919876543210", "9876543210"),  # a carrier's 091 prefix
+        ("09123456789", "9123456789"),  # a mobile in the 91 series, not a 091 prefix
+        ("0091 98765 43210", "9876543210"),
+        ("tel:+919876543210", "9876543210"),
         ("anonymous", None),
+        ("Anonymous", None),
+        ("RESTRICTED", None),
+        ("withheld", None),
         ("", None),
+        ("   ", None),
         (None, None),
-        ("+14155550100", None),
+        ("+14155550100", None),  # foreign: not one of ours
         ("12345", None),
+        ("1076", None),  # a short code
         ("0000000000", None),
+        ("5000000000", None),  # no such Indian number
+        ("98765432101", None),  # one digit too many
+        ("9876543210;ext=1", None),
+        ("1-800-FLOWERS", None),  # letters are not keypad digits in a caller ID
         ("९८७६५४३२१०", None),  # Devanagari digits are not what a trunk sends
     ],
 )
 def test_caller_numbers_normalise_to_ten_digits(raw: str | None, expected: str | None) -> None:
-    assert normalise_caller_number(raw) == expected
+    parsed = parse_caller_id(raw)
+    assert parsed == expected
+    assert parsed is None or type(parsed) is CallerNumber
+
+
+#: Any text at all, lone surrogates included (what surrogateescape decoding would produce).
+any_text = st.text(st.characters(exclude_categories=()), max_size=300)
+
+
+@given(any_text | st.binary(max_size=300).map(lambda b: b.decode("latin-1")))
+@settings(max_examples=500)
+def test_any_caller_id_parses_without_raising_and_stores_safely(raw: str) -> None:
+    parsed = parse_caller_id(raw)
+    assert parsed is None or (len(parsed) == 10 and parsed.isdigit() and parsed[0] != "0")
+    stored = raw_caller_id(raw)
+    assert stored is None or len(stored) <= RAW_CALLER_ID_LENGTH
+    if stored is not None:
+        assert not any(ord(ch) < 0x20 or 0xD800 <= ord(ch) <= 0xDFFF for ch in stored)
+        stored.encode("utf-8")  # lone surrogates would raise here (and in PostgreSQL)
+
+
+def test_a_hostile_caller_id_is_kept_bounded_and_marked() -> None:
+    raw = "+91\x0098765\r\n43210" + "\udcff" + "x" * 10_000
+    stored = raw_caller_id(raw)
+    assert stored is not None and len(stored) == RAW_CALLER_ID_LENGTH
+    assert stored.startswith("+91\\x0098765\\r\\n43210\\udcff")
+    assert stored.endswith(TRUNCATED_MARK)
+    assert raw_caller_id("+919876543210") == "+919876543210"  # what a trunk sends is kept
+    assert raw_caller_id("") is None and parse_caller_id(raw) is None
+
+
+def test_caller_number_is_validated_once_and_carried() -> None:
+    number = CallerNumber("+91 98765-43210")
+    assert number == "9876543210" and CallerNumber(number) is number
+    assert number.last4 == "3210" and number.e164 == "+919876543210"
+    for wrong in ("anonymous", "12", "", "+14155550100"):
+        with pytest.raises(ValueError, match="not an Indian phone number"):
+            CallerNumber(wrong)
+
+    class Body(BaseModel):
+        caller_number: CallerNumber | None = None
+
+    assert Body.model_validate({"caller_number": "09876543210"}).caller_number == "9876543210"
+    assert Body.model_validate({"caller_number": "0522 223 4567"}).model_dump() == {
+        "caller_number": "5222234567"
+    }
+    assert Body().caller_number is None
+    for wrong_value in ("anonymous", "12", "9" * 40, 9876543210):
+        with pytest.raises(ValidationError):
+            Body.model_validate({"caller_number": wrong_value})
+    schema = Body.model_json_schema()["properties"]["caller_number"]
+    assert "+91" in str(schema)  # documented for the API's users
+
+
+def test_the_helpline_day_is_ists() -> None:
+    # 18:29:59 UTC is 23:59:59 IST; a second later it is the next day in Lucknow.
+    before = datetime(2026, 12, 5, 18, 29, 59, tzinfo=UTC)
+    after = before + timedelta(seconds=1)
+    assert helpline_day(before).day == 5 and helpline_day(after).day == 6
+    assert day_start(after) == after and day_start(after).utcoffset() == timedelta(hours=5.5)
+    assert day_start(before) == datetime(2026, 12, 5, tzinfo=IST)
+    assert days_between(before, after) == 1 and days_between(after, before) == -1
+    assert days_between(after, after + timedelta(hours=23)) == 0
+
+
+def test_seat_interfaces() -> None:
+    assert interface_of_seat("agent0001") == "PJSIP/agent0001"
+    assert seat_of_interface("PJSIP/agent0001") == "agent0001"
+    for other in (None, "", "PJSIP/", "SIP/agent0001", "Local/1076@from-trunk", "agent0001"):
+        assert seat_of_interface(other) is None
 
 
 def test_passwords_verify_and_tokens_are_hashed() -> None:

@@ -9,10 +9,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from asterisk_config.render import RenderOptions
 from core.domain.queues import (
     UNSKILLED_PENALTY,
-    WRAPUP_SECONDS,
     all_queues,
     memberships,
     seats_digest,
@@ -55,7 +53,6 @@ def test_skill_memberships_and_config_constants() -> None:
         "helpline-police": 2,
         "helpline-health": 2 + UNSKILLED_PENALTY,
     }
-    assert RenderOptions().wrapup_time == WRAPUP_SECONDS
     assert seats_digest([("a", "1"), ("b", "2")]) == seats_digest([("b", "2"), ("a", "1")])
     assert seats_digest([("a", "1")]) != seats_digest([("a", "2")])
 
