@@ -44,7 +44,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, NoReturn, TypeVar
@@ -62,12 +62,34 @@ from core.domain.complaints import ComplaintStatus, is_valid_complaint_number
 from core.domain.phone import CallerNumber, parse_caller_id, raw_caller_id
 from core.transport.fastagi import AGICall, AGIHangup
 from ivr.catalogue import DEFAULT_LANG
-from ivr.menus import DTMF_KEYS, MenuTree, Node, PromptRef
+from ivr.menus import (
+    DTMF_KEYS,
+    NODE_TYPES,
+    CallbackNode,
+    ComplaintEntryNode,
+    ComplaintResolvedNode,
+    ComplaintStatusNode,
+    EmergencyNode,
+    EndNode,
+    MenuNode,
+    MenuTree,
+    Node,
+    NodeBase,
+    OpenComplaintsNode,
+    PlayNode,
+    PromptRef,
+    QueueNode,
+    ReadOwnComplaintsNode,
+    RecordFeedbackNode,
+    SetLanguageNode,
+    node_type,
+)
 from ivr.numbers import NUMBER_FRAGMENT_IDS, digit_fragments, number_fragments
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+N = TypeVar("N", bound=NodeBase)
 
 #: Digits of a complaint number, and how long GET DATA waits for each of them.
 COMPLAINT_DIGITS: Final = 10
@@ -120,6 +142,42 @@ FLOW_PROMPTS: Final = frozenset(
 def playable_prompts(tree: MenuTree) -> set[str]:
     """Every prompt id this flow can play: menu prompts, flow prompts, number fragments."""
     return {ref.id for ref in tree.prompt_refs()} | FLOW_PROMPTS | NUMBER_FRAGMENT_IDS
+
+
+#: How the flow runs one node type: an IVRFlow method taking that type's node, returning the
+#: next node's id (``None`` once the call is handed back to the dialplan).
+NodeHandler = Callable[["IVRFlow", N], Awaitable[str | None]]
+
+#: Node type -> its handler; filled by :func:`runs`, checked by :func:`check_handlers`.
+NODE_HANDLERS: dict[str, NodeHandler[Any]] = {}
+
+
+def runs(model: type[N]) -> Callable[[NodeHandler[N]], NodeHandler[N]]:
+    """Register the decorated IVRFlow method as the handler of ``model``'s node type."""
+    kind = node_type(model)
+
+    def register(handler: NodeHandler[N]) -> NodeHandler[N]:
+        if kind in NODE_HANDLERS:
+            raise TypeError(
+                f"node type {kind!r} has two handlers: {NODE_HANDLERS[kind].__name__} "
+                f"and {handler.__name__}"
+            )
+        NODE_HANDLERS[kind] = handler
+        return handler
+
+    return register
+
+
+def check_handlers(handlers: Mapping[str, object] = NODE_HANDLERS) -> None:
+    """Every node type a menu file may use has a handler, and every handler a node type;
+    run when the ``ivr`` script is built, so a gap stops the service at start-up."""
+    missing = sorted(NODE_TYPES - handlers.keys())
+    unknown = sorted(handlers.keys() - NODE_TYPES)
+    if missing or unknown:
+        raise RuntimeError(
+            f"IVR node handlers out of step with ivr.menus: no handler for {missing}, "
+            f"handlers for unknown node types {unknown}"
+        )
 
 
 class _Finished(Exception):
@@ -231,9 +289,7 @@ class IVRFlow:
         step = _Step(node.id, node.type, self._ms())
         self.state.steps.append(step)
         self.state.events.append(node.id)
-        handler = getattr(self, f"_node_{node.type}")
-        result: str | None = await handler(node)
-        return result
+        return await NODE_HANDLERS[node.type](self, node)
 
     def _ms(self) -> int:
         return int((self.clock() - self.t0) * 1000)
@@ -338,15 +394,15 @@ class IVRFlow:
             self._event("too_many_failures")
             await self.escalate(f"failures_at:{node.id}", "too_many_attempts")
         if hint is None:
-            hint = node.params.get("hint") or (
-                "no_input" if event == "no_input" else "invalid_choice"
-            )
+            own = node.hint if isinstance(node, MenuNode) else None
+            hint = str(own) if own else "no_input" if event == "no_input" else "invalid_choice"
         if hint:
             await self.play(hint, "")
 
     # ------------------------------------------------------------------ node types
 
-    async def _node_play(self, node: Node) -> str | None:
+    @runs(PlayNode)
+    async def _node_play(self, node: PlayNode) -> str | None:
         key = await self.play_all(node.prompts)
         if key in node.keys:
             self._event(f"key:{key}", key)
@@ -354,9 +410,10 @@ class IVRFlow:
         if key:
             self.state.pending = key
             self._event(f"typed_ahead:{key}", key)
-        return node.targets["next"]
+        return node.next
 
-    async def _node_menu(self, node: Node) -> str | None:
+    @runs(MenuNode)
+    async def _node_menu(self, node: MenuNode) -> str | None:
         while True:
             key, self.state.pending = self.state.pending, ""
             # A key typed ahead was already counted where it was pressed.
@@ -369,36 +426,40 @@ class IVRFlow:
                 self._event(f"key:{key}", new_keys)
                 self.state.failures.pop(node.id, None)
                 return node.keys[key]
-            if not key and "timeout" in node.targets:
+            if not key and node.timeout is not None:
                 self._event("timeout")
-                return node.targets["timeout"]
+                return node.timeout
             self._event("no_input" if not key else f"invalid:{key}", new_keys)
             await self.fail(node, "no_input" if not key else "invalid")
 
-    async def _node_set_language(self, node: Node) -> str | None:
-        self.state.lang = str(node.params["lang"])
+    @runs(SetLanguageNode)
+    async def _node_set_language(self, node: SetLanguageNode) -> str | None:
+        self.state.lang = node.lang
         await self.call.set_variable("CHANNEL(language)", self.state.lang)
-        return node.targets["next"]
+        return node.next
 
-    async def _node_open_complaints(self, node: Node) -> str | None:
+    @runs(OpenComplaintsNode)
+    async def _node_open_complaints(self, node: OpenComplaintsNode) -> str | None:
         caller = self.state.caller_number
         if caller is None:
             self._event("withheld")
-            return node.targets["next"]
+            return node.next
         try:
             self.state.own = await self._db(self.store.open_complaints(caller))
         except _DBError:
-            return node.targets["next"]  # the offer is a convenience; the menu still works
+            return node.next  # the offer is a convenience; the menu still works
         self._event(f"open:{len(self.state.own)}")
-        return node.targets["found"] if self.state.own else node.targets["next"]
+        return node.found if self.state.own else node.next
 
-    async def _node_read_own_complaints(self, node: Node) -> str | None:
+    @runs(ReadOwnComplaintsNode)
+    async def _node_read_own_complaints(self, node: ReadOwnComplaintsNode) -> str | None:
         for complaint in self.state.own:
             await self.read_complaint(complaint)
         self.record.detail["own_complaints_read"] = [c.number for c in self.state.own]
-        return node.targets["next"]
+        return node.next
 
-    async def _node_complaint_entry(self, node: Node) -> str | None:
+    @runs(ComplaintEntryNode)
+    async def _node_complaint_entry(self, node: ComplaintEntryNode) -> str | None:
         while True:
             # One more than a number has, so that the "#" the prompt asks for ends the input
             # (and is not left over to answer the next question); without "#", the digit
@@ -431,7 +492,7 @@ class IVRFlow:
             self.state.complaint = found
             self.record.detail["complaint"] = found.number
             self.state.events.append(f"complaint:{found.number}")
-            return node.targets["next"]
+            return node.next
 
     async def verify(self, node: Node, complaint: ComplaintInfo) -> None:
         """Return when the caller may hear about ``complaint``; otherwise hand to an agent."""
@@ -457,32 +518,36 @@ class IVRFlow:
                 await self.escalate(f"failures_at:{node.id}", "too_many_attempts")
             await self.play("verify_failed" if typed else "no_input", "")
 
-    async def _node_complaint_status(self, node: Node) -> str | None:
+    @runs(ComplaintStatusNode)
+    async def _node_complaint_status(self, node: ComplaintStatusNode) -> str | None:
         assert self.state.complaint is not None, "complaint_status needs a complaint_entry first"
         await self.read_complaint(self.state.complaint)
-        return node.targets["next"]
+        return node.next
 
-    async def _node_complaint_resolved(self, node: Node) -> str | None:
+    @runs(ComplaintResolvedNode)
+    async def _node_complaint_resolved(self, node: ComplaintResolvedNode) -> str | None:
         assert self.state.complaint is not None, "complaint_resolved needs a complaint_entry first"
         resolved = self.state.complaint.resolved
         self._event("resolved" if resolved else "open")
-        return node.targets["resolved"] if resolved else node.targets["next"]
+        return node.resolved if resolved else node.next
 
-    async def _node_record_feedback(self, node: Node) -> str | None:
+    @runs(RecordFeedbackNode)
+    async def _node_record_feedback(self, node: RecordFeedbackNode) -> str | None:
         complaint = self.state.complaint
-        value = str(node.params["value"])
+        value = node.value
         self.record.detail["feedback"] = {
             "complaint": complaint.number if complaint else None,
             "value": value,
         }
         self.state.events.append(f"feedback:{value}")
-        return node.targets["next"]
+        return node.next
 
-    async def _node_queue(self, node: Node) -> str | None:
-        reason = str(node.params["reason"])
+    @runs(QueueNode)
+    async def _node_queue(self, node: QueueNode) -> str | None:
+        reason = node.reason
         self.record.detail["queue_reason"] = reason
         check: QueueCheck | None = None
-        if node.params.get("check", True):
+        if node.check:
             try:
                 check = await self._db(self.store.queue_check(self.call.uniqueid))
             except _DBError:
@@ -495,9 +560,10 @@ class IVRFlow:
                 elif busy:
                     self.state.callback_reason = busy
                     self._event(f"busy:{busy}")
-                    return node.targets["busy"]
+                    assert node.busy is not None, "a checked queue has busy (ivr.menus)"
+                    return node.busy
         await self.announce_queue(check)
-        prio = node.params.get("priority")
+        prio = node.priority
         extra = {"IVR_PRIORITY": str(prio)} if prio else {}
         await self.finish("queue", "queued", **extra)
         return None
@@ -511,7 +577,8 @@ class IVRFlow:
                 refs += ["wait_minutes_pre", *self.number(minutes), "wait_minutes_post"]
         await self.play_all(refs, "")
 
-    async def _node_callback(self, node: Node) -> str | None:
+    @runs(CallbackNode)
+    async def _node_callback(self, node: CallbackNode) -> str | None:
         caller = self.state.caller_number
         if caller is None:  # the offer is only made to callers whose number we know
             await self.escalate("withheld", "transfer_agent")
@@ -535,8 +602,9 @@ class IVRFlow:
         await self.finish("hangup", "callback")
         return None
 
-    async def _node_emergency(self, node: Node) -> str | None:
-        service = str(node.params["service"])
+    @runs(EmergencyNode)
+    async def _node_emergency(self, node: EmergencyNode) -> str | None:
+        service = node.service
         number = (
             self.settings.ivr_police_number
             if service == "police"
@@ -557,7 +625,8 @@ class IVRFlow:
         await self.finish("queue", "queued", IVR_PRIORITY=prio, IVR_SKILL=service)
         return None
 
-    async def _node_end(self, node: Node) -> str | None:
+    @runs(EndNode)
+    async def _node_end(self, node: EndNode) -> str | None:
         await self.play_all(node.prompts, "")
         await self.finish("hangup", "self_served")
         return None
@@ -603,6 +672,7 @@ class IVRScript:
     """The ``ivr`` FastAGI script: one :class:`IVRFlow` per call over a shared tree and store."""
 
     def __init__(self, tree: MenuTree, store: IVRStore, settings: Settings) -> None:
+        check_handlers()
         self.tree = tree
         self.store = store
         self.settings = settings

@@ -1,8 +1,9 @@
 """The FastAGI service: every call flow behind one listener on ``settings.agi_url``.
 
-At start-up the menu tree is loaded and validated against the prompt catalogue (a broken
-``ivr/menus.json`` stops the service with the node and the problem named, before any call), and
-a small database pool is opened: the IVR reads complaints and calls, and writes its own
+At start-up, before anything else, the menu tree is loaded and validated (``ivr.menus``: a
+broken ``ivr/menus.json`` stops the service with the node and the problem named) and the flow's
+node handlers are checked against the menu's node types (``agi_scripts.ivr.check_handlers``);
+then a small database pool is opened: the IVR reads complaints and calls, and writes its own
 ``ivr_sessions`` and ``callback_requests``.
 """
 
@@ -11,20 +12,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from pathlib import Path
 
 from agi_scripts.ivr import IVRScript
 from agi_scripts.store import PostgresStore
 from core.config import Settings
 from core.db.session import create_engine, session_factory
 from core.transport.fastagi import FastAGIServer, Script, tune_gc_for_serving
-from ivr.menus import load_menus
+from ivr.menus import MenuTree, load_menus
 
 log = logging.getLogger(__name__)
 
 
-def build_routes(settings: Settings, store: PostgresStore) -> dict[str, Script]:
+def build_routes(settings: Settings, store: PostgresStore, tree: MenuTree) -> dict[str, Script]:
     """Script name (``agi://host:port/<name>``) to flow; ``ivr`` is what the dialplan calls."""
-    return {"ivr": IVRScript(load_menus(), store, settings)}
+    return {"ivr": IVRScript(tree, store, settings)}
 
 
 def build_server(settings: Settings, routes: dict[str, Script]) -> FastAGIServer:
@@ -39,11 +41,15 @@ def build_server(settings: Settings, routes: dict[str, Script]) -> FastAGIServer
     )
 
 
-async def serve(settings: Settings, drain_timeout: float = 10.0) -> None:
-    """Serve until SIGTERM/SIGINT, then stop accepting and let live calls finish (drain)."""
+async def serve(settings: Settings, drain_timeout: float = 10.0, menus: Path | None = None) -> None:
+    """Serve until SIGTERM/SIGINT, then stop accepting and let live calls finish (drain).
+
+    ``menus`` is the menu file (default: the bundled ``ivr/menus.json``); a bad one raises
+    :class:`ivr.menus.MenuError` before the database pool or the listener exist."""
+    tree = load_menus(menus)
     engine = create_engine(settings, pool_size=10)
     try:
-        routes = build_routes(settings, PostgresStore(settings, session_factory(engine)))
+        routes = build_routes(settings, PostgresStore(settings, session_factory(engine)), tree)
         server = build_server(settings, routes)
         await server.start()
         # Start-up is done (menus, prompts, pool): freeze that heap and make young GC passes

@@ -1,4 +1,8 @@
-"""Run the API alone: ``python -m api`` (or ``helpline api``)."""
+"""Run the API alone: ``python -m api`` (or ``helpline api``).
+
+Settings come from :meth:`core.config.Settings.load`, the one way every entry point reads them
+(environment, ``<state_dir>/instance.env`` and the generated ``<state_dir>/secrets.env``).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from core.config import Settings
 
 
 def main() -> None:
-    settings = Settings()
+    settings = Settings.load()
     uvicorn.run(
         create_app(settings),
         host=settings.api_host,

@@ -1,4 +1,4 @@
-"""``python -m asterisk_config [provision]``: provision Asterisk for the Settings from the env.
+"""``python -m asterisk_config [provision]``: provision Asterisk for the instance's settings.
 
 (``helpline asterisk ...`` is the full command line; this entry point needs nothing but root.)
 """

@@ -319,10 +319,11 @@ def _build(root: Path, mirror: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m asterisk_config``: provision for the Settings from the environment."""
+    """``python -m asterisk_config``: provision for the instance's settings
+    (:meth:`core.config.Settings.load`, as every entry point reads them)."""
     del argv
     try:
-        root = provision(Settings())
+        root = provision(Settings.load())
     except ProvisionError as exc:
         _say(f"ERROR: {exc}")
         return 1

@@ -1,4 +1,9 @@
-"""Run the queue manager alone: ``python -m queue_manager`` (or ``helpline queue-manager``)."""
+"""Run the queue manager alone: ``python -m queue_manager`` (or ``helpline queue-manager``).
+
+Settings come from :meth:`core.config.Settings.load`, the one way every entry point reads them
+(environment, ``<state_dir>/instance.env`` and the generated ``<state_dir>/secrets.env``, which
+holds this service's AMI secret).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from queue_manager.service import serve
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    asyncio.run(serve(Settings()))
+    asyncio.run(serve(Settings.load()))
 
 
 if __name__ == "__main__":

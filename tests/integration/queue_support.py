@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db.models import Seat, ServiceHeartbeat, User
 from core.domain.credentials import hash_password
+from tests.waiting import wait_for
 
 PASSWORD = "queue-test-password"
 
@@ -89,16 +90,16 @@ async def logout_all(api: httpx.AsyncClient, agents: list[Agent]) -> None:
 
 async def wait_queue_manager(db: async_sessionmaker[AsyncSession], within: float = 30.0) -> None:
     """Until the queue manager's heartbeat says it is logged in to AMI (it applies intents)."""
-    async with asyncio.timeout(within):
-        while True:
-            async with db() as session:
-                detail = (
-                    await session.execute(
-                        select(ServiceHeartbeat.detail).where(
-                            ServiceHeartbeat.service == "queue_manager"
-                        )
+
+    async def logged_in_to_ami() -> bool:
+        async with db() as session:
+            detail = (
+                await session.execute(
+                    select(ServiceHeartbeat.detail).where(
+                        ServiceHeartbeat.service == "queue_manager"
                     )
-                ).scalar_one_or_none()
-            if detail and detail.get("ami_connected"):
-                return
-            await asyncio.sleep(0.2)
+                )
+            ).scalar_one_or_none()
+        return bool(detail and detail.get("ami_connected"))
+
+    await wait_for(logged_in_to_ami, within, what="the queue manager logged in to AMI")

@@ -4,12 +4,10 @@ service on the trunk side."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
 import subprocess
 import tempfile
-import time
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from core.config import Settings
 from core.db.models import Call, IvrSession
 from helpline.cli import sounds_root
 from helpline.sipp import SCENARIO_DIR, free_udp_port, sipp_binary
+from tests.waiting import wait_for, wait_for_sync
 
 
 def seconds(settings: Settings, *prompt_ids: str, lang: str = "hi") -> float:
@@ -46,34 +45,36 @@ async def ivr_session(
     db: async_sessionmaker[AsyncSession], caller_raw: str, since: datetime, within: float = 20
 ) -> IvrSession:
     """The finished IVR session of the newest call from ``caller_raw`` since ``since``."""
-    async with asyncio.timeout(within):
-        while True:
-            async with db() as session:
-                row = await session.scalar(
-                    select(IvrSession)
-                    .where(
-                        IvrSession.caller_number_raw == caller_raw,
-                        IvrSession.started_at >= since,
-                    )
-                    .order_by(IvrSession.id.desc())
-                    .limit(1)
+
+    async def finished() -> IvrSession | None:
+        async with db() as session:
+            row = await session.scalar(
+                select(IvrSession)
+                .where(
+                    IvrSession.caller_number_raw == caller_raw,
+                    IvrSession.started_at >= since,
                 )
-            if row is not None and row.outcome is not None:
-                return row
-            await asyncio.sleep(0.2)
+                .order_by(IvrSession.id.desc())
+                .limit(1)
+            )
+        return row if row is not None and row.outcome is not None else None
+
+    return await wait_for(finished, within, what=f"the finished IVR session of {caller_raw}")
 
 
 async def call_row(
     db: async_sessionmaker[AsyncSession], uniqueid: str, within: float = 15, **want: object
 ) -> Call:
     """The queue manager's row of the call once it has every ``want``ed value."""
-    async with asyncio.timeout(within):
-        while True:
-            async with db() as session:
-                row = await session.scalar(select(Call).where(Call.uniqueid == uniqueid))
-            if row is not None and all(getattr(row, k) == v for k, v in want.items()):
-                return row
-            await asyncio.sleep(0.2)
+
+    async def recorded() -> Call | None:
+        async with db() as session:
+            row = await session.scalar(select(Call).where(Call.uniqueid == uniqueid))
+        if row is not None and all(getattr(row, k) == v for k, v in want.items()):
+            return row
+        return None
+
+    return await wait_for(recorded, within, what=f"call {uniqueid} with {want}")
 
 
 @dataclass
@@ -117,8 +118,18 @@ def emergency_line(settings: Settings) -> Iterator[EmergencyLine]:
         proc = subprocess.Popen(
             [sipp_binary(), *args], stdin=subprocess.DEVNULL, stdout=out, stderr=out, cwd=wd
         )
-    time.sleep(0.3)
-    assert proc.poll() is None, (wd / "uas.stdout").read_text(errors="replace")
+
+    def listening() -> bool:
+        """sipp has bound its SIP port (or died: then say why)."""
+        assert proc.poll() is None, (wd / "uas.stdout").read_text(errors="replace")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.bind((ip, port))
+            except OSError:
+                return True
+        return False
+
+    wait_for_sync(listening, 10, interval=0.05, what="the emergency line's sipp listening")
     try:
         yield EmergencyLine(ip, port, wd, proc)
     finally:
@@ -128,12 +139,12 @@ def emergency_line(settings: Settings) -> Iterator[EmergencyLine]:
 
 def wait_agi(settings: Settings, within: float = 15.0) -> None:
     """Until the FastAGI service accepts connections again (after a restart)."""
-    deadline = time.monotonic() + within
-    while True:
+
+    def accepts() -> bool:
         try:
             socket.create_connection((settings.agi_host, settings.agi_port), timeout=1).close()
-            return
         except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+            return False
+        return True
+
+    wait_for_sync(accepts, within, what="the FastAGI service accepting connections")

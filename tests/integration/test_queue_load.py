@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from asterisk_config.instance import AsteriskInstance
 from core.config import Settings
-from core.db.models import QueueEvent
+from core.db.models import Call, QueueEvent
 from helpline.sipp import AgentSeat, CallOutcome, citizen_call
 from tests.integration.queue_support import (
     login,
@@ -36,6 +38,7 @@ from tests.integration.queue_support import (
     stats,
     wait_queue_manager,
 )
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -155,12 +158,21 @@ async def test_fifty_callers_ten_agents_stats_equal_sipp_ground_truth(
                     headers=supervisor.headers,
                 )
                 assert routed.status_code == 200, routed.text
-            await asyncio.sleep(1.0)  # let the penalty reach app_queue
+            instance = AsteriskInstance(settings)
+
+            async def penalties_applied() -> bool:
+                """app_queue lists the never-answering pair "with penalty 1"."""
+                shown = await asyncio.to_thread(instance.cli, "queue show helpline")
+                lines = [ln for ln in shown.splitlines() if any(s in ln for s in seats[8:])]
+                return len(lines) == 2 and all("with penalty 1" in ln for ln in lines)
+
+            await wait_for(penalties_applied, 15, what="penalty 1 in app_queue")
             before = (await stats(api, supervisor.headers))["overall"]
             assert before["agents"]["logged_in"] >= 10
             t0 = time.time()
 
             async def place(caller: Caller) -> None:
+                # The schedule itself (not synchronisation): this caller dials at its time.
                 await asyncio.sleep(max(0.0, t0 + caller.start - time.time()))
                 caller.wall_start = time.time()
                 caller.outcome = await citizen_call(
@@ -174,7 +186,22 @@ async def test_fifty_callers_ten_agents_stats_equal_sipp_ground_truth(
                 )
 
             await asyncio.gather(*(place(c) for c in callers))
-            await asyncio.sleep(2.0)  # the last events reach the queue manager
+            ids = [c.caller_id for c in callers]
+
+            async def every_call_settled() -> bool:
+                """The queue manager has each call's end: answered or abandoned, and hung up."""
+                async with db() as session:
+                    settled = await session.scalar(
+                        select(func.count()).where(
+                            Call.caller_number.in_(ids),
+                            Call.started_at >= datetime.fromtimestamp(t0 - 1, UTC),
+                            Call.disposition.is_not(None),
+                            (Call.agent_connected_at.is_not(None) | Call.abandoned_at.is_not(None)),
+                        )
+                    )
+                return settled == len(callers)
+
+            await wait_for(every_call_settled, 15, what="every call's record settled")
             after = (await stats(api, supervisor.headers))["overall"]
         finally:
             await logout_all(api, agents)

@@ -29,6 +29,7 @@ from tests.integration.queue_support import (
     stats,
     wait_queue_manager,
 )
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -204,12 +205,13 @@ async def test_asterisk_restart_agents_back_in_the_queue_with_their_pauses(
         await asyncio.to_thread(instance.stop)
         await asyncio.to_thread(instance.start)
         # app_queue starts empty (persistentmembers = no); the queue manager puts them back.
-        async with asyncio.timeout(40):
-            while True:
-                shown = await asyncio.to_thread(instance.cli, "queue show helpline")
-                if all(seat in shown for seat in seats) and shown.count("paused") >= 2:
-                    break
-                await asyncio.sleep(0.5)
+
+        async def members_back() -> str | None:
+            shown = await asyncio.to_thread(instance.cli, "queue show helpline")
+            back = all(seat in shown for seat in seats) and shown.count("paused") >= 2
+            return shown if back else None
+
+        shown = await wait_for(members_back, 40, interval=0.5, what="the seats back in app_queue")
         print(f"\nAsterisk restart to agents back in the queue: {time.monotonic() - t0:.1f} s")
         lines = {seat: next(ln for ln in shown.splitlines() if seat in ln) for seat in seats}
         assert "paused:break" in lines["agent0211"], lines
@@ -217,13 +219,13 @@ async def test_asterisk_restart_agents_back_in_the_queue_with_their_pauses(
         assert "paused" not in lines["agent0213"], lines
         police = await asyncio.to_thread(instance.cli, "queue show helpline-police")
         assert all(seat in police for seat in seats)
-        async with asyncio.timeout(20):
-            while True:
-                board = await stats(api, supervisor.headers)
-                reasons = board["overall"]["agents"]["paused_by_reason"]
-                if reasons["break"] >= 1 and reasons["meeting"] >= 1:
-                    break
-                await asyncio.sleep(0.5)
+
+        async def pauses_counted() -> bool:
+            board = await stats(api, supervisor.headers)
+            reasons = board["overall"]["agents"]["paused_by_reason"]
+            return bool(reasons["break"] >= 1 and reasons["meeting"] >= 1)
+
+        await wait_for(pauses_counted, 20, interval=0.5, what="both pause reasons in /stats")
         state = (await api.get("/agents/me", headers=agents[0].headers)).json()
         assert state["state"] == "in_queue" and state["pause_reason"] == "break"
     finally:

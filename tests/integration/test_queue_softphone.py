@@ -18,6 +18,7 @@ from core.config import Settings
 from core.db.models import Call
 from helpline.sipp import citizen_call, free_udp_port
 from tests.integration.queue_support import logout_all, make_agents, wait_queue_manager
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -92,10 +93,12 @@ async def test_baresip_softphone_answers_a_queued_call(
         start_new_session=True,
     )
     try:
-        async with asyncio.timeout(15):
-            while b"200 OK" not in (tmp_path / "baresip.log").read_bytes():
-                assert proc.returncode is None, (tmp_path / "baresip.log").read_text()
-                await asyncio.sleep(0.2)
+
+        def registered() -> bool:
+            assert proc.returncode is None, (tmp_path / "baresip.log").read_text()
+            return b"200 OK" in (tmp_path / "baresip.log").read_bytes()
+
+        await wait_for(registered, 15, what="baresip registered")
         login = await api.post("/agents/me/login", json={"seat": SEAT}, headers=agent.headers)
         assert login.json()["state"] == "in_queue", login.text
         outcome = await citizen_call(
@@ -108,20 +111,20 @@ async def test_baresip_softphone_answers_a_queued_call(
             workdir=tmp_path,
         )
         assert outcome.answered and outcome.hangup_by == "citizen", outcome.events
-        async with asyncio.timeout(10):
-            while True:
-                async with db() as session:
-                    call = (
-                        await session.execute(
-                            select(Call)
-                            .where(Call.caller_number == "9876540004")
-                            .order_by(Call.id.desc())
-                            .limit(1)
-                        )
-                    ).scalar_one_or_none()
-                if call is not None and call.disposition is not None:
-                    break
-                await asyncio.sleep(0.2)
+
+        async def call_ended() -> Call | None:
+            async with db() as session:
+                call = (
+                    await session.execute(
+                        select(Call)
+                        .where(Call.caller_number == "9876540004")
+                        .order_by(Call.id.desc())
+                        .limit(1)
+                    )
+                ).scalar_one_or_none()
+            return call if call is not None and call.disposition is not None else None
+
+        call = await wait_for(call_ended, 10, what="the call's record with its disposition")
         assert call.disposition == "answered" and call.agent_seat == SEAT
         assert call.talk_seconds is not None and call.talk_seconds >= 1
         text = (tmp_path / "baresip.log").read_text(errors="replace")

@@ -5,7 +5,6 @@ record names the police queue and that seat."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from tests.integration.queue_support import (
     wait_queue_manager,
 )
 from tests.integration.test_ivr_support import wait_agi
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -85,19 +85,18 @@ async def test_police_caller_reaches_the_police_skilled_agent_first(
     finally:
         await logout_all(api, [general, police])
 
-    async with asyncio.timeout(15):
-        while True:
-            async with db() as session:
-                call = (
-                    await session.execute(
-                        select(Call)
-                        .where(Call.started_at >= datetime.fromtimestamp(started - 1, UTC))
-                        .where(Call.caller_number == "9876500044")
-                    )
-                ).scalar_one_or_none()
-            if call is not None and call.disposition is not None:
-                break
-            await asyncio.sleep(0.2)
+    async def call_ended() -> Call | None:
+        async with db() as session:
+            call = (
+                await session.execute(
+                    select(Call)
+                    .where(Call.started_at >= datetime.fromtimestamp(started - 1, UTC))
+                    .where(Call.caller_number == "9876500044")
+                )
+            ).scalar_one_or_none()
+        return call if call is not None and call.disposition is not None else None
+
+    call = await wait_for(call_ended, 15, what="the police call's record with its disposition")
     assert call.queue == f"{settings.queue_name}-police"
     assert call.agent_seat == seats[police.username]
     assert call.disposition == "answered"

@@ -19,9 +19,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
-from core.db.models import AgentSession, Call, Complaint, QueueEvent, Seat, User
+from core.db.models import AgentSession, Call, Complaint, IvrSession, QueueEvent, Seat, User
 from helpline import services
 from helpline.sipp import AgentSeat, citizen_call
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -44,20 +45,22 @@ async def seat_password(db: async_sessionmaker[AsyncSession], seat: str) -> str:
 
 async def wait_call(db: async_sessionmaker[AsyncSession], since: float, **want: Any) -> Call:
     """The newest call started after ``since`` once its row has every ``want``ed value."""
-    async with asyncio.timeout(15):
-        while True:
-            async with db() as session:
-                call = (
-                    await session.execute(
-                        select(Call)
-                        .where(Call.started_at >= _ts(since))
-                        .order_by(Call.id.desc())
-                        .limit(1)
-                    )
-                ).scalar_one_or_none()
-            if call is not None and all(getattr(call, k) == v for k, v in want.items()):
-                return call
-            await asyncio.sleep(0.2)
+
+    async def newest_call() -> Call | None:
+        async with db() as session:
+            call = (
+                await session.execute(
+                    select(Call)
+                    .where(Call.started_at >= _ts(since))
+                    .order_by(Call.id.desc())
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
+        if call is not None and all(getattr(call, k) == v for k, v in want.items()):
+            return call
+        return None
+
+    return await wait_for(newest_call, 15, what=f"a call since {since} with {want}")
 
 
 def _ts(epoch: float) -> Any:
@@ -196,8 +199,18 @@ async def test_fallback_to_queue_when_fastagi_dies_mid_call(
     api: httpx.AsyncClient,
     db: async_sessionmaker[AsyncSession],
 ) -> None:
+    since = time.time()
+
+    async def ivr_has_the_call() -> bool:
+        """The IVR writes the call's session row first thing, then plays the welcome."""
+        async with db() as session:
+            row = await session.scalar(
+                select(IvrSession.id).where(IvrSession.started_at >= _ts(since)).limit(1)
+            )
+        return row is not None
+
     async def kill_during_welcome() -> None:
-        await asyncio.sleep(3.0)  # the 9 s welcome prompt is playing
+        await wait_for(ivr_has_the_call, 15, what="the IVR session of the call")
         services.kill(stack_settings, "agi")
 
     try:
@@ -212,13 +225,13 @@ async def test_fallback_to_queue_when_fastagi_dies_mid_call(
 
 
 async def _wait_agi(settings: Settings) -> None:
-    async with asyncio.timeout(15):
-        while True:
-            try:
-                _, writer = await asyncio.open_connection(settings.agi_host, settings.agi_port)
-            except OSError:
-                await asyncio.sleep(0.2)
-                continue
-            writer.close()
-            await writer.wait_closed()
-            return
+    async def accepts() -> bool:
+        try:
+            _, writer = await asyncio.open_connection(settings.agi_host, settings.agi_port)
+        except OSError:
+            return False
+        writer.close()
+        await writer.wait_closed()
+        return True
+
+    await wait_for(accepts, 15, what="the FastAGI service accepting connections")

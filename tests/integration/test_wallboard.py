@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.config import Settings
 from helpline.sipp import citizen_call
 from tests.integration.queue_support import make_agents, stats
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -72,11 +73,10 @@ class Page:
         return str(value)
 
     async def wait_for(self, expression: str, within: float = 20.0) -> None:
-        async with asyncio.timeout(within):
-            while True:
-                if await self.evaluate(expression):
-                    return
-                await asyncio.sleep(0.1)
+        async def holds() -> object:
+            return await self.evaluate(expression)
+
+        await wait_for(holds, within, interval=0.1, what=expression)
 
 
 @contextlib.asynccontextmanager
@@ -96,16 +96,16 @@ async def chromium(url: str, profile: Path) -> AsyncIterator[Page]:
         start_new_session=True,
     )
     try:
-        async with asyncio.timeout(30), httpx.AsyncClient() as http:
-            while True:
+        async with httpx.AsyncClient() as http:
+
+            async def wallboard_pages() -> list[Any]:
                 try:
                     targets = (await http.get(f"http://127.0.0.1:{port}/json/list")).json()
                 except httpx.TransportError:
                     targets = []
-                pages = [t for t in targets if t.get("type") == "page" and "wallboard" in t["url"]]
-                if pages:
-                    break
-                await asyncio.sleep(0.2)
+                return [t for t in targets if t.get("type") == "page" and "wallboard" in t["url"]]
+
+            pages = await wait_for(wallboard_pages, 30, what="Chromium's wallboard page")
         async with websockets.connect(pages[0]["webSocketDebuggerUrl"], max_size=None) as cdp:
             yield Page(cdp)
     finally:

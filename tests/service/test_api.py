@@ -122,7 +122,15 @@ async def test_seat_login_waits_for_queue_confirmation(
     login = asyncio.create_task(
         client.post("/agents/me/login", json={"seat": "agent0001"}, headers=headers)
     )
-    await asyncio.sleep(0.3)
+    from tests.waiting import wait_for
+
+    async def intent_stored() -> bool:  # the login wrote the agent's session and now waits
+        async with sessions() as session:
+            seat = AgentSession.seat == "agent0001"
+            return bool(await session.scalar(select(func.count()).where(seat)))
+
+    await wait_for(intent_stored, 5, interval=0.05)
+    assert not login.done()
     await confirm_seats(sessions)
     response = await login
     assert response.status_code == 200, response.text

@@ -198,12 +198,13 @@ async def test_member_and_agent_events_are_idempotent_and_order_safe(stack: Stac
     await fake.push_event("AgentComplete", {**call, "TalkTime": "9", "Timestamp": "1900000030.0"})
     await fake.push_event("AgentConnect", {**call, "HoldTime": "2", "Timestamp": "1900000021.0"})
     await fake.push_event("Ping", {})  # nothing: just lets the events above drain
-    async with asyncio.timeout(5):
-        while True:
-            row = await seat_row(stack, "agent0003")
-            if row is not None and row.last_call_ended_at is not None:
-                break
-            await asyncio.sleep(0.05)
+    from tests.waiting import wait_for
+
+    async def call_ended() -> Any:
+        row = await seat_row(stack, "agent0003")
+        return row if row is not None and row.last_call_ended_at is not None else None
+
+    row = await wait_for(call_ended, 5, interval=0.05)
     assert row.paused and row.pause_reason == "meeting" and row.in_queue
     # The late AgentConnect of a completed call does not leave the seat "on a call".
     assert row.current_call_uniqueid is None
@@ -273,11 +274,12 @@ async def test_stats_and_metrics_count_a_call(stack: Stack) -> None:
         body: dict[str, Any] = (await stack.http.get("/stats", headers=supervisor)).json()
         return body
 
-    async with asyncio.timeout(5):
-        while True:
-            if (await overall())["overall"]["calls_waiting"] == 1:
-                break
-            await asyncio.sleep(0.05)
+    from tests.waiting import wait_for
+
+    async def one_waiting() -> bool:
+        return bool((await overall())["overall"]["calls_waiting"] == 1)
+
+    await wait_for(one_waiting, 5, interval=0.05)
     member = {"Queue": "helpline", "Interface": "PJSIP/agent0001"}
     await fake.push_event(
         "AgentConnect", {**base, **member, "HoldTime": "25", "Timestamp": f"{now + 26:.6f}"}
@@ -291,12 +293,13 @@ async def test_stats_and_metrics_count_a_call(stack: Stack) -> None:
     await fake.push_event(
         "Hangup", {**base, "Context": "from-trunk", "Timestamp": f"{now + 36:.6f}"}
     )
-    async with asyncio.timeout(5):
-        while True:
-            stats = await overall()
-            if stats["overall"]["answered"] == 1 and stats["overall"]["aht_seconds"] is not None:
-                break
-            await asyncio.sleep(0.05)
+
+    async def call_answered() -> dict[str, Any] | None:
+        stats = await overall()
+        done = stats["overall"]["answered"] == 1 and stats["overall"]["aht_seconds"] is not None
+        return stats if done else None
+
+    stats = await wait_for(call_answered, 5, interval=0.05)
     o = stats["overall"]
     assert (o["offered"], o["answered"], o["abandoned"], o["answered_within_sl"]) == (1, 1, 0, 0)
     assert o["asa_seconds"] == 25.0 and o["aht_seconds"] == 15.0 and o["calls_waiting"] == 0

@@ -68,12 +68,13 @@ async def harness(
 
 
 async def wait_for(condition_sql: str, sessions: async_sessionmaker[AsyncSession]) -> None:
-    async with asyncio.timeout(5):
-        while True:
-            async with sessions() as session:
-                if (await session.execute(text(condition_sql))).scalar():
-                    return
-            await asyncio.sleep(0.05)
+    from tests import waiting
+
+    async def holds() -> bool:
+        async with sessions() as session:
+            return bool((await session.execute(text(condition_sql))).scalar())
+
+    await waiting.wait_for(holds, 5, interval=0.05, what=condition_sql)
 
 
 CALL_EVENTS: list[tuple[str, dict[str, str]]] = [

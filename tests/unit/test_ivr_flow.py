@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from agi_scripts.ivr import CallState, IVRFlow, IVRScript, playable_prompts
+from agi_scripts.ivr import NODE_HANDLERS, CallState, IVRFlow, IVRScript, playable_prompts
 from agi_scripts.store import CallbackJob, ComplaintInfo, QueueCheck, SessionRecord
 from core.config import Settings
 from core.domain.complaints import complaint_number
 from core.transport.fake_agi import FakeAsterisk, run_fake_call
 from ivr.catalogue import LANGS, load_catalogue
-from ivr.menus import load_menus
+from ivr.menus import MenuTree, PromptRef, load_menus
 
 TREE = load_menus()
 PLAYABLE = playable_prompts(TREE)
@@ -199,16 +199,17 @@ async def place_call(
     caller_id: str = CALLER,
     settings: Settings | None = None,
     hangup_at: int | None = None,
+    tree: MenuTree = TREE,
 ) -> Outcome:
     caller = Caller(list(steps))
     db = store if store is not None else MemoryStore()
     peer = FakeAsterisk([caller] * 400, env={"agi_callerid": caller_id}, hangup_at=hangup_at)
-    script = IVRScript(TREE, db, settings or Settings(ivr_db_timeout=1.0))
+    script = IVRScript(tree, db, settings or Settings(ivr_db_timeout=1.0))
     result = await run_fake_call(script, peer, command_timeout=2.0, call_timeout=20.0)
     assert not peer.unexpected, peer.unexpected
     outcome = Outcome(caller, peer, db, result.error)
     # Whatever happened, only prompts the flow declares playable were played.
-    assert {s.partition(":")[2] or s for s in caller.heard()} <= PLAYABLE
+    assert {s.partition(":")[2] or s for s in caller.heard()} <= playable_prompts(tree)
     return outcome
 
 
@@ -311,6 +312,21 @@ async def test_invalid_key_re_prompts_with_a_hint_then_works() -> None:
     heard = out.caller.heard()
     assert heard[heard.index("invalid_choice") + 1 :] == [*MAIN, "transfer_agent"]
     assert out.session.path[4]["event"] == "invalid:7,key:1"
+
+
+async def test_a_menu_s_own_hint_replaces_the_generic_one() -> None:
+    main_menu = TREE["main_menu"]
+    nodes = {
+        **TREE.nodes,
+        "main_menu": main_menu.model_copy(update={"hint": PromptRef("press9_repeat")}),
+    }
+    tree = TREE.model_copy(update={"nodes": nodes})
+    out = await place_call([Key("1"), Key("7"), Key("1")], tree=tree)
+    assert_handed_over(out, "queue")
+    heard = out.caller.heard()
+    assert "invalid_choice" not in heard
+    after_main_menu = heard.index(MAIN[-1]) + 1  # then 7 is pressed: the hint, the menu again
+    assert heard[after_main_menu:] == ["press9_repeat", *MAIN, "transfer_agent"]
 
 
 async def test_three_invalid_keys_go_to_an_agent_never_a_hangup() -> None:
@@ -599,7 +615,7 @@ async def test_a_bug_in_a_node_leaves_ivr_done_unset_so_the_dialplan_falls_back(
     async def broken(self: IVRFlow, node: Any) -> str | None:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(IVRFlow, "_node_queue", broken)
+    monkeypatch.setitem(NODE_HANDLERS, "queue", broken)
     out = await place_call([Key("1"), Key("1")])
     assert isinstance(out.error, RuntimeError)
     assert "IVR_DONE" not in out.vars
