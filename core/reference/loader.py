@@ -82,9 +82,16 @@ class _Loader:
         self.root = root
         self.problems: list[str] = []
         self.unreadable = False
+        #: (file, code) of rows refused on their own: references to them are not reported again.
+        self.refused: set[tuple[str, str]] = set()
 
     def problem(self, where: str, message: str) -> None:
         self.problems.append(f"{where}: {message}")
+
+    def missing(self, where: str, what: str, code: str, file: str) -> None:
+        """``code`` of a ``what`` is not in ``file`` (unless its row there was refused)."""
+        if (file, code) not in self.refused:
+            self.problem(where, f"{what} {code!r} not in {file}")
 
     def _validation(self, where: str, error: ValidationError) -> None:
         for detail in error.errors():
@@ -153,6 +160,8 @@ class _Loader:
                 rows.append(_Row(where, model.model_validate(given)))
             except ValidationError as exc:
                 self._validation(where, exc)
+                if "code" in given:
+                    self.refused.add((name, given["code"]))
         if header is None:
             self.problem(name, "no header line")
             self.unreadable = True
@@ -219,7 +228,7 @@ def load_reference(path: Path | str = DEFAULT_DATA_DIR) -> Reference:
     for category_row in categories.values():
         department = category_row.record.department
         if department not in departments:
-            load.problem(category_row.where, f"department {department!r} not in departments.csv")
+            load.missing(category_row.where, "department", department, "departments.csv")
     for code, department_row in departments.items():
         if not any(c.record.department == code for c in categories.values()):
             load.problem(
@@ -256,9 +265,8 @@ def _check_places(
 ) -> None:
     for district_row in districts.values():
         if district_row.record.division not in divisions:
-            load.problem(
-                district_row.where,
-                f"division {district_row.record.division!r} not in divisions.csv",
+            load.missing(
+                district_row.where, "division", district_row.record.division, "divisions.csv"
             )
     for code, division_row in divisions.items():
         if not any(d.record.division == code for d in districts.values()):
@@ -272,17 +280,15 @@ def _check_places(
             )
     for tehsil_row in tehsils.values():
         if tehsil_row.record.district not in districts:
-            load.problem(
-                tehsil_row.where, f"district {tehsil_row.record.district!r} not in districts.csv"
-            )
+            load.missing(tehsil_row.where, "district", tehsil_row.record.district, "districts.csv")
     for thana_row in thanas.values():
         thana = thana_row.record
         if thana.district not in districts:
-            load.problem(thana_row.where, f"district {thana.district!r} not in districts.csv")
+            load.missing(thana_row.where, "district", thana.district, "districts.csv")
         if thana.tehsil is not None:
             tehsil = tehsils.get(thana.tehsil)
             if tehsil is None:
-                load.problem(thana_row.where, f"tehsil {thana.tehsil!r} not in tehsils.csv")
+                load.missing(thana_row.where, "tehsil", thana.tehsil, "tehsils.csv")
             elif tehsil.record.district != thana.district:
                 load.problem(
                     thana_row.where,
@@ -347,9 +353,7 @@ def _officers(
             continue
         templates[pair] = post_row
         if template.department not in departments:
-            load.problem(
-                post_row.where, f"department {template.department!r} not in departments.csv"
-            )
+            load.missing(post_row.where, "department", template.department, "departments.csv")
             continue
         for place, (name_en, name_hi, district_en, district_hi) in places[template.level].items():
             try:
@@ -376,7 +380,7 @@ def _officers(
     for row in officer_rows:
         officer = row.record
         if officer.department is not None and officer.department not in departments:
-            load.problem(row.where, f"department {officer.department!r} not in departments.csv")
+            load.missing(row.where, "department", officer.department, "departments.csv")
             continue
         if officer.place not in places[officer.level]:
             known = f"state code {state.code!r}" if officer.level.rank >= Level.STATE.rank else ""
