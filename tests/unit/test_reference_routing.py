@@ -207,7 +207,7 @@ def _consistent(
 
 
 @given(complaints())
-@settings(max_examples=3000)
+@settings(max_examples=2000)
 def test_routing_gives_an_officer_of_the_department_or_a_reason(
     complaint: tuple[str, str | None, str | None, str | None],
 ) -> None:
