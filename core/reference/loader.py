@@ -35,6 +35,13 @@ from core.reference.models import (
 )
 
 DEFAULT_DATA_DIR = Path(__file__).with_name("data")
+#: The file listing the places of each level below the state.
+_PLACE_FILE = {
+    Level.THANA: "thanas.csv",
+    Level.TEHSIL: "tehsils.csv",
+    Level.DISTRICT: "districts.csv",
+    Level.DIVISION: "divisions.csv",
+}
 MANIFEST = "manifest.json"
 #: The files of a reference directory, in the order they are read.
 FILES = (
@@ -84,6 +91,8 @@ class _Loader:
         self.unreadable = False
         #: (file, code) of rows refused on their own: references to them are not reported again.
         self.refused: set[tuple[str, str]] = set()
+        #: (department, level) of refused posts.csv rows: their missing officers are not reported.
+        self.refused_posts: set[tuple[str, str]] = set()
 
     def problem(self, where: str, message: str) -> None:
         self.problems.append(f"{where}: {message}")
@@ -162,6 +171,8 @@ class _Loader:
                 self._validation(where, exc)
                 if "code" in given:
                     self.refused.add((name, given["code"]))
+                if name == "posts.csv" and {"department", "level"} <= given.keys():
+                    self.refused_posts.add((given["department"], given["level"]))
         if header is None:
             self.problem(name, "no header line")
             self.unreadable = True
@@ -382,6 +393,8 @@ def _officers(
         if officer.department is not None and officer.department not in departments:
             load.missing(row.where, "department", officer.department, "departments.csv")
             continue
+        if (_PLACE_FILE.get(officer.level, ""), officer.place) in load.refused:
+            continue
         if officer.place not in places[officer.level]:
             known = f"state code {state.code!r}" if officer.level.rank >= Level.STATE.rank else ""
             load.problem(
@@ -415,10 +428,16 @@ def _check_coverage(
     categories: dict[str, _Row[Category]],
     officers: dict[PostKey, _Row[Officer]],
 ) -> None:
-    """Routing can always end somewhere: every ladder level has posts, the state level a head."""
-    staffed = {(department, level) for department, level, _ in officers}
+    """Routing can always end somewhere: every ladder level has posts, the state level a head.
+
+    Posts whose posts.csv row was refused (and reported) count as held, to report each mistake once.
+    """
+    staffed: set[tuple[str | None, str]] = {
+        (department, level) for department, level, _ in officers
+    } | load.refused_posts
     for code, department_row in departments.items():
-        if (code, Level.STATE, state.code) not in officers:
+        held = (code, Level.STATE, state.code) in officers
+        if not held and (code, Level.STATE) not in load.refused_posts:
             load.problem(
                 department_row.where,
                 f"department {code!r} has no officer at state level "

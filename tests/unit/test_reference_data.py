@@ -510,6 +510,16 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         assert _has(problems, f"{name} line {line}", *words), problems
 
 
+@pytest.mark.parametrize("edit", [_hindi_in_latin, _post_unknown_field, _bad_code])
+def test_a_refused_row_is_reported_once(tmp_path: Path, edit: Edit) -> None:
+    """Rows naming a refused row (tehsils of a refused district, officers of a refused post)
+    are not reported again: the official sees the one mistake to fix."""
+    data = _copy(tmp_path)
+    name, line, _ = edit(data)
+    problems = _refused(data)
+    assert len(problems) == 1 and problems[0].startswith(f"{name} line {line}:"), problems
+
+
 @pytest.mark.parametrize("name", FILES)
 def test_loader_refuses_a_missing_file(tmp_path: Path, name: str) -> None:
     data = _copy(tmp_path)
