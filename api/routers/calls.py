@@ -2,34 +2,23 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
-from sqlalchemy import select
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from api.deps import SessionDep, StaffUser
 from api.schemas import CallOut
-from core.db.models import Call
-from core.domain.phone import normalise_caller_number
+from api.services import calls
 
 router = APIRouter(prefix="/calls", tags=["calls"])
 
 
 @router.get("")
 async def list_calls(
-    user: StaffUser, session: SessionDep, caller: str, limit: int = 50
+    user: StaffUser,
+    session: SessionDep,
+    caller: str,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[CallOut]:
     """Calls from ``caller`` (any Indian format: +91…, 0…, 10 digits), newest first."""
-    number = normalise_caller_number(caller)
-    if number is None:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            "caller is not an Indian phone number (10 digits, +91 or 0 prefix allowed)",
-        )
-    rows = (
-        await session.execute(
-            select(Call)
-            .where(Call.caller_number == number)
-            .order_by(Call.id.desc())
-            .limit(min(max(limit, 1), 500))
-        )
-    ).scalars()
-    return [CallOut.model_validate(row) for row in rows]
+    return await calls.of_caller(session, caller, limit=limit)
