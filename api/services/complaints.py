@@ -82,9 +82,12 @@ async def _resolve_call(session: AsyncSession, user: User, body: ComplaintIn) ->
 
 
 def _caller_number(call: Call | None, given: str | None) -> str | None:
-    """A call's number wins; the given one is for complaints not tied to a call."""
-    if call is not None:
+    """The call's number wins; the agent's is used when the caller withheld theirs (or there
+    is no call)."""
+    if call is not None and call.caller_number:
         return call.caller_number
+    if given is None:
+        return None
     number = normalise_caller_number(given)
     if number is None:
         raise Invalid(NOT_A_CALLER_NUMBER)
