@@ -6,13 +6,45 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
 
 from api.live import LiveHub
 from api.routers import agents, auth, calls, complaints, health, seats, stats, wallboard
+from api.services.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    ServiceError,
+    Unauthenticated,
+)
+from api.services.notify import Notifications
 from core.config import Settings
+from core.db.channels import AGENT_CONNECT_CHANNEL, SEAT_CONFIG_APPLIED_CHANNEL, STATS_CHANNEL
 from core.db.session import create_engine, session_factory
 from core.transport.ami_client import AMIClient
+
+#: The HTTP status of each refusal a service raises.
+STATUS_OF: dict[type[ServiceError], int] = {
+    NotFound: status.HTTP_404_NOT_FOUND,
+    Conflict: status.HTTP_409_CONFLICT,
+    Invalid: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    Unauthenticated: status.HTTP_401_UNAUTHORIZED,
+    Forbidden: status.HTTP_403_FORBIDDEN,
+}
+
+
+async def service_error(_request: Request, error: Exception) -> JSONResponse:
+    """A service's refusal as ``{"detail": message}`` with its status (the body FastAPI's
+    HTTPException gives, so clients see one shape)."""
+    assert isinstance(error, ServiceError)
+    code = next(
+        (code for kind, code in STATUS_OF.items() if isinstance(error, kind)),
+        status.HTTP_400_BAD_REQUEST,
+    )
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthenticated) else None
+    return JSONResponse({"detail": error.message}, status_code=code, headers=headers)
 
 
 def create_app(settings: Settings, *, ami: Any = None, connect_ami: bool = True) -> FastAPI:
@@ -38,12 +70,17 @@ def create_app(settings: Settings, *, ami: Any = None, connect_ami: bool = True)
             )
             await own_ami.start()
             app.state.ami = own_ami
-        # Live stats and screen-pops: one LISTEN per process, fanned out to WebSockets.
-        app.state.live_hub = LiveHub(settings, app.state.sessions)
+        # One LISTEN per process: live stats, screen-pops and the services' confirmation waits.
+        app.state.notifications = Notifications(
+            settings, (STATS_CHANNEL, AGENT_CONNECT_CHANNEL, SEAT_CONFIG_APPLIED_CHANNEL)
+        )
+        app.state.live_hub = LiveHub(settings, app.state.sessions, app.state.notifications)
         await app.state.live_hub.start()
+        await app.state.notifications.start()
         try:
             yield
         finally:
+            await app.state.notifications.close()
             await app.state.live_hub.close()
             if own_ami is not None:
                 await own_ami.close()
@@ -55,6 +92,7 @@ def create_app(settings: Settings, *, ami: Any = None, connect_ami: bool = True)
         description="Agents record complaints, supervisors watch queues, officers resolve.",
         lifespan=lifespan,
     )
+    app.add_exception_handler(ServiceError, service_error)
     for module in (health, auth, agents, complaints, calls, seats, stats, wallboard):
         app.include_router(module.router)
     return app

@@ -1,21 +1,31 @@
-"""Dependencies shared by the routers, as ``Annotated`` aliases."""
+"""Dependencies shared by the routers, as ``Annotated`` aliases, and the WebSocket twin of
+the bearer check. Both authenticate through :mod:`api.services.auth` (one path)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, Request, WebSocket
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.services import auth
+from api.services.errors import Forbidden, Unauthenticated
+from api.services.notify import Notifications
 from core.config import Settings
-from core.db.models import ApiToken, User
-from core.domain.credentials import token_digest
+from core.db.models import User
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/auth/token")
+
+AGENT_ROLES = ("agent", "supervisor", "admin")
+STAFF_ROLES = ("agent", "supervisor", "officer", "admin")
+SUPERVISOR_ROLES = ("supervisor", "admin")
+ADMIN_ROLES = ("admin",)
+
+#: WebSocket close codes: the 4000 range mirrors HTTP 401 and 403.
+WS_UNAUTHORISED = 4401
+WS_FORBIDDEN = 4403
 
 
 def get_settings(request: Request) -> Settings:
@@ -28,27 +38,18 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+def get_notifications(request: Request) -> Notifications:
+    notifications: Notifications = request.app.state.notifications
+    return notifications
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+NotificationsDep = Annotated[Notifications, Depends(get_notifications)]
 
 
 async def current_user(session: SessionDep, token: Annotated[str, Depends(oauth2)]) -> User:
-    row = (
-        await session.execute(
-            select(User)
-            .join(ApiToken, ApiToken.user_id == User.id)
-            .where(ApiToken.token_hash == token_digest(token))
-            .where(ApiToken.expires_at > datetime.now(UTC))
-            .where(User.active.is_(True))
-        )
-    ).scalar_one_or_none()
-    if row is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "invalid or expired token",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    return row
+    return await auth.user_of_token(session, token)
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
@@ -58,12 +59,33 @@ def require_role(*roles: str) -> Callable[[User], Coroutine[Any, Any, User]]:
     """A dependency that lets only users with one of ``roles`` through (403 otherwise)."""
 
     async def check(user: CurrentUser) -> User:
-        if user.role not in roles:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"needs role: {', '.join(roles)}")
+        auth.check_role(user, roles)
         return user
 
     return check
 
 
-AgentUser = Annotated[User, Depends(require_role("agent", "supervisor", "admin"))]
-StaffUser = Annotated[User, Depends(require_role("agent", "supervisor", "officer", "admin"))]
+AgentUser = Annotated[User, Depends(require_role(*AGENT_ROLES))]
+StaffUser = Annotated[User, Depends(require_role(*STAFF_ROLES))]
+SupervisorUser = Annotated[User, Depends(require_role(*SUPERVISOR_ROLES))]
+AdminUser = Annotated[User, Depends(require_role(*ADMIN_ROLES))]
+
+
+async def websocket_user(
+    websocket: WebSocket, token: str | None, roles: tuple[str, ...]
+) -> User | None:
+    """The user of ``?token=`` (browsers cannot send an ``Authorization`` header on a
+    WebSocket), or None after closing the socket with 4401 (bad token) or 4403 (wrong role)."""
+    try:
+        if not token:
+            raise Unauthenticated("token required (?token=)")
+        async with websocket.app.state.sessions() as session:
+            user = await auth.user_of_token(session, token)
+        auth.check_role(user, roles)
+    except Unauthenticated as error:
+        await websocket.close(code=WS_UNAUTHORISED, reason=error.message)
+        return None
+    except Forbidden as error:
+        await websocket.close(code=WS_FORBIDDEN, reason=error.message)
+        return None
+    return user

@@ -1,7 +1,8 @@
 """Supervisors' live numbers and agents' screen-pops, computed from PostgreSQL.
 
-The queue manager is the one writer of calls and seat status; the API only reads them. It
-LISTENs for the queue manager's ``queue_stats`` and ``agent_connect`` NOTIFYs and pushes to the
+The queue manager is the one writer of calls and seat status; the API only reads them. Woken
+by the queue manager's ``queue_stats`` and ``agent_connect`` NOTIFYs (the process's one LISTEN,
+:class:`api.services.notify.Notifications`), :class:`LiveHub` pushes to the
 WebSocket subscribers of :class:`LiveHub` within a fraction of a second of the AMI event, plus a
 refresh every :data:`TICK_SECONDS` (waiting times grow without any event).
 """
@@ -12,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,11 +22,12 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api.services.lookups import open_agent_session
+from api.services.notify import Notifications
 from core.config import Settings
 from core.db.channels import AGENT_CONNECT_CHANNEL, STATS_CHANNEL
-from core.db.models import AgentSession, Call, Complaint, SeatStatus
+from core.db.models import Call, Complaint, SeatStatus
 from core.db.queries import inbound_calls_today
-from core.db.session import raw_connection
 from core.domain.clock import day_start
 from core.domain.queues import (
     PAUSE_REASONS,
@@ -243,21 +246,25 @@ async def screen_pop(session: AsyncSession, uniqueid: str) -> dict[str, Any] | N
 
 
 async def seat_of_user(session: AsyncSession, user_id: int) -> str | None:
-    from sqlalchemy import select  # noqa: PLC0415
-
-    seat: str | None = (
-        await session.execute(
-            select(AgentSession.seat).where(
-                AgentSession.user_id == user_id, AgentSession.logged_out_at.is_(None)
-            )
-        )
-    ).scalar_one_or_none()
-    return seat
+    agent_session = await open_agent_session(session, user_id)
+    return agent_session.seat if agent_session else None
 
 
 async def current_call_of_seat(session: AsyncSession, seat: str) -> str | None:
     status = await session.get(SeatStatus, seat, populate_existing=True)
     return status.current_call_uniqueid if status else None
+
+
+async def agent_greeting(session: AsyncSession, user_id: int, username: str) -> list[str]:
+    """What ``/ws/agent`` sends first: hello (with the seat), and the screen-pop of the
+    caller connected now, if any."""
+    seat = await seat_of_user(session, user_id)
+    messages = [json.dumps({"type": "hello", "username": username, "seat": seat})]
+    uniqueid = await current_call_of_seat(session, seat) if seat else None
+    pop = await screen_pop(session, uniqueid) if uniqueid else None
+    if pop is not None:
+        messages.append(json.dumps(pop, default=str))
+    return messages
 
 
 @dataclass(eq=False)
@@ -275,74 +282,68 @@ class Subscriber:
 
 
 class LiveHub:
-    """LISTEN once per API process; fan out stats and screen-pops to WebSocket subscribers."""
+    """Fan out stats and screen-pops to WebSocket subscribers, woken by the process's one
+    LISTEN (:class:`Notifications`)."""
 
-    def __init__(self, settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        notifications: Notifications,
+    ) -> None:
         self.settings = settings
         self.sessions = sessions
+        self.notifications = notifications
         self.stats_subscribers: set[Subscriber] = set()
         self.agent_subscribers: set[Subscriber] = set()
         self.latest: str | None = None
         self.pushes = 0
-        self._dirty = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._listen(), name="live-hub listen"),
-            asyncio.create_task(self._publish(), name="live-hub publish"),
-        ]
+        self.notifications.on(AGENT_CONNECT_CHANNEL, self._on_agent_connect)
+        self._spawn(self._publish(), "live-hub publish")
 
     async def close(self) -> None:
-        for task in self._tasks:
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def stats_json(self) -> str:
         async with self.sessions() as session:
             stats = await compute_stats(session, self.settings)
         return json.dumps({"type": "stats", **stats.model_dump(mode="json")})
 
-    async def _listen(self) -> None:
-        while True:
-            lost = asyncio.Event()
-            try:
-                async with raw_connection(self.settings) as conn:
-
-                    def on_stats(_c: object, _p: int, _ch: str, _payload: str) -> None:
-                        self._dirty.set()
-
-                    def on_connect(_c: object, _p: int, _ch: str, payload: str) -> None:
-                        asyncio.get_running_loop().create_task(self._deliver_pop(payload))
-
-                    conn.add_termination_listener(lambda _c, lost=lost: lost.set())
-                    await conn.add_listener(STATS_CHANNEL, on_stats)
-                    await conn.add_listener(AGENT_CONNECT_CHANNEL, on_connect)
-                    self._dirty.set()
-                    await lost.wait()
-            except (OSError, TimeoutError) as exc:
-                log.warning("live hub: LISTEN failed (%r)", exc)
-            await asyncio.sleep(2.0)
+    def _on_agent_connect(self, payload: str) -> None:
+        self._spawn(self._deliver_pop(payload), "live-hub screen-pop")
 
     async def _publish(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(TICK_SECONDS):
-                    await self._dirty.wait()
-            self._dirty.clear()
-            if not self.stats_subscribers:
-                continue
-            try:
-                message = await self.stats_json()
-            except Exception:
-                log.exception("live hub: could not compute stats")
-                continue
-            self.latest = message
-            self.pushes += 1
-            for subscriber in list(self.stats_subscribers):
-                subscriber.offer(message)
+        # Woken by every queue_stats NOTIFY (and once per LISTEN reconnect); else every tick.
+        with self.notifications.watch(STATS_CHANNEL) as dirty:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(TICK_SECONDS):
+                        await dirty.wait()
+                dirty.clear()
+                if not self.stats_subscribers:
+                    continue
+                try:
+                    message = await self.stats_json()
+                except Exception:
+                    log.exception("live hub: could not compute stats")
+                    continue
+                self.latest = message
+                self.pushes += 1
+                for subscriber in list(self.stats_subscribers):
+                    subscriber.offer(message)
 
     async def _deliver_pop(self, payload: str) -> None:
         try:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from core.domain.calls import CallDisposition
 from core.domain.complaints import ComplaintStatus
 from core.domain.phone import CallerNumber
+from core.domain.queues import PauseReason, Skill
 from core.domain.staff import Role
 
 
@@ -97,6 +98,51 @@ class HealthOut(BaseModel):
     database: ServiceHealth
     ami: ServiceHealth
     fastagi: ServiceHealth
+
+
+class PauseIn(BaseModel):
+    reason: PauseReason
+
+
+class RoutingIn(BaseModel):
+    #: Base member penalty: lower rings first (0 = first choice).
+    penalty: int | None = Field(default=None, ge=0, le=9)
+    skills: list[Skill] | None = None
+
+
+class RoutingOut(BaseModel):
+    username: str
+    skills: list[str]
+    penalty: int | None
+    seat: str | None
+
+
+#: Seats are ``agent0001`` … ``agent9999``.
+MAX_SEATS = 9999
+
+
+class SeatCountIn(BaseModel):
+    count: int = Field(ge=1, le=MAX_SEATS, examples=[1000])
+
+
+class SeatsOut(BaseModel):
+    #: Enabled seats (``agent0001`` … ``agentNNNN``).
+    count: int
+    #: Whether Asterisk's PJSIP config holds exactly these seats.
+    applied: bool
+    applied_count: int | None
+    applied_at: str | None
+    reload_seconds: float | None
+    error: str | None
+
+
+class CredentialsOut(BaseModel):
+    seat: str
+    username: str
+    password: str
+    sip_server: str
+    sip_port: int
+    transport: str = "udp"
 
 
 AgentStateOut.model_rebuild()

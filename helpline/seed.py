@@ -7,13 +7,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.services import auth, seats
 from core.config import Settings
-from core.db.models import Seat, User
-from core.domain.credentials import generate_secret, hash_password
+from core.domain.credentials import generate_secret
 
 #: One demo user per role; agents get several so that more than one seat can be tried.
 DEMO_USERS: tuple[tuple[str, str, str], ...] = (
@@ -26,10 +24,6 @@ DEMO_USERS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def seat_name(index: int) -> str:
-    return f"agent{index:04d}"
-
-
 @dataclass(frozen=True, slots=True)
 class SeatRow:
     name: str
@@ -39,20 +33,8 @@ class SeatRow:
 async def seed_seats(session: AsyncSession, count: int) -> list[SeatRow]:
     """Make sure seats ``agent0001``…``agentNNNN`` exist (new ones get generated passwords);
     returns every enabled seat, which is what the PJSIP config is rendered from."""
-    await session.execute(
-        insert(Seat)
-        .values(
-            [
-                {"name": seat_name(i), "sip_password": generate_secret(20)}
-                for i in range(1, count + 1)
-            ]
-        )
-        .on_conflict_do_nothing()
-    )
-    rows = (
-        await session.execute(select(Seat).where(Seat.enabled.is_(True)).order_by(Seat.name))
-    ).scalars()
-    return [SeatRow(row.name, row.sip_password) for row in rows]
+    await seats.add_missing(session, (seats.seat_name(i) for i in range(1, count + 1)))
+    return [SeatRow(name, password) for name, password in await seats.enabled(session)]
 
 
 def credentials_file(settings: Settings) -> Path:
@@ -71,18 +53,17 @@ async def seed_demo_users(
         for users in json.loads(path.read_text()).values():
             for entry in users:
                 known[entry["username"]] = entry["password"]
-    existing = set((await session.execute(select(User.username))).scalars())
+    existing = await auth.usernames(session)
     by_role: dict[str, list[dict[str, str]]] = {}
     for username, full_name, role in DEMO_USERS:
         if username not in existing:
             known[username] = generate_secret(16)
-            session.add(
-                User(
-                    username=username,
-                    full_name=full_name,
-                    role=role,
-                    password_hash=hash_password(known[username]),
-                )
+            await auth.create_user(
+                session,
+                username=username,
+                full_name=full_name,
+                role=role,
+                password=known[username],
             )
         if username in known:
             by_role.setdefault(role, []).append({"username": username, "password": known[username]})

@@ -15,12 +15,13 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from asterisk_config.render import SeatCredential
 from core.config import Settings
+from core.db.channels import SEAT_CONFIG_APPLIED_CHANNEL
 from core.db.models import Seat, SeatConfigState
 from core.domain.queues import seats_digest
 
@@ -117,4 +118,8 @@ class SeatConfigurer:
         )
         async with self.sessions() as session:
             await session.execute(statement)
+            # Wakes the API's PUT /seats/count, which waits for this row.
+            await session.execute(
+                text("SELECT pg_notify(:c, '')"), {"c": SEAT_CONFIG_APPLIED_CHANNEL}
+            )
             await session.commit()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from sqlalchemy import select
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from api.deps import SessionDep, StaffUser
 from api.schemas import CallOut
-from core.db.models import Call
+from api.services import calls
 from core.domain.phone import CallerNumber
 
 router = APIRouter(prefix="/calls", tags=["calls"])
@@ -15,15 +16,10 @@ router = APIRouter(prefix="/calls", tags=["calls"])
 
 @router.get("")
 async def list_calls(
-    user: StaffUser, session: SessionDep, caller: CallerNumber, limit: int = 50
+    user: StaffUser,
+    session: SessionDep,
+    caller: CallerNumber,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[CallOut]:
     """Calls from ``caller`` (any Indian format: +91…, 0…, 10 digits), newest first."""
-    rows = (
-        await session.execute(
-            select(Call)
-            .where(Call.caller_number == caller)
-            .order_by(Call.id.desc())
-            .limit(min(max(limit, 1), 500))
-        )
-    ).scalars()
-    return [CallOut.model_validate(row) for row in rows]
+    return await calls.of_caller(session, caller, limit=limit)

@@ -1,76 +1,28 @@
-"""Complaints: stored exactly once, numbered only after the row is committed.
-
-Exactly once comes from the database, not from the client being careful: a complaint is unique
-on its call and on the client's ``Idempotency-Key``; a replay returns the original (200) and
-a key reused for a different request is refused (422).
-"""
+"""Complaints, stored exactly once (:mod:`api.services.complaints`): 201 when stored now, 200
+with the original for a replay, 422 for an ``Idempotency-Key`` reused for another body."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Response, status
-from sqlalchemy import or_, select
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import APIRouter, Header, Query, Response, status
 
 from api.deps import AgentUser, SessionDep, SettingsDep, StaffUser
-from api.routers.agents import current_call, open_session
 from api.schemas import ComplaintIn, ComplaintOut
-from core.db.models import AuditLog, Call, Complaint, User, complaint_sequence
-from core.domain.complaints import complaint_number, is_valid_complaint_number, resolution_due
+from api.services import complaints
 from core.domain.phone import CallerNumber
 
 router = APIRouter(prefix="/complaints", tags=["complaints"])
 
 
-async def complaint_out(session: AsyncSession, complaint: Complaint) -> ComplaintOut:
-    author = await session.get(User, complaint.created_by)
-    call = await session.get(Call, complaint.call_id) if complaint.call_id is not None else None
-    return ComplaintOut(
-        number=complaint.number,
-        status=complaint.status,
-        caller_number=complaint.caller_number,
-        caller_name=complaint.caller_name,
-        description=complaint.description,
-        call_uniqueid=call.uniqueid if call else None,
-        created_by=author.username if author else "?",
-        created_at=complaint.created_at,
-        due_at=complaint.due_at,
-    )
-
-
-def _request_hash(body: ComplaintIn, user_id: int) -> str:
-    canonical = json.dumps([user_id, body.model_dump()], sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-async def _resolve_call(session: AsyncSession, user: User, body: ComplaintIn) -> Call | None:
-    if body.call_uniqueid is not None:
-        call = (
-            await session.execute(select(Call).where(Call.uniqueid == body.call_uniqueid))
-        ).scalar_one_or_none()
-        if call is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no call {body.call_uniqueid}")
-        return call
-    agent_session = await open_session(session, user.id)
-    if agent_session is not None:
-        call = await current_call(session, agent_session)
-        if call is not None:
-            return call
-    if body.caller_number is None:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            "you have no current call: log in to a seat and take a call, "
-            "or give call_uniqueid or caller_number",
-        )
-    return None
-
-
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"description": "a replay: the complaint stored before", "model": ComplaintOut},
+        409: {"description": "no current call and no caller_number"},
+    },
+)
 async def create_complaint(
     body: ComplaintIn,
     user: AgentUser,
@@ -79,111 +31,23 @@ async def create_complaint(
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
 ) -> ComplaintOut:
-    request_hash = _request_hash(body, user.id)
-    call = await _resolve_call(session, user, body)
-
-    # A replay (same key, or another complaint for the same call) returns the original.
-    conditions = []
-    if idempotency_key is not None:
-        conditions.append(Complaint.idempotency_key == idempotency_key)
-    if call is not None:
-        conditions.append(Complaint.call_id == call.id)
-    if conditions:
-        existing = (
-            await session.execute(select(Complaint).where(or_(*conditions)).limit(1))
-        ).scalar_one_or_none()
-        if existing is not None:
-            return await _replay(session, existing, idempotency_key, request_hash, response)
-
-    # The call's number when it is known; else the one the caller told the agent (validated
-    # by the schema), also when the call's was withheld.
-    caller_number = (call.caller_number if call is not None else None) or body.caller_number
-    sequence = (await session.execute(select(complaint_sequence.next_value()))).scalar_one()
-    now = datetime.now(UTC)
-    inserted = (
-        await session.execute(
-            insert(Complaint)
-            .values(
-                number=complaint_number(sequence),
-                caller_number=caller_number,
-                caller_name=body.caller_name or (call.caller_name if call else None),
-                description=body.description,
-                call_id=call.id if call else None,
-                created_by=user.id,
-                idempotency_key=idempotency_key,
-                request_hash=request_hash,
-                created_at=now,
-                due_at=resolution_due(now, settings.resolution_days),
-            )
-            .on_conflict_do_nothing()
-            .returning(Complaint.id)
-        )
-    ).scalar_one_or_none()
-    if inserted is None:
-        # A concurrent request for the same call or key won the race: answer with its row.
-        await session.rollback()
-        existing = (
-            await session.execute(select(Complaint).where(or_(*conditions)).limit(1))
-        ).scalar_one()
-        return await _replay(session, existing, idempotency_key, request_hash, response)
-    session.add(
-        AuditLog(
-            service="api",
-            actor_user_id=user.id,
-            action="complaint_created",
-            entity="complaint",
-            entity_id=str(inserted),
-        )
-    )
-    await session.commit()  # the number is handed out only after this returned
-    complaint = await session.get(Complaint, inserted)
-    assert complaint is not None
-    response.headers["Location"] = f"/complaints/{complaint.number}"
-    return await complaint_out(session, complaint)
-
-
-async def _replay(
-    session: AsyncSession,
-    existing: Complaint,
-    idempotency_key: str | None,
-    request_hash: str,
-    response: Response,
-) -> ComplaintOut:
-    if (
-        idempotency_key is not None
-        and existing.idempotency_key == idempotency_key
-        and existing.request_hash != request_hash
-    ):
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            "this Idempotency-Key was used for a different complaint",
-        )
-    response.status_code = status.HTTP_200_OK
-    response.headers["Location"] = f"/complaints/{existing.number}"
-    return await complaint_out(session, existing)
+    registered = await complaints.register(session, settings, user, body, idempotency_key)
+    if not registered.created:
+        response.status_code = status.HTTP_200_OK
+    response.headers["Location"] = f"/complaints/{registered.complaint.number}"
+    return registered.complaint
 
 
 @router.get("/{number}")
 async def get_complaint(number: str, user: StaffUser, session: SessionDep) -> ComplaintOut:
-    if not is_valid_complaint_number(number):
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            f"{number!r} is not a complaint number (10 digits with a valid check digit)",
-        )
-    complaint = (
-        await session.execute(select(Complaint).where(Complaint.number == number))
-    ).scalar_one_or_none()
-    if complaint is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no complaint {number}")
-    return await complaint_out(session, complaint)
+    return await complaints.by_number(session, number)
 
 
 @router.get("")
 async def list_complaints(
-    user: StaffUser, session: SessionDep, caller: CallerNumber | None = None, limit: int = 50
+    user: StaffUser,
+    session: SessionDep,
+    caller: CallerNumber | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[ComplaintOut]:
-    query = select(Complaint).order_by(Complaint.created_at.desc()).limit(min(max(limit, 1), 500))
-    if caller is not None:
-        query = query.where(Complaint.caller_number == caller)
-    rows = (await session.execute(query)).scalars().all()
-    return [await complaint_out(session, row) for row in rows]
+    return await complaints.latest(session, caller=caller, limit=limit)

@@ -9,33 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Query, Request, Response, WebSocket, WebSocketDisconnect
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from sqlalchemy import select
 
-from api.deps import SessionDep, SettingsDep, require_role
-from api.live import (
-    LiveHub,
-    StatsOut,
-    Subscriber,
-    compute_stats,
-    current_call_of_seat,
-    screen_pop,
-    seat_of_user,
+from api.deps import (
+    AGENT_ROLES,
+    SUPERVISOR_ROLES,
+    SessionDep,
+    SettingsDep,
+    SupervisorUser,
+    websocket_user,
 )
-from core.db.models import ApiToken, User
-from core.domain.credentials import token_digest
+from api.live import LiveHub, StatsOut, Subscriber, agent_greeting, compute_stats
 
 router = APIRouter(tags=["stats"])
-
-SupervisorUser = Annotated[User, Depends(require_role("supervisor", "admin"))]
-WS_UNAUTHORISED = 4401
-WS_FORBIDDEN = 4403
 
 
 @router.get("/stats")
@@ -92,29 +82,6 @@ async def metrics(session: SessionDep, settings: SettingsDep) -> Response:
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
-async def _ws_user(websocket: WebSocket, token: str | None, roles: tuple[str, ...]) -> User | None:
-    if not token:
-        await websocket.close(code=WS_UNAUTHORISED, reason="token required (?token=)")
-        return None
-    async with websocket.app.state.sessions() as session:
-        user: User | None = (
-            await session.execute(
-                select(User)
-                .join(ApiToken, ApiToken.user_id == User.id)
-                .where(ApiToken.token_hash == token_digest(token))
-                .where(ApiToken.expires_at > datetime.now(UTC))
-                .where(User.active.is_(True))
-            )
-        ).scalar_one_or_none()
-    if user is None:
-        await websocket.close(code=WS_UNAUTHORISED, reason="invalid or expired token")
-        return None
-    if user.role not in roles:
-        await websocket.close(code=WS_FORBIDDEN, reason=f"needs role: {', '.join(roles)}")
-        return None
-    return user
-
-
 async def _pump(websocket: WebSocket, subscriber: Subscriber) -> None:
     """Send the subscriber's messages until the client goes; reading detects the close."""
 
@@ -149,7 +116,7 @@ def _hub(websocket: WebSocket | Request) -> LiveHub:
 async def ws_stats(websocket: WebSocket, token: Annotated[str | None, Query()] = None) -> None:
     """The same body as ``GET /stats`` (plus ``"type": "stats"``), pushed on every change."""
     await websocket.accept()
-    if await _ws_user(websocket, token, ("supervisor", "admin")) is None:
+    if await websocket_user(websocket, token, SUPERVISOR_ROLES) is None:
         return
     hub = _hub(websocket)
     subscriber = Subscriber()
@@ -167,7 +134,7 @@ async def ws_agent(websocket: WebSocket, token: Annotated[str | None, Query()] =
     previous_complaints, ...}`` whenever a caller is connected to the agent's seat (and at once
     if one is connected when the socket opens)."""
     await websocket.accept()
-    user = await _ws_user(websocket, token, ("agent", "supervisor", "admin"))
+    user = await websocket_user(websocket, token, AGENT_ROLES)
     if user is None:
         return
     hub = _hub(websocket)
@@ -175,12 +142,8 @@ async def ws_agent(websocket: WebSocket, token: Annotated[str | None, Query()] =
     hub.agent_subscribers.add(subscriber)
     try:
         async with websocket.app.state.sessions() as session:
-            seat = await seat_of_user(session, user.id)
-            subscriber.offer(json.dumps({"type": "hello", "username": user.username, "seat": seat}))
-            uniqueid = await current_call_of_seat(session, seat) if seat else None
-            pop = await screen_pop(session, uniqueid) if uniqueid else None
-            if pop is not None:
-                subscriber.offer(json.dumps(pop, default=str))
+            for message in await agent_greeting(session, user.id, user.username):
+                subscriber.offer(message)
         await _pump(websocket, subscriber)
     finally:
         hub.agent_subscribers.discard(subscriber)

@@ -14,3 +14,5 @@ SEAT_CONFIG_CHANNEL = "seat_config"
 STATS_CHANNEL = "queue_stats"
 #: queue_manager → api: a caller was connected to an agent; payload: JSON seat, uniqueid.
 AGENT_CONNECT_CHANNEL = "agent_connect"
+#: queue_manager → api: ``seat_config_state`` was written (seats applied, or the error).
+SEAT_CONFIG_APPLIED_CHANNEL = "seat_config_applied"

@@ -176,7 +176,3 @@ def raw_caller_id(raw: str | None) -> str | None:
     """What the carrier sent as caller ID, bounded and safe to store (see :func:`safe_text`)."""
     return safe_text(raw, RAW_CALLER_ID_LENGTH)
 
-
-def normalise_caller_number(raw: str | None) -> str | None:
-    """Deprecated spelling of :func:`parse_caller_id` (kept while callers move over)."""
-    return parse_caller_id(raw)

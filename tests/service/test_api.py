@@ -14,11 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.app import create_app
+from api.deps import websocket_user
 from core.config import Settings
+from core.db.channels import STATS_CHANNEL
 from core.db.models import AgentSession, Call, Complaint, SeatStatus
 from core.domain.complaints import is_valid_complaint_number
 from helpline.seed import seed_demo_users, seed_seats
@@ -57,12 +59,15 @@ async def token(client: httpx.AsyncClient, users: Any, role: str, index: int = 0
 
 
 async def confirm_seats(sessions: async_sessionmaker[AsyncSession]) -> None:
-    """Play queue_manager: mark every open agent session's seat as in the queue."""
+    """Play queue_manager: mark every open agent session's seat as in the queue, then NOTIFY
+    (after the commit, as the queue manager does) so a waiting login answers."""
     async with sessions() as session:
         for row in (
             await session.execute(select(AgentSession).where(AgentSession.logged_out_at.is_(None)))
         ).scalars():
             await session.merge(SeatStatus(seat=row.seat, in_queue=True, agent_session_id=row.id))
+        await session.commit()
+        await session.execute(text("SELECT pg_notify(:c, '')"), {"c": STATS_CHANNEL})
         await session.commit()
 
 
@@ -263,3 +268,75 @@ async def test_openapi_is_served(client: httpx.AsyncClient) -> None:
     spec = (await client.get("/openapi.json")).json()
     for path in ("/health", "/auth/token", "/agents/me/login", "/complaints", "/calls"):
         assert path in spec["paths"]
+
+
+async def test_limits_out_of_range_are_refused_not_clamped(
+    client: httpx.AsyncClient, seeded: Any
+) -> None:
+    headers = await token(client, seeded, "supervisor")
+    for path, params in (("/calls", {"caller": "9876543210"}), ("/complaints", {})):
+        for limit in (0, 501):
+            response = await client.get(path, params=params | {"limit": limit}, headers=headers)
+            assert response.status_code == 422, (path, limit, response.text)
+        assert (
+            await client.get(path, params=params | {"limit": 500}, headers=headers)
+        ).status_code == 200
+    spec = (await client.get("/openapi.json")).json()
+    for path in ("/calls", "/complaints"):
+        limit = next(p for p in spec["paths"][path]["get"]["parameters"] if p["name"] == "limit")
+        assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, 500)
+
+
+async def test_service_refusals_keep_their_status_and_body(
+    client: httpx.AsyncClient, seeded: Any
+) -> None:
+    supervisor = await token(client, seeded, "supervisor")
+    agent = await token(client, seeded, "agent")
+    missing = await client.put("/agents/nobody/routing", json={"penalty": 1}, headers=supervisor)
+    assert (missing.status_code, missing.json()) == (404, {"detail": "no user nobody"})
+    not_seated = await client.post("/agents/me/pause", json={"reason": "break"}, headers=agent)
+    assert (not_seated.status_code, not_seated.json()) == (
+        409,
+        {"detail": "not logged in at a seat; log in first"},
+    )
+    expired = await client.get("/agents/me", headers={"Authorization": "Bearer nope"})
+    assert expired.json() == {"detail": "invalid or expired token"}
+    assert expired.headers["www-authenticate"] == "Bearer"
+    forbidden = await client.get("/stats", headers=agent)
+    assert (forbidden.status_code, forbidden.json()) == (
+        403,
+        {"detail": "needs role: supervisor, admin"},
+    )
+
+
+class StubWebSocket:
+    """Just what the WebSocket authentication touches: the app's sessions and close()."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.closed: tuple[int, str] | None = None
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+
+
+async def test_websockets_authenticate_through_the_same_path(
+    db_settings: Settings, seeded: Any, client: httpx.AsyncClient
+) -> None:
+    ami = SimpleNamespace(connected=asyncio.Event(), fully_booted=asyncio.Event())
+    app = create_app(db_settings, ami=ami)
+    agent_token = (await token(client, seeded, "agent"))["Authorization"].removeprefix("Bearer ")
+    async with app.router.lifespan_context(app):
+        cases = (
+            (None, ("agent",), (4401, "token required (?token=)")),
+            ("nonsense", ("agent",), (4401, "invalid or expired token")),
+            (agent_token, ("supervisor", "admin"), (4403, "needs role: supervisor, admin")),
+        )
+        for given, roles, closed in cases:
+            socket = StubWebSocket(app)
+            assert await websocket_user(socket, given, roles) is None  # type: ignore[arg-type]
+            assert socket.closed == closed
+        socket = StubWebSocket(app)
+        user = await websocket_user(socket, agent_token, ("agent",))  # type: ignore[arg-type]
+        assert user is not None and user.username == seeded["agent"][0]["username"]
+        assert socket.closed is None

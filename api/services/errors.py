@@ -1,0 +1,32 @@
+"""What a service refuses with. The API maps each class to one HTTP status (``api.app``);
+the CLI and the tests catch them as they are."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """A request the helpline refuses; ``message`` says why, in words for the person asking."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(ServiceError):
+    """The seat, call, complaint or user named does not exist (or is disabled)."""
+
+
+class Conflict(ServiceError):
+    """Refused because of the current state (seat taken, not logged in, seat in use…)."""
+
+
+class Invalid(ServiceError):
+    """The request is malformed in a way the schema cannot see (bad number, key reused)."""
+
+
+class Unauthenticated(ServiceError):
+    """No valid credentials: wrong password, unknown or expired token, inactive user."""
+
+
+class Forbidden(ServiceError):
+    """Authenticated, but the user's role may not do this."""

@@ -1,0 +1,126 @@
+"""One LISTEN connection per API process, fanned out to whoever waits on a channel.
+
+A service that must wait for the queue manager (seat login confirmed, seats applied) watches a
+channel, reads the row, and reads it again on every NOTIFY until it is what it wants or the
+deadline passes: the watch is registered before the first read, so a notification that comes
+between the read and the wait is not missed. When the LISTEN link is re-made, every watcher is
+woken once (notifications may have been lost while it was down).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from typing import TypeVar
+
+from core.config import Settings
+from core.db.session import raw_connection
+
+log = logging.getLogger(__name__)
+
+#: Seconds between attempts to re-make a lost LISTEN connection.
+RECONNECT_SECONDS = 2.0
+
+PayloadHandler = Callable[[str], None]
+T = TypeVar("T")
+
+
+class Notifications:
+    """LISTEN on ``channels``; :meth:`watch` for wake-ups, :meth:`on` for payloads."""
+
+    def __init__(self, settings: Settings, channels: Iterable[str]) -> None:
+        self.settings = settings
+        self.channels = tuple(channels)
+        self._watchers: dict[str, set[asyncio.Event]] = {
+            channel: set() for channel in self.channels
+        }
+        self._handlers: dict[str, list[PayloadHandler]] = {ch: [] for ch in self.channels}
+        self._task: asyncio.Task[None] | None = None
+        #: Set while the LISTEN connection is up.
+        self.listening = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen(), name="notifications listen")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    @contextlib.contextmanager
+    def watch(self, *channels: str) -> Iterator[asyncio.Event]:
+        """An event set on every NOTIFY on ``channels`` (clear it before each read)."""
+        event = asyncio.Event()
+        for channel in channels:
+            self._watchers[channel].add(event)
+        try:
+            yield event
+        finally:
+            for channel in channels:
+                self._watchers[channel].discard(event)
+
+    def on(self, channel: str, handler: PayloadHandler) -> None:
+        """Call ``handler(payload)`` for every NOTIFY on ``channel`` (must not block)."""
+        self._handlers[channel].append(handler)
+
+    def deliver(self, channel: str, payload: str) -> None:
+        for event in self._watchers.get(channel, ()):
+            event.set()
+        for handler in self._handlers.get(channel, ()):
+            try:
+                handler(payload)
+            except Exception:
+                log.exception("handler of NOTIFY %s failed", channel)
+
+    def _wake_all(self) -> None:
+        for events in self._watchers.values():
+            for event in events:
+                event.set()
+
+    async def _listen(self) -> None:
+        while True:
+            lost = asyncio.Event()
+            try:
+                async with raw_connection(self.settings) as conn:
+
+                    def received(_c: object, _pid: int, channel: str, payload: str) -> None:
+                        self.deliver(channel, payload)
+
+                    conn.add_termination_listener(lambda _c, lost=lost: lost.set())
+                    for channel in self.channels:
+                        await conn.add_listener(channel, received)
+                    self.listening.set()
+                    self._wake_all()
+                    await lost.wait()
+            except (OSError, TimeoutError) as exc:
+                log.warning("LISTEN failed (%r)", exc)
+            finally:
+                self.listening.clear()
+            await asyncio.sleep(RECONNECT_SECONDS)
+
+
+async def wait_until(
+    notifications: Notifications | None,
+    channel: str,
+    read: Callable[[], Awaitable[T]],
+    ready: Callable[[T], bool],
+    seconds: float,
+) -> T:
+    """``read()`` until ``ready`` of it, re-reading on each NOTIFY on ``channel``; after
+    ``seconds``, the last read as it is. Without ``notifications``: one read."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    if notifications is None:
+        return await read()
+    with notifications.watch(channel) as changed:
+        while True:
+            changed.clear()
+            value = await read()
+            if ready(value) or loop.time() >= deadline:
+                return value
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(deadline):
+                    await changed.wait()
