@@ -58,3 +58,30 @@ class ComplaintStatus(enum.StrEnum):
 def resolution_due(created_at: datetime, resolution_days: int) -> datetime:
     """When a complaint must be resolved before it escalates (7 days by default)."""
     return created_at + timedelta(days=resolution_days)
+
+
+class HistoryAction(enum.StrEnum):
+    """What a ``complaint_history`` row records: the filing, then every transition and
+    assignment. Besides ``register`` these are the lifecycle's actions (core.domain.lifecycle)."""
+
+    REGISTER = "register"
+    ASSIGN = "assign"
+    START = "start"
+    RESOLVE = "resolve"
+    CLOSE = "close"
+    REOPEN = "reopen"
+    REJECT_DUPLICATE = "reject_duplicate"
+    REQUEST_CLOSURE = "request_closure"
+    APPROVE_CLOSURE = "approve_closure"
+    REFUSE_CLOSURE = "refuse_closure"
+    REASSIGN = "reassign"
+    ESCALATE = "escalate"
+
+
+#: Statuses of a complaint that is no longer open (a new one like it is not a duplicate).
+#: Written as values so the set holds whichever of them the status enum has.
+NOT_OPEN_STATUSES = frozenset(
+    status
+    for status in ComplaintStatus
+    if status.value in ("resolved", "closed", "rejected_duplicate")
+)
