@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from core.domain.clock import IST, day_start, days_between, helpline_day
+from core.domain.clock import IST, day_start, days_between, helpline_day, month_start
 from core.domain.complaints import (
     NUMBER_LENGTH,
     SEQUENCE_START,
@@ -173,6 +173,15 @@ def test_the_helpline_day_is_ists() -> None:
     assert day_start(before) == datetime(2026, 12, 5, tzinfo=IST)
     assert days_between(before, after) == 1 and days_between(after, before) == -1
     assert days_between(after, after + timedelta(hours=23)) == 0
+
+
+def test_the_helpline_month_is_ists() -> None:
+    # 18:30 UTC on 30 November is midnight of 1 December in Lucknow: a new month's count.
+    november = datetime(2026, 11, 30, 18, 29, 59, tzinfo=UTC)
+    december = november + timedelta(seconds=1)
+    assert month_start(november) == datetime(2026, 11, 1, tzinfo=IST)
+    assert month_start(december) == december == datetime(2026, 12, 1, tzinfo=IST)
+    assert month_start(datetime(2027, 1, 31, 12, tzinfo=UTC)) == datetime(2027, 1, 1, tzinfo=IST)
 
 
 def test_seat_interfaces() -> None:
