@@ -72,5 +72,8 @@ async def list_complaints(
     reference: ReferenceDep,
     caller: CallerNumber | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    unroutable: Annotated[bool, Query(description="only those no rule placed")] = False,
 ) -> list[ComplaintOut]:
-    return await complaints.latest(session, reference, caller=caller, limit=limit)
+    return await complaints.latest(
+        session, reference, caller=caller, limit=limit, unroutable=unroutable
+    )

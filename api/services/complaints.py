@@ -138,12 +138,23 @@ async def by_number(session: AsyncSession, reference: Reference, number: str) ->
 
 
 async def latest(
-    session: AsyncSession, reference: Reference, *, caller: CallerNumber | None, limit: int
+    session: AsyncSession,
+    reference: Reference,
+    *,
+    caller: CallerNumber | None,
+    limit: int,
+    unroutable: bool = False,
 ) -> list[ComplaintOut]:
-    """The newest ``limit`` complaints, of one caller (any Indian format) if given."""
+    """The newest ``limit`` complaints, of one caller (any Indian format) if given; with
+    ``unroutable``, only those no rule placed that nobody has assigned since (the review
+    page's list)."""
     query = _with_names().order_by(Complaint.created_at.desc()).limit(limit)
     if caller is not None:
         query = query.where(Complaint.caller_number == caller)
+    if unroutable:
+        query = query.where(
+            Complaint.unroutable_reason.is_not(None), Complaint.assigned_officer.is_(None)
+        )
     rows = (await session.execute(query)).all()
     return [complaint_out(reference, *row) for row in rows]
 

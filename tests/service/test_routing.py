@@ -242,6 +242,22 @@ async def test_a_complaint_no_rule_places_is_kept_with_the_reason(
     assert [(row[0], row[3], row[5], row[6]) for row in rows] == [
         ("register", "registered", None, filed.complaint.unroutable_reason)
     ]
+    async with sessions() as session:
+        routed = await complaints.register(
+            session,
+            db_settings,
+            reference_data,
+            supervisor,
+            ComplaintIn(
+                **complaint("बिजली नहीं", "power.no_supply", "varanasi"), caller_number="9123456780"
+            ),
+        )
+        review = await complaints.latest(
+            session, reference_data, caller=None, limit=50, unroutable=True
+        )
+        everything = await complaints.latest(session, reference_data, caller=None, limit=50)
+    assert [c.number for c in review] == [filed.complaint.number]
+    assert {c.number for c in everything} == {filed.complaint.number, routed.complaint.number}
 
 
 @pytest.mark.parametrize(
