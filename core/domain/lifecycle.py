@@ -71,7 +71,8 @@ class Effect(enum.StrEnum):
     RECORD_RESOLUTION = "record resolution"
     #: Link the complaint to the one it duplicates.
     RECORD_DUPLICATE = "record duplicate"
-    #: Write the breach to the late officer's ACR ledger (once per breach key).
+    #: Write the breach to the late officer's ACR ledger (once per breach key); a reassign
+    #: does so only when the complaint is overdue.
     RECORD_BREACH = "record breach"
     #: A supervisor has a closure to approve or refuse.
     NOTIFY_SUPERVISOR = "notify supervisor"
@@ -188,9 +189,10 @@ RULES: Final[tuple[Rule, ...]] = (
         WITH_OFFICER,
         S.ASSIGNED,
         _CLOSERS,
-        (Effect.ASSIGN_OFFICER, Effect.NEW_DUE_DATE),
+        (Effect.ASSIGN_OFFICER, Effect.NEW_DUE_DATE, Effect.RECORD_BREACH),
         needs_note=True,
-        purpose="to another officer at the same level or higher (wrongly routed)",
+        purpose="to another officer at the same level or higher (wrongly routed); if overdue, "
+        "the breach is recorded as the SLA worker would",
     ),
     Rule(
         Action.ESCALATE,
@@ -321,7 +323,8 @@ class Transition:
     at: datetime
     before: ComplaintView
     after: ComplaintView
-    #: What is really to be done (the rule's effects, less a level up at the top of a ladder).
+    #: What is really to be done: the rule's effects, less a level up at the top of a ladder
+    #: and a breach where there is none.
     effects: frozenset[Effect]
     note: str = ""
     breach: Breach | None = None
@@ -471,7 +474,19 @@ def _assign(
         assigned_at=base.at,
         due_at=resolution_due(base.at, category.sla_days),
     )
-    return replace(base, after=after, effects=frozenset(rule.effects), remarks=remarks)
+    effects = set(rule.effects)
+    breach = _breach(view, base.at)
+    if breach is None:
+        effects.discard(Effect.RECORD_BREACH)
+    return replace(base, after=after, effects=frozenset(effects), breach=breach, remarks=remarks)
+
+
+def _breach(view: ComplaintView, now: datetime) -> Breach | None:
+    """The breach of the assignment ``view`` holds, if it is overdue at ``now``: the same key
+    whoever decides it (the SLA worker, or a reassign taking the complaint away)."""
+    if view.officer is None or view.level is None or view.due_at is None or now <= view.due_at:
+        return None
+    return Breach(BreachKey(view.number, view.level, view.due_at), view.officer, now - view.due_at)
 
 
 def _unfit(officer: Officer, category: Category, view: ComplaintView, action: Action) -> str:
@@ -505,10 +520,7 @@ def _climb(
     else:
         officer, level, remarks = view.officer, view.level, (routed.reason,)
         effects -= {Effect.LEVEL_UP, Effect.ASSIGN_OFFICER}
-    breach = None
-    if not reopen:
-        key = BreachKey(view.number, view.level, view.due_at)
-        breach = Breach(key, view.officer, base.at - view.due_at)
+    breach = None if reopen else _breach(view, base.at)
     after = replace(
         view,
         status=rule.target,

@@ -303,6 +303,7 @@ def test_reassign_needs_an_officer_not_lower_and_not_the_same() -> None:
     done = transition(take(complaint, Action.REASSIGN, sup, note="it is Unnao", officer=other))
     assert done.after.officer == other and done.after.status is S.ASSIGNED
     assert done.after.assigned_at == NOW and done.after.due_at == NOW + SLA
+    assert done.breach is not None and done.breach.officer == CP  # it was overdue
 
 
 # --------------------------------------------------------------------------- reopen

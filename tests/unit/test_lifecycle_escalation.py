@@ -118,7 +118,8 @@ def test_a_pass_20_days_late_escalates_exactly_one_level() -> None:
     """Policy: one level per pass, and the next officer gets a full SLA period from now; the
     officers above were never given the complaint, so no breach is charged to them."""
     complaint = assigned()
-    late = complaint.due_at + timedelta(days=20)  # type: ignore[operator]
+    assert complaint.due_at is not None
+    late = complaint.due_at + timedelta(days=20)
     done = escalation(complaint, late)
     assert done.after.level is Level.DISTRICT and done.after.due_at == late + SLA
     assert done.breach is not None and done.breach.overdue_by == timedelta(days=20)
@@ -151,6 +152,39 @@ def test_a_clock_stepping_back_decides_nothing_new() -> None:
     done = escalation(complaint, now)
     for earlier in (now - timedelta(seconds=1), now - timedelta(days=1), T0):
         assert decide_escalation(done.after, earlier, REF) is None
+
+
+def test_reassigning_an_overdue_complaint_records_the_breach_the_worker_would() -> None:
+    """A reassign must not wipe a breach: it decides the same key as the SLA worker, so
+    whichever is stored first, the other is refused."""
+    complaint = assigned(status=S.IN_PROGRESS)
+    now = T0 + SLA + timedelta(days=2)
+    supervisor = Actor(Role.SUPERVISOR, "sup1")
+    moved = apply(
+        complaint,
+        Action.REASSIGN,
+        supervisor,
+        now,
+        reference=REF,
+        note="wrong thana",
+        officer="police.thana.lucknow_gomti_nagar",
+    )
+    assert isinstance(moved, Transition) and moved.breach is not None
+    assert Effect.RECORD_BREACH in moved.effects
+    by_worker = escalation(complaint, now + timedelta(hours=1)).breach
+    assert by_worker is not None and moved.breach.key == by_worker.key
+    assert moved.after.escalations == 0 and moved.after.due_at == now + SLA
+    on_time = apply(
+        complaint,
+        Action.REASSIGN,
+        supervisor,
+        T0 + timedelta(days=1),
+        reference=REF,
+        note="wrong thana",
+        officer="police.thana.lucknow_gomti_nagar",
+    )
+    assert isinstance(on_time, Transition) and on_time.breach is None
+    assert Effect.RECORD_BREACH not in on_time.effects
 
 
 def test_only_complaints_with_an_officer_escalate() -> None:
@@ -187,7 +221,8 @@ def test_escalation_passes_over_levels_with_no_officer() -> None:
     """transport.roadways_bus starts at the division: the next staffed post is the state's."""
     complaint = assigned(category="transport.roadways_bus")
     assert complaint.level is Level.DIVISION
-    done = escalation(complaint, complaint.due_at + timedelta(days=1))  # type: ignore[operator]
+    assert complaint.due_at is not None
+    done = escalation(complaint, complaint.due_at + timedelta(days=1))
     assert done.after.level is Level.STATE
 
 
@@ -222,6 +257,7 @@ class Store:
     row: ComplaintView
     breaches: set[BreachKey] = field(default_factory=set)
     levels: list[Level] = field(default_factory=list)
+    escalations: int = 0
 
     def store(self, done: Transition) -> bool:
         if done.before != self.row:
@@ -231,6 +267,7 @@ class Store:
                 return False
             self.breaches.add(done.breach.key)
         self.row = done.after
+        self.escalations += done.action is Action.ESCALATE
         if done.after.level is not None:
             self.levels.append(done.after.level)
         return True
@@ -340,7 +377,10 @@ def test_random_lifecycles_keep_the_invariants(
                 duplicate_of=complaint_number(100000002),
             )
             if isinstance(result, Transition):
-                assert (result.breach is not None) == (action is Action.ESCALATE)
+                if action is Action.REASSIGN:
+                    assert (result.breach is not None) == is_overdue(result.before, now)
+                else:
+                    assert (result.breach is not None) == (action is Action.ESCALATE)
                 assert db.store(result)
                 event(f"took {action}")
         else:
@@ -375,6 +415,7 @@ def test_random_lifecycles_keep_the_invariants(
             assert row.level in category.ladder
         if row.assigned_at is not None and row.due_at is not None:
             assert row.due_at > row.assigned_at
-        assert row.escalations == len(db.breaches)
+        assert row.escalations == db.escalations
+        assert len(db.breaches) >= db.escalations
         if row.status not in WITH_OFFICER:
             assert decide_escalation(row, now + timedelta(days=1000), REF) is None
