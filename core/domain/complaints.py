@@ -44,7 +44,12 @@ def is_valid_complaint_number(text: str) -> bool:
 
 
 class ComplaintStatus(enum.StrEnum):
-    """Where a complaint stands. Only ``registered`` exists before departments are routed."""
+    """Where a complaint stands; which action leads where is ``core.domain.lifecycle.TABLE``.
+
+    Three statuses mean "an officer has it and has not started", and say why, so the IVR can
+    tell the citizen: ``assigned`` (routed or reassigned), ``reopened`` (the citizen was not
+    satisfied or asked again: one level up) and ``escalated`` (overdue: one level up).
+    """
 
     REGISTERED = "registered"
     ASSIGNED = "assigned"
@@ -53,6 +58,10 @@ class ComplaintStatus(enum.StrEnum):
     REOPENED = "reopened"
     ESCALATED = "escalated"
     CLOSED = "closed"
+    #: The same grievance is already another complaint.
+    REJECTED_DUPLICATE = "rejected_duplicate"
+    #: The officer asked for a special closure; a supervisor approves or refuses it.
+    CLOSURE_REQUESTED = "closure_requested"
 
 
 def resolution_due(created_at: datetime, resolution_days: int) -> datetime:

@@ -12,5 +12,7 @@ class Role(enum.StrEnum):
     SUPERVISOR = "supervisor"
     #: A department's officer: reads complaints.
     OFFICER = "officer"
+    #: The Chief Minister's office: the top of every escalation ladder; approves closures.
+    CM_OFFICE = "cm_office"
     #: Seats and users.
     ADMIN = "admin"
