@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime, timedelta
+from typing import Final
 
 from stdnum import verhoeff
 
@@ -62,6 +63,13 @@ class ComplaintStatus(enum.StrEnum):
     REJECTED_DUPLICATE = "rejected_duplicate"
     #: The officer asked for a special closure; a supervisor approves or refuses it.
     CLOSURE_REQUESTED = "closure_requested"
+
+
+#: A complaint in these states is settled for the citizen: no longer "open" when they call again
+#: or file the same grievance (a resolved one may still be reopened).
+SETTLED_STATES: Final = frozenset(
+    {ComplaintStatus.RESOLVED, ComplaintStatus.CLOSED, ComplaintStatus.REJECTED_DUPLICATE}
+)
 
 
 def resolution_due(created_at: datetime, resolution_days: int) -> datetime:

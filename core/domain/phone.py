@@ -175,4 +175,3 @@ def safe_text(raw: str | None, limit: int) -> str | None:
 def raw_caller_id(raw: str | None) -> str | None:
     """What the carrier sent as caller ID, bounded and safe to store (see :func:`safe_text`)."""
     return safe_text(raw, RAW_CALLER_ID_LENGTH)
-
