@@ -349,18 +349,32 @@ def _trailing_fields(words: list[str]) -> dict[str, str]:
     return fields
 
 
+#: Most lines a ``replies`` memo of ReplyParser takes.
+_MAX_REPLIES: Final = 1024
+
+
 class ReplyParser:
     """Incremental parser of everything Asterisk sends after the handshake.
 
     ``feed(bytes)`` returns the events completed by those bytes; ``feed_eof()`` ends the stream.
     Lines longer than ``max_line`` or usage blocks longer than ``max_usage`` raise
     :class:`AGIProtocolError`; so does a line that is neither a reply nor ``HANGUP``.
+
+    ``replies``, a dict the caller owns and may share between parsers (the FastAGI server
+    shares one between its calls), remembers the ``200`` replies without data or fields by
+    their line (up to 1,024): real replies repeat (``200 result=1`` for every ``SET
+    VARIABLE``), and a reply is immutable.
     """
 
     def __init__(
-        self, max_line: int = MAX_REPLY_LINE_BYTES, max_usage: int = MAX_USAGE_BYTES
+        self,
+        max_line: int = MAX_REPLY_LINE_BYTES,
+        max_usage: int = MAX_USAGE_BYTES,
+        *,
+        replies: dict[str, AGIReply] | None = None,
     ) -> None:
         self._max_line = max_line
+        self._replies = replies
         self._max_usage = max_usage
         self._buf = bytearray()  # an incomplete line (never holds an LF)
         self._usage: list[str] | None = None  # inside a "520-" block
@@ -423,8 +437,16 @@ class ReplyParser:
     def _line(self, line: str) -> ReplyEvent | None:
         if self._usage is not None:
             return self._usage_line(line)
-        if line[:4] == "200 ":
-            return _reply_200(line)  # the usual line first
+        if line[:4] == "200 ":  # the usual line first
+            replies = self._replies
+            if replies is None:
+                return _reply_200(line)
+            reply = replies.get(line)
+            if reply is None:
+                reply = _reply_200(line)
+                if reply.data is None and not reply.fields and len(replies) < _MAX_REPLIES:
+                    replies[line] = reply  # immutable: shared by every parser of the memo
+            return reply
         # "<3 ASCII digits>", "<3 digits> <body>" or "<3 digits>-<body>" (a continuation).
         sep = line[3:4]
         code_text = line[:3]

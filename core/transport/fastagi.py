@@ -74,6 +74,8 @@ _TICK: Final = 0.05
 #: _Deadlines rebuilds its heap once it holds more cancelled entries than this and than live.
 _MAX_DEAD: Final = 256
 _CLOSE_TIMEOUT: Final = 1.0
+#: Command lines and replies a server remembers (see FastAGIServer.encode, ReplyParser).
+_MAX_REMEMBERED: Final = 1024
 _NEVER: Final = float("inf")
 #: A timer may fire up to the clock resolution early; treat that as on time.
 _SLACK: Final = 0.001
@@ -148,7 +150,7 @@ class AGICall:
         self.env = env
         self._conn = conn
         self._command_timeout = command_timeout
-        self._parser = ReplyParser()
+        self._parser = ReplyParser(replies=conn.server.replies)
         # The first event nobody was waiting for (a HANGUP, EOF or an unsolicited reply): it
         # decides the call's fate at the next command, and nothing after it matters.
         self._pending: ReplyEvent | None = None
@@ -309,7 +311,7 @@ class AGICall:
         Usually the reply's future itself (the connection settles it with the reply or the
         error); a coroutine that first waits for its turn if another command is in flight.
         """
-        line = encode_command(*parts)
+        line = self._conn.server.encode(parts)
         if self._busy and not self._abandoned():
             return self._queued(line, parts[0], timeout)
         self._busy = True
@@ -897,6 +899,27 @@ class FastAGIServer:
         self._idle: asyncio.Event | None = None
         self._deadlines: _Deadlines | None = None
         self._bad_handshakes = _BadHandshakeLog(bad_handshake_log_interval)
+        #: What this server's calls sent and heard before (see encode and ReplyParser).
+        self._encoded: dict[tuple[str, ...], bytes] = {}
+        self.replies: dict[str, AGIReply] = {}
+
+    def encode(self, parts: tuple[str, ...]) -> bytes:
+        """``encode_command(*parts)``, remembered (bounded) for this server's calls.
+
+        Why: an IVR sends the same prompts and variables on every call, and encoding is ~1 us
+        of a command's ~25 (``python -m bench agi``, see docs/capacity.md "Plain path"). The
+        line was checked when it was encoded; a command with an unhashable part is encoded
+        every time (and refused there).
+        """
+        try:
+            line = self._encoded.get(parts)
+        except TypeError:
+            return encode_command(*parts)
+        if line is None:
+            line = encode_command(*parts)
+            if len(self._encoded) < _MAX_REMEMBERED:
+                self._encoded[parts] = line
+        return line
 
     @property
     def bad_handshakes(self) -> int:

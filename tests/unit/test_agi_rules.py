@@ -126,8 +126,12 @@ def parse_handshake(pieces: list[bytes]) -> tuple[dict[str, str], bytes] | str |
     return None
 
 
-def parse_replies(pieces: list[bytes]) -> list[ReplyEvent | str]:
-    parser = ReplyParser()
+#: A memo shared by the examples, as a server shares one between its calls.
+MEMO: dict[str, AGIReply] = {}
+
+
+def parse_replies(pieces: list[bytes], memo: bool) -> list[ReplyEvent | str]:
+    parser = ReplyParser(replies=MEMO if memo else None)
     events: list[ReplyEvent | str] = []
     try:
         for piece in pieces:
@@ -235,13 +239,13 @@ REPLY_LINE = st.one_of(
 
 
 @settings(max_examples=3000, deadline=None)
-@given(st.lists(REPLY_LINE, max_size=10), st.sampled_from(["\n", "\r\n"]), CUTS)
+@given(st.lists(REPLY_LINE, max_size=10), st.sampled_from(["\n", "\r\n"]), CUTS, st.booleans())
 def test_replies_follow_the_rules_however_they_are_cut(
-    lines: list[str], end: str, cuts: list[int]
+    lines: list[str], end: str, cuts: list[int], memo: bool
 ) -> None:
     stream = "".join(line + end for line in lines).encode("utf-8", "surrogateescape")
     expected = reply_rules(stream)
-    got = parse_replies(chunks(stream, cuts))
+    got = parse_replies(chunks(stream, cuts), memo)
     if expected[-1:] == ["error"]:  # the events of the read that broke the rules are lost
         assert got[-1:] == ["error"] and got[:-1] == expected[: len(got) - 1]
     else:
@@ -250,3 +254,15 @@ def test_replies_follow_the_rules_however_they_are_cut(
         parser = ReplyParser()
         parser.feed(stream[:-1])
         assert parser.feed_eof() == [Closed(truncated=True)]
+
+
+def test_the_reply_memo_keeps_only_data_less_replies_and_is_bounded() -> None:
+    memo: dict[str, AGIReply] = {}
+    first = ReplyParser(replies=memo).feed(b"200 result=0 endpos=16000\n")[0]
+    second = ReplyParser(replies=memo).feed(b"200 result=0 endpos=16000\r\n")[0]
+    assert first is second and first == AGIReply(200, "0", None, 16000, "200 result=0 endpos=16000")
+    ReplyParser(replies=memo).feed(b"200 result=1 (x)\n200 result=1 results=2\n")
+    assert list(memo) == ["200 result=0 endpos=16000"]  # data and fields are not kept
+    for n in range(2000):
+        ReplyParser(replies=memo).feed(f"200 result={n}\n".encode())
+    assert len(memo) == 1024

@@ -759,3 +759,18 @@ def test_tune_gc_for_serving() -> None:
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_the_server_remembers_encoded_commands_within_a_bound() -> None:
+    from core.protocols.agi import encode_command
+
+    server = FastAGIServer({})
+    assert server.encode(("SET VARIABLE", "X", "a b")) == encode_command("SET VARIABLE", "X", "a b")
+    assert server.encode(("SET VARIABLE", "X", "a b")) == b'SET VARIABLE X "a b"\n'
+    with pytest.raises(ValueError, match="CR, LF or NUL"):
+        server.encode(("SET VARIABLE", "X", "a\nEXEC System x"))  # refused, every time
+    with pytest.raises(TypeError):
+        server.encode(("SET VARIABLE", "X", ["unhashable"]))  # type: ignore[arg-type]
+    for n in range(3000):
+        assert server.encode(("SET VARIABLE", "X", str(n))) == f"SET VARIABLE X {n}\n".encode()
+    assert len(server._encoded) == 1024
