@@ -27,13 +27,11 @@ from core.db.models import Call, CallbackRequest, Complaint, IvrSession
 from core.db.queries import inbound_calls_today
 from core.domain.calls import CallbackReason, IvrOutcome
 from core.domain.clock import days_between
-from core.domain.complaints import ComplaintStatus
+from core.domain.complaints import SETTLED_STATES, ComplaintStatus
 from core.domain.phone import CallerNumber
 
 log = logging.getLogger(__name__)
 
-#: A complaint in these states is no longer "open" for the caller check.
-CLOSED_STATES: Final = frozenset({ComplaintStatus.RESOLVED, ComplaintStatus.CLOSED})
 #: At most this many of a caller's open complaints are read out (newest first).
 MAX_OWN_COMPLAINTS: Final = 3
 #: Calls waiting longer than this are stale rows (a missed hang-up), not a queue.
@@ -54,7 +52,8 @@ class ComplaintInfo:
 
     @property
     def resolved(self) -> bool:
-        return self.status in CLOSED_STATES
+        """Resolved (or closed after it): the caller is asked for feedback, not read a status."""
+        return self.status in (ComplaintStatus.RESOLVED, ComplaintStatus.CLOSED)
 
     def days_open(self, now: datetime | None = None) -> int:
         """Calendar days since it was registered, in IST (0 = today)."""
@@ -164,7 +163,7 @@ class PostgresStore:
         query = (
             select(Complaint)
             .where(Complaint.caller_number == caller_number)
-            .where(Complaint.status.not_in(list(CLOSED_STATES)))
+            .where(Complaint.status.not_in(list(SETTLED_STATES)))
             .order_by(Complaint.created_at.desc())
             .limit(MAX_OWN_COMPLAINTS)
         )

@@ -51,19 +51,7 @@ STATS_DEBOUNCE_SECONDS = 0.1
 #: Events this service acts on; everything else is filtered out at the subscription.
 EVENTS = frozenset({"Newchannel", "Newstate", "VarSet", "Hangup", *QUEUE_EVENTS, *MEMBER_EVENTS})
 #: Events after which the supervisors' numbers may have changed.
-STATS_EVENTS = frozenset(
-    {
-        "Hangup",
-        "QueueCallerJoin",
-        "QueueCallerLeave",
-        "QueueCallerAbandon",
-        "AgentCalled",
-        "AgentConnect",
-        "AgentComplete",
-        "AgentRingNoAnswer",
-        *MEMBER_EVENTS,
-    }
-)
+STATS_EVENTS = frozenset({"Hangup", *(QUEUE_EVENTS - {"AgentDump"}), *MEMBER_EVENTS})
 
 
 class QueueManager:

@@ -38,16 +38,17 @@ from core.db.models import (
 )
 from core.domain.clock import month_start
 from core.domain.complaints import (
-    NOT_OPEN_STATUSES,
+    SETTLED_STATES,
     ComplaintStatus,
     HistoryAction,
     complaint_number,
     is_valid_complaint_number,
     resolution_due,
 )
+from core.domain.lifecycle import SYSTEM, Action, ComplaintView, Refusal, Transition, apply
 from core.domain.phone import CallerNumber
 from core.domain.staff import Role
-from core.reference import Category, Reference, Routed, route
+from core.reference import Category, Reference
 
 #: Roles that may file on any call (an agent only on the calls they handled).
 FILE_ON_ANY_CALL = frozenset({Role.SUPERVISOR, Role.ADMIN})
@@ -290,7 +291,7 @@ async def _open_duplicate(
             .where(
                 Complaint.caller_number == caller_number,
                 Complaint.category == category,
-                Complaint.status.not_in(NOT_OPEN_STATUSES),
+                Complaint.status.not_in(SETTLED_STATES),
             )
             .order_by(Complaint.created_at.desc())
             .limit(1)
@@ -357,15 +358,26 @@ async def register(
             )
         duplicate = await _open_duplicate(session, caller_number, category.code)
 
-    routed = route(reference, category.code, body.district, tehsil=body.tehsil, thana=body.thana)
-    officer = routed.officer.code if isinstance(routed, Routed) else None
-    unroutable = None if isinstance(routed, Routed) else routed.reason
-    sequence = (await session.execute(select(complaint_sequence.next_value()))).scalar_one()
+    number = complaint_number(
+        (await session.execute(select(complaint_sequence.next_value()))).scalar_one()
+    )
+    filed = ComplaintView(
+        number,
+        ComplaintStatus.REGISTERED,
+        category=category.code,
+        district=body.district,
+        tehsil=body.tehsil,
+        thana=body.thana,
+    )
+    # Routing is the lifecycle's first action, taken by the helpline itself.
+    routed = apply(filed, Action.ASSIGN, SYSTEM, now, reference=reference)
+    stored = routed.after if isinstance(routed, Transition) else filed
+    unroutable = routed.reason if isinstance(routed, Refusal) else None
     inserted = (
         await session.execute(
             insert(Complaint)
             .values(
-                number=complaint_number(sequence),
+                number=number,
                 caller_number=caller_number,
                 caller_name=body.caller_name or (call.caller_name if call else None),
                 description=body.description,
@@ -374,15 +386,15 @@ async def register(
                 idempotency_key=idempotency_key,
                 request_hash=request_hash,
                 created_at=now,
-                due_at=resolution_due(now, category.sla_days),
+                due_at=stored.due_at or resolution_due(now, category.sla_days),
                 department=body.department,
                 category=category.code,
                 district=body.district,
                 tehsil=body.tehsil,
                 thana=body.thana,
-                status=ComplaintStatus.ASSIGNED if officer else ComplaintStatus.REGISTERED,
-                assigned_officer=officer,
-                level=routed.level if isinstance(routed, Routed) else None,
+                status=stored.status,
+                assigned_officer=stored.officer,
+                level=stored.level,
                 unroutable_reason=unroutable,
                 duplicate_of=duplicate[0] if duplicate else None,
             )
@@ -408,18 +420,18 @@ async def register(
             note=unroutable,
         )
     )
-    if isinstance(routed, Routed):
+    if isinstance(routed, Transition):
         session.add(
             ComplaintHistory(
                 complaint_id=inserted,
                 at=now,
                 actor_user_id=None,  # routing is the helpline's, not the agent's
-                action=HistoryAction.ASSIGN,
-                from_status=ComplaintStatus.REGISTERED,
-                to_status=ComplaintStatus.ASSIGNED,
-                from_officer=None,
-                to_officer=officer,
-                note="; ".join(routed.passed_over) or None,
+                action=HistoryAction(routed.action),
+                from_status=routed.before.status,
+                to_status=routed.after.status,
+                from_officer=routed.before.officer,
+                to_officer=routed.after.officer,
+                note="; ".join(routed.remarks) or None,
             )
         )
     audit(

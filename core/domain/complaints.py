@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime, timedelta
+from typing import Final
 
 from stdnum import verhoeff
 
@@ -44,7 +45,12 @@ def is_valid_complaint_number(text: str) -> bool:
 
 
 class ComplaintStatus(enum.StrEnum):
-    """Where a complaint stands. Only ``registered`` exists before departments are routed."""
+    """Where a complaint stands; which action leads where is ``core.domain.lifecycle.TABLE``.
+
+    Three statuses mean "an officer has it and has not started", and say why, so the IVR can
+    tell the citizen: ``assigned`` (routed or reassigned), ``reopened`` (the citizen was not
+    satisfied or asked again: one level up) and ``escalated`` (overdue: one level up).
+    """
 
     REGISTERED = "registered"
     ASSIGNED = "assigned"
@@ -53,6 +59,17 @@ class ComplaintStatus(enum.StrEnum):
     REOPENED = "reopened"
     ESCALATED = "escalated"
     CLOSED = "closed"
+    #: The same grievance is already another complaint.
+    REJECTED_DUPLICATE = "rejected_duplicate"
+    #: The officer asked for a special closure; a supervisor approves or refuses it.
+    CLOSURE_REQUESTED = "closure_requested"
+
+
+#: A complaint in these states is settled for the citizen: no longer "open" when they call again
+#: or file the same grievance (a resolved one may still be reopened).
+SETTLED_STATES: Final = frozenset(
+    {ComplaintStatus.RESOLVED, ComplaintStatus.CLOSED, ComplaintStatus.REJECTED_DUPLICATE}
+)
 
 
 def resolution_due(created_at: datetime, resolution_days: int) -> datetime:
@@ -76,12 +93,3 @@ class HistoryAction(enum.StrEnum):
     REFUSE_CLOSURE = "refuse_closure"
     REASSIGN = "reassign"
     ESCALATE = "escalate"
-
-
-#: Statuses of a complaint that is no longer open (a new one like it is not a duplicate).
-#: Written as values so the set holds whichever of them the status enum has.
-NOT_OPEN_STATUSES = frozenset(
-    status
-    for status in ComplaintStatus
-    if status.value in ("resolved", "closed", "rejected_duplicate")
-)

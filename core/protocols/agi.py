@@ -19,15 +19,14 @@ parsers raise.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Final, TypeVar, overload
+from typing import Final, NamedTuple
 from urllib.parse import parse_qsl, unquote
 
 __all__ = [
     "AGI_BUF_LEN",
-    "ENCODED_COMMANDS",
     "MAX_ARGS",
     "MAX_HANDSHAKE_BYTES",
     "MAX_REPLY_LINE_BYTES",
@@ -57,9 +56,6 @@ MAX_USAGE_BYTES: Final = 64 * 1024
 AGI_BUF_LEN: Final = 2048
 #: ``parse_args()`` keeps at most MAX_ARGS - 1 words (it truncates the rest with a warning).
 MAX_ARGS: Final = 128
-
-
-_T = TypeVar("_T")
 
 
 class AGIProtocolError(ValueError):
@@ -121,11 +117,8 @@ class AGIEnvironment:
 
     @classmethod
     def from_variables(cls, variables: Mapping[str, str]) -> AGIEnvironment:
-        """Build from already-split ``agi_*`` pairs (also used by the fake peer)."""
-        return cls._build(MappingProxyType(dict(variables)))
-
-    @classmethod
-    def _build(cls, variables: Mapping[str, str]) -> AGIEnvironment:
+        """Build from already-split ``agi_*`` pairs (the parser and the fake peer use it)."""
+        variables = MappingProxyType(dict(variables))
         network_script = variables.get("agi_network_script")
         if network_script is None:
             # Plain (non-network) AGI or an odd peer: derive it from agi_request's URL.
@@ -155,107 +148,23 @@ class AGIEnvironment:
 _NO_QUERY: Final[Mapping[str, str]] = MappingProxyType({})
 
 
-class _HandshakeVariables(Mapping[str, str]):
-    """A checked handshake's variables, looked up in its bytes when asked for.
-
-    Why: decoding the handshake and building the dict of ~22 pairs (44 strings) was most of what
-    a handshake cost in ``python -m bench agi``, and a script reads a few of them. The parser
-    hands over only lines that each start with ``agi_`` and have no blank (whitespace or
-    non-ASCII byte) before their first ``:`` (see :meth:`EnvironmentParser._feed_whole`), so
-    the line loop's key for a line is exactly the bytes before that ``:``. An ASCII key's value
-    is then found by searching for ``b"\\n<key>:"`` (the last match: a repeated key keeps its
-    last value in the line loop) and only that value is decoded: the same text as decoding the
-    whole, since the value is bounded by ASCII bytes. Any other key, iterating, ``len()`` or
-    comparing decodes everything once and builds the same dict as the line loop.
-    """
-
-    __slots__ = ("_dict", "_lines")
-
-    def __init__(self, lines: bytes) -> None:
-        self._lines = lines  # the handshake as received: the lines, each ending in LF, and LF
-        self._dict: dict[str, str] | None = None
-
-    @overload
-    def get(self, key: str, /) -> str | None: ...
-    @overload
-    def get(self, key: str, /, default: str | _T) -> str | _T: ...
-    def get(self, key: str, /, default: object = None) -> object:
-        if self._dict is not None or type(key) is not str or not key.isascii():
-            return self._pairs().get(key, default)
-        if not key or ":" in key or "\n" in key:
-            return default  # no line has such a key
-        lines = self._lines
-        needle = f"\n{key}:".encode()
-        at = lines.rfind(needle)
-        if at < 0:
-            if not lines.startswith(needle[1:]):
-                return default
-            at = -1  # the first line (no LF before it)
-        at += len(needle)
-        if lines[at] == 0x20:
-            at += 1
-        return lines[at : lines.index(b"\n", at)].decode("utf-8", errors="replace")
-
-    def __getitem__(self, key: str) -> str:
-        value = self.get(key)
-        if value is None:
-            raise KeyError(key)
-        return value
-
-    def __contains__(self, key: object) -> bool:
-        if type(key) is not str:
-            return key in self._pairs()
-        return self.get(key) is not None
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._pairs())
-
-    def __len__(self) -> int:
-        return len(self._pairs())
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._pairs()!r})"
-
-    def _pairs(self) -> dict[str, str]:
-        """The dict the line loop builds (same split, same order, last value wins)."""
-        pairs = self._dict
-        if pairs is None:
-            pairs = {}
-            for line in self._lines[:-2].decode("utf-8", errors="replace").split("\n"):
-                key, _, value = line.partition(":")
-                pairs[key.strip()] = value[1:] if value.startswith(" ") else value
-            self._dict = pairs
-        return pairs
-
-
-def _marks_table() -> bytes:
-    """For the handshake's fast path: every byte that can end a key the line loop would strip
-    (ASCII whitespace but LF and CR and, as non-ASCII whitespace is multi-byte, every byte
-    >= 0x80) becomes a space; ``:`` and LF stay (the rest is deleted, see _NOT_MARKS)."""
-    table = bytearray(range(256))
-    for byte in [*b"\t\x0b\x0c\x1c\x1d\x1e\x1f", *range(0x80, 0x100)]:
-        table[byte] = 0x20
-    return bytes(table)
-
-
-_MARKS: Final = _marks_table()
-_NOT_MARKS: Final = bytes(b for b in range(256) if _MARKS[b] not in b": \n")
-
-
 class EnvironmentParser:
     """Incremental parser of the handshake: ``feed()`` bytes until it returns the environment.
 
-    Bytes that follow the terminating empty line (none from a real Asterisk, which waits for our
-    first command) are kept in :attr:`leftover` for the reply parser.
+    Each feed takes every line completed so far (one decode for all of them: a UTF-8 sequence
+    never holds an LF, so that is each line decoded alone) and keeps the incomplete last line.
+    A line is ``key: value``: the key stripped, one space after the colon dropped, a CR before
+    the LF dropped; a repeated key keeps its last value; a line without a colon or key is an
+    error at once. Bytes that follow the terminating empty line (none from a real Asterisk,
+    which waits for our first command) are kept in :attr:`leftover` for the reply parser.
     """
 
     def __init__(self, max_bytes: int = MAX_HANDSHAKE_BYTES) -> None:
         self._max = max_bytes
-        self._buf = bytearray()
-        self._scan = 0  # where to resume looking for "\n": one-byte feeds stay linear
+        self._buf = bytearray()  # the incomplete last line (never holds an LF)
         self._vars: dict[str, str] = {}
         self._env: AGIEnvironment | None = None
-        self._total = 0
+        self._total = 0  # bytes of the lines taken
         self.leftover = b""
 
     @property
@@ -271,76 +180,47 @@ class EnvironmentParser:
         """Consume ``data``; return the environment once the empty line arrived, else ``None``."""
         if self._env is not None:
             raise AGIProtocolError("AGI handshake already complete; feed the ReplyParser")
-        if not self._total:
-            # No line taken yet: the whole handshake may be here (Asterisk sends it in one write).
-            if not self._buf:
-                if (env := self._feed_whole(data)) is not None:
-                    return env  # read straight from ``data``, no copy into the buffer
-                self._buf += data
-            else:
-                self._buf += data
-                if (env := self._feed_whole(self._buf)) is not None:
-                    return env
+        buf = self._buf
+        scan = len(buf)  # the kept bytes hold no LF
+        buf += data
+        # The handshake ends at its first empty line: at the start of the kept bytes (a line
+        # start), or right after an LF.
+        if buf[:1] == b"\n" or buf[:2] == b"\r\n":
+            empty = 0
         else:
-            self._buf += data
-        while True:
-            nl = self._buf.find(b"\n", self._scan)
-            if nl < 0:
-                self._scan = len(self._buf)
-                if self._total + len(self._buf) > self._max:
-                    self._buf.clear()
-                    raise AGIProtocolError(f"AGI handshake larger than {self._max} bytes")
-                return None
-            self._total += nl + 1
-            if self._total > self._max:
-                self._buf.clear()
-                raise AGIProtocolError(f"AGI handshake larger than {self._max} bytes")
-            raw = bytes(self._buf[:nl])
-            del self._buf[: nl + 1]
-            self._scan = 0
-            if raw.endswith(b"\r"):
-                raw = raw[:-1]
-            if not raw:
-                self.leftover = bytes(self._buf)
-                self._buf.clear()
-                self._env = AGIEnvironment.from_variables(self._vars)
-                return self._env
-            line = raw.decode("utf-8", errors="replace")
+            found = _LF_EMPTY_LINE(buf, max(0, scan - 1))
+            empty = -1 if found is None else found.start() + 1
+        if empty >= 0:
+            lines_end = empty  # whole lines up to the empty line
+            end = buf.index(b"\n", empty) + 1
+        else:
+            lines_end = end = buf.rfind(b"\n", scan) + 1  # whole lines, or none (0)
+        if self._total + (end if empty >= 0 else len(buf)) > self._max:
+            buf.clear()
+            raise AGIProtocolError(f"AGI handshake larger than {self._max} bytes")
+        self._total += end
+        if lines_end:
+            self._take(buf[: lines_end - 1].decode("utf-8", errors="replace"))
+        if empty < 0:
+            del buf[:end]
+            return None
+        self.leftover = bytes(buf[end:])
+        buf.clear()
+        self._env = AGIEnvironment.from_variables(self._vars)
+        return self._env
+
+    def _take(self, text: str) -> None:
+        """Whole non-empty lines, LF-separated."""
+        variables = self._vars
+        lines = text.split("\n")
+        if "\r" in text:
+            lines = [line.removesuffix("\r") for line in lines]
+        for line in lines:
             key, sep, value = line.partition(":")
             key = key.strip()
             if not sep or not key:
                 raise AGIProtocolError(f"malformed AGI handshake line: {line[:80]!r}")
-            self._vars[key] = value[1:] if value.startswith(" ") else value
-
-    def _feed_whole(self, raw: bytes | bytearray) -> AGIEnvironment | None:
-        """Fast path: ``raw`` is the whole LF-ended handshake, every line ``agi_<key>:...``.
-
-        Checked with a few C-level scans, no per-line Python: ``raw`` ends with the empty line,
-        holds no CR, every line starts with ``agi_``, and in ``marks`` (the line ends, ``:``s
-        and blanks, in order) every line starts with ``:``, i.e. has a ``:`` with no blank in
-        the key before it. So the line loop would take every line and strip nothing from a
-        key, and the variables can be read from the bytes on demand
-        (:class:`_HandshakeVariables`). Anything else (bytes after the empty line, a size over
-        the cap, other keys, a bad line) is left to the line loop, which owns the errors.
-        """
-        if raw[-2:] != b"\n\n" or len(raw) > self._max:
-            return None
-        if b"\r" in raw or not raw.startswith(b"agi_"):
-            return None
-        marks = raw.translate(_MARKS, _NOT_MARKS)  # ends with the empty line's LF too
-        lines = marks.count(b"\n") - 1
-        if (
-            not marks.startswith(b":")
-            or marks.count(b"\n:") != lines - 1
-            or raw.count(b"\nagi_") != lines - 1
-        ):
-            return None
-        variables = _HandshakeVariables(raw if type(raw) is bytes else bytes(raw))
-        self._total = len(raw)
-        self._buf.clear()
-        self._scan = 0
-        self._env = AGIEnvironment._build(variables)
-        return self._env
+            variables[key] = value[1:] if value[:1] == " " else value
 
     def feed_eof(self) -> None:
         """The peer closed: fine after the handshake, an error before it."""
@@ -350,17 +230,24 @@ class EnvironmentParser:
             )
 
 
+#: An empty line right after a line's LF (its CR optional).
+_LF_EMPTY_LINE: Final = re.compile(b"\n\r?\n").search
+
+
 # --------------------------------------------------------------------------- replies
 
 
-@dataclass(frozen=True, slots=True)
-class AGIReply:
+_NO_FIELDS: Final[Mapping[str, str]] = MappingProxyType({})
+
+
+class AGIReply(NamedTuple):
     """A final reply to one command.
 
     ``result`` is the text after ``result=`` (may be ``""``: ``GET DATA`` answers
     ``200 result= (timeout)``); ``data`` the text in parentheses; ``endpos`` the ``endpos=``
     value; ``fields`` every other ``key=value`` after the data. For 5xx replies ``result`` is
-    ``""`` and ``usage`` holds the usage text of a ``520-`` block.
+    ``""`` and ``usage`` holds the usage text of a ``520-`` block. A named tuple: immutable, and
+    made once per command (a frozen dataclass cost three times as much to build).
     """
 
     code: int
@@ -368,7 +255,7 @@ class AGIReply:
     data: str | None
     endpos: int | None
     raw: str
-    fields: Mapping[str, str] = field(default_factory=dict)
+    fields: Mapping[str, str] = _NO_FIELDS
     usage: str | None = None
 
     @property
@@ -407,39 +294,50 @@ ReplyEvent = AGIReply | HangupNotice | Progress | Closed
 _CLOSED: Final = Closed()  # events are immutable: one of each serves every call
 _TRUNCATED: Final = Closed(truncated=True)
 
-_CODE_RE: Final = re.compile(r"([0-9]{3})(?:([ -])(.*))?\Z", re.DOTALL)
 _DIGITS_RE: Final = re.compile(r"[0-9]{1,18}\Z")
 _KV_RE: Final = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(\S*)\Z")
 
 
-def _parse_200_body(body: str) -> tuple[str, str | None, dict[str, str]]:
-    """Split ``result=R [(data)] [k=v ...]`` (Asterisk never escapes the parentheses).
+def _reply_200(line: str) -> AGIReply:
+    """``200 result=R [(data)] [k=v ...]`` (Asterisk never escapes the parentheses).
 
     The data ends at the right-most ``)`` after which only ``key=value`` words follow, found
-    with one right-to-left pass (linear time, whatever the input).
+    with one right-to-left pass (linear time, whatever the input). ``endpos`` is an int when it
+    is ASCII digits (else it stays in ``fields``).
     """
-    if not body.startswith("result="):
-        return "", None, {}
-    rest = body[len("result=") :]
-    result, _, rest = rest.partition(" ")
+    body = line[4:]
+    if body[:7] != "result=":
+        return AGIReply(200, "", None, None, line)
+    result, _, rest = body[7:].partition(" ")
     rest = rest.lstrip(" ")
     if not rest:
-        return result, None, {}
+        return AGIReply(200, result, None, None, line)
+    data: str | None = None
     if not rest.startswith("("):
-        return result, None, _trailing_fields(rest.split())
-    # Walk word boundaries from the right while the words to the right are key=value.
-    end = len(rest.rstrip())
-    while True:
-        if end > 0 and rest[end - 1] == ")":
-            return result, rest[1 : end - 1], _trailing_fields(rest[end:].split())
-        start = rest.rfind(" ", 0, end)
-        word = rest[start + 1 : end]
-        if start < 0 or not _KV_RE.match(word):
-            # Unterminated data: keep everything after "(" as data rather than guess.
-            return result, rest[1:], {}
-        end = start
-        while end > 0 and rest[end - 1] == " ":
-            end -= 1
+        fields = _trailing_fields(rest.split())
+    else:
+        # Walk word boundaries from the right while the words to the right are key=value.
+        end = len(rest.rstrip())
+        while True:
+            if end > 0 and rest[end - 1] == ")":
+                data, fields = rest[1 : end - 1], _trailing_fields(rest[end:].split())
+                break
+            start = rest.rfind(" ", 0, end)
+            word = rest[start + 1 : end]
+            if start < 0 or not _KV_RE.match(word):
+                # Unterminated data: keep everything after "(" as data rather than guess.
+                return AGIReply(200, result, rest[1:], None, line)
+            end = start
+            while end > 0 and rest[end - 1] == " ":
+                end -= 1
+    endpos: int | None = None
+    endpos_text = fields.pop("endpos", None)
+    if endpos_text is not None:
+        if _DIGITS_RE.match(endpos_text):
+            endpos = int(endpos_text)
+        else:
+            fields["endpos"] = endpos_text
+    return AGIReply(200, result, data, endpos, line, fields or _NO_FIELDS)
 
 
 def _trailing_fields(words: list[str]) -> dict[str, str]:
@@ -451,14 +349,8 @@ def _trailing_fields(words: list[str]) -> dict[str, str]:
     return fields
 
 
-#: Replies without data or extra fields (``200 result=1``, ``200 result=0 endpos=16000``) are
-#: few and repeat on every call: each distinct line is parsed once. AGIReply is immutable (its
-#: empty ``fields`` is shared read-only). Bounded: once full, new lines are simply parsed.
-_REPLIES: dict[bytes, AGIReply] = {}
+#: Most lines a ``replies`` memo of ReplyParser takes.
 _MAX_REPLIES: Final = 1024
-_MAX_CACHED_REPLY: Final = 64
-_NO_FIELDS: Final[Mapping[str, str]] = MappingProxyType({})
-_NO_REPLIES: Final[Mapping[bytes, AGIReply]] = MappingProxyType({})
 
 
 class ReplyParser:
@@ -467,27 +359,28 @@ class ReplyParser:
     ``feed(bytes)`` returns the events completed by those bytes; ``feed_eof()`` ends the stream.
     Lines longer than ``max_line`` or usage blocks longer than ``max_usage`` raise
     :class:`AGIProtocolError`; so does a line that is neither a reply nor ``HANGUP``.
+
+    ``replies``, a dict the caller owns and may share between parsers (the FastAGI server
+    shares one between its calls), remembers the ``200`` replies without data or fields by
+    their line (up to 1,024): real replies repeat (``200 result=1`` for every ``SET
+    VARIABLE``), and a reply is immutable.
     """
 
     def __init__(
-        self, max_line: int = MAX_REPLY_LINE_BYTES, max_usage: int = MAX_USAGE_BYTES
+        self,
+        max_line: int = MAX_REPLY_LINE_BYTES,
+        max_usage: int = MAX_USAGE_BYTES,
+        *,
+        replies: dict[str, AGIReply] | None = None,
     ) -> None:
         self._max_line = max_line
+        self._replies = replies
         self._max_usage = max_usage
-        self._buf = bytearray()
-        self._scan = 0
+        self._buf = bytearray()  # an incomplete line (never holds an LF)
         self._usage: list[str] | None = None  # inside a "520-" block
         self._usage_first = ""
         self._usage_size = 0
         self._closed = False
-        #: Whole reply lines whose event is known in the parser's current state: for ``data`` in
-        #: it, ``feed(data)`` would return ``[known[data]]`` and change nothing. A transport may
-        #: look ``data`` up here first and skip ``feed()`` (one dict look-up per reply instead of
-        #: a call and a list); empty while a partial line or a ``520-`` block is buffered, after
-        #: EOF, or if ``max_line`` is below the cached lines' size.
-        self.known: Mapping[bytes, AGIReply] = (
-            _REPLIES if max_line >= _MAX_CACHED_REPLY else _NO_REPLIES
-        )
 
     @property
     def buffered(self) -> int:
@@ -500,68 +393,41 @@ class ReplyParser:
         return self._usage_size
 
     def feed(self, data: bytes) -> list[ReplyEvent]:
-        cached = self.known.get(data)
-        if cached is not None:
-            return [cached]  # the usual reply, parsed before (see ``known``)
-        try:
-            return self._feed(data)
-        finally:
-            self._refresh_known()
-
-    def _refresh_known(self) -> None:
-        idle = not self._buf and self._usage is None and not self._closed
-        self.known = _REPLIES if idle and self._max_line >= _MAX_CACHED_REPLY else _NO_REPLIES
-
-    def _feed(self, data: bytes) -> list[ReplyEvent]:
         if self._closed:
             raise AGIProtocolError("data fed after EOF")
-        if not self._buf and data[-1:] == b"\n" and data.find(b"\n") == len(data) - 1:
-            # Fast path: exactly one whole line in this read (no copy into the buffer; measured
-            # by ``python -m bench agi``). Same rules as the loop below.
-            if len(data) - 1 > self._max_line:
-                raise AGIProtocolError(f"AGI reply line longer than {self._max_line} bytes")
-            raw = data[:-2] if data[-2:] == b"\r\n" else data[:-1]
-            event = self._line(raw.decode("utf-8", errors="replace"))
-            if (
-                type(event) is AGIReply
-                and event.code == 200
-                and event.data is None
-                and not event.fields
-                and len(data) <= _MAX_CACHED_REPLY
-                and len(_REPLIES) < _MAX_REPLIES
-            ):
-                _REPLIES[bytes(data)] = event
-            return [] if event is None else [event]
-        self._buf += data
-        events: list[ReplyEvent] = []
-        while True:
-            nl = self._buf.find(b"\n", self._scan)
-            if nl < 0:
-                self._scan = len(self._buf)
-                if len(self._buf) > self._max_line:
-                    self._buf.clear()
-                    self._scan = 0
+        buf = self._buf
+        if buf:  # the rest of a line split across reads
+            scan = len(buf)
+            buf += data
+            if buf.find(b"\n", scan) < 0:
+                if len(buf) > self._max_line:
+                    buf.clear()
                     raise AGIProtocolError(f"AGI reply line longer than {self._max_line} bytes")
-                return events
-            if nl > self._max_line:
-                self._buf.clear()
-                self._scan = 0
+                return []
+            data = bytes(buf)
+            buf.clear()
+        events: list[ReplyEvent] = []
+        start = 0
+        while (nl := data.find(b"\n", start)) >= 0:
+            if nl - start > self._max_line:
                 raise AGIProtocolError(f"AGI reply line longer than {self._max_line} bytes")
-            raw = bytes(self._buf[:nl])
-            del self._buf[: nl + 1]
-            self._scan = 0
-            if raw.endswith(b"\r"):
-                raw = raw[:-1]
-            event = self._line(raw.decode("utf-8", errors="replace"))
+            end = nl - 1 if nl > start and data[nl - 1] == 0x0D else nl
+            line = data[start:end].decode("utf-8", errors="replace")
+            start = nl + 1
+            event = self._line(line)
             if event is not None:
                 events.append(event)
+        if start < len(data):
+            if len(data) - start > self._max_line:
+                raise AGIProtocolError(f"AGI reply line longer than {self._max_line} bytes")
+            buf += data[start:]
+        return events
 
     def feed_eof(self) -> list[ReplyEvent]:
         """End of stream: a final :class:`Closed` (a partial line or usage block is dropped)."""
         if self._closed:
             return []
         self._closed = True
-        self.known = _NO_REPLIES
         truncated = bool(self._buf) or self._usage is not None
         self._buf.clear()
         self._usage = None
@@ -569,28 +435,28 @@ class ReplyParser:
         return [_TRUNCATED if truncated else _CLOSED]
 
     def _line(self, line: str) -> ReplyEvent | None:
-        if line.startswith("200 result=") and self._usage is None:
-            return self._reply_200(line, line[4:])  # the usual reply, as the regex would split it
         if self._usage is not None:
-            if line.startswith("520 "):
-                usage = "\n".join(self._usage)
-                raw = "\n".join([self._usage_first, *self._usage, line])
-                self._usage = None
-                self._usage_size = 0
-                return AGIReply(520, "", None, None, raw, {}, usage)
-            self._usage_size += len(line) + 1
-            if self._usage_size > self._max_usage:
-                self._usage = None
-                self._usage_size = 0
-                raise AGIProtocolError(f"AGI 520 usage block longer than {self._max_usage} bytes")
-            self._usage.append(line)
-            return None
+            return self._usage_line(line)
+        if line[:4] == "200 ":  # the usual line first
+            replies = self._replies
+            if replies is None:
+                return _reply_200(line)
+            reply = replies.get(line)
+            if reply is None:
+                reply = _reply_200(line)
+                if reply.data is None and not reply.fields and len(replies) < _MAX_REPLIES:
+                    replies[line] = reply  # immutable: shared by every parser of the memo
+            return reply
+        # "<3 ASCII digits>", "<3 digits> <body>" or "<3 digits>-<body>" (a continuation).
+        sep = line[3:4]
+        code_text = line[:3]
+        if sep in ("", " ", "-") and code_text.isdigit() and code_text.isascii():
+            return self._other(line, int(code_text), sep)
         if line.strip() == "HANGUP":
             return HangupNotice()
-        match = _CODE_RE.match(line)
-        if match is None:
-            raise AGIProtocolError(f"unexpected line from Asterisk: {line[:80]!r}")
-        code, sep, body = int(match[1]), match[2] or " ", match[3] or ""
+        raise AGIProtocolError(f"unexpected line from Asterisk: {line[:80]!r}")
+
+    def _other(self, line: str, code: int, sep: str) -> ReplyEvent | None:
         if sep == "-":
             if code != 520:
                 raise AGIProtocolError(f"unexpected continuation line: {line[:80]!r}")
@@ -598,22 +464,28 @@ class ReplyParser:
             self._usage_first = line
             self._usage_size = len(line) + 1
             return None
+        if code == 200:
+            return _reply_200(line)  # "200" alone
         if code == 100:
             return Progress(line)
-        if code == 200:
-            return self._reply_200(line, body)
-        return AGIReply(code, "", None, None, line, {}, body if code == 520 else None)
+        return AGIReply(code, "", None, None, line, {}, line[4:] if code == 520 else None)
 
-    @staticmethod
-    def _reply_200(line: str, body: str) -> AGIReply:
-        result, data, fields = _parse_200_body(body)
-        endpos: int | None = None
-        if fields:
-            endpos_text = fields.pop("endpos", None)
-            endpos = int(endpos_text) if endpos_text and _DIGITS_RE.match(endpos_text) else None
-            if endpos_text is not None and endpos is None:
-                fields["endpos"] = endpos_text
-        return AGIReply(200, result, data, endpos, line, fields or _NO_FIELDS)
+    def _usage_line(self, line: str) -> AGIReply | None:
+        """A line inside a ``520-`` block: usage text up to the ``520 `` line."""
+        assert self._usage is not None
+        if line.startswith("520 "):
+            usage = "\n".join(self._usage)
+            raw = "\n".join([self._usage_first, *self._usage, line])
+            self._usage = None
+            self._usage_size = 0
+            return AGIReply(520, "", None, None, raw, {}, usage)
+        self._usage_size += len(line) + 1
+        if self._usage_size > self._max_usage:
+            self._usage = None
+            self._usage_size = 0
+            raise AGIProtocolError(f"AGI 520 usage block longer than {self._max_usage} bytes")
+        self._usage.append(line)
+        return None
 
 
 def digit_from_result(result: str) -> str:
@@ -630,10 +502,11 @@ def digit_from_result(result: str) -> str:
 
 # --------------------------------------------------------------------------- commands
 
-_NEEDS_QUOTES: Final = frozenset(' \t"\\')
-# Regex searches run in C; building a set per argument cost more than the rest of the encoding.
+#: What makes an argument need quotes (an empty one needs them too).
 _NEEDS_QUOTES_RE: Final = re.compile(r'[ \t"\\]')
 _FORBIDDEN_RE: Final = re.compile("[\r\n\x00]")
+#: A tab, quote or backslash (a verb may not hold one, an argument is quoted), CR, LF or NUL.
+_SPECIAL_RE: Final = re.compile(r'[\t"\\\r\n\x00]')
 
 
 def _quote(arg: str) -> str:
@@ -651,90 +524,42 @@ def encode_command(*parts: str) -> bytes:
     ``"`` or ``\\`` (inside quotes ``"`` and ``\\`` are backslash-escaped), which is exactly how
     ``parse_args()`` in ``res_agi.c`` splits a line. CR, LF and NUL cannot be represented and
     raise :class:`ValueError`, as does a line that Asterisk's 2048-byte buffer would split.
-
-    Runs once per command, so the common case is kept cheap (measured by ``python -m bench
-    agi``): a verb is validated once and cached, a line seen before is cached, and a new line
-    whose arguments are all plain is checked with one C-level search over them all.
     """
-    try:
-        cached = _LINES.get(parts)
-    except TypeError:  # an unhashable part; the checks below name it
-        cached = None
-    if cached is not None:
-        return cached
     if not parts:
         raise ValueError("encode_command needs at least the command verb")
-    verb = _VERBS.get(parts[0]) if type(parts[0]) is str else None
-    if verb is None:
-        verb = _check_verb(parts)
-    prefix, verb_words = verb
-    if verb_words + len(parts) - 1 > MAX_ARGS - 1:
-        raise ValueError(f"too many AGI arguments (Asterisk keeps {MAX_ARGS - 1} words)")
-    args = parts[1:]
     try:
-        rest = " ".join(args)
+        line = " ".join(parts)
     except TypeError:
-        rest = None  # a part that is not a str: the loop below names it
-    if (
-        rest is not None
-        and rest.count(" ") == len(args) - 1  # no part holds a space
-        and "" not in args
-        and _SPECIAL_RE.search(rest) is None
-    ):
-        line = f"{prefix} {rest}\n".encode()  # every argument is plain: nothing to quote
-    else:
-        words = [prefix]
-        plain = _PLAIN_RE.fullmatch
-        for part in args:
-            if type(part) is str and plain(part) is not None:
-                words.append(part)
-                continue
+        line = "\0"  # a part that is not a str: named below
+    verb, args = parts[0], parts[1:]
+    verb_words = verb.split()
+    # One search screens the line for every character that needs a closer look: CR, LF, NUL
+    # (refused), a tab, quote or backslash (refused in the verb, quoted in an argument).
+    if _SPECIAL_RE.search(line) is not None or not verb_words:
+        for part in parts:
             if not isinstance(part, str):
                 raise TypeError(f"AGI command parts must be str, not {type(part).__name__}")
             if _FORBIDDEN_RE.search(part) is not None:
                 raise ValueError(f"AGI command part contains CR, LF or NUL: {part[:40]!r}")
-            words.append(_quote(part))
-        line = (" ".join(words) + "\n").encode("utf-8")
-    if len(line) > AGI_BUF_LEN - 1:
+        if not verb_words or _SPECIAL_RE.search(verb) is not None:
+            raise ValueError(f"invalid AGI command verb: {verb!r}")
+        quote = True
+    else:
+        # An argument needs quotes when it is empty or holds a space (it shows as a space too
+        # many between the arguments), a tab, a quote or a backslash.
+        quote = "" in args or line.count(" ") - verb.count(" ") != len(args)
+    if len(verb_words) + len(args) > MAX_ARGS - 1:
+        raise ValueError(f"too many AGI arguments (Asterisk keeps {MAX_ARGS - 1} words)")
+    verb = " ".join(verb_words)
+    if not args:
+        encoded = f"{verb}\n".encode()
+    elif quote:
+        encoded = f"{verb} {' '.join(map(_quote, args))}\n".encode()
+    else:
+        encoded = f"{verb} {line[len(parts[0]) + 1 :]}\n".encode()
+    if len(encoded) > AGI_BUF_LEN - 1:
         raise ValueError(f"AGI command line longer than Asterisk's {AGI_BUF_LEN - 1} bytes")
-    if len(_LINES) < _MAX_LINES and len(line) <= _MAX_CACHED_LINE:
-        _LINES[parts] = line  # every part was a str (checked above)
-    return line
-
-
-#: A plain argument: non-empty, nothing to quote, nothing forbidden.
-_PLAIN_RE: Final = re.compile(r'[^ \t"\\\r\n\x00]+')
-#: What makes an argument not plain, but the space (encode_command counts those separately).
-_SPECIAL_RE: Final = re.compile(r'[\t"\\\r\n\x00]')
-#: Encoded lines by their parts: an IVR sends the same prompts and variables on every call.
-#: Bounded; once full, new commands are encoded as usual.
-_LINES: dict[tuple[str, ...], bytes] = {}
-_MAX_LINES: Final = 4096
-#: The same cache, read-only, for a transport's hot path: a line found here under ``parts`` is
-#: what ``encode_command(*parts)`` returns (it was checked when it was encoded); look-up first,
-#: call on a miss. Saves a call and the ``*parts`` repacking per command.
-ENCODED_COMMANDS: Final[Mapping[tuple[str, ...], bytes]] = _LINES
-_MAX_CACHED_LINE: Final = 256
-#: Validated verbs: ``"STREAM FILE"`` -> (``"STREAM FILE"``, 2). Bounded (scripts use a few).
-_VERBS: dict[str, tuple[str, int]] = {}
-_MAX_VERBS: Final = 256
-
-
-def _check_verb(parts: tuple[str, ...]) -> tuple[str, int]:
-    """Validate every part's type and characters (errors as before), then the verb itself."""
-    for part in parts:
-        if not isinstance(part, str):
-            raise TypeError(f"AGI command parts must be str, not {type(part).__name__}")
-        if _FORBIDDEN_RE.search(part) is not None:
-            raise ValueError(f"AGI command part contains CR, LF or NUL: {part[:40]!r}")
-    verb = parts[0].strip()
-    if not verb or (_NEEDS_QUOTES - {" "}) & set(verb):
-        raise ValueError(f"invalid AGI command verb: {parts[0]!r}")
-    words = verb.split()
-    checked = (" ".join(words), len(words))
-    if type(parts[0]) is str and len(_VERBS) < _MAX_VERBS:
-        _VERBS[parts[0]] = checked
-    return checked
+    return encoded
 
 
 def parse_command_line(line: str) -> list[str]:

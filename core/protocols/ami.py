@@ -38,7 +38,6 @@ import secrets
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
 from typing import Final
 
 __all__ = [
@@ -78,15 +77,6 @@ _END_COMMAND: Final = b"--END COMMAND--"
 #: Header keys that may precede the raw body of a legacy ``Response: Follows`` message.
 _FOLLOWS_HEADERS: Final = frozenset({b"privilege", b"actionid", b"message", b"commandid"})
 _FORBIDDEN: Final = ("\r", "\n", "\0")
-# The framer's two searches over every byte of the stream, as compiled literal patterns: in
-# CPython 3.11 ``re`` finds and splits on these short needles 2-3x faster than ``bytes.find``
-# and ``bytes.split`` do (their two- and three-byte needles are the slow case of its string
-# search; measured on the AMI bench's stream). Same matches: leftmost, non-overlapping.
-#: An empty line after a bare LF (the line rules' business).
-_BARE_LF_EMPTY_LINE: Final = re.compile(b"\n\n").search
-#: Splits a region of whole messages at each message end (last line's LF, empty line).
-_SPLIT_MESSAGES: Final = re.compile(b"\n\r\n").split
-
 
 # --------------------------------------------------------------------------- errors
 
@@ -122,52 +112,45 @@ class AMIGreeting:
     version: str
 
 
-#: ASCII letters to lower case and nothing else (``str.lower`` also folds ``K`` to ``k``).
-_ASCII_LOWER: Final = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-#: Per probed key: the key ASCII-folded, and ``\\nkey:`` in ASCII-lower-cased bytes (see _needles).
-_NEEDLES: dict[str, tuple[str, bytes]] = {}
+def _value_at(raw: bytes, pos: int, end: int = -1) -> tuple[str, int]:
+    """The value starting right after a key's colon at ``pos``, and where its line ends (at
+    ``end`` if the caller knows).
 
-
-def _fold(key: str) -> str:
-    """``key`` with its ASCII letters lower-cased: how Asterisk compares header names."""
-    return key.lower() if key.isascii() else key.translate(_ASCII_LOWER)
-
-
-def _needles(key: str) -> tuple[str, bytes] | None:
-    """``key`` ASCII-folded, and the needle that finds it at the start of a line (any line
-    but the first) of a lazy message's lower-cased bytes.
-
-    None when a search cannot answer exactly and the headers must be scanned: a non-ASCII key
-    (a raw key may hold bytes that decode to U+FFFD), an empty key (a line without a colon has
-    key ``""`` too), a key with a colon or LF (no key can hold one).
+    One space after the colon is dropped. A line ends at LF (or the end of the bytes); a CR
+    right before that end is the line end's, not the value's (the line rules). A UTF-8
+    sequence never holds CR or LF, so the value decodes alone exactly as in the whole message
+    decoded at once.
     """
-    found = _NEEDLES.get(key)
-    if found is None:
-        if not key or not key.isascii() or ":" in key or "\n" in key:
-            return None
-        folded = key.lower()
-        found = (folded, b"\n" + folded.encode("ascii") + b":")
-        if len(_NEEDLES) >= 4096:  # a caller probing invented keys cannot grow this
-            _NEEDLES.clear()
-        _NEEDLES[key] = found
-    return found
-
-
-def _value_at(raw: bytes, pos: int) -> tuple[str, int]:
-    """The value starting right after a key's colon at ``pos``, and where its line ends.
-
-    A line ends at LF (or the end of the bytes); a CR right before that end is the line
-    end's, not the value's (the line rules). A UTF-8 sequence never holds CR or LF, so the
-    value decodes alone exactly as in the whole message decoded at once.
-    """
-    if raw[pos : pos + 1] == b" ":
-        pos += 1
-    end = raw.find(b"\n", pos)
     if end < 0:
-        end = len(raw)
+        end = raw.find(b"\n", pos)
+        if end < 0:
+            end = len(raw)
     if end > pos and raw[end - 1] == 13:
         end -= 1
+    if pos < end and raw[pos] == 32:
+        pos += 1
     return raw[pos:end].decode("utf-8", "replace"), end
+
+
+def _first_line(raw: bytes) -> tuple[bytes | None, str, int]:
+    """The first line's key (ASCII lower-cased bytes; None without a colon), its value, and
+    where it ends."""
+    colon = raw.find(b":", 0, raw.find(b"\n") % (len(raw) + 1))  # (-1: no LF, the whole)
+    if colon >= 0:
+        return raw[:colon].lower(), *_value_at(raw, colon + 1)
+    end = raw.find(b"\n")
+    if end < 0:
+        end = len(raw)
+    return (
+        None,
+        raw[: end - 1 if end > 0 and raw[end - 1] == 13 else end].decode("utf-8", "replace"),
+        end,
+    )
+
+
+#: The line rules on a message's lines (their line-end CRs dropped): the key before the first
+#: colon (a line without one is all value, key ""), one space after the colon dropped.
+_HEADER_RE: Final = re.compile(r"^(?:([^:\n]*):(?: )?)?(.*)$", re.MULTILINE)
 
 
 class AMIMessage:
@@ -180,84 +163,50 @@ class AMIMessage:
     the bytes before the colon). Values are kept exactly as sent, minus the one space after
     the colon; a line without a colon is kept whole as the value of key ``""``.
 
-    Messages framed by :class:`AMIParser` are lazy: they keep the message's bytes. What the
-    read path asks (:attr:`name`, :attr:`response`, ``ActionID``) and what consumers ask
-    (:meth:`get`, :meth:`getall`) are C-level searches on those bytes plus the decoding of the
-    one value asked for; the message is decoded and split into all its headers only when
-    something iterates it (:attr:`headers`, ``for``, ``len``, ``==``). Measured by
-    ``python -m bench ami``: framing, dispatch and a look-up cost less than splitting a
-    message. Every value is cut at CRLFs, which no UTF-8 sequence contains, so a value decoded
-    alone is exactly that value in the whole message decoded at once.
+    A message keeps its bytes (lines separated by LF, one CR at the end of a line is the line
+    end's, no empty line): a look-up searches them and decodes the one value asked for, and
+    the message is decoded and split into all its headers only when something iterates it
+    (:attr:`headers`, ``for``, ``len``, ``==``). Measured by ``python -m bench ami``: framing,
+    dispatch and a look-up cost less than splitting a message.
     """
 
-    __slots__ = (
-        "_first",
-        "_head",
-        "_headers",
-        "_kv",
-        "_low",
-        "_maybe_action_id",
-        "_raw",
-        "route_name",
-    )
+    __slots__ = ("_head", "_headers", "_low", "_maybe_action_id", "_raw")
 
     _headers: tuple[tuple[str, str], ...] | None
-    #: Keys and values of a split lazy message (iteration zips them: no pair tuples kept).
-    _kv: tuple[list[str], list[str]] | None
-    #: The framed bytes (CRLF lines, no bare LF, no empty line), or None for a built message.
-    _raw: bytes | None
+    #: The message's bytes (see the class docstring).
+    _raw: bytes
     #: ``_raw`` with ASCII letters lower-cased (same length and offsets), made on first look-up.
     _low: bytes | None
-    #: First value per ASCII-folded key, for messages without bytes and non-ASCII probes.
-    _first: dict[str, str] | None
-    #: (first key ASCII-lower-cased, first value), or None until asked.
-    _head: tuple[str, str] | None
-    #: False only when the raw message cannot hold an ActionID header (known at framing).
+    #: The first line: its key ASCII-lower-cased (None without a colon), value, and end.
+    _head: tuple[bytes | None, str, int]
+    #: False only when no key of the message can be ``ActionID`` (known at framing).
     _maybe_action_id: bool
-    #: The event name, set by the framer for an event that holds no ActionID header: what a
-    #: reader may route at once, without the action tracker. None otherwise.
-    route_name: str | None
 
     def __init__(self, headers: Iterable[tuple[str, str]]) -> None:
-        self._headers = tuple(headers)
-        self._kv = None
-        self._raw = None
+        """A message built from pairs (the fake server, tests); a key may not hold a colon or
+        LF, a value no LF: the pairs must be what the line rules could give."""
+        pairs = tuple(headers)
+        for key, value in pairs:
+            if ":" in key or "\n" in key or "\n" in value:
+                raise ValueError(f"not an AMI header: {key!r}: {value!r}")
+        text = "".join([f"{key}: {value}\r\n" for key, value in pairs])[:-1]
+        self._raw = text.encode("utf-8", "surrogatepass")
+        self._headers = pairs
         self._low = None
-        self._first = None
-        self._head = None
+        self._head = _first_line(self._raw)
         self._maybe_action_id = True
-        self.route_name = None
 
     @classmethod
-    def _from_block(
-        cls, raw: bytes, low: bytes | None = None, maybe_action_id: bool = True
-    ) -> AMIMessage:
-        """A lazy message over ``raw``: a framed message up to the LF of its last line. Lines
-        are separated by LF, and one CR at the end of a line is the line end's (CRLF from
-        Asterisk; so ``raw`` ends with the last line's CR). There is no empty line in it.
-
-        ``low`` is ``raw.lower()`` if the caller has it. ``maybe_action_id=False`` says no
-        key of the message is ``ActionID`` in any case.
-        """
+    def _from_block(cls, raw: bytes, low: bytes, maybe_action_id: bool) -> AMIMessage:
+        """A message over ``raw``, a framed message up to the LF of its last line (so it ends
+        with that line's CR from Asterisk). ``low`` is ``raw.lower()``;
+        ``maybe_action_id=False`` says no key of the message is ``ActionID`` in any case."""
         msg = cls.__new__(cls)
         msg._raw = raw
         msg._headers = None
-        msg._kv = None
         msg._low = low
-        msg._first = None
-        # Every framed message is dispatched by its first header, so an event's name is
-        # read here, in the same call (as Asterisk writes every event: "Event: " first).
-        if raw[:7] == b"Event: ":
-            end = raw.find(b"\n")  # (no start argument: cheaper to parse)
-            if end < 0:
-                end = len(raw)
-            if raw[end - 1] == 13:
-                end -= 1
-            name = raw[7:end].decode("utf-8", "replace")
-            msg._head = ("event", name)
-            msg.route_name = None if maybe_action_id else name
-        else:
-            msg._head = msg.route_name = None
+        # Every framed message is dispatched by its first header: read it now.
+        msg._head = _first_line(raw)
         msg._maybe_action_id = maybe_action_id
         return msg
 
@@ -266,60 +215,16 @@ class AMIMessage:
         """Build a message from a mapping or pairs (lists in a mapping become repeated keys)."""
         return cls(iter_fields(fields))
 
-    # -- lazy parts
-
     @property
     def headers(self) -> tuple[tuple[str, str], ...]:
         """Every ``(key, value)`` pair in wire order."""
         headers = self._headers
         if headers is None:
-            headers = self._headers = tuple(zip(*self._split(), strict=True))
+            text = self._raw.decode("utf-8", "replace").replace("\r\n", "\n")
+            if text[-1:] == "\r":  # the last line's CR
+                text = text[:-1]
+            headers = self._headers = tuple(_HEADER_RE.findall(text))
         return headers
-
-    def _split(self) -> tuple[list[str], list[str]]:
-        """Keys and values of a lazy message (decoded whole, split once)."""
-        kv = self._kv
-        if kv is None:
-            raw = self._raw
-            assert raw is not None
-            kv = self._kv = _split_text(raw.decode("utf-8", "replace"))
-        return kv
-
-    def _index(self) -> dict[str, str]:
-        """First value per ASCII-folded key (built on the first look-up that needs it)."""
-        first = self._first
-        if first is None:
-            first = {_fold(key): value for key, value in reversed(self.headers)}
-            self._first = first
-        return first
-
-    def _lower(self) -> bytes:
-        low = self._low
-        if low is None:
-            assert self._raw is not None
-            low = self._low = self._raw.lower()  # bytes.lower folds ASCII only, like Asterisk
-        return low
-
-    def _first_header(self) -> tuple[str, str]:
-        """(first key ASCII-lower-cased, its value), from the first line when unparsed."""
-        head = self._head
-        if head is None:
-            raw = self._raw
-            if raw is None:
-                headers = self.headers
-                head = (_fold(headers[0][0]), headers[0][1]) if headers else ("", "")
-            else:
-                nl = raw.find(b"\n")
-                if nl < 0:
-                    nl = len(raw)
-                if nl > 0 and raw[nl - 1] == 13:
-                    nl -= 1
-                line = raw[:nl].decode("utf-8", "replace")
-                key, sep, value = line.partition(":")
-                value = value[1:] if value[:1] == " " else value
-                head = (_fold(key), value) if sep else ("", line)
-            self._head = head
-        return head
 
     # -- mapping
 
@@ -333,12 +238,10 @@ class AMIMessage:
         return isinstance(key, str) and self.get(key) is not None
 
     def __len__(self) -> int:
-        headers = self._headers
-        return len(headers) if headers is not None else len(self._split()[0])
+        return len(self.headers)
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
-        headers = self._headers
-        return iter(headers) if headers is not None else zip(*self._split(), strict=True)
+        return iter(self.headers)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, AMIMessage):
@@ -356,52 +259,45 @@ class AMIMessage:
 
     def get(self, key: str, default: str | None = None) -> str | None:
         """First value of ``key`` (ASCII case folded), or ``default``."""
-        raw = self._raw
-        if raw is not None and (needles := _NEEDLES.get(key) or _needles(key)) is not None:
-            # (_value_at written out: this is the hot path of every consumer.)
-            folded, needle = needles
-            first_key, first_value = self._head or self._first_header()
-            if first_key == folded:
-                return first_value
-            low = self._low
-            if low is None:
-                low = self._low = raw.lower()
-            # Every LF of the bytes ends a line and the key holds no LF or colon, so a match
-            # is a whole key at a line start (the first line, with no LF before it, was
-            # checked above).
-            pos = low.find(needle)
-            if pos < 0:
-                return default
-            pos += len(needle)
-            if raw[pos : pos + 1] == b" ":
-                pos += 1
-            end = raw.find(b"\n", pos)
-            if end < 0:
-                end = len(raw)
-            if end > pos and raw[end - 1] == 13:
-                end -= 1  # the line end's CR
-            return raw[pos:end].decode("utf-8", "replace")
-        return self._index().get(_fold(key), default)
+        if not key:
+            return next((value for k, value in self.headers if not k), default)
+        found = self._search(key, 0)
+        return default if found is None else found[0]
 
     def getall(self, key: str) -> list[str]:
         """Every value of ``key`` (ASCII case folded) in wire order; empty if absent."""
-        raw = self._raw
-        if raw is not None and (needles := _needles(key)) is not None:
-            low = self._lower()
-            folded, needle = needles
-            out: list[str] = []
-            end = 0
-            first_key, first_value = self._head or self._first_header()
-            if first_key == folded:
-                out.append(first_value)
-            pos = low.find(needle)
-            while pos >= 0:
-                value, end = _value_at(raw, pos + len(needle))
-                out.append(value)
-                pos = low.find(needle, end)
-            return out
-        wanted = _fold(key)
-        return [value for k, value in self if _fold(k) == wanted]
+        if not key:
+            return [value for k, value in self.headers if not k]
+        values: list[str] = []
+        end = 0
+        while (found := self._search(key, end)) is not None:
+            value, end = found
+            values.append(value)
+        return values
+
+    def _search(self, key: str, start: int) -> tuple[str, int] | None:
+        """The value of the first line at or after ``start`` whose key is ``key``, and where
+        that line ends; None if there is none.
+
+        The first line was read at framing; every other line starts after an LF, so
+        ``\\n<key>:`` in the lower-cased bytes finds exactly the lines with that key (no key
+        holds an LF or a colon). A line without a colon has no key to search for: key ``""``
+        is answered from the split headers (see get/getall).
+        """
+        if ":" in key or "\n" in key:
+            return None
+        folded = key.encode("utf-8", "surrogatepass").lower()  # bytes.lower: ASCII only
+        head_key, head_value, head_end = self._head
+        if start == 0 and head_key == folded:
+            return head_value, head_end
+        low = self._low
+        if low is None:
+            low = self._low = self._raw.lower()
+        needle = b"\n" + folded + b":"
+        pos = low.find(needle, start)
+        if pos < 0:
+            return None
+        return _value_at(self._raw, pos + len(needle))
 
     def to_dict(self) -> dict[str, str]:
         """First value per key, keys as first sent (convenient for logging and tests)."""
@@ -413,25 +309,24 @@ class AMIMessage:
     @property
     def is_event(self) -> bool:
         """True for ``Event:`` messages (decided by the first header, as Asterisk writes it)."""
-        return self._first_header()[0] == "event"
+        return self._head[0] == b"event"
 
     @property
     def is_response(self) -> bool:
         """True for ``Response:`` messages (decided by the first header)."""
-        return self._first_header()[0] == "response"
+        return self._head[0] == b"response"
 
     @property
     def name(self) -> str:
         """Event name (``QueueMember``), or ``""`` for a response."""
-        key, value = self._head or self._first_header()
-        # The first header is the first "Event" value, so no look-up is needed.
-        return value if key == "event" else ""
+        key, value, _ = self._head
+        return value if key == b"event" else ""
 
     @property
     def response(self) -> str | None:
         """``Success``, ``Error``, ``Follows``, ``Goodbye``...; ``None`` for an event."""
-        key, value = self._first_header()
-        return value if key == "response" else None
+        key, value, _ = self._head
+        return value if key == b"response" else None
 
     @property
     def is_error(self) -> bool:
@@ -441,8 +336,8 @@ class AMIMessage:
 
     @property
     def action_id(self) -> str | None:
-        # The framer knows when no key can be "ActionID" (see AMIParser._frame_region): then
-        # the events that make up nearly all of the stream are answered without a search.
+        # The framer knows when no key can be "ActionID": then the events that make up
+        # nearly all of the stream are answered without a search.
         if not self._maybe_action_id:
             return None
         return self.get("ActionID")
@@ -462,43 +357,6 @@ class AMIMessage:
     def output(self) -> list[str]:
         """Lines of a ``Command`` answer, whichever format Asterisk used."""
         return self.getall("Output")
-
-
-def _split_text(text: str) -> tuple[list[str], list[str]]:
-    """Keys and values of a framed message's text by the line rules: lines are separated by
-    LF, one CR at the end of a line is the line end's (so the text's last CR too).
-
-    Fast path, C-level only: replace each line break by ``": \\0: "`` and split on ``": "``.
-    When every line is ``Key: Value`` with exactly one ``": "``, the parts come in threes:
-    key, value, and the NUL marker of the break. That is checked without rebuilding the text:
-    the text holds no NUL, so every NUL part is a break; ``3 * lines - 1`` parts and a NUL in
-    every third slot put each break between exactly two parts, so each line was split once.
-    The keys must hold no ``:`` (the rules cut at the first colon); the one space after
-    ``": "`` is what the rules drop. Anything else takes the per-line loop, which owns the
-    rules; a property test compares both on 10,000 examples.
-    """
-    if "\0" not in text:
-        # The last line's CR is its line end's (see AMIMessage._from_block).
-        crlf_text = text[:-1] if text[-1:] == "\r" else text
-        breaks = crlf_text.count("\r\n")
-        marked = crlf_text.replace("\r\n", ": \0: ")
-        if "\n" not in marked:  # no bare LF
-            parts = marked.split(": ")
-            if len(parts) == 3 * breaks + 2 and parts[2::3].count("\0") == breaks:
-                keys = parts[0::3]
-                if ":" not in "".join(keys):
-                    return keys, parts[1::3]
-    keys, values = [], []
-    for line in text.split("\n"):
-        raw = line[:-1] if line[-1:] == "\r" else line  # (the line end's CR)
-        key, sep, value = raw.partition(":")
-        if not sep:
-            keys.append("")
-            values.append(raw)
-        else:
-            keys.append(key)
-            values.append(value[1:] if value[:1] == " " else value)
-    return keys, values
 
 
 FieldValue = str | int | Sequence[str | int]
@@ -581,6 +439,13 @@ class AMIParser:
     ``max_message`` whatever the peer sends; results wait in a queue that the caller drains
     after each :meth:`feed`.
 
+    The line rules: a line ends at LF, one CR before it is the line end's; an empty line ends
+    a message, and empty lines between messages are skipped; a legacy ``Response: Follows``
+    ends at its ``--END COMMAND--`` instead (its output may hold empty lines). Each read is
+    framed at once: one split of the buffered bytes at every message end, then one message
+    per piece. A message that breaks a cap is discarded whole; an incomplete one that already
+    breaks a cap is discarded up to the next empty line.
+
     ``expect_greeting=False`` parses a stream without the greeting line (the fake server reads
     actions with it).
     """
@@ -598,22 +463,18 @@ class AMIParser:
         self.max_line = max_line
         self.max_message = max_message
         self.max_headers = max_headers
-        #: Messages up to this size keep every cap without a look at their lines.
-        self._whole_limit = min(max_line, 2 * max_message // 3, 2 * max_headers - 1)
+        # A message this short keeps every cap: each line is at most as long, it has at most
+        # (length + 1) / 2 lines, and its size (two bytes of line end per line) is at most
+        # 1.5 times its length plus 2.
+        self._short = min(max_line, 2 * max_message // 3, 2 * max_headers - 1) - 2
         self.greeting: AMIGreeting | None = None
         self._want_greeting = expect_greeting
-        self._buf = bytearray()
+        #: An incomplete message from a line start (or, while discarding, at most the LF and
+        #: CR that may begin the empty line being waited for).
+        self._buf = b""
         self._ready: deque[AMIGreeting | AMIMessage | AMIProtocolError] = deque()
-        # Current message: raw lines (decoded together at the end) and its size in bytes.
-        self._lines: list[bytes] = []
-        self._size = 0
-        self._follows = False  # inside a legacy "Response: Follows" message
-        self._body_start = -1  # index in _lines of its first raw output line
-        self._skip_blank = False  # swallow the empty line after "--END COMMAND--"
-        self._discarding = False  # dropping lines until the next empty line
-        self._skipping_line = False  # dropping bytes until the next LF (over-long line)
-        self._scan = 0  # offset into a kept partial message already searched for its end
-        self._lines_only = False  # this feed's bytes go to the line path (see _whole_messages)
+        self._discarding = False  # dropping bytes up to the next empty line
+        self._skipping_line = False  # dropping the rest of an over-long greeting line
         #: Messages discarded because they broke a cap (for metrics).
         self.discarded = 0
 
@@ -623,163 +484,26 @@ class AMIParser:
         """Add bytes from the wire; complete messages become available to :meth:`next_event`."""
         if not data:
             return
-        buf = self._buf
-        buf += data
-        start = 0
-        max_line = self.max_line
-        # Set once the bytes of this feed need the line path (see _whole_messages).
-        self._lines_only = False
-        while True:
-            if not (
-                self._want_greeting
-                or self._skip_blank
-                or self._discarding
-                or self._follows
-                or self._skipping_line
-                or self._lines
-                or self._lines_only
-            ):
-                start, keep = self._whole_messages(start)
-                if keep:
-                    break
-            nl = buf.find(b"\n", start)
-            if nl < 0:
-                break
-            end = nl
-            if end > start and buf[end - 1] == 0x0D:
-                end -= 1
-            if self._skipping_line:
-                # The tail of an over-long line, already reported: drop it.
-                self._skipping_line = False
-            elif end - start > max_line:
-                self._line_too_long()
-            else:
-                self._line(bytes(buf[start:end]))
-            start = nl + 1
-        del buf[:start]
-        # +1: the line's CR may be here while its LF is still on the wire.
-        if len(buf) > max_line + 1:
-            if not self._skipping_line:
-                self._line_too_long()
-                self._skipping_line = True
-            buf.clear()
-
-    def _whole_messages(self, start: int) -> tuple[int, bool]:
-        """Fast path at a message boundary: frame whole messages with C-level searches.
-
-        Measured with ``python -m bench ami``: the line-at-a-time path costs ~4 us per header.
-        Here every complete message of the buffer is framed at once (:meth:`_frame_region`);
-        when that region breaks a rule, its messages go one at a time (:meth:`_frame_one`),
-        and a message only the line path can frame goes there, with the rest of the feed.
-        A message ends at ``"\\n\\r\\n"``: the LF of its last line and the empty line; its bytes
-        keep the last line's CR (see ``AMIMessage._from_block``). Returns where it stopped and
-        whether the rest (an incomplete message within ``max_line``) is to be kept for the
-        next feed. Each call searches the buffer a fixed number of times, so a peer sending
-        many irregular messages in one read costs linear time, not a search of the whole
-        buffer per message.
-        """
-        buf = self._buf
-        while buf[start : start + 2] == b"\r\n":
-            start += 2  # empty lines between messages
-        scan = start + self._scan
-        # An empty line after a bare LF is the line rules' business, wherever it is; bytes
-        # before ``scan`` were searched by earlier feeds.
-        found = _BARE_LF_EMPTY_LINE(buf, scan)
-        bare_lf_end = -1 if found is None else found.start()
-        last = buf.rfind(b"\n\r\n", scan)
-        if last >= 0:
-            self._scan = 0
-            if not 0 <= bare_lf_end < last and self._frame_region(bytes(buf[start:last])):
-                start = last + 3
-            else:
-                while start <= last:
-                    end = buf.find(b"\n\r\n", start)
-                    if not self._frame_one(bytes(buf[start:end])):
-                        self._lines_only = True
-                        return start, False
-                    start = end + 3
-                    while buf[start : start + 2] == b"\r\n":
-                        start += 2
-            while buf[start : start + 2] == b"\r\n":
-                start += 2
-        # An incomplete message is kept unless the line rules may end it already: an empty
-        # line after a bare LF ("\n\n"; there is no "\n\r\n"), or one before it. A legacy
-        # "Response: Follows" ends at "--END COMMAND--", not at an empty line: a partial
-        # response goes to the line path (responses are few and short).
-        rest = len(buf) - start
-        if not rest:
-            self._scan = 0
-            return start, True
-        first = buf[start : start + 9]
-        if (
-            rest <= self.max_line
-            and first[:1] > b"\r"  # (not an empty line the rules would skip)
-            and first.lower() != b"response:"
-            and bare_lf_end < 0
-        ):
-            # Offset from the message's start (the consumed prefix is deleted).
-            self._scan = max(0, rest - 2)
-            return start, True
-        self._scan = 0
-        self._lines_only = True
-        return start, False
-
-    def _frame_region(self, region: bytes) -> bool:
-        """Frame every message of ``region`` (whole messages, each but the last followed by
-        ``"\\n\\r\\n"``) at once.
-
-        The rules are checked on the region as a whole, with C-level searches; False, having
-        framed nothing, when any message may need more than a split: a run of empty lines, a
-        legacy ``Response: Follows``, or a message that comes near a cap. The caller has ruled
-        out an empty line after a bare LF (``"\n\n"``). Lines may end with a bare LF: the
-        messages read them as the line rules do. (``find``, not ``in``: ``bytes.__contains__``
-        first tries the needle as an int and formats a TypeError each time, a third of a
-        search's cost.)
-        """
-        # (The caller ruled out "\n\n", also "\n" + "\n\r\n" at the end; "\n\r" at the end
-        # is a run of empty lines.)
-        if region[-2:] == b"\n\r":
-            return False
-        low = region.lower()
-        lows = _SPLIT_MESSAGES(low)
-        # Every empty line of the rules is now a split ("\n\r\n") or was refused ("\n\n"),
-        # but a run of them leaves a message starting with CR or LF, or an empty one: those
-        # sort before every message that starts with a byte above CR. A legacy Follows
-        # response sorts at or after "response:", which every event ("event:...") sorts
-        # before: the search for it is needed only when a response is in the region.
-        if min(lows)[:1] <= b"\r" or (max(lows) >= b"response:" and low.find(b"follows") >= 0):
-            return False
-        blocks = _SPLIT_MESSAGES(region)
-        # A line is no longer than its message, and every line of a message holds at least
-        # one byte and its LF: a message within the smallest bound keeps every cap (the size
-        # cap counts two bytes of line end per line: at most half as much again).
-        if len(region) + 2 > self._whole_limit and max(map(len, blocks)) + 2 > self._whole_limit:
-            return False
-        make = AMIMessage._from_block
-        if low.find(b"actionid") >= 0:
-            # A key that lower-cases to "actionid" is ASCII "actionid" in any case, so
-            # bytes.lower() rules the header out for the rest.
-            self._ready.extend(map(make, blocks, lows, [lb.find(b"actionid") >= 0 for lb in lows]))
-        else:
-            self._ready.extend(map(make, blocks, lows, repeat(False)))
-        return True
-
-    def _frame_one(self, block: bytes) -> bool:
-        """Frame one whole message (its bytes up to ``"\\n\\r\\n"``) if a split will do."""
-        if len(block) + 2 > self.max_message or block[:1] <= b"\r" or block[-1:] == b"\n":
-            return False  # (an empty line at either end: the line rules skip or end there)
-        low = block.lower()
-        if low[:9] == b"response:" and low.split(b"\n", 1)[0][9:].strip() == b"follows":
-            return False
-        lines = block.count(b"\r\n") + 1
-        if (
-            block.count(b"\n") != lines - 1
-            or lines > self.max_headers
-            or (len(block) > self.max_line and max(map(len, block.split(b"\r\n"))) > self.max_line)
-        ):
-            return False
-        self._ready.append(AMIMessage._from_block(block, low, low.find(b"actionid") >= 0))
-        return True
+        buf = self._buf + data if self._buf else bytes(data)
+        self._buf = b""
+        pos = 0
+        if self._skipping_line:
+            pos = buf.find(b"\n") + 1
+            if not pos:
+                return
+            self._skipping_line = False
+        if self._want_greeting:
+            pos = self._greeting(buf, pos)
+            if pos < 0:
+                return
+        if self._discarding:
+            found = _MESSAGE_END(buf, pos)
+            if found is None:
+                self._keep_line_end(buf)
+                return
+            self._discarding = False
+            pos = found.end()
+        self._frame(buf[pos:] if pos else buf)
 
     def next_event(self) -> AMIGreeting | AMIMessage | None:
         """Next greeting or message, ``None`` when more bytes are needed.
@@ -811,116 +535,199 @@ class AMIParser:
     @property
     def pending_bytes(self) -> int:
         """Bytes held for an incomplete line or message (bounded by the caps)."""
-        return len(self._buf) + self._size
+        return len(self._buf)
 
     # -- internals
 
-    def _reset_message(self) -> None:
-        self._lines = []
-        self._size = 0
-        self._follows = False
-        self._body_start = -1
+    def _greeting(self, buf: bytes, pos: int) -> int:
+        """Read the first line; where framing goes on, or -1 while the line is incomplete."""
+        nl = buf.find(b"\n", pos)
+        if nl < 0:
+            if len(buf) - pos > self.max_line + 1:  # (+1: its CR may be here already)
+                self._want_greeting = False
+                self._reject(AMIBadGreeting(f"greeting line longer than {self.max_line} bytes"))
+                self._skipping_line = True
+            else:
+                self._buf = buf[pos:]
+            return -1
+        self._want_greeting = False
+        end = nl - 1 if nl > pos and buf[nl - 1] == 13 else nl
+        if end - pos > self.max_line:
+            self._reject(AMIBadGreeting(f"greeting line longer than {self.max_line} bytes"))
+            return nl + 1
+        line = buf[pos:end]
+        if line.startswith(GREETING_PREFIX):
+            text = line.decode("utf-8", "replace")
+            self.greeting = AMIGreeting(text, text[len(GREETING_PREFIX) :].strip())
+            self._ready.append(self.greeting)
+            return nl + 1
+        self._reject(
+            AMIBadGreeting(f"expected 'Asterisk Call Manager/<version>', got {line[:80]!r}")
+        )
+        return pos  # tolerant: the line is message text (parses a capture without greeting)
 
-    def _discard(self, exc: AMIProtocolError) -> None:
-        """Report ``exc`` once, drop the current message and skip to the next empty line."""
-        self.discarded += 1
-        self._ready.append(exc)
-        self._reset_message()
-        self._discarding = True
-
-    def _line_too_long(self) -> None:
-        if self._want_greeting:
-            self._want_greeting = False
-            self.discarded += 1
-            self._ready.append(AMIBadGreeting(f"greeting line longer than {self.max_line} bytes"))
-        elif not self._discarding:
-            self._discard(AMILineTooLong(f"AMI line longer than {self.max_line} bytes"))
-
-    def _line(self, line: bytes) -> None:
-        if self._want_greeting:
-            self._want_greeting = False
-            if line.startswith(GREETING_PREFIX):
-                text = line.decode("utf-8", "replace")
-                self.greeting = AMIGreeting(text, text[len(GREETING_PREFIX) :].strip())
-                self._ready.append(self.greeting)
-                return
-            self.discarded += 1
-            self._ready.append(
-                AMIBadGreeting(f"expected 'Asterisk Call Manager/<version>', got {line[:80]!r}")
-            )
-            # Tolerant: go on with the line as message text (parses a capture without greeting).
-        if self._skip_blank:
-            self._skip_blank = False
-            if not line:
-                return
-        if self._discarding:
-            if not line:
-                self._discarding = False
-            return
-        if self._follows:
-            self._follows_line(line)
-            return
-        if not line:
-            if self._lines:
-                self._finish()
-            return
-        if not self._lines and line[:9].lower() == b"response:":
-            self._follows = line[9:].strip().lower() == b"follows"
-        self._add(line)
-
-    def _follows_line(self, line: bytes) -> None:
-        """A line of a legacy ``Response: Follows`` message (raw CLI text up to END COMMAND)."""
-        if self._body_start < 0:
-            key, sep, _ = line.partition(b":")
-            if sep and key.strip().lower() in _FOLLOWS_HEADERS:
-                self._add(line)
-                return
-            if not line:
-                # An empty line before any output: a Follows message without a body.
-                self._finish()
-                return
-            self._body_start = len(self._lines)
-        if line.endswith(_END_COMMAND):
-            rest = line[: -len(_END_COMMAND)]
-            if rest:
-                self._add(rest)
-                if self._discarding:
+    def _frame(self, data: bytes) -> None:
+        """Frame ``data`` (from a line start, at a message boundary) and keep the rest."""
+        ready = self._ready
+        short = self._short  # (see _over_caps)
+        while True:
+            low = data.lower()  # bytes.lower folds ASCII only, like Asterisk
+            pieces = _SPLIT_MESSAGES(data)
+            lows = _SPLIT_MESSAGES(low)
+            # A key that lower-cases to "actionid" is ASCII "actionid" in any case.
+            action_ids = low.find(b"actionid") >= 0
+            last = len(pieces) - 1
+            for n, whole in enumerate(pieces):
+                piece, low_piece = whole, lows[n]
+                if piece[:1] <= b"\r":  # empty lines before the message (or nothing)
+                    skip = _empty_lines(piece)
+                    piece, low_piece = piece[skip:], low_piece[skip:]
+                    if n < last and piece in (b"", b"\r"):  # (a lone CR: an empty line's)
+                        continue
+                if low_piece[:9] == b"response:" and _is_follows(low_piece):
+                    start = _piece_start(data, n) + len(whole) - len(piece)
+                    end = self._follows(data, start)
+                    if end < 0:
+                        self._keep(data[start:])
+                        return
+                    if self._discarding:  # it broke a cap: drop up to the next empty line
+                        found = _MESSAGE_END(data, end - 1)
+                        if found is None:
+                            self._keep_line_end(data)
+                            return
+                        self._discarding = False
+                        end = found.end()
+                    data = data[end:]
+                    break  # frame what follows it afresh
+                if n == last:
+                    self._keep(piece)
                     return
-            self._finish()
-            self._skip_blank = True
+                if len(piece) > short and (error := self._over_caps(piece)) is not None:
+                    self._reject(error)
+                    continue
+                maybe_id = action_ids and low_piece.find(b"actionid") >= 0
+                ready.append(AMIMessage._from_block(piece, low_piece, maybe_id))
+
+    def _keep(self, tail: bytes) -> None:
+        """Keep an incomplete message, or start discarding if it already breaks a cap."""
+        nl = tail.rfind(b"\n")
+        error = self._over_caps(tail[:nl]) if nl > 0 else None
+        if error is None and len(tail) - nl - 1 > self.max_line + 1:  # its last, partial line
+            error = AMILineTooLong(f"AMI line longer than {self.max_line} bytes")
+        if error is None:
+            self._buf = tail
             return
-        self._add(line)
+        self._reject(error)
+        self._discarding = True
+        self._keep_line_end(tail)
 
-    def _add(self, line: bytes) -> None:
-        self._size += len(line) + 2
-        if self._size > self.max_message:
-            self._discard(AMIMessageTooLarge(f"AMI message larger than {self.max_message} bytes"))
-        elif len(self._lines) >= self.max_headers:
-            self._discard(AMITooManyHeaders(f"AMI message with more than {self.max_headers} lines"))
-        else:
-            self._lines.append(line)
+    def _keep_line_end(self, data: bytes) -> None:
+        """While discarding: keep only what may begin the empty line waited for (``"\\n"`` or
+        ``"\\n\\r"`` at the end of ``data``), not the middle of a line."""
+        nl = data.rfind(b"\n")
+        self._buf = data[nl:] if 0 <= nl >= len(data) - 2 else b""
 
-    def _finish(self) -> None:
-        lines, body_start = self._lines, self._body_start
-        self._reset_message()
-        # One decode per message, so a character split across TCP reads is whole here. An LF
-        # byte never belongs to a UTF-8 sequence, so splitting afterwards gives the same lines.
+    def _over_caps(self, block: bytes) -> AMIProtocolError | None:
+        """The cap that ``block`` (whole lines, LF-separated) breaks, if any."""
+        if len(block) <= self._short:
+            return None
+        lines = block.count(b"\n") + 1
+        line_end_crs = block.count(b"\r\n") + (block[-1:] == b"\r")
+        if len(block) > self.max_line and any(
+            len(line) - (line[-1:] == b"\r") > self.max_line for line in block.split(b"\n")
+        ):
+            return AMILineTooLong(f"AMI line longer than {self.max_line} bytes")
+        # Each line counts its text and two bytes of line end.
+        if len(block) - (lines - 1) - line_end_crs + 2 * lines > self.max_message:
+            return AMIMessageTooLarge(f"AMI message larger than {self.max_message} bytes")
+        if lines > self.max_headers:
+            return AMITooManyHeaders(f"AMI message with more than {self.max_headers} lines")
+        return None
+
+    def _reject(self, error: AMIProtocolError) -> None:
+        self.discarded += 1
+        self._ready.append(error)
+
+    def _follows(self, data: bytes, start: int) -> int:
+        """Frame the legacy ``Response: Follows`` message at ``start``: its headers, then raw
+        CLI output up to a line ending in ``--END COMMAND--`` (an empty line before any output
+        ends it without one). Returns where it ends, or -1 while it is incomplete. Caps are
+        checked at each line (the output may be long): one broken discards the message, and
+        the rest up to the next empty line (the caller skips it)."""
+        lines: list[bytes] = []
+        body = -1  # index in lines of the first output line
+        pos = start
+        while True:
+            nl = data.find(b"\n", pos)
+            if nl < 0:
+                return -1
+            line = data[pos : nl - 1 if nl > pos and data[nl - 1] == 13 else nl]
+            pos = nl + 1
+            error = self._over_caps(data[start:nl])
+            if error is not None:
+                self._reject(error)
+                self._discarding = True
+                return pos
+            if lines and body < 0:
+                raw_key, sep, _ = line.partition(b":")
+                if sep and raw_key.strip().lower() in _FOLLOWS_HEADERS:
+                    lines.append(line)
+                    continue
+                if not line:
+                    break
+                body = len(lines)
+            if body >= 0 and line.endswith(_END_COMMAND):
+                if len(line) > len(_END_COMMAND):
+                    lines.append(line[: -len(_END_COMMAND)])
+                break
+            lines.append(line)
+        # One decode for the whole message, so a character split across reads is whole. An
+        # LF byte never belongs to a UTF-8 sequence, so splitting afterwards gives the lines.
         texts = b"\n".join(lines).decode("utf-8", "replace").split("\n")
         headers: list[tuple[str, str]] = []
-        for i, raw in enumerate(texts):
-            if 0 <= body_start <= i:
-                # Legacy Command body: every line is output, verbatim.
-                headers.append(("Output", raw))
-                continue
-            key, sep, value = raw.partition(":")
-            if not sep:
-                # A line without a colon: keep it (key "") rather than lose data.
-                headers.append(("", raw))
-                continue
-            if value.startswith(" "):
-                value = value[1:]
-            headers.append((key, value))
+        for i, text in enumerate(texts):
+            name, colon, rest = text.partition(":")
+            if 0 <= body <= i:
+                headers.append(("Output", text))  # CLI output, verbatim
+            elif colon:
+                headers.append((name, rest[1:] if rest[:1] == " " else rest))
+            else:
+                headers.append(("", text))
         self._ready.append(AMIMessage(headers))
+        return pos
+
+
+#: A message's end: the LF of its last line, then an empty line (its CR optional).
+_MESSAGE_END: Final = re.compile(b"\n\r?\n").search
+_SPLIT_MESSAGES: Final = re.compile(b"\n\r?\n").split
+
+
+def _empty_lines(piece: bytes) -> int:
+    """How many bytes of empty lines (``\\n`` or ``\\r\\n``) ``piece`` starts with."""
+    skip = 0
+    while True:
+        if piece[skip : skip + 1] == b"\n":
+            skip += 1
+        elif piece[skip : skip + 2] == b"\r\n":
+            skip += 2
+        else:
+            return skip
+
+
+def _is_follows(low: bytes) -> bool:
+    """Is the first line (lower-cased) ``response: follows``?"""
+    nl = low.find(b"\n")
+    return low[9 : nl if nl >= 0 else len(low)].strip() == b"follows"
+
+
+def _piece_start(data: bytes, n: int) -> int:
+    """Where the ``n``-th piece of ``_SPLIT_MESSAGES(data)`` starts (legacy Follows only)."""
+    if n == 0:
+        return 0
+    for count, found in enumerate(re.finditer(b"\n\r?\n", data), 1):
+        if count == n:
+            return found.end()
+    raise AssertionError("fewer message ends than pieces")
 
 
 # --------------------------------------------------------------------------- action tracking

@@ -220,6 +220,11 @@ class Subscription:
     def _mark_resync(self) -> None:
         self.needs_resync = True
 
+    def _wake(self) -> None:
+        """Wake the consumer if events wait (the reader calls this once per read)."""
+        if self._items:
+            self._wakeup.set()
+
     def _offer(self, msg: AMIMessage) -> None:
         """Called by the reader for every event: never blocks, never raises."""
         if self._closed:
@@ -686,17 +691,25 @@ class AMIClient:
         self, items: Iterable[AMIGreeting | AMIMessage | AMIProtocolError], tracker: ActionTracker
     ) -> None:
         """Hand one read's worth of parsed items on (the read path; no await in here), then
-        wake each consumer once."""
-        routes = self._routes
+        wake each consumer once. A message with our ActionID goes to the tracker; an event
+        to the subscriptions that want its name (see :meth:`_route`)."""
         stats = self.stats
+        routes = self._routes
         try:
             for item in items:
                 if isinstance(item, AMIMessage):
-                    # _dispatch written out for the events that make up nearly all of the
-                    # stream: the framer names those that need no action tracker.
-                    name = item.route_name
-                    if name is None:
-                        self._dispatch(item, tracker)
+                    if item.action_id is not None:  # (no search if the framer saw none)
+                        result = tracker.receive(item)
+                        if result.completed is not None:
+                            fut = self._futures.get(result.completed.action_id)
+                            if fut is not None and not fut.done():
+                                fut.set_result(result.completed)
+                        if result.consumed:
+                            continue
+                    name = item.name
+                    if not name and not item.is_event:
+                        stats.unsolicited += 1
+                        log.debug("AMI %s: unsolicited %r", self.name, item)
                         continue
                     stats.events += 1
                     offers = routes.get(name)
@@ -714,29 +727,7 @@ class AMIClient:
                     log.warning("AMI %s: %s (message discarded)", self.name, item)
         finally:
             for sub in self._subs:
-                if sub._items:
-                    sub._wakeup.set()
-
-    def _dispatch(self, msg: AMIMessage, tracker: ActionTracker) -> None:
-        if msg.action_id is not None:  # no search at all for the events the framer cleared
-            result = tracker.receive(msg)
-            if result.completed is not None:
-                fut = self._futures.get(result.completed.action_id)
-                if fut is not None and not fut.done():
-                    fut.set_result(result.completed)
-            if result.consumed:
-                return
-        name = msg.name
-        if not name and not msg.is_event:
-            self.stats.unsolicited += 1
-            log.debug("AMI %s: unsolicited %r", self.name, msg)
-            return
-        self.stats.events += 1
-        offers = self._routes.get(name)
-        if offers is None:
-            offers = self._route(name)
-        for offer in offers:
-            offer(msg)
+                sub._wake()
 
     def _set_fully_booted(self, _msg: AMIMessage) -> None:
         self.fully_booted.set()

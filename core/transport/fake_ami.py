@@ -92,6 +92,24 @@ class FakeQueueMember:
     login_time: int = field(default_factory=lambda: int(time.time()))
 
 
+def _member_state(m: FakeQueueMember) -> list[tuple[str, str]]:
+    """The state fields app_queue writes for a member, in its order (QueueMember and
+    QueueMemberStatus share them)."""
+    return [
+        ("StateInterface", m.state_interface),
+        ("Membership", "dynamic" if m.dynamic else "static"),
+        ("Penalty", str(m.penalty)),
+        ("CallsTaken", str(m.calls_taken)),
+        ("LastCall", "0"),
+        ("LastPause", "0"),
+        ("LoginTime", str(m.login_time)),
+        ("InCall", "1" if m.in_call else "0"),
+        ("Status", str(m.status)),
+        ("Paused", "1" if m.paused else "0"),
+        ("PausedReason", m.paused_reason),
+    ]
+
+
 @dataclass(slots=True)
 class FakeStats:
     connections: int = 0
@@ -498,17 +516,7 @@ class FakeAMIServer:
             ("Queue", queue),
             ("MemberName", m.name),
             ("Interface", m.interface),
-            ("StateInterface", m.state_interface),
-            ("Membership", "dynamic" if m.dynamic else "static"),
-            ("Penalty", str(m.penalty)),
-            ("CallsTaken", str(m.calls_taken)),
-            ("LastCall", "0"),
-            ("LastPause", "0"),
-            ("LoginTime", str(m.login_time)),
-            ("InCall", "1" if m.in_call else "0"),
-            ("Status", str(m.status)),
-            ("Paused", "1" if m.paused else "0"),
-            ("PausedReason", m.paused_reason),
+            *_member_state(m),
             ("Ringinuse", "0"),
             ("Wrapuptime", str(m.wrapuptime)),
         ]
@@ -625,17 +633,7 @@ class FakeAMIServer:
                         ("Queue", qname),
                         ("Name", m.name),
                         ("Location", m.interface),
-                        ("StateInterface", m.state_interface),
-                        ("Membership", "dynamic" if m.dynamic else "static"),
-                        ("Penalty", str(m.penalty)),
-                        ("CallsTaken", str(m.calls_taken)),
-                        ("LastCall", "0"),
-                        ("LastPause", "0"),
-                        ("LoginTime", str(m.login_time)),
-                        ("InCall", "1" if m.in_call else "0"),
-                        ("Status", str(m.status)),
-                        ("Paused", "1" if m.paused else "0"),
-                        ("PausedReason", m.paused_reason),
+                        *_member_state(m),
                         ("Wrapuptime", str(m.wrapuptime)),
                         *idtext,
                     ]

@@ -6,8 +6,8 @@ silent peer costs one sleeping protocol object, never CPU; ``HANGUP`` is a stick
 reply; routes ignore the query string; ``CancelledError`` always propagates.
 
 Each connection is an :class:`asyncio.Protocol` (no StreamReader/StreamWriter): bytes go
-straight from ``data_received`` into the sans-I/O :class:`~core.protocols.agi.ReplyParser` (a
-reply seen before is one dict look-up), a reply resolves the future the script awaits, commands
+straight from ``data_received`` into the call's sans-I/O :class:`~core.protocols.agi.ReplyParser`
+(:meth:`AGICall.receive`), a reply resolves the future the script awaits, commands
 go out with ``transport.write``, and one entry per connection in the server's deadline heap
 (:class:`_Deadlines`, moved only when a deadline comes earlier) serves the handshake, every
 command and the whole call. A task exists only once a handshake is complete and routed.
@@ -39,7 +39,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, cast
 
 from core.protocols.agi import (
-    ENCODED_COMMANDS,
     MAX_HANDSHAKE_BYTES,
     AGIEnvironment,
     AGIProtocolError,
@@ -75,6 +74,8 @@ _TICK: Final = 0.05
 #: _Deadlines rebuilds its heap once it holds more cancelled entries than this and than live.
 _MAX_DEAD: Final = 256
 _CLOSE_TIMEOUT: Final = 1.0
+#: Command lines and replies a server remembers (see FastAGIServer.encode, ReplyParser).
+_MAX_REMEMBERED: Final = 1024
 _NEVER: Final = float("inf")
 #: A timer may fire up to the clock resolution early; treat that as on time.
 _SLACK: Final = 0.001
@@ -138,18 +139,18 @@ class AGICall:
     unsent. Created by the server for each routed connection.
 
     A command is one future, not a coroutine: :meth:`_send` writes the line and returns the
-    future, which the connection settles straight from ``data_received`` (with the reply, or
-    with the error to raise). The convenience methods await it directly: in ``python -m bench
-    agi`` the coroutine level of :meth:`command` in between and its bookkeeping cost ~6k
-    instructions per command. A cancelled wait is noticed when the call next acts (see
-    :meth:`_abandoned`), not by a callback per command.
+    future, which :meth:`receive` settles when the connection hands it the reply's bytes (with
+    the reply, or with the error to raise). The convenience methods await it directly: in
+    ``python -m bench agi`` the coroutine level of :meth:`command` in between and its
+    bookkeeping cost ~6k instructions per command. A cancelled wait is noticed when the call
+    next acts (see :meth:`_abandoned`), not by a callback per command.
     """
 
     def __init__(self, env: AGIEnvironment, conn: _Connection, *, command_timeout: float) -> None:
         self.env = env
         self._conn = conn
         self._command_timeout = command_timeout
-        self._parser = ReplyParser()
+        self._parser = ReplyParser(replies=conn.server.replies)
         # The first event nobody was waiting for (a HANGUP, EOF or an unsolicited reply): it
         # decides the call's fate at the next command, and nothing after it matters.
         self._pending: ReplyEvent | None = None
@@ -310,37 +311,14 @@ class AGICall:
         Usually the reply's future itself (the connection settles it with the reply or the
         error); a coroutine that first waits for its turn if another command is in flight.
         """
-        try:
-            line = ENCODED_COMMANDS.get(parts)
-        except TypeError:  # an unhashable part; encode_command names it
-            line = None
-        if line is None:
-            line = encode_command(*parts)
+        line = self._conn.server.encode(parts)
         if self._busy and not self._abandoned():
             return self._queued(line, parts[0], timeout)
-        if self._failure is not None or self._pending is not None:
-            raise self._unusable()
-        # What _start does, inline: this runs once per command.
         self._busy = True
-        budget = self._command_timeout if timeout is None else timeout
-        conn = self._conn
-        waiter: asyncio.Future[AGIReply] = conn.loop.create_future()
-        self._command_deadline = deadline = conn.clock() + budget
-        self._command_name = parts[0]
-        self._command_budget = budget
-        self._waiter = waiter
-        if deadline < conn.timer_when:
-            conn.arm(deadline)
-        try:
-            conn.transport.write(line)
-        except BaseException:
-            self._waiter = None
-            self._busy = False
-            raise
-        return waiter
+        return self._start(line, parts[0], timeout)
 
     def _start(self, line: bytes, name: str, timeout: float | None) -> asyncio.Future[AGIReply]:
-        """Send ``line`` once handed the turn (see _queued); the connection settles the future."""
+        """Send ``line``, holding the turn; the connection's bytes settle the returned future."""
         if self._failure is not None or self._pending is not None:
             self._release()
             raise self._unusable()
@@ -421,10 +399,11 @@ class AGICall:
         self._release()
         return waiter
 
-    # -- internals: events from the connection --------------------------------------------
+    # -- what the connection calls ---------------------------------------------------------
 
-    def _on_data(self, data: bytes) -> None:
-        """Bytes that data_received's fast path (a known reply to the command in flight) left."""
+    def receive(self, data: bytes) -> None:
+        """Bytes from Asterisk after the handshake: settle the command in flight, or keep the
+        first event nobody waited for (it decides the next command's fate)."""
         self._abandoned()
         if self._failure is not None or self._pending is not None:
             self._conn.transport.pause_reading()  # nothing more can matter; don't spend CPU
@@ -440,7 +419,8 @@ class AGICall:
         for event in events:
             self._on_event(event)
 
-    def _on_eof(self) -> None:
+    def receive_eof(self) -> None:
+        """The peer closed (or the connection was lost)."""
         self._abandoned()
         for event in self._parser.feed_eof():
             self._on_event(event)
@@ -464,7 +444,7 @@ class AGICall:
         elif self._pending is None and type(event) in _DECISIVE:
             self._pending = event
 
-    def _on_deadline(self, now: float) -> float | None:
+    def check_deadline(self, now: float) -> float | None:
         """The connection's timer fired: expire the command in flight, or say when it is due."""
         self._abandoned()
         if self._waiter is None:
@@ -560,22 +540,7 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         call = self.call
         if call is not None:
-            waiter = call._waiter
-            if waiter is not None and (reply := call._parser.known.get(data)) is not None:
-                # The usual case, kept to a look-up: the reply (a 200, parsed before) to the
-                # command in flight. Anything else goes through the parser.
-                try:
-                    waiter.set_result(reply)
-                except asyncio.InvalidStateError:
-                    pass  # its task was cancelled: _on_data refuses the call
-                else:
-                    call._waiter = None
-                    if call._turns:
-                        call._next_turn()
-                    else:
-                        call._busy = False
-                    return
-            call._on_data(data)
+            call.receive(data)
             return
         parser = self._env
         if parser is None:
@@ -593,7 +558,7 @@ class _Connection(asyncio.Protocol):
     def eof_received(self) -> bool:
         call = self.call
         if call is not None:
-            call._on_eof()
+            call.receive_eof()
         elif self._env is not None:
             if not self._received:
                 # Connected and closed: a health check, not a broken peer.
@@ -615,7 +580,7 @@ class _Connection(asyncio.Protocol):
         self._lost = True
         call = self.call
         if call is not None:
-            call._on_eof()  # the call's task ends in its own time and finishes the connection
+            call.receive_eof()  # the call's task ends in its own time and finishes the connection
             if self.finished:
                 self.call = None  # see _finish
             return
@@ -657,7 +622,7 @@ class _Connection(asyncio.Protocol):
             self._call_expired = True
             if self.task is not None:
                 self.task.cancel()
-        command_due = call._on_deadline(now)
+        command_due = call.check_deadline(now)
         if command_due is not None:
             self.arm(command_due)
         elif not self._call_expired:
@@ -680,7 +645,7 @@ class _Connection(asyncio.Protocol):
         call = AGICall(env, self, command_timeout=self.server.command_timeout)
         self.call = call
         if leftover:
-            call._on_data(leftover)
+            call.receive(leftover)
         self._call_deadline = self.clock() + self.server.call_timeout
         self.arm(self._call_deadline)
         if self.ready is not None:
@@ -934,6 +899,27 @@ class FastAGIServer:
         self._idle: asyncio.Event | None = None
         self._deadlines: _Deadlines | None = None
         self._bad_handshakes = _BadHandshakeLog(bad_handshake_log_interval)
+        #: What this server's calls sent and heard before (see encode and ReplyParser).
+        self._encoded: dict[tuple[str, ...], bytes] = {}
+        self.replies: dict[str, AGIReply] = {}
+
+    def encode(self, parts: tuple[str, ...]) -> bytes:
+        """``encode_command(*parts)``, remembered (bounded) for this server's calls.
+
+        Why: an IVR sends the same prompts and variables on every call, and encoding is ~1 us
+        of a command's ~25 (``python -m bench agi``, see docs/capacity.md "Plain path"). The
+        line was checked when it was encoded; a command with an unhashable part is encoded
+        every time (and refused there).
+        """
+        try:
+            line = self._encoded.get(parts)
+        except TypeError:
+            return encode_command(*parts)
+        if line is None:
+            line = encode_command(*parts)
+            if len(self._encoded) < _MAX_REMEMBERED:
+                self._encoded[parts] = line
+        return line
 
     @property
     def bad_handshakes(self) -> int:

@@ -67,6 +67,8 @@ async def test_complaint_lookups(
 ) -> None:
     mine = await add_complaint(sessions, 100000001, "9876543210", "in_progress")
     await add_complaint(sessions, 100000002, "9876543210", "resolved")
+    await add_complaint(sessions, 100000004, "9876543210", "rejected_duplicate")
+    await add_complaint(sessions, 100000005, "9876543210", "closed")
     await add_complaint(sessions, 100000003, "9000000000", "registered")
     own = await store.open_complaints("9876543210")
     assert [c.number for c in own] == [mine]

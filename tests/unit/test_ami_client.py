@@ -262,7 +262,8 @@ async def test_ping_watchdog_detects_dead_link(fake: FakeAMIServer) -> None:
 async def test_pings_are_sent_and_link_stays_up(fake: FakeAMIServer) -> None:
     async with make_client(fake, ping_interval=0.05) as ami:
         await ami.connected.wait()
-        await asyncio.sleep(0.4)
+        async with asyncio.timeout(2):
+            await fake.wait_for_action("Ping", count=4)
         assert len(fake.actions_named("Ping")) >= 4
         assert ami.generation == 1 and ami.stats.dead_links == 0
 
@@ -286,7 +287,7 @@ async def test_subscription_filters(fake: FakeAMIServer, ami: AMIClient) -> None
 
 
 def test_routes_by_name_follow_subscriptions_as_they_come_and_go() -> None:
-    """_dispatch decides name filters once per name (sans-I/O: the client's read path only);
+    """_dispatch_all decides name filters once per name (sans-I/O: the client's read path only);
     a subscription made or closed between events, a predicate and a full queue still behave
     as when every filter was called per event, and invented names cannot grow the cache."""
     from core.protocols.ami import ActionTracker
@@ -300,20 +301,20 @@ def test_routes_by_name_follow_subscriptions_as_they_come_and_go() -> None:
     hangups = client.subscribe(filter=["HANGUP", "Newstate"])
     seen: list[str] = []
     pred = client.subscribe(filter=lambda m: seen.append(m.name) or m.name == "Newchannel")
-    client._dispatch(event("Hangup", "1"), tracker)
-    client._dispatch(event("Newchannel", "2"), tracker)
+    client._dispatch_all([event("Hangup", "1")], tracker)
+    client._dispatch_all([event("Newchannel", "2")], tracker)
     late = client.subscribe(filter="hangup", maxsize=1)
-    client._dispatch(event("hangup", "3"), tracker)
-    client._dispatch(event("Hangup", "4"), tracker)  # late is full: dropped there
+    client._dispatch_all([event("hangup", "3")], tracker)
+    client._dispatch_all([event("Hangup", "4")], tracker)  # late is full: dropped there
     hangups.close()
-    client._dispatch(event("Hangup", "5"), tracker)
+    client._dispatch_all([event("Hangup", "5")], tracker)
     assert [m["Uniqueid"] for m in list(hangups._items)] == ["1", "3", "4"]
     assert [m["Uniqueid"] for m in list(late._items)] == ["3"]
     assert late.dropped == 2 and late.needs_resync  # events 4 and 5
     assert [m["Uniqueid"] for m in list(pred._items)] == ["2"]
     assert seen == ["Hangup", "Newchannel", "hangup", "Hangup", "Hangup"]
     for i in range(3000):
-        client._dispatch(event(f"Invented{i}", str(i)), tracker)
+        client._dispatch_all([event(f"Invented{i}", str(i))], tracker)
     assert len(client._routes) <= 1024
     assert client.stats.events == 3005
 

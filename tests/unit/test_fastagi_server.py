@@ -9,7 +9,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any, cast
 
 import pytest
 
@@ -23,6 +24,8 @@ from core.transport.fastagi import (
     AGITimeout,
     FastAGIServer,
     Script,
+    _Deadlines,
+    tune_gc_for_serving,
 )
 
 USAGE = [
@@ -391,8 +394,12 @@ async def test_a_flood_of_failed_handshakes_is_logged_as_a_count(
                 await asyncio.sleep(0.01)
         warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
         assert len(warnings) == 1 and "bad FastAGI handshake from" in warnings[0]
-        await asyncio.sleep(0.4)  # the interval ends: the rest is reported as a count
-        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+        def warnings_logged() -> list[str]:
+            return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+        await until(lambda: len(warnings_logged()) >= 2)  # the interval ended: the count
+        warnings = warnings_logged()
         assert warnings[1:] == [
             "11 more failed FastAGI handshakes in the last 0.3 s (logged as a count only)"
         ]
@@ -600,3 +607,170 @@ def test_a_call_is_served_on_uvloop_too() -> None:
     except subprocess.TimeoutExpired as expired:
         raise AssertionError(f"no answer on uvloop within 30 s: {expired.stdout!r}") from None
     assert done.stdout.splitlines() == ["ANSWER", "SET VARIABLE IVR_DONE 1"], done.stderr
+
+
+# --------------------------------------------------------------- the transport's own behaviours
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait (polling, bounded) for state that has no event of its own."""
+    async with asyncio.timeout(5):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.001)
+
+
+async def test_fake_calls_run_through_the_listener_protocol() -> None:
+    """run_fake_call serves a socketpair with the same protocol object the listener uses."""
+
+    async def script(call: AGICall) -> None:
+        await call.answer()
+        assert call._conn.transport.get_extra_info("socket") is not None
+
+    result = await run_fake_call(script, FakeAsterisk([Rule("ANSWER")]))
+    result.raise_for_error()
+
+
+async def test_flood_after_hangup_is_not_buffered() -> None:
+    """Nothing after a HANGUP can matter: the call stops reading instead of parsing a flood."""
+    seen = asyncio.Event()
+    release = asyncio.Event()
+    outcome: list[object] = []
+
+    async def script(call: AGICall) -> None:
+        await call.answer()
+        seen.set()
+        await release.wait()
+        try:
+            await call.answer()
+        except AGIHangup:
+            outcome.append("hangup")
+        outcome.append(call._parser.buffered)
+
+    server = FastAGIServer({"ivr": script})
+    ours, theirs = socket.socketpair()
+    theirs.setblocking(False)
+    loop = asyncio.get_running_loop()
+    serving = asyncio.create_task(server.serve_socket(ours))
+    await loop.sock_sendall(theirs, FakeAsterisk([]).handshake())
+    assert await loop.sock_recv(theirs, 100) == b"ANSWER\n"
+    await loop.sock_sendall(theirs, b"200 result=0\n")
+    await seen.wait()
+    await loop.sock_sendall(theirs, b"HANGUP\n" + b"200 result=0 " + b"x" * 5000)
+    async with asyncio.timeout(5):
+        while True:  # until the server stops reading: its socket buffer fills up
+            try:
+                theirs.send(b"y" * 65536)
+            except BlockingIOError:
+                break
+            await asyncio.sleep(0)
+    release.set()
+    async with asyncio.timeout(5):
+        await serving
+    theirs.close()
+    assert outcome[0] == "hangup" and isinstance(outcome[1], int) and outcome[1] <= 70_000
+
+
+async def test_cancelled_while_waiting_for_a_turn_passes_it_on() -> None:
+    results: list[object] = []
+    peer = FakeAsterisk(
+        [
+            Rule("GET VARIABLE A", "200 result=1 (1)", delay=0.5),
+            Rule.variable("GET VARIABLE C", "3"),
+        ]
+    )
+
+    async def script(call: AGICall) -> None:
+        first = asyncio.create_task(call.get_variable("A"))
+        second = asyncio.create_task(call.get_variable("B"))
+        third = asyncio.create_task(call.get_variable("C"))
+        await until(lambda: len(call._turns or ()) == 2)  # both queued behind A (in flight)
+        second.cancel()
+        results.extend(await asyncio.gather(first, second, third, return_exceptions=True))
+
+    result = await run_fake_call(script, peer)
+    result.raise_for_error()
+    assert results[0] == "1" and isinstance(results[1], asyncio.CancelledError)
+    assert results[2] == "3"
+    assert peer.commands == ["GET VARIABLE A", "GET VARIABLE C"]
+
+
+async def test_cancelling_the_command_in_flight_refuses_the_one_queued_behind_it() -> None:
+    """A cancelled wait is noticed without a callback per command; a queued command must not
+    wait for the late reply (it would be taken for its own): it fails at once."""
+    results: list[object] = []
+    waited: list[float] = []
+    peer = FakeAsterisk([Rule("GET VARIABLE A", "200 result=1 (1)", delay=1.0)])
+
+    async def script(call: AGICall) -> None:
+        first = asyncio.create_task(call.get_variable("A"))
+        await until(lambda: peer.commands == ["GET VARIABLE A"])  # sent; its reply is 1 s away
+        second = asyncio.create_task(call.get_variable("B"))
+        await until(lambda: bool(call._turns))  # queued behind the first
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        first.cancel()
+        results.extend(await asyncio.gather(first, second, return_exceptions=True))
+        waited.append(loop.time() - started)
+        with pytest.raises(AGIConnectionError, match="cancelled"):
+            await call.answer()
+
+    result = await run_fake_call(script, peer)
+    result.raise_for_error()
+    assert isinstance(results[0], asyncio.CancelledError)
+    assert isinstance(results[1], AGIConnectionError) and "cancelled" in str(results[1])
+    assert waited[0] < 0.5 and peer.commands == ["GET VARIABLE A"]
+
+
+async def test_deadlines_come_due_in_order_and_cancelled_entries_do_not_pile_up() -> None:
+    fired: list[object] = []
+    both = asyncio.Event()
+
+    class Conn:
+        def __init__(self, name: object) -> None:
+            self.name = name
+
+        def _on_timer(self) -> None:
+            fired.append(self.name)
+            if len(fired) == 2:
+                both.set()
+
+    deadlines = _Deadlines(asyncio.get_running_loop())
+    now = deadlines.clock()
+    deadlines.add(now + 0.02, cast(Any, Conn("a")))
+    deadlines.add(now + 0.01, cast(Any, Conn("b")))
+    deadlines.cancel(deadlines.add(now + 0.03, cast(Any, Conn("c"))))
+    async with asyncio.timeout(5):
+        await both.wait()
+    assert fired == ["b", "a"]  # in order (up to _TICK apart)
+    entries = [deadlines.add(now + 100, cast(Any, Conn(n))) for n in range(2000)]
+    for entry in entries[:-1]:
+        deadlines.cancel(entry)
+    assert len(deadlines._heap) <= 600  # rebuilt as cancelled entries became most of it
+    deadlines.cancel(entries[-1])
+    assert not deadlines._heap and deadlines._timer is None  # nothing live: no loop timer
+    assert fired == ["b", "a"]  # the cancelled one ("c") never fired
+
+
+def test_tune_gc_for_serving() -> None:
+    before = gc.get_threshold()
+    try:
+        tune_gc_for_serving(12_345)
+        assert gc.get_threshold()[0] == 12_345 and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+
+
+def test_the_server_remembers_encoded_commands_within_a_bound() -> None:
+    from core.protocols.agi import encode_command
+
+    server = FastAGIServer({})
+    assert server.encode(("SET VARIABLE", "X", "a b")) == encode_command("SET VARIABLE", "X", "a b")
+    assert server.encode(("SET VARIABLE", "X", "a b")) == b'SET VARIABLE X "a b"\n'
+    with pytest.raises(ValueError, match="CR, LF or NUL"):
+        server.encode(("SET VARIABLE", "X", "a\nEXEC System x"))  # refused, every time
+    with pytest.raises(TypeError):
+        server.encode(("SET VARIABLE", "X", ["unhashable"]))  # type: ignore[arg-type]
+    for n in range(3000):
+        assert server.encode(("SET VARIABLE", "X", str(n))) == f"SET VARIABLE X {n}\n".encode()
+    assert len(server._encoded) == 1024

@@ -5,11 +5,9 @@ Complaints get their department, category, place, assigned officer and level, re
 reopen count, duplicate link and the reason no rule placed them. ``UNIQUE(call_id)`` becomes
 ``UNIQUE(call_id, request_hash)``: the same request twice on one call is still one complaint,
 two different ones are two. The CHECKs are written out, not imported (a migration is history).
-``ck_users_role`` gains ``cm_office`` (so does 0005_lifecycle_states on the lifecycle branch:
-after it, replacing the constraint again here is a no-op).
 
 Revision ID: 0006_routing
-Revises: 0004_typed_state
+Revises: 0005_lifecycle_states
 Create Date: 2026-12-05
 """
 
@@ -20,17 +18,18 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 LEVELS = "'thana', 'tehsil', 'district', 'division', 'state', 'cm_office'"
-#: Statuses as of 0004 (the lifecycle branch's 0005 adds two: widen these with it).
-STATUSES = "'registered', 'assigned', 'in_progress', 'resolved', 'reopened', 'escalated', 'closed'"
+#: Statuses as of 0005_lifecycle_states.
+STATUSES = (
+    "'registered', 'assigned', 'in_progress', 'resolved', 'reopened', 'escalated', 'closed', "
+    "'rejected_duplicate', 'closure_requested'"
+)
 ACTIONS = (
     "'register', 'assign', 'start', 'resolve', 'close', 'reopen', 'reject_duplicate', "
     "'request_closure', 'approve_closure', 'refuse_closure', 'reassign', 'escalate'"
 )
-ROLE_BEFORE = "role IN ('agent', 'supervisor', 'officer', 'admin')"
-ROLE_AFTER = "role IN ('agent', 'supervisor', 'officer', 'cm_office', 'admin')"
 
 revision: str = "0006_routing"
-down_revision: str | None = "0004_typed_state"
+down_revision: str | None = "0005_lifecycle_states"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -253,14 +252,10 @@ def upgrade() -> None:
     op.create_check_constraint(
         op.f("ck_complaints_level"), "complaints", sa.text(f"level IN ({LEVELS})")
     )
-    op.drop_constraint(op.f("ck_users_role"), "users", type_="check")
-    op.create_check_constraint(op.f("ck_users_role"), "users", sa.text(ROLE_AFTER))
 
 
 def downgrade() -> None:
-    """Refused while a user has the cm_office role or two complaints share a call."""
-    op.drop_constraint(op.f("ck_users_role"), "users", type_="check")
-    op.create_check_constraint(op.f("ck_users_role"), "users", sa.text(ROLE_BEFORE))
+    """Refused while two complaints share a call."""
     op.drop_constraint(op.f("ck_complaints_level"), "complaints", type_="check")
     op.drop_constraint(op.f("fk_complaints_thana_thanas"), "complaints", type_="foreignkey")
     op.drop_constraint(
