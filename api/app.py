@@ -10,13 +10,25 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
 from api.live import LiveHub
-from api.routers import agents, auth, calls, complaints, health, seats, stats, wallboard
+from api.routers import (
+    agents,
+    auth,
+    calls,
+    complaints,
+    health,
+    reference,
+    seats,
+    stats,
+    wallboard,
+)
 from api.services.errors import (
     Conflict,
     Forbidden,
     Invalid,
+    InvalidField,
     NotFound,
     ServiceError,
+    TooMany,
     Unauthenticated,
 )
 from api.services.notify import Notifications
@@ -32,6 +44,7 @@ STATUS_OF: dict[type[ServiceError], int] = {
     Invalid: status.HTTP_422_UNPROCESSABLE_CONTENT,
     Unauthenticated: status.HTTP_401_UNAUTHORIZED,
     Forbidden: status.HTTP_403_FORBIDDEN,
+    TooMany: status.HTTP_429_TOO_MANY_REQUESTS,
 }
 
 
@@ -44,6 +57,10 @@ async def service_error(_request: Request, error: Exception) -> JSONResponse:
         status.HTTP_400_BAD_REQUEST,
     )
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthenticated) else None
+    if isinstance(error, InvalidField):
+        # The shape of FastAPI's own 422, so a desk shows it next to the field either way.
+        detail = [{"loc": ["body", error.field], "msg": error.reason, "type": "reference"}]
+        return JSONResponse({"detail": detail}, status_code=code)
     return JSONResponse({"detail": error.message}, status_code=code, headers=headers)
 
 
@@ -55,6 +72,8 @@ def create_app(settings: Settings, *, ami: Any = None, connect_ami: bool = True)
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
         app.state.settings = settings
+        # Loaded once per process: routing and the reference lists read it on every request.
+        app.state.reference = settings.load_reference()
         app.state.sessions = session_factory(engine)
         app.state.ami = ami
         own_ami = None
@@ -93,6 +112,6 @@ def create_app(settings: Settings, *, ami: Any = None, connect_ami: bool = True)
         lifespan=lifespan,
     )
     app.add_exception_handler(ServiceError, service_error)
-    for module in (health, auth, agents, complaints, calls, seats, stats, wallboard):
+    for module in (health, auth, agents, complaints, reference, calls, seats, stats, wallboard):
         app.include_router(module.router)
     return app

@@ -15,11 +15,12 @@ from api.services.errors import Forbidden, Unauthenticated
 from api.services.notify import Notifications
 from core.config import Settings
 from core.db.models import User
+from core.reference import Reference
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/auth/token")
 
 AGENT_ROLES = ("agent", "supervisor", "admin")
-STAFF_ROLES = ("agent", "supervisor", "officer", "admin")
+STAFF_ROLES = ("agent", "supervisor", "officer", "cm_office", "admin")
 SUPERVISOR_ROLES = ("supervisor", "admin")
 ADMIN_ROLES = ("admin",)
 
@@ -38,6 +39,11 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+def get_reference(request: Request) -> Reference:
+    reference: Reference = request.app.state.reference
+    return reference
+
+
 def get_notifications(request: Request) -> Notifications:
     notifications: Notifications = request.app.state.notifications
     return notifications
@@ -46,6 +52,7 @@ def get_notifications(request: Request) -> Notifications:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 NotificationsDep = Annotated[Notifications, Depends(get_notifications)]
+ReferenceDep = Annotated[Reference, Depends(get_reference)]
 
 
 async def current_user(session: SessionDep, token: Annotated[str, Depends(oauth2)]) -> User:

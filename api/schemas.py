@@ -12,6 +12,7 @@ from core.domain.complaints import ComplaintStatus
 from core.domain.phone import CallerNumber
 from core.domain.queues import PauseReason, Skill
 from core.domain.staff import Role
+from core.reference import Level
 
 
 class TokenOut(BaseModel):
@@ -72,6 +73,32 @@ class ComplaintIn(BaseModel):
     #: caller told the agent; a call's known number wins otherwise. Any Indian spelling
     #: (+91, 0, 091, spaces, dashes); stored as the 10-digit national number.
     caller_number: CallerNumber | None = None
+    #: What and where, as codes of ``GET /reference/departments`` and ``/reference/districts``
+    #: (checked against the reference data: an unknown or inconsistent code is a 422).
+    department: str = Field(max_length=40, examples=["police"])
+    category: str = Field(max_length=64, examples=["police.harassment"])
+    district: str = Field(max_length=40, examples=["lucknow"])
+    tehsil: str | None = Field(default=None, max_length=40, examples=["lucknow_sadar"])
+    thana: str | None = Field(default=None, max_length=40, examples=["lucknow_hazratganj"])
+
+
+class PlaceOut(BaseModel):
+    """A reference record (place, department, category) by its code and names."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    code: str
+    name_en: str
+    name_hi: str
+
+
+class OfficerOut(BaseModel):
+    """The officer's post a complaint is assigned to."""
+
+    code: str
+    designation_en: str
+    designation_hi: str
+    level: Level
 
 
 class ComplaintOut(BaseModel):
@@ -85,7 +112,50 @@ class ComplaintOut(BaseModel):
     call_uniqueid: str | None
     created_by: str
     created_at: datetime
+    #: Created + the category's SLA days.
     due_at: datetime
+    #: None only on complaints filed before routing existed.
+    department: PlaceOut | None = None
+    category: PlaceOut | None = None
+    district: PlaceOut | None = None
+    tehsil: PlaceOut | None = None
+    thana: PlaceOut | None = None
+    assigned_officer: OfficerOut | None = None
+    level: Level | None = None
+    #: Why no rule placed it (then it waits on the review page, status ``registered``).
+    unroutable_reason: str | None = None
+    #: An open complaint of the same caller and category: this one is linked to it.
+    possible_duplicate_of: str | None = None
+    reopen_count: int = 0
+
+
+class ComplaintCheckOut(BaseModel):
+    """What the desk is warned of before filing a complaint for a caller."""
+
+    #: The newest open complaint of this caller in this category, if any.
+    possible_duplicate_of: str | None
+    complaints_this_month: int
+    monthly_cap: int
+
+
+class ThanaOut(PlaceOut):
+    #: None where the data does not say which tehsil the thana is in.
+    tehsil: str | None
+
+
+class DistrictOut(PlaceOut):
+    division: PlaceOut
+    tehsils: list[PlaceOut]
+    thanas: list[ThanaOut]
+
+
+class CategoryOut(PlaceOut):
+    sla_days: int
+    first_level: Level
+
+
+class DepartmentOut(PlaceOut):
+    categories: list[CategoryOut]
 
 
 class ServiceHealth(BaseModel):

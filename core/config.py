@@ -15,6 +15,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.reference import DEFAULT_DATA_DIR, Reference, load_reference
+
 #: Services that log in to AMI; each gets its own AMI user (and eventfilter) in manager.conf.
 AMI_SERVICES: tuple[str, ...] = ("queue_manager", "api", "outbound_dialer")
 
@@ -75,6 +77,11 @@ class Settings(BaseSettings):
     daily_inbound_budget: int = 88_000
     daily_outbound_budget: int = 55_000
     resolution_days: int = 7
+    #: Complaints one caller number may file per calendar month (IST); more answer 429.
+    complaints_per_caller_month: int = Field(default=10, gt=0)
+    #: Directory of the reference data (places, departments, categories, officers); None: the
+    #: data shipped in core/reference/data.
+    reference_dir: Path | None = None
 
     # IVR (agi_scripts.ivr)
     #: Emergency numbers: key 4 (police) and key 5 (health/ambulance).
@@ -117,6 +124,10 @@ class Settings(BaseSettings):
             _env_file=[f for f in files if f.exists()] or None,
             state_dir=state_dir.resolve(),
         )
+
+    def load_reference(self) -> Reference:
+        """The reference data of this instance (validated; raises ReferenceDataError)."""
+        return load_reference(self.reference_dir or DEFAULT_DATA_DIR)
 
     @property
     def agi_url(self) -> str:

@@ -45,15 +45,18 @@ def prepare_database(settings: Settings) -> None:
 
 
 def seed(settings: Settings) -> list[Any]:
-    """Seats and demo users; returns the seats (for the PJSIP config)."""
+    """Seats, reference data and demo users; returns the seats (for the PJSIP config)."""
     from core.db.session import create_engine, session_factory
-    from helpline.seed import seed_demo_users, seed_seats
+    from helpline.seed import seed_demo_users, seed_reference, seed_seats
 
     async def run() -> list[Any]:
         engine = create_engine(settings, pool_size=1)
         try:
             async with session_factory(engine)() as session:
                 seats = await seed_seats(session, settings.seat_count)
+                seeded = await seed_reference(session, settings)
+                if seeded.changed:
+                    _step(f"reference data {seeded.version}: {sum(seeded.rows.values())} rows")
                 await seed_demo_users(session, settings)
                 await session.commit()
                 return seats

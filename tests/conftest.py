@@ -14,19 +14,38 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api.services import reference
 from core.config import Settings
 from core.db.migrate import upgrade
 from core.db.session import asyncpg_dsn, create_engine, ensure_database, session_factory
+from core.reference import Reference, load_reference
 
-#: Tables emptied between tests (the schema stays).
+#: Tables emptied between tests (the schema and the reference data stay). ``users`` is emptied
+#: with DELETE after unlinking the officers' posts: a TRUNCATE would cascade to ``officers``.
 TABLES = (
-    "audit_log, complaints, queue_events, calls, seat_status, agent_sessions, api_tokens, "
-    "seats, users, service_heartbeats"
+    "audit_log, complaint_history, complaints, queue_events, calls, seat_status, "
+    "agent_sessions, api_tokens, seats, service_heartbeats"
+)
+EMPTY_USERS = (
+    "UPDATE officers SET user_id = NULL WHERE user_id IS NOT NULL",
+    "DELETE FROM users",
+    "ALTER TABLE users ALTER COLUMN id RESTART",
 )
 
 
 def _base_settings() -> Settings:
     return Settings.load(Path(os.environ.get("HELPLINE_STATE_DIR", ".helpline")))
+
+
+async def seed_reference(settings: Settings) -> None:
+    """The reference tables, as ``helpline up`` seeds them (complaints point at them)."""
+    engine = create_engine(settings, pool_size=1)
+    try:
+        async with session_factory(engine)() as session:
+            await reference.seed(session, settings.load_reference())
+            await session.commit()
+    finally:
+        await engine.dispose()
 
 
 @contextmanager
@@ -38,6 +57,7 @@ def fresh_database(purpose: str) -> Iterator[str]:
     settings = Settings(database_url=url)
     asyncio.run(ensure_database(settings))
     upgrade(settings)
+    asyncio.run(seed_reference(settings))
     try:
         yield url
     finally:
@@ -54,6 +74,12 @@ def fresh_database(purpose: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def reference_data() -> Reference:
+    """The shipped reference data, loaded once per run as each process does."""
+    return load_reference()
+
+
+@pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     """A database for the tests that empty it between tests (tests/service)."""
     with fresh_database("test") as url:
@@ -67,6 +93,8 @@ async def db_settings(database_url: str, tmp_path: Path) -> AsyncIterator[Settin
     engine = create_engine(settings, pool_size=1)
     async with engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+        for statement in EMPTY_USERS:
+            await conn.execute(text(statement))
     await engine.dispose()
     yield settings
 

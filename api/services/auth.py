@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.schemas import TokenOut
@@ -80,3 +80,16 @@ async def create_user(
 
 async def usernames(session: AsyncSession) -> set[str]:
     return set((await session.execute(select(User.username))).scalars())
+
+
+async def set_password(session: AsyncSession, username: str, password: str) -> None:
+    """Give ``username`` a new password (not committed: the caller decides)."""
+    await session.execute(
+        update(User).where(User.username == username).values(password_hash=hash_password(password))
+    )
+
+
+async def user_ids(session: AsyncSession, names: Collection[str]) -> dict[str, int]:
+    """The ids of those of ``names`` that are users."""
+    rows = await session.execute(select(User.username, User.id).where(User.username.in_(names)))
+    return {username: user_id for username, user_id in rows}

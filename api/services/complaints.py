@@ -1,8 +1,14 @@
-"""Complaints: stored exactly once, numbered only after the row is committed.
+"""Complaints: checked against the reference data, routed to an officer, stored exactly once
+with their history, numbered only after the row is committed.
 
 Exactly once comes from the database, not from the client being careful: a complaint is unique
-on its call and on the client's ``Idempotency-Key``; a replay returns the original and a key
-reused for a different request is refused (:class:`Invalid`).
+on the client's ``Idempotency-Key`` and on (call, request hash), so the same request twice on
+one call is one complaint, while a caller with two problems gets two. A replay returns the
+original; a key reused for a different request is refused (:class:`Invalid`).
+
+Only the agent who handled the call (or a supervisor or admin) may file on it. A caller's
+complaints are serialised by a transaction-scoped advisory lock on their number, so the
+monthly cap and the duplicate check see every complaint committed before.
 """
 
 from __future__ import annotations
@@ -12,18 +18,40 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
-from api.schemas import ComplaintIn, ComplaintOut
-from api.services.errors import Conflict, Invalid, NotFound
+from api.schemas import ComplaintCheckOut, ComplaintIn, ComplaintOut, OfficerOut, PlaceOut
+from api.services.errors import Conflict, Forbidden, Invalid, InvalidField, NotFound, TooMany
 from api.services.lookups import current_call, open_agent_session
 from core.config import Settings
 from core.db.audit import audit
-from core.db.models import Call, Complaint, User, complaint_sequence
-from core.domain.complaints import complaint_number, is_valid_complaint_number, resolution_due
+from core.db.models import (
+    AgentSession,
+    Call,
+    Complaint,
+    ComplaintHistory,
+    User,
+    complaint_sequence,
+)
+from core.domain.clock import month_start
+from core.domain.complaints import (
+    SETTLED_STATES,
+    ComplaintStatus,
+    HistoryAction,
+    complaint_number,
+    is_valid_complaint_number,
+    resolution_due,
+)
+from core.domain.lifecycle import SYSTEM, Action, ComplaintView, Refusal, Transition, apply
 from core.domain.phone import CallerNumber
+from core.domain.staff import Role
+from core.reference import Category, Reference
+
+#: Roles that may file on any call (an agent only on the calls they handled).
+FILE_ON_ANY_CALL = frozenset({Role.SUPERVISOR, Role.ADMIN})
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,20 +61,106 @@ class Registered:
     created: bool
 
 
-async def complaint_out(session: AsyncSession, complaint: Complaint) -> ComplaintOut:
-    author = await session.get(User, complaint.created_by)
-    call = await session.get(Call, complaint.call_id) if complaint.call_id is not None else None
+# ----------------------------------------------------------------------------- reading
+
+_Duplicate = aliased(Complaint)
+
+
+def _with_names() -> Select[Complaint, str, str, str]:
+    """Complaints with their author's username, call's uniqueid and the number of the one
+    they may duplicate: one query however many rows."""
+    return (
+        select(Complaint, User.username, Call.uniqueid, _Duplicate.number)
+        .outerjoin(User, User.id == Complaint.created_by)
+        .outerjoin(Call, Call.id == Complaint.call_id)
+        .outerjoin(_Duplicate, _Duplicate.id == Complaint.duplicate_of)
+    )
+
+
+def _place(record: object | None) -> PlaceOut | None:
+    return None if record is None else PlaceOut.model_validate(record)
+
+
+def complaint_out(
+    reference: Reference,
+    complaint: Complaint,
+    author: str | None,
+    call_uniqueid: str | None,
+    duplicate_number: str | None,
+) -> ComplaintOut:
+    """A stored complaint for the desk; names come from the reference in memory."""
+    officer = (
+        reference.officers.get(complaint.assigned_officer) if complaint.assigned_officer else None
+    )
     return ComplaintOut(
         number=complaint.number,
         status=complaint.status,
         caller_number=complaint.caller_number,
         caller_name=complaint.caller_name,
         description=complaint.description,
-        call_uniqueid=call.uniqueid if call else None,
-        created_by=author.username if author else "?",
+        call_uniqueid=call_uniqueid,
+        created_by=author or "?",
         created_at=complaint.created_at,
         due_at=complaint.due_at,
+        department=_place(reference.departments.get(complaint.department or "")),
+        category=_place(reference.categories.get(complaint.category or "")),
+        district=_place(reference.districts.get(complaint.district or "")),
+        tehsil=_place(reference.tehsils.get(complaint.tehsil or "")),
+        thana=_place(reference.thanas.get(complaint.thana or "")),
+        assigned_officer=None
+        if officer is None
+        else OfficerOut(
+            code=officer.code,
+            designation_en=officer.designation_en,
+            designation_hi=officer.designation_hi,
+            level=officer.level,
+        ),
+        level=complaint.level,
+        unroutable_reason=complaint.unroutable_reason,
+        possible_duplicate_of=duplicate_number,
+        reopen_count=complaint.reopen_count,
     )
+
+
+async def _one(
+    session: AsyncSession, reference: Reference, condition: ColumnElement[bool]
+) -> ComplaintOut | None:
+    row = (await session.execute(_with_names().where(condition).limit(1))).one_or_none()
+    return None if row is None else complaint_out(reference, *row)
+
+
+async def by_number(session: AsyncSession, reference: Reference, number: str) -> ComplaintOut:
+    if not is_valid_complaint_number(number):
+        raise Invalid(f"{number!r} is not a complaint number (10 digits with a valid check digit)")
+    found = await _one(session, reference, Complaint.number == number)
+    if found is None:
+        raise NotFound(f"no complaint {number}")
+    return found
+
+
+async def latest(
+    session: AsyncSession,
+    reference: Reference,
+    *,
+    caller: CallerNumber | None,
+    limit: int,
+    unroutable: bool = False,
+) -> list[ComplaintOut]:
+    """The newest ``limit`` complaints, of one caller (any Indian format) if given; with
+    ``unroutable``, only those no rule placed that nobody has assigned since (the review
+    page's list)."""
+    query = _with_names().order_by(Complaint.created_at.desc()).limit(limit)
+    if caller is not None:
+        query = query.where(Complaint.caller_number == caller)
+    if unroutable:
+        query = query.where(
+            Complaint.unroutable_reason.is_not(None), Complaint.assigned_officer.is_(None)
+        )
+    rows = (await session.execute(query)).all()
+    return [complaint_out(reference, *row) for row in rows]
+
+
+# ----------------------------------------------------------------------------- filing
 
 
 def _request_hash(body: ComplaintIn, user_id: int) -> str:
@@ -54,15 +168,51 @@ def _request_hash(body: ComplaintIn, user_id: int) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def check_codes(reference: Reference, body: ComplaintIn) -> Category:
+    """The complaint's category, once every code is known and they fit together; otherwise
+    :class:`InvalidField` naming the first field that does not."""
+    if body.department not in reference.departments:
+        raise InvalidField("department", f"unknown department {body.department!r}")
+    category = reference.categories.get(body.category)
+    if category is None:
+        raise InvalidField("category", f"unknown category {body.category!r}")
+    if category.department != body.department:
+        raise InvalidField(
+            "category",
+            f"category {body.category!r} is of department {category.department!r}, "
+            f"not {body.department!r}",
+        )
+    if body.district not in reference.districts:
+        raise InvalidField("district", f"unknown district {body.district!r}")
+    if body.tehsil is not None:
+        tehsil = reference.tehsils.get(body.tehsil)
+        if tehsil is None:
+            raise InvalidField("tehsil", f"unknown tehsil {body.tehsil!r}")
+        if tehsil.district != body.district:
+            raise InvalidField(
+                "tehsil", f"tehsil {body.tehsil!r} is in district {tehsil.district!r}"
+            )
+    if body.thana is not None:
+        thana = reference.thanas.get(body.thana)
+        if thana is None:
+            raise InvalidField("thana", f"unknown thana {body.thana!r}")
+        if thana.district != body.district:
+            raise InvalidField("thana", f"thana {body.thana!r} is in district {thana.district!r}")
+        if body.tehsil is not None and thana.tehsil not in (None, body.tehsil):
+            raise InvalidField("thana", f"thana {body.thana!r} is in tehsil {thana.tehsil!r}")
+    return category
+
+
 async def _resolve_call(session: AsyncSession, user: User, body: ComplaintIn) -> Call | None:
-    """The call named, else the agent's current (or just-ended) call, else none (then the
-    caller's number must be given)."""
+    """The call named (which the user must have handled), else the agent's current (or
+    just-ended) call, else none (then the caller's number must be given)."""
     if body.call_uniqueid is not None:
         call = (
             await session.execute(select(Call).where(Call.uniqueid == body.call_uniqueid))
         ).scalar_one_or_none()
         if call is None:
             raise NotFound(f"no call {body.call_uniqueid}")
+        await _check_handled(session, user, call)
         return call
     agent_session = await open_agent_session(session, user.id)
     if agent_session is not None:
@@ -77,6 +227,34 @@ async def _resolve_call(session: AsyncSession, user: User, body: ComplaintIn) ->
     return None
 
 
+async def _check_handled(session: AsyncSession, user: User, call: Call) -> None:
+    """An agent may file only on a call their seat took while they were logged in to it."""
+    if user.role in FILE_ON_ANY_CALL or call.agent_user_id == user.id:
+        return
+    if call.agent_seat is not None and call.agent_connected_at is not None:
+        handled = (
+            await session.execute(
+                select(
+                    exists().where(
+                        AgentSession.user_id == user.id,
+                        AgentSession.seat == call.agent_seat,
+                        AgentSession.logged_in_at <= call.agent_connected_at,
+                        or_(
+                            AgentSession.logged_out_at.is_(None),
+                            AgentSession.logged_out_at >= call.agent_connected_at,
+                        ),
+                    )
+                )
+            )
+        ).scalar_one()
+        if handled:
+            return
+    raise Forbidden(
+        f"call {call.uniqueid} was handled by another seat: only its agent, "
+        "or a supervisor, may file a complaint on it"
+    )
+
+
 def _caller_number(call: Call | None, given: CallerNumber | None) -> str | None:
     """The call's number wins; the agent's is used when the caller withheld theirs (or there
     is no call)."""
@@ -85,38 +263,121 @@ def _caller_number(call: Call | None, given: CallerNumber | None) -> str | None:
     return given
 
 
+async def _lock_caller(session: AsyncSession, caller_number: str) -> None:
+    """Serialise this caller's filings until the transaction ends (cap and duplicates)."""
+    key = func.hashtextextended("complaint caller " + caller_number, 0)
+    await session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+async def _month_count(session: AsyncSession, caller_number: str, now: datetime) -> int:
+    """The caller's complaints this helpline month (ix_complaints_caller_month)."""
+    return (
+        await session.execute(
+            select(func.count()).where(
+                Complaint.caller_number == caller_number,
+                Complaint.created_at >= month_start(now),
+            )
+        )
+    ).scalar_one()
+
+
+async def _open_duplicate(
+    session: AsyncSession, caller_number: str, category: str
+) -> tuple[int, str] | None:
+    """The caller's newest open complaint of the category: (id, number)."""
+    row = (
+        await session.execute(
+            select(Complaint.id, Complaint.number)
+            .where(
+                Complaint.caller_number == caller_number,
+                Complaint.category == category,
+                Complaint.status.not_in(SETTLED_STATES),
+            )
+            .order_by(Complaint.created_at.desc())
+            .limit(1)
+        )
+    ).one_or_none()
+    return None if row is None else (row.id, row.number)
+
+
+async def _find_same(
+    session: AsyncSession,
+    reference: Reference,
+    idempotency_key: str | None,
+    call: Call | None,
+    request_hash: str,
+) -> tuple[ComplaintOut, str | None, str | None] | None:
+    """The stored complaint of this request: by its key first, else this request on this call."""
+    if idempotency_key is not None:
+        found = await _stored(session, reference, Complaint.idempotency_key == idempotency_key)
+        if found is not None:
+            return found
+    if call is not None:
+        return await _stored(
+            session,
+            reference,
+            and_(Complaint.call_id == call.id, Complaint.request_hash == request_hash),
+        )
+    return None
+
+
 async def register(
     session: AsyncSession,
     settings: Settings,
+    reference: Reference,
     user: User,
     body: ComplaintIn,
     idempotency_key: str | None = None,
 ) -> Registered:
-    """Store the complaint once. A replay (same key, or another complaint for the same call)
-    returns the stored one, also when it races this request: the UNIQUE constraints decide."""
+    """Check, route and store the complaint once, with its history rows, in one transaction.
+
+    A replay (same key, or the same request on the same call) returns the stored one, also
+    when it races this request: the UNIQUE constraints decide. Refusals: unknown codes
+    (:class:`InvalidField`), a call the user did not handle (:class:`Forbidden`), the caller's
+    monthly cap (:class:`TooMany`).
+    """
+    category = check_codes(reference, body)
     request_hash = _request_hash(body, user.id)
     call = await _resolve_call(session, user, body)
-
-    conditions = []
-    if idempotency_key is not None:
-        conditions.append(Complaint.idempotency_key == idempotency_key)
-    if call is not None:
-        conditions.append(Complaint.call_id == call.id)
-    if conditions:
-        existing = (
-            await session.execute(select(Complaint).where(or_(*conditions)).limit(1))
-        ).scalar_one_or_none()
-        if existing is not None:
-            return await _replay(session, existing, idempotency_key, request_hash)
-
     caller_number = _caller_number(call, body.caller_number)
-    sequence = (await session.execute(select(complaint_sequence.next_value()))).scalar_one()
+    if caller_number is not None:
+        await _lock_caller(session, caller_number)
+
+    existing = await _find_same(session, reference, idempotency_key, call, request_hash)
+    if existing is not None:
+        return _replay(*existing, idempotency_key, request_hash)
+
     now = datetime.now(UTC)
+    duplicate: tuple[int, str] | None = None
+    if caller_number is not None:
+        count = await _month_count(session, caller_number, now)
+        if count >= settings.complaints_per_caller_month:
+            raise TooMany(
+                f"caller {caller_number} has filed {count} complaints this month, the most "
+                f"allowed ({settings.complaints_per_caller_month}); add to an open one instead"
+            )
+        duplicate = await _open_duplicate(session, caller_number, category.code)
+
+    number = complaint_number(
+        (await session.execute(select(complaint_sequence.next_value()))).scalar_one()
+    )
+    filed = ComplaintView(
+        number,
+        ComplaintStatus.REGISTERED,
+        category=category.code,
+        district=body.district,
+        tehsil=body.tehsil,
+        thana=body.thana,
+    )
+    # Routing is the lifecycle's first action, taken by the helpline itself.
+    routed = apply(filed, Action.ASSIGN, SYSTEM, now, reference=reference)
+    stored = routed.after if isinstance(routed, Transition) else filed
+    unroutable = routed.reason if isinstance(routed, Refusal) else None
     inserted = (
         await session.execute(
             insert(Complaint)
             .values(
-                number=complaint_number(sequence),
+                number=number,
                 caller_number=caller_number,
                 caller_name=body.caller_name or (call.caller_name if call else None),
                 description=body.description,
@@ -125,19 +386,54 @@ async def register(
                 idempotency_key=idempotency_key,
                 request_hash=request_hash,
                 created_at=now,
-                due_at=resolution_due(now, settings.resolution_days),
+                due_at=stored.due_at or resolution_due(now, category.sla_days),
+                department=body.department,
+                category=category.code,
+                district=body.district,
+                tehsil=body.tehsil,
+                thana=body.thana,
+                status=stored.status,
+                assigned_officer=stored.officer,
+                level=stored.level,
+                unroutable_reason=unroutable,
+                duplicate_of=duplicate[0] if duplicate else None,
             )
             .on_conflict_do_nothing()
             .returning(Complaint.id)
         )
     ).scalar_one_or_none()
     if inserted is None:
-        # A concurrent request for the same call or key won the race: answer with its row.
+        # A concurrent request with the same key, or the same request on this call, won.
         await session.rollback()
-        existing = (
-            await session.execute(select(Complaint).where(or_(*conditions)).limit(1))
-        ).scalar_one()
-        return await _replay(session, existing, idempotency_key, request_hash)
+        winner = await _find_same(session, reference, idempotency_key, call, request_hash)
+        assert winner is not None  # without key or call nothing can conflict
+        return _replay(*winner, idempotency_key, request_hash)
+
+    session.add(
+        ComplaintHistory(
+            complaint_id=inserted,
+            at=now,
+            actor_user_id=user.id,
+            action=HistoryAction.REGISTER,
+            from_status=None,
+            to_status=ComplaintStatus.REGISTERED,
+            note=unroutable,
+        )
+    )
+    if isinstance(routed, Transition):
+        session.add(
+            ComplaintHistory(
+                complaint_id=inserted,
+                at=now,
+                actor_user_id=None,  # routing is the helpline's, not the agent's
+                action=HistoryAction(routed.action),
+                from_status=routed.before.status,
+                to_status=routed.after.status,
+                from_officer=routed.before.officer,
+                to_officer=routed.after.officer,
+                note="; ".join(routed.remarks) or None,
+            )
+        )
     audit(
         session,
         service="api",
@@ -147,40 +443,56 @@ async def register(
         entity_id=str(inserted),
     )
     await session.commit()  # the number is handed out only after this returned
-    complaint = await session.get(Complaint, inserted)
-    assert complaint is not None
-    return Registered(await complaint_out(session, complaint), created=True)
+    created = await _one(session, reference, Complaint.id == inserted)
+    assert created is not None
+    return Registered(created, created=True)
 
 
-async def _replay(
-    session: AsyncSession, existing: Complaint, idempotency_key: str | None, request_hash: str
+async def _stored(
+    session: AsyncSession, reference: Reference, condition: ColumnElement[bool]
+) -> tuple[ComplaintOut, str | None, str | None] | None:
+    """The stored complaint matching ``condition`` with its key and request hash."""
+    row = (await session.execute(_with_names().where(condition).limit(1))).one_or_none()
+    if row is None:
+        return None
+    complaint, author, call_uniqueid, duplicate_number = row
+    return (
+        complaint_out(reference, complaint, author, call_uniqueid, duplicate_number),
+        complaint.idempotency_key,
+        complaint.request_hash,
+    )
+
+
+def _replay(
+    existing: ComplaintOut,
+    stored_key: str | None,
+    stored_hash: str | None,
+    idempotency_key: str | None,
+    request_hash: str,
 ) -> Registered:
     if (
         idempotency_key is not None
-        and existing.idempotency_key == idempotency_key
-        and existing.request_hash != request_hash
+        and stored_key == idempotency_key
+        and stored_hash != request_hash
     ):
         raise Invalid("this Idempotency-Key was used for a different complaint")
-    return Registered(await complaint_out(session, existing), created=False)
+    return Registered(existing, created=False)
 
 
-async def by_number(session: AsyncSession, number: str) -> ComplaintOut:
-    if not is_valid_complaint_number(number):
-        raise Invalid(f"{number!r} is not a complaint number (10 digits with a valid check digit)")
-    complaint = (
-        await session.execute(select(Complaint).where(Complaint.number == number))
-    ).scalar_one_or_none()
-    if complaint is None:
-        raise NotFound(f"no complaint {number}")
-    return await complaint_out(session, complaint)
-
-
-async def latest(
-    session: AsyncSession, *, caller: CallerNumber | None, limit: int
-) -> list[ComplaintOut]:
-    """The newest ``limit`` complaints, of one caller (any Indian format) if given."""
-    query = select(Complaint).order_by(Complaint.created_at.desc()).limit(limit)
-    if caller is not None:
-        query = query.where(Complaint.caller_number == caller)
-    rows = (await session.execute(query)).scalars().all()
-    return [await complaint_out(session, row) for row in rows]
+async def check(
+    session: AsyncSession,
+    settings: Settings,
+    reference: Reference,
+    caller: CallerNumber,
+    category: str,
+) -> ComplaintCheckOut:
+    """What filing a complaint of ``category`` for ``caller`` would meet: an open complaint
+    it may duplicate, and how much of the monthly cap is used."""
+    if category not in reference.categories:
+        raise InvalidField("category", f"unknown category {category!r}")
+    duplicate = await _open_duplicate(session, caller, category)
+    return ComplaintCheckOut(
+        possible_duplicate_of=duplicate[1] if duplicate else None,
+        complaints_this_month=await _month_count(session, caller, datetime.now(UTC)),
+        monthly_cap=settings.complaints_per_caller_month,
+    )

@@ -24,6 +24,21 @@ class Invalid(ServiceError):
     """The request is malformed in a way the schema cannot see (bad number, key reused)."""
 
 
+class InvalidField(Invalid):
+    """One field of the request names something that does not exist or does not fit (an
+    unknown district code, a category of another department); answered like a schema error,
+    with the field's place in the body."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.reason = message
+
+
+class TooMany(ServiceError):
+    """Refused because a limit was reached (a caller's complaints this month)."""
+
+
 class Unauthenticated(ServiceError):
     """No valid credentials: wrong password, unknown or expired token, inactive user."""
 

@@ -30,10 +30,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from core.domain.calls import CallbackReason, CallbackStatus, CallDisposition, IvrOutcome
-from core.domain.complaints import SEQUENCE_START, ComplaintStatus
+from core.domain.complaints import SEQUENCE_START, ComplaintStatus, HistoryAction
 from core.domain.phone import NATIONAL_DIGITS, CallerNumber
 from core.domain.queues import PauseReason, Skill
 from core.domain.staff import Role
+from core.reference.models import Level
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -272,11 +273,19 @@ class QueueEvent(Base):
 
 
 class Complaint(Base):
-    """A citizen's grievance. Stored exactly once: UNIQUE on the call and on the client's
-    Idempotency-Key. Writer: api."""
+    """A citizen's grievance, routed to an officer. Stored exactly once: UNIQUE on the client's
+    Idempotency-Key, and on (call, request hash) so the same request twice on one call is one
+    complaint while a call may carry several different ones. Writer: api (complaints service)."""
 
     __tablename__ = "complaints"
-    __table_args__ = (caller_number_check(), one_of("status", ComplaintStatus))
+    __table_args__ = (
+        caller_number_check(),
+        one_of("status", ComplaintStatus),
+        one_of("level", Level),
+        UniqueConstraint("call_id", "request_hash", name="uq_complaints_call_request"),
+        #: The monthly cap counts a caller's complaints since the month began: an index range.
+        Index("ix_complaints_caller_month", "caller_number", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     number: Mapped[str] = mapped_column(String(16), unique=True)
@@ -285,7 +294,7 @@ class Complaint(Base):
     caller_number: Mapped[CallerNumber | None] = mapped_column(CallerNumberColumn(), index=True)
     caller_name: Mapped[str | None] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text)
-    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"), unique=True)
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"), index=True)
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     status: Mapped[ComplaintStatus] = mapped_column(
         StrEnumColumn(ComplaintStatus, 20), server_default=text("'registered'")
@@ -294,6 +303,49 @@ class Complaint(Base):
     request_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     due_at: Mapped[datetime] = mapped_column()
+    #: What and where (reference codes); NULL only on complaints filed before routing existed.
+    department: Mapped[str | None] = mapped_column(ForeignKey("departments.code"))
+    category: Mapped[str | None] = mapped_column(ForeignKey("categories.code"))
+    district: Mapped[str | None] = mapped_column(ForeignKey("districts.code"))
+    tehsil: Mapped[str | None] = mapped_column(ForeignKey("tehsils.code"))
+    thana: Mapped[str | None] = mapped_column(ForeignKey("thanas.code"))
+    #: The officer's post holding the complaint; NULL while ``unroutable_reason`` says why.
+    assigned_officer: Mapped[str | None] = mapped_column(ForeignKey("officers.code"), index=True)
+    level: Mapped[Level | None] = mapped_column(StrEnumColumn(Level, 16))
+    #: Why no rule placed the complaint: it is listed on the review page until someone does.
+    unroutable_reason: Mapped[str | None] = mapped_column(Text)
+    resolution_text: Mapped[str | None] = mapped_column(Text)
+    resolved_at: Mapped[datetime | None] = mapped_column()
+    resolved_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    reopen_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    #: An open complaint of the same caller and category when this one was filed.
+    duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("complaints.id"))
+
+
+class ComplaintHistory(Base):
+    """One row per transition or assignment of a complaint, in the transaction that made it:
+    who (NULL = the helpline itself), when, from and to which status and officer, why.
+    Append-only. Writer: api (complaints service)."""
+
+    __tablename__ = "complaint_history"
+    __table_args__ = (
+        one_of("action", HistoryAction),
+        one_of("from_status", ComplaintStatus),
+        one_of("to_status", ComplaintStatus),
+        Index("ix_complaint_history_complaint_at", "complaint_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    complaint_id: Mapped[int] = mapped_column(ForeignKey("complaints.id"))
+    at: Mapped[datetime] = mapped_column(server_default=func.now())
+    #: The user who acted; NULL when the helpline did (routing, the SLA worker).
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    action: Mapped[HistoryAction] = mapped_column(StrEnumColumn(HistoryAction, 32))
+    from_status: Mapped[ComplaintStatus | None] = mapped_column(StrEnumColumn(ComplaintStatus, 20))
+    to_status: Mapped[ComplaintStatus] = mapped_column(StrEnumColumn(ComplaintStatus, 20))
+    from_officer: Mapped[str | None] = mapped_column(ForeignKey("officers.code"))
+    to_officer: Mapped[str | None] = mapped_column(ForeignKey("officers.code"))
+    note: Mapped[str | None] = mapped_column(Text)
 
 
 class AuditLog(Base):
@@ -396,3 +448,102 @@ class CallbackRequest(Base):
         StrEnumColumn(CallbackStatus, 16), server_default=text("'pending'")
     )
     requested_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+# ----------------------------------------------------------------------------- reference data
+# Copies of core.reference's data (places, departments, categories, officers' posts), upserted
+# by code from the shipped files by ``helpline seed``, so complaints can point at them with
+# foreign keys. Writer: api (reference service, run by ``helpline seed``); the API answers
+# reference requests from the data loaded in memory, not from these tables.
+
+
+class ReferenceManifest(Base):
+    """Which reference data set the tables below hold: an unchanged one is not seeded again."""
+
+    __tablename__ = "reference_manifest"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[str] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(String(64))
+    seeded_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class RefDivision(Base):
+    __tablename__ = "divisions"
+
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name_en: Mapped[str] = mapped_column(String(200))
+    name_hi: Mapped[str] = mapped_column(String(200))
+    #: Code of the district where the division's offices sit (not a key: districts come after).
+    headquarters: Mapped[str] = mapped_column(String(40))
+    lgd_code: Mapped[int | None] = mapped_column(Integer)
+
+
+class RefDistrict(Base):
+    __tablename__ = "districts"
+
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    division: Mapped[str] = mapped_column(ForeignKey("divisions.code"))
+    name_en: Mapped[str] = mapped_column(String(200))
+    name_hi: Mapped[str] = mapped_column(String(200))
+    lgd_code: Mapped[int | None] = mapped_column(Integer)
+
+
+class RefTehsil(Base):
+    __tablename__ = "tehsils"
+
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    district: Mapped[str] = mapped_column(ForeignKey("districts.code"))
+    name_en: Mapped[str] = mapped_column(String(200))
+    name_hi: Mapped[str] = mapped_column(String(200))
+    lgd_code: Mapped[int | None] = mapped_column(Integer)
+
+
+class RefThana(Base):
+    __tablename__ = "thanas"
+
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    district: Mapped[str] = mapped_column(ForeignKey("districts.code"))
+    tehsil: Mapped[str | None] = mapped_column(ForeignKey("tehsils.code"))
+    name_en: Mapped[str] = mapped_column(String(200))
+    name_hi: Mapped[str] = mapped_column(String(200))
+
+
+class RefDepartment(Base):
+    __tablename__ = "departments"
+
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name_en: Mapped[str] = mapped_column(String(200))
+    name_hi: Mapped[str] = mapped_column(String(200))
+
+
+class RefCategory(Base):
+    __tablename__ = "categories"
+    __table_args__ = (one_of("first_level", Level),)
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    department: Mapped[str] = mapped_column(ForeignKey("departments.code"))
+    name_en: Mapped[str] = mapped_column(String(200))
+    name_hi: Mapped[str] = mapped_column(String(200))
+    sla_days: Mapped[int] = mapped_column(Integer)
+    first_level: Mapped[Level] = mapped_column(StrEnumColumn(Level, 16))
+    #: The levels an overdue complaint climbs, lowest first (Level values).
+    ladder: Mapped[list[str]] = mapped_column(JSONB)
+
+
+class RefOfficer(Base):
+    """An officer's post (department, level, place); ``user_id`` is the login of whoever holds
+    it (seeding the data never changes it)."""
+
+    __tablename__ = "officers"
+    __table_args__ = (one_of("level", Level),)
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: NULL only at the CM office.
+    department: Mapped[str | None] = mapped_column(ForeignKey("departments.code"))
+    level: Mapped[Level] = mapped_column(StrEnumColumn(Level, 16))
+    #: Code of the thana, tehsil, district or division; the state's at state and cm_office.
+    place: Mapped[str] = mapped_column(String(40))
+    designation_en: Mapped[str] = mapped_column(String(200))
+    designation_hi: Mapped[str] = mapped_column(String(200))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), unique=True)

@@ -29,3 +29,10 @@ def days_between(earlier: datetime, later: datetime | None = None) -> int:
     """Helpline days from ``earlier`` to ``later`` (0 = the same day, negative if earlier is
     after later)."""
     return (helpline_day(later) - helpline_day(earlier)).days
+
+
+def month_start(now: datetime | None = None) -> datetime:
+    """Midnight (IST) of the first day of the helpline's month containing ``now``: the start
+    of a caller's monthly complaint count."""
+    day = helpline_day(now)
+    return datetime(day.year, day.month, 1, tzinfo=IST)

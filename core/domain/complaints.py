@@ -75,3 +75,21 @@ SETTLED_STATES: Final = frozenset(
 def resolution_due(created_at: datetime, resolution_days: int) -> datetime:
     """When a complaint must be resolved before it escalates (7 days by default)."""
     return created_at + timedelta(days=resolution_days)
+
+
+class HistoryAction(enum.StrEnum):
+    """What a ``complaint_history`` row records: the filing, then every transition and
+    assignment. Besides ``register`` these are the lifecycle's actions (core.domain.lifecycle)."""
+
+    REGISTER = "register"
+    ASSIGN = "assign"
+    START = "start"
+    RESOLVE = "resolve"
+    CLOSE = "close"
+    REOPEN = "reopen"
+    REJECT_DUPLICATE = "reject_duplicate"
+    REQUEST_CLOSURE = "request_closure"
+    APPROVE_CLOSURE = "approve_closure"
+    REFUSE_CLOSURE = "refuse_closure"
+    REASSIGN = "reassign"
+    ESCALATE = "escalate"

@@ -117,7 +117,13 @@ async def test_screen_pop_and_live_stats_are_pushed(
     # A complaint this caller filed earlier (the agent is not on a call: filed by number).
     earlier = await api.post(
         "/complaints",
-        json={"description": "सड़क पर पानी भरा है", "caller_number": caller},
+        json={
+            "description": "सड़क पर पानी भरा है",
+            "caller_number": caller,
+            "department": "urban_dev",
+            "category": "urban_dev.drain",
+            "district": "lucknow",
+        },
         headers=agent.headers,
     )
     assert earlier.status_code == 201, earlier.text

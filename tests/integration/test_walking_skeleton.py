@@ -103,7 +103,14 @@ async def test_sip_call_through_ivr_and_queue_becomes_a_complaint(
         assert call.ended_at is not None
 
         # The agent records the complaint for the call just taken (the default call).
-        body = {"description": "राशन कार्ड तीन महीने से नहीं बना।", "caller_name": "सीता देवी"}
+        body = {
+            "description": "राशन कार्ड तीन महीने से नहीं बना।",
+            "caller_name": "सीता देवी",
+            "department": "food",
+            "category": "food.ration_card",
+            "district": "lucknow",
+            "tehsil": "lucknow_sadar",
+        }
         created = await api.post("/complaints", json=body, headers=headers)
         assert created.status_code == 201, created.text
         complaint = created.json()

@@ -25,6 +25,14 @@ from core.db.models import AgentSession, Call, Complaint, SeatStatus
 from core.domain.complaints import is_valid_complaint_number
 from helpline.seed import seed_demo_users, seed_seats
 
+#: What a complaint is about and where: a thana police complaint in Lucknow.
+WHAT_WHERE = {
+    "department": "police",
+    "category": "police.harassment",
+    "district": "lucknow",
+    "thana": "lucknow_hazratganj",
+}
+
 
 @pytest.fixture
 async def seeded(
@@ -170,7 +178,7 @@ async def test_complaint_on_current_call_is_stored_exactly_once(
     headers = await token(client, seeded, "agent")
     await client.post("/agents/me/login", json={"seat": "agent0001"}, headers=headers)
     await connected_call(sessions, "agent0001")
-    body = {"description": "गाँव में हैंडपंप खराब है, पानी नहीं मिल रहा।"}
+    body = {"description": "गाँव में हैंडपंप खराब है, पानी नहीं मिल रहा।"} | WHAT_WHERE
     results = await asyncio.gather(
         *(client.post("/complaints", json=body, headers=headers) for _ in range(5))
     )
@@ -194,7 +202,7 @@ async def test_idempotency_key_replays_and_refuses_reuse(
     client: httpx.AsyncClient, seeded: Any
 ) -> None:
     headers = await token(client, seeded, "agent") | {"Idempotency-Key": "desk-42"}
-    body = {"description": "Street light broken", "caller_number": "+91 98765 43210"}
+    body = {"description": "Street light broken", "caller_number": "+91 98765 43210"} | WHAT_WHERE
     first = await client.post("/complaints", json=body, headers=headers)
     assert first.status_code == 201, first.text
     assert first.json()["caller_number"] == "9876543210"
@@ -212,7 +220,7 @@ async def test_a_withheld_callers_number_told_to_the_agent_is_stored(
     headers = await token(client, seeded, "agent")
     await client.post("/agents/me/login", json={"seat": "agent0001"}, headers=headers)
     await connected_call(sessions, "agent0001", "1732870000.5", caller_number=None)
-    body = {"description": "नाली टूटी है", "caller_number": "0522-223 4567"}
+    body = {"description": "नाली टूटी है", "caller_number": "0522-223 4567"} | WHAT_WHERE
     created = await client.post("/complaints", json=body, headers=headers)
     assert created.status_code == 201, created.text
     assert created.json()["call_uniqueid"] == "1732870000.5"
@@ -232,15 +240,21 @@ async def test_a_withheld_callers_number_told_to_the_agent_is_stored(
 
 async def test_complaint_needs_a_call_or_a_caller(client: httpx.AsyncClient, seeded: Any) -> None:
     headers = await token(client, seeded, "agent")
-    response = await client.post("/complaints", json={"description": "no call"}, headers=headers)
+    response = await client.post(
+        "/complaints", json={"description": "no call"} | WHAT_WHERE, headers=headers
+    )
     assert response.status_code == 409
     assert "no current call" in response.json()["detail"]
     bad_number = await client.post(
-        "/complaints", json={"description": "x y z", "caller_number": "12"}, headers=headers
+        "/complaints",
+        json={"description": "x y z", "caller_number": "12"} | WHAT_WHERE,
+        headers=headers,
     )
     assert bad_number.status_code == 422
     unknown_call = await client.post(
-        "/complaints", json={"description": "x y z", "call_uniqueid": "nope"}, headers=headers
+        "/complaints",
+        json={"description": "x y z", "call_uniqueid": "nope"} | WHAT_WHERE,
+        headers=headers,
     )
     assert unknown_call.status_code == 404
 

@@ -22,6 +22,7 @@ from core.config import Settings
 from core.db.audit import audit
 from core.db.channels import STATS_CHANNEL
 from core.db.models import AgentSession, AuditLog, Call, Complaint, SeatStatus, User
+from core.reference import Reference
 
 #: Long enough that a wait ended by its deadline, not by a NOTIFY, fails the hang guard.
 NEVER = 3600.0
@@ -35,11 +36,21 @@ class Desk:
     agent: User
     other_agent: User
     supervisor: User
+    reference: Reference
+
+
+#: What a complaint is about and where: a thana police complaint in Lucknow.
+WHAT_WHERE = {
+    "department": "police",
+    "category": "police.harassment",
+    "district": "lucknow",
+    "thana": "lucknow_hazratganj",
+}
 
 
 @pytest.fixture
 async def desk(
-    db_settings: Settings, sessions: async_sessionmaker[AsyncSession]
+    db_settings: Settings, sessions: async_sessionmaker[AsyncSession], reference_data: Reference
 ) -> AsyncIterator[Desk]:
     async with sessions() as session:
         await seats.add_missing(session, (seats.seat_name(i) for i in range(1, 4)))
@@ -54,7 +65,7 @@ async def desk(
             )
         ]
         await session.commit()
-    yield Desk(sessions, db_settings, *people)
+    yield Desk(sessions, db_settings, *people, reference_data)
 
 
 @pytest.fixture
@@ -219,11 +230,13 @@ async def test_concurrent_registrations_for_one_call_store_one_complaint(desk: D
     async with desk.sessions() as session:
         await agents.login(session, desk.agent, "agent0001", notifications=None, wait=0)
     await put_call(desk, "agent0001", "1732870100.1", "9876543210")
-    body = ComplaintIn(description="नाली का पानी सड़क पर बह रहा है")
+    body = ComplaintIn(description="नाली का पानी सड़क पर बह रहा है", **WHAT_WHERE)
 
     async def register() -> complaints.Registered:
         async with desk.sessions() as session:
-            return await complaints.register(session, desk.settings, desk.agent, body)
+            return await complaints.register(
+                session, desk.settings, desk.reference, desk.agent, body
+            )
 
     results = await asyncio.gather(*(register() for _ in range(5)))
     assert sorted(r.created for r in results) == [False, False, False, False, True]
@@ -236,39 +249,55 @@ async def test_concurrent_registrations_for_one_call_store_one_complaint(desk: D
     )
     async with desk.sessions() as session:
         assert (await session.execute(select(func.count()).select_from(Complaint))).scalar() == 1
-        found = await complaints.by_number(session, created.number)
+        found = await complaints.by_number(session, desk.reference, created.number)
     assert found == created
     assert [action for action, _ in await actions(desk)] == ["agent_login", "complaint_created"]
 
 
 async def test_idempotency_key_replays_and_refuses_another_body(desk: Desk) -> None:
-    body = ComplaintIn(description="Street light broken", caller_number="+91 98765 43210")
+    body = ComplaintIn(
+        description="Street light broken", caller_number="+91 98765 43210", **WHAT_WHERE
+    )
     async with desk.sessions() as session:
-        first = await complaints.register(session, desk.settings, desk.agent, body, "desk-7")
-        replay = await complaints.register(session, desk.settings, desk.agent, body, "desk-7")
+        first = await complaints.register(
+            session, desk.settings, desk.reference, desk.agent, body, "desk-7"
+        )
+        replay = await complaints.register(
+            session, desk.settings, desk.reference, desk.agent, body, "desk-7"
+        )
         assert first.created and not replay.created
         assert replay.complaint.number == first.complaint.number
         assert first.complaint.caller_number == "9876543210"
-        changed = ComplaintIn(description="Something else", caller_number="9876543210")
+        changed = ComplaintIn(
+            description="Something else", caller_number="9876543210", **WHAT_WHERE
+        )
         with pytest.raises(Invalid, match="Idempotency-Key was used for a different complaint"):
-            await complaints.register(session, desk.settings, desk.agent, changed, "desk-7")
+            await complaints.register(
+                session, desk.settings, desk.reference, desk.agent, changed, "desk-7"
+            )
         # The same body from another agent is another request, too.
         with pytest.raises(Invalid):
-            await complaints.register(session, desk.settings, desk.other_agent, body, "desk-7")
+            await complaints.register(
+                session, desk.settings, desk.reference, desk.other_agent, body, "desk-7"
+            )
 
 
 async def test_withheld_caller_number_is_taken_from_the_agent(desk: Desk) -> None:
+    async with desk.sessions() as session:  # the calls below are taken at asha's seat
+        await agents.login(session, desk.agent, "agent0002", notifications=None, wait=0)
     await put_call(desk, "agent0002", "1732870200.1", None)
     await put_call(desk, "agent0002", "1732870200.2", "9123456780")
     async with desk.sessions() as session:
         withheld = await complaints.register(
             session,
             desk.settings,
+            desk.reference,
             desk.agent,
             ComplaintIn(
                 description="caller withheld the number",
                 call_uniqueid="1732870200.1",
                 caller_number="0 91234 56789",
+                **WHAT_WHERE,
             ),
         )
         assert withheld.complaint.caller_number == "9123456789"
@@ -276,11 +305,13 @@ async def test_withheld_caller_number_is_taken_from_the_agent(desk: Desk) -> Non
         known = await complaints.register(
             session,
             desk.settings,
+            desk.reference,
             desk.agent,
             ComplaintIn(
                 description="caller gave another number",
                 call_uniqueid="1732870200.2",
                 caller_number="9999999999",
+                **WHAT_WHERE,
             ),
         )
         assert known.complaint.caller_number == "9123456780"
@@ -294,22 +325,27 @@ async def test_complaint_refusals(desk: Desk) -> None:
     async with desk.sessions() as session:
         with pytest.raises(Conflict, match="no current call"):
             await complaints.register(
-                session, desk.settings, desk.agent, ComplaintIn(description="no call at all")
+                session,
+                desk.settings,
+                desk.reference,
+                desk.agent,
+                ComplaintIn(description="no call at all", **WHAT_WHERE),
             )
         with pytest.raises(NotFound, match="no call nope"):
             await complaints.register(
                 session,
                 desk.settings,
+                desk.reference,
                 desk.agent,
-                ComplaintIn(description="unknown call", call_uniqueid="nope"),
+                ComplaintIn(description="unknown call", call_uniqueid="nope", **WHAT_WHERE),
             )
         # A caller number is a type: a bad one is refused where the body is parsed.
         with pytest.raises(ValidationError, match="caller_number"):
-            ComplaintIn(description="bad number", caller_number="12")
+            ComplaintIn(description="bad number", caller_number="12", **WHAT_WHERE)
         with pytest.raises(Invalid, match="check digit"):
-            await complaints.by_number(session, "1234567891")
+            await complaints.by_number(session, desk.reference, "1234567891")
         with pytest.raises(NotFound):
-            await complaints.by_number(session, "1000000009")
+            await complaints.by_number(session, desk.reference, "1000000009")
         assert (await session.execute(select(func.count()).select_from(Complaint))).scalar() == 0
 
 

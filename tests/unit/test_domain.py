@@ -10,14 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from core.domain.clock import IST, day_start, days_between, helpline_day
+from core.domain.clock import IST, day_start, days_between, helpline_day, month_start
 from core.domain.complaints import (
     NUMBER_LENGTH,
     SEQUENCE_START,
+    HistoryAction,
     complaint_number,
     is_valid_complaint_number,
 )
 from core.domain.credentials import hash_password, token_digest, verify_password
+from core.domain.lifecycle import Action
 from core.domain.phone import (
     RAW_CALLER_ID_LENGTH,
     TRUNCATED_MARK,
@@ -173,6 +175,23 @@ def test_the_helpline_day_is_ists() -> None:
     assert day_start(before) == datetime(2026, 12, 5, tzinfo=IST)
     assert days_between(before, after) == 1 and days_between(after, before) == -1
     assert days_between(after, after + timedelta(hours=23)) == 0
+
+
+def test_the_helpline_month_is_ists() -> None:
+    # 18:30 UTC on 30 November is midnight of 1 December in Lucknow: a new month's count.
+    november = datetime(2026, 11, 30, 18, 29, 59, tzinfo=UTC)
+    december = november + timedelta(seconds=1)
+    assert month_start(november) == datetime(2026, 11, 1, tzinfo=IST)
+    assert month_start(december) == december == datetime(2026, 12, 1, tzinfo=IST)
+    assert month_start(datetime(2027, 1, 31, 12, tzinfo=UTC)) == datetime(2027, 1, 1, tzinfo=IST)
+
+
+def test_complaint_history_records_every_lifecycle_action() -> None:
+    """complaint_history's CHECK comes from HistoryAction: it must allow every action the
+    lifecycle can take, and the filing (``register``) besides."""
+    assert {action.value for action in HistoryAction} == {action.value for action in Action} | {
+        "register"
+    }
 
 
 def test_seat_interfaces() -> None:
