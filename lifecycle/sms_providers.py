@@ -19,6 +19,7 @@ import httpx
 
 from core.config import Settings
 from core.domain.phone import CallerNumber
+from lifecycle.sms_templates import is_gsm7
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ class HttpSmsProvider:
             "entity_id": self.entity_id,
             "template_id": message.dlt_template_id,
             "message": message.text,
-            "unicode": message.language != "en",
+            "unicode": not is_gsm7(message.text),
             "client_ref": message.client_reference,
         }
 

@@ -54,10 +54,15 @@ class TemplateError(ValueError):
     """The templates file is wrong; the message lists every problem."""
 
 
+def is_gsm7(text: str) -> bool:
+    """Whether ``text`` can go as GSM-7; otherwise the whole SMS is UCS-2 ("unicode")."""
+    return all(c in _GSM_BASIC or c in _GSM_EXTENDED for c in text)
+
+
 def sms_segments(text: str) -> int:
     """How many SMS segments ``text`` takes: GSM-7 if every character is in its alphabet,
     UCS-2 otherwise (any Devanagari makes the whole SMS UCS-2)."""
-    if all(c in _GSM_BASIC or c in _GSM_EXTENDED for c in text):
+    if is_gsm7(text):
         septets = sum(2 if c in _GSM_EXTENDED else 1 for c in text)
         return 1 if septets <= GSM_SINGLE else math.ceil(septets / GSM_PART)
     units = len(text.encode("utf-16-le")) // 2

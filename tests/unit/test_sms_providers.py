@@ -108,6 +108,22 @@ async def test_timeouts_and_broken_connections_are_retried(error: httpx.Transpor
     assert result.error is not None
 
 
+async def test_plain_english_goes_as_gsm7_and_anything_else_as_unicode() -> None:
+    bodies: list[dict[str, object]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        return httpx.Response(200)
+
+    provider = gateway(handler)
+    english = SmsMessage(1, MESSAGE.to, "Complaint no. 1000000014 resolved.", "en", "1" * 19)
+    named = SmsMessage(2, MESSAGE.to, "Sent to SHO Hazratganj – Lucknow", "en", "1" * 19)
+    for message in (english, named, MESSAGE):
+        await provider.send(message)
+    await provider.aclose()
+    assert [b["unicode"] for b in bodies] == [False, True, True]
+
+
 async def test_a_2xx_without_a_json_id_is_still_sent() -> None:
     provider = gateway(lambda _request: httpx.Response(200, text="OK"))
     result = await provider.send(MESSAGE)
