@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -374,42 +373,40 @@ async def test_the_worker_wakes_on_notify_and_beats_its_heart(
         await asyncio.wait_for(running, HANG_GUARD)
 
 
-def test_helpline_sla_delivers_and_stops_on_sigterm(
+async def test_helpline_sla_delivers_and_stops_on_sigterm(
     db_settings: Settings, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
 ) -> None:
     state = tmp_path / "sla-state"
     state.mkdir()
     (state / "instance.env").write_text(f"HELPLINE_DATABASE_URL={db_settings.database_url}\n")
-    env = dict(os.environ, HELPLINE_STATE_DIR=str(state))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "helpline", "sla"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "helpline",
+        "sla",
+        env=dict(os.environ, HELPLINE_STATE_DIR=str(state)),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     try:
-
-        async def queue_and_wait() -> list[SmsOutbox]:
-            async with asyncio.timeout(HANG_GUARD):
-                while True:  # the heartbeat says the worker is up
-                    async with sessions() as session:
-                        beat = await session.get(ServiceHeartbeat, SERVICE)
-                    if beat is not None and beat.pid == process.pid:
-                        break
-                    await asyncio.sleep(0.1)
-            await queue(sessions, 2)
-            return await wait_for(sessions, lambda r: all(x.status is SmsStatus.SENT for x in r))
-
-        sent = asyncio.run(queue_and_wait())
+        async with asyncio.timeout(HANG_GUARD):
+            while True:  # the heartbeat says the worker is up
+                async with sessions() as session:
+                    beat = await session.get(ServiceHeartbeat, SERVICE)
+                if beat is not None and beat.pid == process.pid:
+                    break
+                await asyncio.sleep(0.1)
+        await queue(sessions, 2)
+        sent = await wait_for(sessions, lambda r: all(x.status is SmsStatus.SENT for x in r))
         assert [r.provider_message_id for r in sent] == ["log-1", "log-2"]
         process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=HANG_GUARD)
+        output, _ = await asyncio.wait_for(process.communicate(), HANG_GUARD)
     finally:
-        if process.poll() is None:
+        if process.returncode is None:
             process.kill()
-            process.wait()
-    assert process.returncode == 0, output.decode()
+            await process.wait()
     log = output.decode()
+    assert process.returncode == 0, log
     assert "******3210" in log
     assert "9876543210" not in log
     assert "sla worker stopped" in log
