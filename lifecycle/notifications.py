@@ -269,7 +269,13 @@ async def deliver_due(
         return report
     results = await asyncio.gather(*(_send(provider, c.message) for c in claims))
     for claim, result in zip(claims, results, strict=True):
-        status = await _record(sessions, claim, result, now, policy)
+        try:
+            status = await _record(sessions, claim, result, now, policy)
+        except Exception:
+            # The row stays `sending`: it is claimed again when its lease runs out (at least
+            # once), and the other outcomes of this batch are still recorded.
+            log.exception("could not record the outcome of SMS outbox #%d", claim.message.outbox_id)
+            continue
         if status is SmsStatus.SENT:
             report.sent += 1
             report.sent_ids.append(claim.message.outbox_id)
