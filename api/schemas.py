@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -163,11 +163,23 @@ class ServiceHealth(BaseModel):
     detail: str
 
 
+class HeartbeatOut(BaseModel):
+    pid: int
+    started_at: datetime
+    seen_at: datetime
+    #: Seconds since the service last wrote its row (a stale row: the service is gone).
+    age_seconds: float
+    detail: dict[str, Any]
+
+
 class HealthOut(BaseModel):
     status: Literal["ok", "degraded"]
     database: ServiceHealth
     ami: ServiceHealth
     fastagi: ServiceHealth
+    #: Every row of ``service_heartbeats``, by service: what each background service last
+    #: said of itself. Informational: ``status`` depends on the three probes above only.
+    heartbeats: dict[str, HeartbeatOut] = {}
 
 
 class PauseIn(BaseModel):

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.reference import DEFAULT_DATA_DIR, Reference, load_reference
@@ -100,6 +100,35 @@ class Settings(BaseSettings):
     ivr_max_wait_seconds: int = Field(default=600, gt=0)
     #: Deadline of each IVR database query; a slow database sends the caller to an agent.
     ivr_db_timeout: float = Field(default=2.0, gt=0)
+
+    # SMS to callers (lifecycle.notifications; delivered by the `sla` worker)
+    #: ``logging`` writes each SMS to the worker's log (number masked); ``http`` sends it
+    #: through the SMS gateway at ``sms_http_url``.
+    sms_provider: Literal["logging", "http"] = "logging"
+    #: The gateway's send endpoint (POST, JSON body; see ``lifecycle.notifications``).
+    sms_http_url: str = ""
+    #: Sent as ``Authorization: Bearer …``; never logged, never in an error text.
+    sms_http_api_key: SecretStr = SecretStr("")
+    #: The DLT-registered sender ID (header), 6 characters, e.g. ``UPCMHL``.
+    sms_sender_id: str = Field(default="", pattern=r"^([A-Za-z0-9]{6})?$")
+    #: The DLT principal entity ID of the helpline (19 digits), sent with every SMS.
+    sms_entity_id: str = Field(default="", pattern=r"^([0-9]{10,25})?$")
+    sms_http_timeout: float = Field(default=10.0, gt=0)
+    #: Templates (Hindi and English text and DLT template ID per kind); empty means the
+    #: shipped ``lifecycle/sms_templates.json``, whose IDs are placeholders to replace with
+    #: the ones registered on the operator's DLT portal.
+    sms_templates_path: Path | None = None
+    #: How often the worker looks for due SMS when no NOTIFY woke it.
+    sms_poll_seconds: float = Field(default=5.0, gt=0)
+    #: Rows claimed per delivery pass.
+    sms_batch: int = Field(default=50, gt=0, le=1000)
+    #: How long a claimed row is a worker's: after that, another worker sends it again.
+    sms_lease_seconds: float = Field(default=120.0, gt=0)
+    #: Attempts before a row is given up (``dead``).
+    sms_max_attempts: int = Field(default=8, gt=0)
+    #: Retry backoff: ``base * 2**(attempt-1)`` seconds, at most ``cap``.
+    sms_backoff_base_seconds: float = Field(default=30.0, gt=0)
+    sms_backoff_cap_seconds: float = Field(default=3600.0, gt=0)
 
     def ami_username(self, service: str) -> str:
         """AMI user of ``service``: one per service, so logs and event filters tell them apart."""

@@ -4,7 +4,7 @@ helpline up            provision what is missing, migrate, seed, start Asterisk 
 helpline down          stop the services and Asterisk
 helpline status        what runs, and /health
 helpline call          place a demo call from the "PSTN trunk" with sipp and report it
-helpline agi | queue-manager | api     run one service in the foreground
+helpline agi | queue-manager | api | sla     run one service in the foreground
 helpline migrate | seed | prompts build | asterisk {provision,start,stop,render,cli}
 """
 
@@ -211,6 +211,10 @@ def cmd_service(name: str) -> Callable[[Settings, argparse.Namespace], int]:
             from queue_manager.service import serve
 
             asyncio.run(serve(settings))
+        elif name == "sla":
+            from lifecycle.worker import serve as serve_sla
+
+            asyncio.run(serve_sla(settings))
         else:
             from agi_scripts.service import serve as serve_agi
 

@@ -16,7 +16,8 @@ from pathlib import Path
 from core.config import Settings
 
 #: Start order; stop runs in reverse. The IVR must be listening before calls can arrive.
-SERVICES: tuple[str, ...] = ("agi", "queue-manager", "api")
+#: ``sla`` is the lifecycle worker (SMS outbox delivery, SLA escalation).
+SERVICES: tuple[str, ...] = ("agi", "queue-manager", "api", "sla")
 
 
 @dataclass(frozen=True, slots=True)

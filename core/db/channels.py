@@ -16,3 +16,5 @@ STATS_CHANNEL = "queue_stats"
 AGENT_CONNECT_CHANNEL = "agent_connect"
 #: queue_manager → api: ``seat_config_state`` was written (seats applied, or the error).
 SEAT_CONFIG_APPLIED_CHANNEL = "seat_config_applied"
+#: whoever queues an SMS → the ``sla`` worker: ``sms_outbox`` has a new row (sent at COMMIT).
+SMS_OUTBOX_CHANNEL = "sms_outbox"

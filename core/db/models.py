@@ -31,6 +31,7 @@ from sqlalchemy.types import TypeDecorator
 
 from core.domain.calls import CallbackReason, CallbackStatus, CallDisposition, IvrOutcome
 from core.domain.complaints import SEQUENCE_START, ComplaintStatus, HistoryAction
+from core.domain.notifications import SmsKind, SmsStatus
 from core.domain.phone import NATIONAL_DIGITS, CallerNumber
 from core.domain.queues import PauseReason, Skill
 from core.domain.staff import Role
@@ -547,3 +548,51 @@ class RefOfficer(Base):
     designation_en: Mapped[str] = mapped_column(String(200))
     designation_hi: Mapped[str] = mapped_column(String(200))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), unique=True)
+
+
+class SmsOutbox(Base):
+    """SMS to callers about their complaints, queued in the transaction of the change they
+    report and delivered at least once by the ``sla`` worker (``lifecycle.notifications``).
+    One event queues once: UNIQUE on (complaint, kind, dedupe key). Writers: whoever changes a
+    complaint (enqueue, through ``lifecycle.notifications.enqueue``) and the ``sla`` worker
+    (delivery columns)."""
+
+    __tablename__ = "sms_outbox"
+    __table_args__ = (
+        UniqueConstraint("complaint_number", "kind", "dedupe_key", name="uq_sms_outbox_event"),
+        # The delivery loop's claim: due rows of the claimable statuses, oldest first.
+        Index(
+            "ix_sms_outbox_due",
+            "next_attempt_at",
+            postgresql_where=text("status IN ('pending', 'failed', 'sending')"),
+        ),
+        caller_number_check(),
+        one_of("kind", SmsKind),
+        one_of("status", SmsStatus),
+        CheckConstraint("attempts >= 0", name="attempts"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    complaint_number: Mapped[str] = mapped_column(String(16), index=True)
+    #: NULL when the caller's number is not known (withheld): the row is ``skipped``.
+    caller_number: Mapped[CallerNumber | None] = mapped_column(CallerNumberColumn())
+    kind: Mapped[SmsKind] = mapped_column(StrEnumColumn(SmsKind, 16))
+    #: What tells two events of one kind apart (a history row id, a breach key).
+    dedupe_key: Mapped[str] = mapped_column(String(128))
+    language: Mapped[str] = mapped_column(String(8))
+    #: The rendered SMS, as the caller will read it.
+    body: Mapped[str] = mapped_column(Text)
+    dlt_template_id: Mapped[str] = mapped_column(String(32))
+    status: Mapped[SmsStatus] = mapped_column(
+        StrEnumColumn(SmsStatus, 16), server_default=text("'pending'")
+    )
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    #: When a ``pending``/``failed`` row is due; for a ``sending`` row, when its lease ends.
+    next_attempt_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    #: Names the claim a worker holds: a worker whose lease ran out cannot overwrite the
+    #: result of the worker that claimed the row after it.
+    lease_token: Mapped[str | None] = mapped_column(String(36))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    provider_message_id: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    sent_at: Mapped[datetime | None] = mapped_column()

@@ -242,3 +242,51 @@ async def _wait_agi(settings: Settings) -> None:
         return True
 
     await wait_for(accepts, 15, what="the FastAGI service accepting connections")
+
+
+async def test_the_sla_worker_runs_and_health_shows_its_heartbeat(
+    stack_settings: Settings, api: httpx.AsyncClient, db: async_sessionmaker[AsyncSession]
+) -> None:
+    """``helpline up`` starts the lifecycle worker with the other services; /health lists its
+    heartbeat, and an SMS queued with a complaint change is delivered by it."""
+    from core.db.models import SmsOutbox
+    from core.domain.notifications import SmsKind, SmsStatus
+    from core.domain.phone import CallerNumber
+    from lifecycle.notifications import Enqueued, enqueue
+
+    assert "sla" in services.SERVICES
+    worker = services.state(stack_settings, "sla")
+    assert worker.running, worker
+
+    async def heartbeat() -> dict[str, Any] | None:
+        beats: dict[str, dict[str, Any]] = (await api.get("/health")).json()["heartbeats"]
+        return beats.get("sla")
+
+    beat = await wait_for(heartbeat, 15, what="the sla worker's heartbeat in /health")
+    assert beat["pid"] == worker.pid
+    assert beat["age_seconds"] < 15
+
+    async with db() as session:
+        queued = await enqueue(
+            session,
+            kind=SmsKind.REGISTERED,
+            complaint_number="1000000014",
+            caller_number=CallerNumber("9876543210"),
+            params={"days": "7"},
+            dedupe_key=f"itest-{time.time()}",
+        )
+        await session.commit()
+    assert queued is Enqueued.QUEUED
+
+    async def sent() -> bool:
+        async with db() as session:
+            statuses = list(
+                (
+                    await session.execute(
+                        select(SmsOutbox.status).where(SmsOutbox.complaint_number == "1000000014")
+                    )
+                ).scalars()
+            )
+            return bool(statuses) and all(status is SmsStatus.SENT for status in statuses)
+
+    await wait_for(sent, 15, what="the SMS sent by the sla worker")

@@ -51,6 +51,9 @@ TYPED_COLUMNS = {
     ("callback_requests", "ck_callback_requests_caller_number"),
     ("callback_requests", "ck_callback_requests_reason"),
     ("callback_requests", "ck_callback_requests_status"),
+    ("sms_outbox", "ck_sms_outbox_caller_number"),
+    ("sms_outbox", "ck_sms_outbox_kind"),
+    ("sms_outbox", "ck_sms_outbox_status"),
 }
 
 
@@ -133,6 +136,11 @@ async def test_check_constraints_match_the_models(db_settings: Settings) -> None
             "INSERT INTO callback_requests (uniqueid, caller_number, lang, reason) "
             "VALUES ('u.1', '9876543210', 'hi', 'bored')",
             "ck_callback_requests_reason",
+        ),
+        (
+            "INSERT INTO sms_outbox (complaint_number, kind, dedupe_key, language, body,"
+            " dlt_template_id, status) VALUES ('1', 'registered', 'k', 'hi', 'x', '1', 'queued')",
+            "ck_sms_outbox_status",
         ),
     ],
 )

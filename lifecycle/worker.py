@@ -1,0 +1,191 @@
+"""``helpline sla``: the lifecycle worker process.
+
+One loop: deliver due SMS from the outbox (woken early by the ``sms_outbox`` NOTIFY that
+:func:`lifecycle.notifications.enqueue` sends at COMMIT, otherwise every
+``sms_poll_seconds``), then the SLA escalation pass when one is plugged in (see
+:attr:`LifecycleWorker.sla_pass`). A heartbeat row in ``service_heartbeats`` says it lives.
+SIGTERM (``helpline down``) lets the pass in flight finish, so no claimed SMS waits out a
+lease needlessly, then exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.config import Settings
+from core.db.channels import SMS_OUTBOX_CHANNEL
+from core.db.models import ServiceHeartbeat
+from core.db.session import create_engine, raw_connection, session_factory
+from lifecycle.notifications import DeliveryReport, RetryPolicy, deliver_due
+from lifecycle.sms_providers import SmsProvider, provider_from_settings
+from lifecycle.sms_templates import templates_for
+
+log = logging.getLogger(__name__)
+
+#: The heartbeat row's name (``service_heartbeats.service``) and the CLI subcommand's.
+SERVICE = "sla"
+HEARTBEAT_SECONDS = 5.0
+LISTEN_RETRY_SECONDS = 2.0
+
+#: One SLA escalation pass over the open complaints at ``now``.
+SlaPass = Callable[[async_sessionmaker[AsyncSession], datetime], Awaitable[None]]
+
+
+class LifecycleWorker:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        provider: SmsProvider,
+        *,
+        sla_pass: SlaPass | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.provider = provider
+        self.policy = RetryPolicy.from_settings(settings)
+        #: The SLA escalation pass (escalate overdue complaints, queue their ``escalated``
+        #: SMS in the same transaction). Issue 11's next part plugs it in here; until then
+        #: the worker only delivers SMS.
+        self.sla_pass = sla_pass
+        self.started_at = datetime.now(UTC)
+        self.stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        #: Set while the loop waits for a NOTIFY or the poll interval.
+        self._idle = asyncio.Event()
+        #: Set once the LISTEN is in place (a NOTIFY from then on wakes the loop).
+        self.listening = asyncio.Event()
+        self.totals = DeliveryReport()
+        self.last_pass_at: datetime | None = None
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Until :meth:`stop`: the loop, the LISTEN and the heartbeat."""
+        helpers = [
+            asyncio.create_task(self._listen(), name="sla-listen"),
+            asyncio.create_task(self._heartbeat_loop(), name="sla-heartbeat"),
+        ]
+        try:
+            await self._loop()
+        finally:
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        while not self.stopping.is_set():
+            self._wake.clear()
+            try:
+                await self.run_once(datetime.now(UTC))
+            except Exception:
+                log.exception("lifecycle pass failed; trying again after the poll interval")
+            if self.stopping.is_set():
+                break
+            self._idle.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.sms_poll_seconds)
+            self._idle.clear()
+
+    def waiting_for_work(self) -> bool:
+        """True while the loop sleeps with no wake-up pending: only a NOTIFY or the poll
+        interval will start its next pass."""
+        return self._idle.is_set() and not self._wake.is_set()
+
+    async def run_once(self, now: datetime) -> DeliveryReport:
+        """One pass: deliver every due SMS (batch after batch), then the SLA pass."""
+        report = DeliveryReport()
+        while not self.stopping.is_set():
+            done = await deliver_due(
+                self.sessions, self.provider, now, self.settings.sms_batch, self.policy
+            )
+            for name in ("claimed", "sent", "retried", "dead"):
+                for target in (report, self.totals):
+                    setattr(target, name, getattr(target, name) + getattr(done, name))
+            if done.claimed < self.settings.sms_batch:
+                break
+        if self.sla_pass is not None and not self.stopping.is_set():
+            await self.sla_pass(self.sessions, now)
+        self.last_pass_at = now
+        return report
+
+    async def _listen(self) -> None:
+        """LISTEN for new outbox rows; reconnects if the link breaks (polling covers the gap)."""
+
+        def on_notify(_conn: object, _pid: int, _channel: str, _payload: str) -> None:
+            self._wake.set()
+
+        while True:
+            lost = asyncio.Event()
+            try:
+                async with raw_connection(self.settings) as conn:
+                    conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
+                    await conn.add_listener(SMS_OUTBOX_CHANNEL, on_notify)
+                    self._wake.set()  # rows queued while we were not listening
+                    self.listening.set()
+                    await lost.wait()
+                    self.listening.clear()
+            except (OSError, TimeoutError) as error:
+                log.warning("LISTEN %s failed (%r)", SMS_OUTBOX_CHANNEL, error)
+            log.warning("LISTEN %s lost; reconnecting", SMS_OUTBOX_CHANNEL)
+            await asyncio.sleep(LISTEN_RETRY_SECONDS)
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            try:
+                await self.heartbeat()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("heartbeat failed")
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+
+    async def heartbeat(self) -> None:
+        now = datetime.now(UTC)
+        detail: dict[str, Any] = {
+            "provider": self.provider.name,
+            "sms_sent": self.totals.sent,
+            "sms_retried": self.totals.retried,
+            "sms_dead": self.totals.dead,
+            "sla_pass": self.sla_pass is not None,
+            "last_pass_at": self.last_pass_at.isoformat() if self.last_pass_at else None,
+        }
+        row = {"pid": os.getpid(), "started_at": self.started_at, "seen_at": now, "detail": detail}
+        async with self.sessions() as session:
+            statement = insert(ServiceHeartbeat).values(service=SERVICE, **row)
+            await session.execute(
+                statement.on_conflict_do_update(index_elements=["service"], set_=row)
+            )
+            await session.commit()
+
+
+async def serve(settings: Settings) -> None:
+    """The ``sla`` process: runs until SIGTERM or SIGINT."""
+    templates_for(settings)  # a broken templates file stops the start, loudly
+    engine = create_engine(settings, pool_size=2)
+    provider = provider_from_settings(settings)
+    worker = LifecycleWorker(settings, session_factory(engine), provider)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.stop)
+    log.info("sla worker up: SMS provider %s", provider.name)
+    try:
+        await worker.run()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await provider.aclose()
+        await engine.dispose()
+        log.info("sla worker stopped")
