@@ -135,8 +135,13 @@
   }
 
   async function loadReview() {
+    // ?metric= and ?threshold= in the page's address are passed on (else the settings').
+    const ask = new URLSearchParams();
     const month = $("month").value;
-    const query = month ? "?month=" + encodeURIComponent(month) : "";
+    if (month) ask.set("month", month);
+    const here = new URLSearchParams(location.search);
+    for (const k of ["metric", "threshold"]) if (here.get(k)) ask.set(k, here.get(k));
+    const query = ask.toString() ? "?" + ask.toString() : "";
     review = await api("/reports/monthly" + query);
     unroutable = await api("/complaints?unroutable=true&limit=500");
     $("csv").onclick = async (ev) => {
