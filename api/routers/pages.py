@@ -55,6 +55,11 @@ LABELS: dict[str, tuple[str, str]] = {
     "action_resolve": ("निस्तारण", "Resolve"),
     "action_request_closure": ("विशेष बंदी अनुरोध", "Request closure"),
     "csv": ("CSV डाउनलोड", "Download CSV"),
+    "status_assigned": ("आवंटित", "assigned"),
+    "status_in_progress": ("कार्यवाही जारी", "in progress"),
+    "status_reopened": ("पुनः खोली गई", "reopened"),
+    "status_escalated": ("उच्च स्तर पर भेजी गई", "escalated"),
+    "status_registered": ("दर्ज", "registered"),
 }
 
 

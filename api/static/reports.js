@@ -174,7 +174,8 @@
       cell(tr, c.number, "number");
       cell(tr, name(c, "category_en", "category_hi"), "category");
       cell(tr, name(c, "district_en", "district_hi"), "district");
-      cell(tr, c.status, "status");
+      const status = cell(tr, LABELS["status_" + c.status] ? L("status_" + c.status) : c.status, "status");
+      status.dataset.status = c.status;
       cell(tr, new Date(c.due_at).toLocaleString(lang === "hi" ? "hi-IN" : "en-IN", { timeZone: "Asia/Kolkata" }), "due");
       const td = cell(tr, "", "actions");
       for (const a of c.actions) {

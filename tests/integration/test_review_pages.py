@@ -149,10 +149,16 @@ async def test_worklist_page_lists_the_officers_complaints_overdue_first(
         rows = await page.evaluate(
             "[...document.querySelectorAll('#worklist-rows tr')].map((tr) => "
             "[tr.dataset.number, tr.dataset.overdue === 'true', "
+            "tr.querySelector('td[data-k=status]').dataset.status, "
             "[...tr.querySelectorAll('button')].map((b) => b.dataset.action)])"
         )
         assert rows == [
-            [item["number"], item["overdue"], [a["action"] for a in item["actions"]]]
+            [
+                item["number"],
+                item["overdue"],
+                item["status"],
+                [a["action"] for a in item["actions"]],
+            ]
             for item in items
         ]
         overdue = [row[1] for row in rows]
