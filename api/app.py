@@ -16,7 +16,9 @@ from api.routers import (
     calls,
     complaints,
     health,
+    pages,
     reference,
+    reports,
     seats,
     stats,
     wallboard,
@@ -112,6 +114,7 @@ def create_app(settings: Settings, *, ami: Any = None, connect_ami: bool = True)
         lifespan=lifespan,
     )
     app.add_exception_handler(ServiceError, service_error)
-    for module in (health, auth, agents, complaints, reference, calls, seats, stats, wallboard):
+    modules = (health, auth, agents, complaints, reference, calls, seats, stats, wallboard)
+    for module in (*modules, reports, pages):
         app.include_router(module.router)
     return app

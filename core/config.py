@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     resolution_days: int = 7
     #: Complaints one caller number may file per calendar month (IST); more answer 429.
     complaints_per_caller_month: int = Field(default=10, gt=0)
+    #: The CM's monthly review flags a department whose ``review_action_metric`` (complaints
+    #: ``overdue`` = pending past their due date, or all ``pending``) at month end is more
+    #: than ``review_action_threshold``.
+    review_action_metric: Literal["overdue", "pending"] = "overdue"
+    review_action_threshold: int = Field(default=100, ge=0)
     #: Directory of the reference data (places, departments, categories, officers); None: the
     #: data shipped in core/reference/data.
     reference_dir: Path | None = None

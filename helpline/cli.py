@@ -6,6 +6,7 @@ helpline status        what runs, and /health
 helpline call          place a demo call from the "PSTN trunk" with sipp and report it
 helpline agi | queue-manager | api | sla     run one service in the foreground
 helpline migrate | seed | prompts build | asterisk {provision,start,stop,render,cli}
+helpline demo-complaints   complaints in every status, so /review and /worklist have content
 """
 
 from __future__ import annotations
@@ -60,6 +61,22 @@ def seed(settings: Settings) -> list[Any]:
                 await seed_demo_users(session, settings)
                 await session.commit()
                 return seats
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def demo_complaints(settings: Settings) -> int:
+    """File the demo complaints not filed yet (after :func:`seed`); how many were filed."""
+    from core.db.session import create_engine, session_factory
+    from helpline.demo_complaints import file_demo_complaints
+
+    async def run() -> int:
+        engine = create_engine(settings, pool_size=1)
+        try:
+            async with session_factory(engine)() as session:
+                return await file_demo_complaints(session, settings, settings.load_reference())
         finally:
             await engine.dispose()
 
@@ -129,6 +146,9 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         )
     _step(f"seed: {settings.seat_count} seats, demo users")
     seats = seed(settings)
+    filed = demo_complaints(settings)
+    if filed:
+        _step(f"demo complaints: {filed} filed")
     try:
         prepare_asterisk(settings, seats)
     except Exception as error:
@@ -154,6 +174,8 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
 The 1076 helpline is up ({time.monotonic() - started:.0f} s).
   API            http://{settings.api_host}:{settings.api_port}/docs (health: /health)
   wallboard      http://{settings.api_host}:{settings.api_port}/wallboard (log in as supervisor)
+  review         http://{settings.api_host}:{settings.api_port}/review (CM office's monthly review)
+  worklist       http://{settings.api_host}:{settings.api_port}/worklist (an officer's complaints)
   SIP            {settings.sip_host}:{settings.sip_port} (citizens: {settings.trunk_address})
   seats          agent0001..agent{settings.seat_count:04d}; passwords: table `seats` (admin only)
   demo users     {credentials_file(settings)}
@@ -235,6 +257,13 @@ def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo_complaints(settings: Settings, args: argparse.Namespace) -> int:
+    seed(settings)
+    filed = demo_complaints(settings)
+    print(f"{filed} demo complaints filed (those filed before are kept as they are)")
+    return 0
+
+
 def cmd_prompts(settings: Settings, args: argparse.Namespace) -> int:
     from asterisk_config.instance import AsteriskInstance
     from ivr.prompts import build_prompts
@@ -286,6 +315,9 @@ def parser() -> argparse.ArgumentParser:
         func=cmd_migrate
     )
     sub.add_parser("seed", help="seats and demo users").set_defaults(func=cmd_seed)
+    sub.add_parser(
+        "demo-complaints", help="demo complaints in every status (idempotent)"
+    ).set_defaults(func=cmd_demo_complaints)
     prompts = sub.add_parser("prompts", help="prompt audio")
     prompts.add_argument("action", choices=["build"])
     prompts.set_defaults(func=cmd_prompts)

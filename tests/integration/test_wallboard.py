@@ -80,7 +80,8 @@ class Page:
 
 
 @contextlib.asynccontextmanager
-async def chromium(url: str, profile: Path) -> AsyncIterator[Page]:
+async def chromium(url: str, profile: Path, page_path: str = "wallboard") -> AsyncIterator[Page]:
+    """Chromium showing ``url``; yields its tab (the one whose address contains ``page_path``)."""
     binary = shutil.which("chromium")
     assert binary, "chromium is missing: scripts/system-deps.sh installs it"
     port = free_tcp_port()
@@ -103,9 +104,9 @@ async def chromium(url: str, profile: Path) -> AsyncIterator[Page]:
                     targets = (await http.get(f"http://127.0.0.1:{port}/json/list")).json()
                 except httpx.TransportError:
                     targets = []
-                return [t for t in targets if t.get("type") == "page" and "wallboard" in t["url"]]
+                return [t for t in targets if t.get("type") == "page" and page_path in t["url"]]
 
-            pages = await wait_for(wallboard_pages, 30, what="Chromium's wallboard page")
+            pages = await wait_for(wallboard_pages, 30, what=f"Chromium's {page_path} page")
         async with websockets.connect(pages[0]["webSocketDebuggerUrl"], max_size=None) as cdp:
             yield Page(cdp)
     finally:

@@ -1,0 +1,188 @@
+"""The CM office's /review and an officer's /worklist in a real headless Chromium (the
+wallboard's DevTools helper), on the demo complaints: the numbers the pages show are the
+API's, the flagged departments are highlighted, the English toggle works, and an action
+button posts to the transitions route with the agreed body."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from core.config import Settings
+from helpline.cli import demo_complaints
+from tests.integration.test_wallboard import chromium
+
+pytestmark = pytest.mark.integration
+
+FIGURES = ("received", "resolved", "resolved_within_sla", "pending", "overdue")
+
+
+@pytest.fixture(scope="module")
+def demo_filed(stack_settings: Settings) -> int:
+    """The demo complaints, filed as ``helpline up`` files them (a sync fixture: the CLI
+    runs its own event loop)."""
+    return demo_complaints(stack_settings)
+
+
+async def _token(api: httpx.AsyncClient, user: dict[str, str]) -> str:
+    reply = await api.post(
+        "/auth/token", data={"username": user["username"], "password": user["password"]}
+    )
+    assert reply.status_code == 200, reply.text
+    token: str = reply.json()["access_token"]
+    return token
+
+
+def _user(demo_users: dict[str, list[dict[str, str]]], role: str, name: str) -> dict[str, str]:
+    return next(user for user in demo_users[role] if user["username"] == name)
+
+
+async def _cells(page: Any, selector: str) -> dict[str, str]:
+    found = await page.evaluate(
+        "Object.fromEntries([...document.querySelectorAll("
+        + json.dumps(selector + " td[data-k]")
+        + ")].map((td) => [td.dataset.k, td.textContent]))"
+    )
+    assert isinstance(found, dict)
+    return found
+
+
+async def test_review_page_shows_the_apis_figures(
+    stack_settings: Settings,
+    api: httpx.AsyncClient,
+    demo_users: dict[str, list[dict[str, str]]],
+    tmp_path: Path,
+    demo_filed: int,
+) -> None:
+    token = await _token(api, _user(demo_users, "cm_office", "cm_office.up"))
+    headers = {"Authorization": f"Bearer {token}"}
+    # The lowest department's overdue figure as the threshold: at least one flagged, not all.
+    month = (await api.get("/reports/monthly", headers=headers)).json()
+    threshold = min(d["overdue"] for d in month["departments"])
+    assert threshold < max(d["overdue"] for d in month["departments"]), "demo data too even"
+    page_html = await api.get("/review")
+    assert page_html.status_code == 200 and "/pages/reports.js" in page_html.text
+    script = await api.get("/pages/reports.js")
+    assert script.status_code == 200 and "transitions" in script.text
+
+    base = f"http://{stack_settings.api_host}:{stack_settings.api_port}"
+    url = f"{base}/review?threshold={threshold}#token={token}"
+    async with chromium(url, tmp_path / "chromium", "review") as page:
+        await page.wait_for("Number(document.body.dataset.loaded || 0) >= 1")
+        review = (
+            await api.get(
+                f"/reports/monthly?month={month['month']}&threshold={threshold}", headers=headers
+            )
+        ).json()
+        for key in FIGURES:
+            assert int(await page.text(f"total-{key}")) == review["total"][key], key
+        assert await page.text("total-satisfaction_pct") == "अभी प्रतिक्रिया नहीं"
+        for row in review["departments"]:
+            cells = await _cells(page, f'tr[data-department="{row["code"]}"]')
+            assert cells["name"] == row["name_hi"]
+            assert {key: int(cells[key]) for key in FIGURES} == {key: row[key] for key in FIGURES}
+        for row in review["districts"]:
+            cells = await _cells(page, f'tr[data-district="{row["code"]}"]')
+            assert {key: int(cells[key]) for key in FIGURES} == {key: row[key] for key in FIGURES}
+        # The chart has a pending and an overdue bar per department, sized by the API's figure.
+        bars = await page.evaluate(
+            "[...document.querySelectorAll('#chart rect')].map((r) => "
+            "[r.dataset.department, r.dataset.k, Number(r.dataset.value)])"
+        )
+        assert bars == [
+            [row["code"], k, row[k]]
+            for row in review["departments"]
+            for k in ("pending", "overdue")
+        ]
+        # The departments over the threshold are highlighted and listed, as the API flags them.
+        assert review["flagged_departments"], "some department is over the lowest figure"
+        flagged_rows = await page.evaluate(
+            "[...document.querySelectorAll('tr.flagged')].map((tr) => tr.dataset.department)"
+        )
+        assert sorted(flagged_rows) == sorted(review["flagged_departments"])
+        listed = await page.evaluate(
+            "[...document.querySelectorAll('#flagged li')].map((li) => li.dataset.department)"
+        )
+        assert listed == review["flagged_departments"]
+        assert await page.text("threshold") == str(threshold)
+
+        # English toggle: labels and names switch without a reload.
+        await page.evaluate("document.getElementById('lang').click()")
+        await page.wait_for("document.documentElement.lang === 'en'")
+        first = review["departments"][0]
+        cells = await _cells(page, f'tr[data-department="{first["code"]}"]')
+        assert cells["name"] == first["name_en"]
+        assert await page.text("total-satisfaction_pct") == "no feedback yet"
+        assert await page.evaluate("performance.getEntriesByType('navigation').length") == 1
+
+        # Unroutable complaints are listed (none with the shipped data: the list is the API's).
+        unroutable = (
+            await api.get("/complaints?unroutable=true&limit=500", headers=headers)
+        ).json()
+        shown = await page.evaluate(
+            "[...document.querySelectorAll('#unroutable-rows tr')].map((tr) => tr.dataset.number)"
+        )
+        assert shown == [c["number"] for c in unroutable]
+
+
+async def test_worklist_page_lists_the_officers_complaints_overdue_first(
+    stack_settings: Settings,
+    api: httpx.AsyncClient,
+    demo_users: dict[str, list[dict[str, str]]],
+    tmp_path: Path,
+    demo_filed: int,
+) -> None:
+    officer = "police.thana.lucknow_hazratganj"
+    token = await _token(api, _user(demo_users, "officer", officer))
+    headers = {"Authorization": f"Bearer {token}"}
+    items = (await api.get(f"/officers/{officer}/worklist", headers=headers)).json()
+    assert items and any(item["overdue"] for item in items)
+    base = f"http://{stack_settings.api_host}:{stack_settings.api_port}"
+    async with chromium(
+        f"{base}/worklist#token={token}", tmp_path / "chromium", "worklist"
+    ) as page:
+        await page.wait_for("Number(document.body.dataset.loaded || 0) >= 1")
+        rows = await page.evaluate(
+            "[...document.querySelectorAll('#worklist-rows tr')].map((tr) => "
+            "[tr.dataset.number, tr.dataset.overdue === 'true', "
+            "tr.querySelector('td[data-k=status]').dataset.status, "
+            "[...tr.querySelectorAll('button')].map((b) => b.dataset.action)])"
+        )
+        assert rows == [
+            [
+                item["number"],
+                item["overdue"],
+                item["status"],
+                [a["action"] for a in item["actions"]],
+            ]
+            for item in items
+        ]
+        overdue = [row[1] for row in rows]
+        assert overdue == sorted(overdue, reverse=True), "overdue complaints come first"
+        assert int(await page.text("count-overdue")) == sum(overdue)
+        assert officer in await page.text("officer")
+
+        # A button posts {"action", "note"} to /complaints/{number}/transitions (the
+        # transitions route's contract); the page's fetch is watched, not the route.
+        await page.evaluate(
+            "window.posted = []; const realFetch = window.fetch; window.fetch = (url, o) => {"
+            " if (o && o.method === 'POST') window.posted.push([url, o.body]);"
+            " return realFetch(url, o); }; window.prompt = () => 'काम पूरा';"
+        )
+        number = items[0]["number"]
+        await page.evaluate(
+            f'document.querySelector(\'tr[data-number="{number}"] '
+            'button[data-action="resolve"]\').click()'
+        )
+        await page.wait_for("window.posted.length >= 1")
+        url, body = await page.evaluate("window.posted[0]")
+        assert url == f"/complaints/{number}/transitions"
+        assert json.loads(body) == {"action": "resolve", "note": "काम पूरा"}
+
+    # Another officer's worklist is not theirs to see.
+    other = await api.get("/officers/health.district.varanasi/worklist", headers=headers)
+    assert other.status_code == 403
