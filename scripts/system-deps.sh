@@ -11,7 +11,8 @@ PACKAGES=(
   sox              # resamples prompts to 8 kHz mono, Asterisk's native rate
   procps           # pgrep/ps used by the stack scripts
   baresip-core     # a real headless SIP softphone: the agents' softphone test (docs/agents.md)
-  chromium         # headless browser for the supervisors' wallboard test
+  chromium         # headless browser: the wallboard, review and worklist page tests
+  fonts-lohit-deva # a Devanagari font, so Chromium renders the Hindi pages (not boxes)
 )
 
 missing=()
