@@ -11,7 +11,7 @@ are written together: the caller commits, or nothing of it happened.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -98,8 +98,9 @@ async def view_of(session: AsyncSession, complaint: Complaint) -> ComplaintView:
     assigned_at = None
     if officer is not None:
         assigned_at = handed if handed is not None else complaint.created_at
-        if assigned_at >= complaint.due_at:  # a due date moved by hand: keep the snapshot sane
-            assigned_at = complaint.created_at
+        # A due date moved before the handover by hand still makes a valid snapshot: the
+        # lifecycle reads the due date, never the handover time.
+        assigned_at = min(assigned_at, complaint.due_at - timedelta(microseconds=1))
     return ComplaintView(
         complaint.number,
         complaint.status,
