@@ -22,7 +22,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import ColumnElement, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db.models import Complaint
@@ -101,9 +101,9 @@ def _duration(span: timedelta) -> str:
     return f"{days}d {hours}h {minutes:02d}m"
 
 
-def _overdue(as_of: datetime) -> list[object]:
+def _overdue(as_of: datetime) -> tuple[ColumnElement[bool], ...]:
     """The pass's condition, matching the partial index ``ix_complaints_overdue``."""
-    return [Complaint.status.in_(sorted(WITH_OFFICER)), Complaint.due_at < as_of]
+    return (Complaint.status.in_(sorted(WITH_OFFICER)), Complaint.due_at < as_of)
 
 
 async def run_pass(
@@ -122,7 +122,7 @@ async def run_pass(
         async with sessions() as session:
             query = (
                 select(Complaint.due_at, Complaint.id, Complaint.number)
-                .where(*_overdue(as_of))  # type: ignore[arg-type]
+                .where(*_overdue(as_of))
                 .order_by(Complaint.due_at, Complaint.id)
                 .limit(batch)
             )
@@ -168,7 +168,7 @@ async def _escalate_held(
         complaint = (
             await session.execute(
                 select(Complaint)
-                .where(Complaint.id == complaint_id, *_overdue(as_of))  # type: ignore[arg-type]
+                .where(Complaint.id == complaint_id, *_overdue(as_of))
                 .with_for_update(skip_locked=True)
                 .execution_options(populate_existing=True)
             )

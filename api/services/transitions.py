@@ -82,14 +82,12 @@ async def detail(
     """Complaint ``number`` with status, officer, level, due date, resolution, reopen count
     and its history (one query for the history). ``scope`` as in :func:`act`."""
     _check_number(number)
-    condition = Complaint.number == number
-    found = (
-        await session.execute(
-            select(Complaint.id, Complaint.resolution_text, Complaint.resolved_at).where(
-                condition, scope if scope is not None else condition
-            )
-        )
-    ).one_or_none()
+    query = select(Complaint.id, Complaint.resolution_text, Complaint.resolved_at).where(
+        Complaint.number == number
+    )
+    if scope is not None:
+        query = query.where(scope)
+    found = (await session.execute(query)).one_or_none()
     if found is None:
         raise NotFound(f"no complaint {number}")
     summary = await by_number(session, reference, number)

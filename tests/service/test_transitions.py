@@ -26,6 +26,8 @@ from core.db.session import create_engine, session_factory
 from core.domain.complaints import complaint_number
 from core.reference import Reference
 from lifecycle.sla import SlaSchedule, run_pass
+from lifecycle.sms_providers import provider_from_settings
+from lifecycle.worker import LifecycleWorker
 from tests.service.test_routing import Users, api_client, complaint, seeded, token
 
 __all__ = ["seeded"]  # the fixture, used by name
@@ -520,6 +522,7 @@ async def test_cli_sla_run_prints_what_it_did(
 async def test_the_worker_runs_the_pass_every_sla_pass_minutes(
     client: httpx.AsyncClient,
     seeded: Users,
+    db_settings: Settings,
     sessions: async_sessionmaker[AsyncSession],
     reference_data: Reference,
 ) -> None:
@@ -527,7 +530,11 @@ async def test_the_worker_runs_the_pass_every_sla_pass_minutes(
     due = (await stored(sessions, number)).due_at
     schedule = SlaSchedule(reference_data, timedelta(minutes=5))
     now = due + timedelta(hours=1)
-    await schedule(sessions, now)
+    # The worker's turn: deliver due SMS, then its sla_pass hook.
+    worker = LifecycleWorker(
+        db_settings, sessions, provider_from_settings(db_settings), sla_pass=schedule
+    )
+    await worker.run_once(now)
     first = schedule.last_report
     assert first is not None and [e.number for e in first.escalated] == [number]
     await schedule(sessions, now + timedelta(minutes=4))
