@@ -228,3 +228,38 @@ class CredentialsOut(BaseModel):
 
 
 AgentStateOut.model_rebuild()
+
+
+class TransitionIn(BaseModel):
+    """An action on a complaint (``core.domain.lifecycle.Action``: start, resolve, reopen,
+    reject_duplicate, request_closure, approve_closure, refuse_closure, reassign, close...)."""
+
+    action: str = Field(min_length=1, max_length=32)
+    #: What was done, why, what the citizen said (required by resolve, reopen, reassign...).
+    note: str = Field(default="", max_length=4000)
+    #: The officer's post (code) for ``reassign`` (and ``assign`` from the review page).
+    officer: str | None = Field(default=None, max_length=64)
+    #: For ``reject_duplicate``: the number of the complaint this one duplicates.
+    duplicate_of: str | None = Field(default=None, max_length=16)
+
+
+class HistoryEntryOut(BaseModel):
+    """One row of a complaint's history."""
+
+    at: datetime
+    action: str
+    #: Username of whoever acted; None when the helpline itself did (routing, the SLA pass).
+    actor: str | None
+    from_status: ComplaintStatus | None
+    to_status: ComplaintStatus
+    from_officer: str | None
+    to_officer: str | None
+    note: str | None
+
+
+class ComplaintDetailOut(ComplaintOut):
+    """A complaint with its resolution and its whole history, oldest first."""
+
+    resolution_text: str | None = None
+    resolved_at: datetime | None = None
+    history: list[HistoryEntryOut] = []

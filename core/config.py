@@ -134,6 +134,8 @@ class Settings(BaseSettings):
     #: Retry backoff: ``base * 2**(attempt-1)`` seconds, at most ``cap``.
     sms_backoff_base_seconds: float = Field(default=30.0, gt=0)
     sms_backoff_cap_seconds: float = Field(default=3600.0, gt=0)
+    #: How often the ``sla`` worker runs the SLA escalation pass (lifecycle.sla).
+    sla_pass_minutes: float = Field(default=5.0, gt=0)
 
     def ami_username(self, service: str) -> str:
         """AMI user of ``service``: one per service, so logs and event filters tell them apart."""

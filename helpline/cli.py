@@ -5,6 +5,7 @@ helpline down          stop the services and Asterisk
 helpline status        what runs, and /health
 helpline call          place a demo call from the "PSTN trunk" with sipp and report it
 helpline agi | queue-manager | api | sla     run one service in the foreground
+helpline sla run [--as-of 2026-12-20T10:00:00+05:30]   one SLA escalation pass, printed
 helpline migrate | seed | prompts build | asterisk {provision,start,stop,render,cli}
 helpline demo-complaints   complaints in every status, so /review and /worklist have content
 """
@@ -20,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from core.config import Settings
@@ -246,6 +248,39 @@ def cmd_service(name: str) -> Callable[[Settings, argparse.Namespace], int]:
     return run
 
 
+def _aware_time(text: str) -> datetime:
+    """``--as-of``: an ISO 8601 time that says its offset (a pass at an ambiguous time could
+    escalate a day early or late)."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from None
+    if moment.utcoffset() is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no offset (add +05:30 or Z)")
+    return moment
+
+
+def cmd_sla_run(settings: Settings, args: argparse.Namespace) -> int:
+    """``helpline sla run [--as-of T]``: one SLA pass; one line per escalation, a summary."""
+    from core.db.session import create_engine, session_factory
+    from lifecycle.sla import run_pass
+
+    as_of: datetime = args.as_of or datetime.now(UTC)
+    reference = settings.load_reference()
+
+    async def one_pass() -> list[str]:
+        engine = create_engine(settings, pool_size=1)
+        try:
+            report = await run_pass(session_factory(engine), reference, as_of)
+        finally:
+            await engine.dispose()
+        return report.lines()
+
+    for line in asyncio.run(one_pass()):
+        print(line)
+    return 0
+
+
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     prepare_database(settings)
     return 0
@@ -308,9 +343,21 @@ def parser() -> argparse.ArgumentParser:
     call.add_argument("--seconds", type=float, default=25.0, help="how long to stay on the line")
     call.set_defaults(func=cmd_call)
     for name in services.SERVICES:
-        sub.add_parser(name, help=f"run the {name} service in the foreground").set_defaults(
-            func=cmd_service(name)
-        )
+        service = sub.add_parser(name, help=f"run the {name} service in the foreground")
+        service.set_defaults(func=cmd_service(name))
+        if name == "sla":
+            sla_sub = service.add_subparsers(dest="sla_command")
+            sla_run = sla_sub.add_parser(
+                "run", help="run one SLA escalation pass and print what it did"
+            )
+            sla_run.add_argument(
+                "--as-of",
+                type=_aware_time,
+                default=None,
+                help="the pass's time, ISO 8601 with its offset (default: now), "
+                "e.g. 2026-12-20T10:00:00+05:30",
+            )
+            sla_run.set_defaults(func=cmd_sla_run)
     sub.add_parser("migrate", help="create/upgrade the database schema").set_defaults(
         func=cmd_migrate
     )

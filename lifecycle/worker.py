@@ -16,7 +16,7 @@ import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert
@@ -27,6 +27,7 @@ from core.db.channels import SMS_OUTBOX_CHANNEL
 from core.db.models import ServiceHeartbeat
 from core.db.session import create_engine, raw_connection, session_factory
 from lifecycle.notifications import DeliveryReport, RetryPolicy, deliver_due
+from lifecycle.sla import SlaSchedule
 from lifecycle.sms_providers import SmsProvider, provider_from_settings
 from lifecycle.sms_templates import templates_for
 
@@ -55,8 +56,8 @@ class LifecycleWorker:
         self.provider = provider
         self.policy = RetryPolicy.from_settings(settings)
         #: The SLA escalation pass (escalate overdue complaints, queue their ``escalated``
-        #: SMS in the same transaction). Issue 11's next part plugs it in here; until then
-        #: the worker only delivers SMS.
+        #: SMS in the same transaction): :class:`lifecycle.sla.SlaSchedule` in :func:`serve`,
+        #: every ``sla_pass_minutes``. Without it the worker only delivers SMS.
         self.sla_pass = sla_pass
         self.started_at = datetime.now(UTC)
         self.stopping = asyncio.Event()
@@ -174,13 +175,19 @@ class LifecycleWorker:
 async def serve(settings: Settings) -> None:
     """The ``sla`` process: runs until SIGTERM or SIGINT."""
     templates_for(settings)  # a broken templates file stops the start, loudly
+    reference = settings.load_reference()  # broken reference data stops the start, loudly
     engine = create_engine(settings, pool_size=2)
     provider = provider_from_settings(settings)
-    worker = LifecycleWorker(settings, session_factory(engine), provider)
+    schedule = SlaSchedule(reference, timedelta(minutes=settings.sla_pass_minutes))
+    worker = LifecycleWorker(settings, session_factory(engine), provider, sla_pass=schedule)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.stop)
-    log.info("sla worker up: SMS provider %s", provider.name)
+    log.info(
+        "sla worker up: SMS provider %s, SLA pass every %s min",
+        provider.name,
+        settings.sla_pass_minutes,
+    )
     try:
         await worker.run()
     finally:

@@ -1,4 +1,5 @@
-"""Complaints, routed and stored exactly once (:mod:`api.services.complaints`): 201 when
+"""Complaints, routed and stored exactly once (:mod:`api.services.complaints`), and their
+actions (:mod:`api.services.transitions`: 409 illegal, 403 forbidden, 422 invalid): 201 when
 stored now, 200 with the original for a replay, 422 for an unknown code or an
 ``Idempotency-Key`` reused for another body, 403 on a call another agent handled, 429 when the
 caller's monthly cap is reached."""
@@ -10,8 +11,14 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response, status
 
 from api.deps import AgentUser, ReferenceDep, SessionDep, SettingsDep, StaffUser
-from api.schemas import ComplaintCheckOut, ComplaintIn, ComplaintOut
-from api.services import complaints
+from api.schemas import (
+    ComplaintCheckOut,
+    ComplaintDetailOut,
+    ComplaintIn,
+    ComplaintOut,
+    TransitionIn,
+)
+from api.services import complaints, transitions
 from core.domain.phone import CallerNumber
 
 router = APIRouter(prefix="/complaints", tags=["complaints"])
@@ -61,8 +68,30 @@ async def check_complaint(
 @router.get("/{number}")
 async def get_complaint(
     number: str, user: StaffUser, session: SessionDep, reference: ReferenceDep
-) -> ComplaintOut:
-    return await complaints.by_number(session, reference, number)
+) -> ComplaintDetailOut:
+    """Status, officer, level, due date, resolution, reopen count and the history."""
+    return await transitions.detail(session, reference, number)
+
+
+@router.post(
+    "/{number}/transitions",
+    responses={
+        403: {"description": "the action is legal, but not for this user"},
+        404: {"description": "no such complaint"},
+        409: {"description": "the complaint's status does not allow the action (reason given)"},
+        422: {"description": "a note, officer or duplicate number the action needs is missing"},
+    },
+)
+async def transition_complaint(
+    number: str,
+    body: TransitionIn,
+    user: StaffUser,
+    session: SessionDep,
+    reference: ReferenceDep,
+) -> ComplaintDetailOut:
+    """Take an action on the complaint (start, resolve, reopen, reassign...): the complaint as
+    it now stands, with its history."""
+    return await transitions.act(session, reference, user, number, body)
 
 
 @router.get("")

@@ -46,9 +46,12 @@ from core.domain.complaints import (
     resolution_due,
 )
 from core.domain.lifecycle import SYSTEM, Action, ComplaintView, Refusal, Transition, apply
+from core.domain.notifications import SmsKind
 from core.domain.phone import CallerNumber
 from core.domain.staff import Role
 from core.reference import Category, Reference
+from lifecycle.notifications import enqueue
+from lifecycle.transitions import officer_params
 
 #: Roles that may file on any call (an agent only on the calls they handled).
 FILE_ON_ANY_CALL = frozenset({Role.SUPERVISOR, Role.ADMIN})
@@ -424,18 +427,38 @@ async def register(
         )
     )
     if isinstance(routed, Transition):
-        session.add(
-            ComplaintHistory(
-                complaint_id=inserted,
-                at=now,
-                actor_user_id=None,  # routing is the helpline's, not the agent's
-                action=HistoryAction(routed.action),
-                from_status=routed.before.status,
-                to_status=routed.after.status,
-                from_officer=routed.before.officer,
-                to_officer=routed.after.officer,
-                note="; ".join(routed.remarks) or None,
-            )
+        assignment = ComplaintHistory(
+            complaint_id=inserted,
+            at=now,
+            actor_user_id=None,  # routing is the helpline's, not the agent's
+            action=HistoryAction(routed.action),
+            from_status=routed.before.status,
+            to_status=routed.after.status,
+            from_officer=routed.before.officer,
+            to_officer=routed.after.officer,
+            note="; ".join(routed.remarks) or None,
+        )
+        session.add(assignment)
+        await session.flush()
+    # The caller's SMS, queued with the complaint (lifecycle.notifications).
+    sms_to = CallerNumber.from_stored(caller_number) if caller_number is not None else None
+    days = {"days": str(category.sla_days)}
+    await enqueue(
+        session,
+        kind=SmsKind.REGISTERED,
+        complaint_number=number,
+        caller_number=sms_to,
+        params=days,
+        dedupe_key="register",
+    )
+    if isinstance(routed, Transition):
+        await enqueue(
+            session,
+            kind=SmsKind.ASSIGNED,
+            complaint_number=number,
+            caller_number=sms_to,
+            params=officer_params(reference, routed.after.officer),
+            dedupe_key=str(assignment.id),
         )
     audit(
         session,

@@ -286,6 +286,13 @@ class Complaint(Base):
         UniqueConstraint("call_id", "request_hash", name="uq_complaints_call_request"),
         #: The monthly cap counts a caller's complaints since the month began: an index range.
         Index("ix_complaints_caller_month", "caller_number", "created_at"),
+        #: The SLA pass's one query: complaints an officer holds, by due date (lifecycle.sla).
+        Index(
+            "ix_complaints_overdue",
+            "due_at",
+            "id",
+            postgresql_where=text("status IN ('assigned', 'reopened', 'escalated', 'in_progress')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -347,6 +354,29 @@ class ComplaintHistory(Base):
     from_officer: Mapped[str | None] = mapped_column(ForeignKey("officers.code"))
     to_officer: Mapped[str | None] = mapped_column(ForeignKey("officers.code"))
     note: Mapped[str | None] = mapped_column(Text)
+
+
+class AcrBreach(Base):
+    """The ACR ledger: one row per SLA breach, charged to the officer whose assignment ran out
+    (their Annual Confidential Report counts these). Named by the assignment (complaint,
+    level, due date), so however many SLA passes (or a reassign) decide the same breach, it is
+    one row. Writer: lifecycle.transitions (the SLA pass, and a reassign of an overdue one)."""
+
+    __tablename__ = "acr_breaches"
+    __table_args__ = (
+        one_of("level", Level),
+        UniqueConstraint("complaint_id", "level", "due_at", name="uq_acr_breaches_assignment"),
+        Index("ix_acr_breaches_officer_breached", "officer_id", "breached_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    complaint_id: Mapped[int] = mapped_column(ForeignKey("complaints.id"))
+    #: The post (officers.code) whose SLA ran out.
+    officer_id: Mapped[str] = mapped_column(ForeignKey("officers.code"))
+    level: Mapped[Level] = mapped_column(StrEnumColumn(Level, 16))
+    due_at: Mapped[datetime] = mapped_column()
+    #: When the breach was decided: the SLA pass's as-of time (or the reassign's).
+    breached_at: Mapped[datetime] = mapped_column()
 
 
 class AuditLog(Base):

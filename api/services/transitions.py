@@ -1,0 +1,120 @@
+"""A complaint's actions and its detail page: the API's side of
+:mod:`lifecycle.transitions`, which decides and stores every transition (the SLA pass goes
+through it too). A refusal becomes the service error of its HTTP status: illegal 409,
+forbidden 403, invalid 422."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.schemas import ComplaintDetailOut, HistoryEntryOut, TransitionIn
+from api.services.complaints import by_number
+from api.services.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
+from core.db.models import Complaint, ComplaintHistory, User
+from core.domain.complaints import is_valid_complaint_number
+from core.domain.lifecycle import RefusalKind
+from core.reference import Reference
+from lifecycle.transitions import ComplaintMissing, TransitionRefused, apply_action
+
+_ERROR_OF: dict[RefusalKind, type[ServiceError]] = {
+    RefusalKind.ILLEGAL: Conflict,
+    RefusalKind.FORBIDDEN: Forbidden,
+    RefusalKind.INVALID: Invalid,
+}
+
+
+def _check_number(number: str) -> None:
+    if not is_valid_complaint_number(number):
+        raise Invalid(f"{number!r} is not a complaint number (10 digits with a valid check digit)")
+
+
+async def act(
+    session: AsyncSession,
+    reference: Reference,
+    user: User,
+    number: str,
+    body: TransitionIn,
+    *,
+    scope: ColumnElement[bool] | None = None,
+) -> ComplaintDetailOut:
+    """Take ``body.action`` on complaint ``number`` as ``user`` and commit; the complaint as
+    it now stands. ``scope`` (the access policy's where-clause for ``user``): a complaint
+    outside it is not found."""
+    _check_number(number)
+    if scope is not None:
+        visible = await session.execute(
+            select(Complaint.id).where(Complaint.number == number, scope)
+        )
+        if visible.scalar_one_or_none() is None:
+            raise NotFound(f"no complaint {number}")
+    try:
+        await apply_action(
+            session,
+            number=number,
+            action=body.action,
+            actor_user=user,
+            note=body.note,
+            officer_code=body.officer,
+            duplicate_of=body.duplicate_of,
+            now=datetime.now(UTC),
+            reference=reference,
+        )
+    except ComplaintMissing:
+        await session.rollback()
+        raise NotFound(f"no complaint {number}") from None
+    except TransitionRefused as refused:
+        await session.rollback()
+        raise _ERROR_OF[refused.kind](refused.reason) from None
+    await session.commit()
+    return await detail(session, reference, number)
+
+
+async def detail(
+    session: AsyncSession,
+    reference: Reference,
+    number: str,
+    *,
+    scope: ColumnElement[bool] | None = None,
+) -> ComplaintDetailOut:
+    """Complaint ``number`` with status, officer, level, due date, resolution, reopen count
+    and its history (one query for the history). ``scope`` as in :func:`act`."""
+    _check_number(number)
+    query = select(Complaint.id, Complaint.resolution_text, Complaint.resolved_at).where(
+        Complaint.number == number
+    )
+    if scope is not None:
+        query = query.where(scope)
+    found = (await session.execute(query)).one_or_none()
+    if found is None:
+        raise NotFound(f"no complaint {number}")
+    summary = await by_number(session, reference, number)
+    rows = (
+        await session.execute(
+            select(ComplaintHistory, User.username)
+            .outerjoin(User, User.id == ComplaintHistory.actor_user_id)
+            .where(ComplaintHistory.complaint_id == found.id)
+            .order_by(ComplaintHistory.at, ComplaintHistory.id)
+        )
+    ).all()
+    history = [
+        HistoryEntryOut(
+            at=entry.at,
+            action=entry.action,
+            actor=username,
+            from_status=entry.from_status,
+            to_status=entry.to_status,
+            from_officer=entry.from_officer,
+            to_officer=entry.to_officer,
+            note=entry.note,
+        )
+        for entry, username in rows
+    ]
+    return ComplaintDetailOut(
+        **summary.model_dump(),
+        resolution_text=found.resolution_text,
+        resolved_at=found.resolved_at,
+        history=history,
+    )

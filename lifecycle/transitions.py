@@ -1,0 +1,313 @@
+"""The one service that changes a complaint's state after filing: an officer's, supervisor's or
+agent's action through the API, and the SLA pass's escalation, take the same path.
+
+Each change is one transaction: the complaint row is locked (``SELECT ... FOR UPDATE``), the
+pure lifecycle (:func:`core.domain.lifecycle.apply`) decides from its snapshot, and the new
+state, the ``complaint_history`` row, the ACR ledger's breach (``acr_breaches``, at most once
+per assignment by its UNIQUE) and the caller's SMS (:func:`lifecycle.notifications.enqueue`)
+are written together: the caller commits, or nothing of it happened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.db.models import AcrBreach, Complaint, ComplaintHistory, RefOfficer, User
+from core.domain.complaints import HistoryAction
+from core.domain.lifecycle import (
+    SYSTEM,
+    Action,
+    Actor,
+    ComplaintView,
+    Effect,
+    Refusal,
+    RefusalKind,
+    Transition,
+    apply,
+)
+from core.domain.notifications import SmsKind
+from core.domain.staff import Role
+from core.reference import Reference
+from lifecycle.notifications import Enqueued, enqueue
+
+#: History actions that hand the complaint to an officer (its ``assigned_at`` is the newest).
+_HANDOVERS = (
+    HistoryAction.ASSIGN,
+    HistoryAction.REASSIGN,
+    HistoryAction.REOPEN,
+    HistoryAction.ESCALATE,
+)
+
+
+class TransitionRefused(Exception):
+    """The lifecycle refused the action: ``kind`` says how (illegal 409, forbidden 403,
+    invalid 422), ``reason`` why, in words for the person who asked."""
+
+    def __init__(self, kind: RefusalKind, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+
+
+class ComplaintMissing(LookupError):
+    """No complaint has that number."""
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """A transition as stored: its history row, whether a breach went to the ACR ledger (False
+    when there was none, or the ledger already had it), and the SMS queued."""
+
+    transition: Transition
+    history_id: int
+    breach_recorded: bool
+    sms: tuple[tuple[SmsKind, Enqueued], ...]
+
+
+async def lock_complaint(
+    session: AsyncSession, number: str, *, skip_locked: bool = False
+) -> Complaint | None:
+    """The complaint, its row locked until the transaction ends (None if there is none, or,
+    with ``skip_locked``, if another transaction holds it)."""
+    query = (
+        select(Complaint)
+        .where(Complaint.number == number)
+        .with_for_update(skip_locked=skip_locked)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def view_of(session: AsyncSession, complaint: Complaint) -> ComplaintView:
+    """The lifecycle's snapshot of ``complaint``: since when its officer holds it and how often
+    it escalated come from its history (one query)."""
+    handed, escalations = (
+        await session.execute(
+            select(
+                func.max(ComplaintHistory.at).filter(ComplaintHistory.action.in_(_HANDOVERS)),
+                func.count().filter(ComplaintHistory.action == HistoryAction.ESCALATE),
+            ).where(ComplaintHistory.complaint_id == complaint.id)
+        )
+    ).one()
+    officer = complaint.assigned_officer
+    assigned_at = None
+    if officer is not None:
+        assigned_at = handed if handed is not None else complaint.created_at
+        # A due date moved before the handover by hand still makes a valid snapshot: the
+        # lifecycle reads the due date, never the handover time.
+        assigned_at = min(assigned_at, complaint.due_at - timedelta(microseconds=1))
+    return ComplaintView(
+        complaint.number,
+        complaint.status,
+        category=complaint.category,
+        district=complaint.district,
+        tehsil=complaint.tehsil,
+        thana=complaint.thana,
+        level=complaint.level if officer is not None else None,
+        officer=officer,
+        assigned_at=assigned_at,
+        due_at=complaint.due_at if officer is not None else None,
+        escalations=escalations,
+        reopens=complaint.reopen_count,
+    )
+
+
+async def actor_of(session: AsyncSession, user: User, assigned_officer: str | None) -> Actor:
+    """``user`` as the lifecycle sees them: role, and for officers the post they hold (the one
+    the complaint is assigned to, when they hold several)."""
+    role = Role(user.role)
+    posts: list[str] = []
+    if role in (Role.OFFICER, Role.CM_OFFICE):
+        posts = list(
+            (
+                await session.execute(
+                    select(RefOfficer.code)
+                    .where(RefOfficer.user_id == user.id)
+                    .order_by(RefOfficer.code)
+                )
+            ).scalars()
+        )
+    post = assigned_officer if assigned_officer in posts else (posts[0] if posts else None)
+    return Actor(role, user.username, officer=post)
+
+
+async def apply_action(
+    session: AsyncSession,
+    *,
+    number: str,
+    action: Action | str,
+    actor_user: User | None,
+    note: str,
+    officer_code: str | None = None,
+    duplicate_of: str | None = None,
+    now: datetime,
+    reference: Reference,
+) -> Applied:
+    """Take ``action`` on complaint ``number`` at ``now`` as ``actor_user`` (None: the helpline
+    itself), in ``session``'s transaction (the caller commits). Raises
+    :class:`ComplaintMissing`, or :class:`TransitionRefused` with the lifecycle's reason."""
+    complaint = await lock_complaint(session, number)
+    if complaint is None:
+        raise ComplaintMissing(number)
+    view = await view_of(session, complaint)
+    actor = (
+        SYSTEM
+        if actor_user is None
+        else await actor_of(session, actor_user, complaint.assigned_officer)
+    )
+    decided = apply(
+        view,
+        action,
+        actor,
+        now,
+        reference=reference,
+        note=note,
+        officer=officer_code,
+        duplicate_of=duplicate_of,
+    )
+    if isinstance(decided, Refusal):
+        raise TransitionRefused(decided.kind, decided.reason)
+    return await store(
+        session,
+        complaint,
+        decided,
+        actor_user_id=actor_user.id if actor_user is not None else None,
+        reference=reference,
+    )
+
+
+async def store(
+    session: AsyncSession,
+    complaint: Complaint,
+    transition: Transition,
+    *,
+    actor_user_id: int | None,
+    reference: Reference,
+) -> Applied:
+    """Write ``transition`` of the locked ``complaint``: its new state, one history row, the
+    ACR breach and the caller's SMS. The UPDATE applies only to the row still as the
+    transition's ``before`` (status and due date), a guard besides the lock."""
+    before, after, effects = transition.before, transition.after, transition.effects
+    values: dict[str, object] = {"status": after.status}
+    if Effect.ASSIGN_OFFICER in effects:
+        values |= {"assigned_officer": after.officer, "level": after.level}
+    if Effect.NEW_DUE_DATE in effects and after.due_at is not None:
+        values["due_at"] = after.due_at
+    if Effect.RECORD_RESOLUTION in effects:
+        values |= {
+            "resolution_text": transition.note,
+            "resolved_at": transition.at,
+            "resolved_by": actor_user_id,
+        }
+    if transition.action is Action.REOPEN:
+        values["reopen_count"] = Complaint.reopen_count + 1
+    if Effect.RECORD_DUPLICATE in effects and transition.duplicate_of is not None:
+        original = (
+            await session.execute(
+                select(Complaint.id).where(Complaint.number == transition.duplicate_of)
+            )
+        ).scalar_one_or_none()
+        if original is None:
+            raise TransitionRefused(
+                RefusalKind.INVALID, f"no complaint {transition.duplicate_of} to duplicate"
+            )
+        values["duplicate_of"] = original
+
+    breach_recorded = False
+    if transition.breach is not None and Effect.RECORD_BREACH in effects:
+        key = transition.breach.key
+        breach_id = (
+            await session.execute(
+                insert(AcrBreach)
+                .values(
+                    complaint_id=complaint.id,
+                    officer_id=transition.breach.officer,
+                    level=key.level,
+                    due_at=key.due_at,
+                    breached_at=transition.at,
+                )
+                .on_conflict_do_nothing(constraint="uq_acr_breaches_assignment")
+                .returning(AcrBreach.id)
+            )
+        ).scalar_one_or_none()
+        breach_recorded = breach_id is not None
+
+    guard = [Complaint.id == complaint.id, Complaint.status == before.status]
+    if before.due_at is not None:
+        guard.append(Complaint.due_at == before.due_at)
+    changed = (
+        await session.execute(
+            update(Complaint).where(*guard).values(**values).returning(Complaint.id)
+        )
+    ).scalar_one_or_none()
+    if changed is None:  # cannot happen under the row lock; refuse rather than write twice
+        raise TransitionRefused(
+            RefusalKind.ILLEGAL, f"complaint {before.number} changed meanwhile: try again"
+        )
+
+    remarks = "; ".join(transition.remarks)
+    note = "; ".join(part for part in (transition.note, remarks) if part) or None
+    history = ComplaintHistory(
+        complaint_id=complaint.id,
+        at=transition.at,
+        actor_user_id=actor_user_id,
+        action=HistoryAction(transition.action),
+        from_status=before.status,
+        to_status=after.status,
+        from_officer=before.officer,
+        to_officer=after.officer,
+        note=note,
+    )
+    session.add(history)
+    await session.flush()
+    sms = await _notify(session, complaint, transition, history.id, reference)
+    return Applied(transition, history.id, breach_recorded, sms)
+
+
+def officer_params(reference: Reference, code: str | None) -> dict[str, str]:
+    """The SMS placeholders naming officer ``code``'s post."""
+    officer = reference.officers.get(code or "")
+    if officer is None:
+        return {"officer_hi": code or "", "officer_en": code or ""}
+    return {"officer_hi": officer.designation_hi, "officer_en": officer.designation_en}
+
+
+async def _notify(
+    session: AsyncSession,
+    complaint: Complaint,
+    transition: Transition,
+    history_id: int,
+    reference: Reference,
+) -> tuple[tuple[SmsKind, Enqueued], ...]:
+    """The caller hears of a new officer (assigned; escalated when overdue, keyed by the
+    breach) and of the resolution; other transitions are internal to the departments."""
+    effects, after = transition.effects, transition.after
+    kind: SmsKind | None = None
+    dedupe = str(history_id)
+    params: dict[str, str] = {}
+    if transition.action is Action.ESCALATE:
+        if Effect.ASSIGN_OFFICER in effects:
+            kind, params = SmsKind.ESCALATED, officer_params(reference, after.officer)
+            if transition.breach is not None:
+                key = transition.breach.key
+                dedupe = f"breach {key.level} {key.due_at.isoformat()}"
+    elif Effect.ASSIGN_OFFICER in effects:
+        kind, params = SmsKind.ASSIGNED, officer_params(reference, after.officer)
+    elif Effect.RECORD_RESOLUTION in effects:
+        kind = SmsKind.RESOLVED
+    if kind is None:
+        return ()
+    queued = await enqueue(
+        session,
+        kind=kind,
+        complaint_number=complaint.number,
+        caller_number=complaint.caller_number,
+        params=params,
+        dedupe_key=dedupe,
+    )
+    return ((kind, queued),)
