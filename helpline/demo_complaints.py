@@ -3,9 +3,8 @@ complaints service (routed, with history), weeks apart, then moved through the l
 every status, some left overdue. Idempotent: each has the ``Idempotency-Key`` ``demo-NNN``,
 and one already filed is left as it is.
 
-Every status change goes through :func:`move` alone (the lifecycle's ``apply``, then the
-complaint row and one history row), so switching it to the transitions service is a change
-in one place.
+Every status change goes through :func:`move`, which uses the transitions service's own steps
+(``lifecycle.transitions``). Demo complaints carry made-up numbers, so nothing here queues an SMS.
 """
 
 from __future__ import annotations
@@ -14,18 +13,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.schemas import ComplaintIn
 from api.services import complaints
 from core.config import Settings
-from core.db.models import Complaint, ComplaintHistory, RefOfficer, User
-from core.domain.complaints import HistoryAction
-from core.domain.lifecycle import SYSTEM, Action, Actor, ComplaintView, Effect, Transition, apply
+from core.db.models import Complaint, RefOfficer, User
+from core.domain.lifecycle import SYSTEM, Action, Actor, Transition, apply
 from core.domain.phone import CallerNumber
 from core.domain.staff import Role
 from core.reference import Reference
+from lifecycle.transitions import lock_complaint, store, view_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,68 +87,19 @@ async def move(
     note: str = "",
     duplicate_of: str | None = None,
 ) -> Transition:
-    """Take ``action`` on complaint ``number`` at ``at``: the lifecycle decides, then the
-    complaint row and one history row are written (not committed)."""
-    row = (
-        await session.execute(select(Complaint).where(Complaint.number == number).with_for_update())
-    ).scalar_one()
-    category = reference.categories[row.category or ""]
-    escalations = (
-        await session.execute(
-            select(ComplaintHistory.id).where(
-                ComplaintHistory.complaint_id == row.id,
-                ComplaintHistory.action == HistoryAction.ESCALATE,
-            )
-        )
-    ).all()
-    view = ComplaintView(
-        number,
-        row.status,
-        category=row.category,
-        district=row.district,
-        tehsil=row.tehsil,
-        thana=row.thana,
-        level=row.level,
-        officer=row.assigned_officer,
-        assigned_at=row.due_at - timedelta(days=category.sla_days) if row.level else None,
-        due_at=row.due_at if row.level else None,
-        escalations=len(escalations),
-        reopens=row.reopen_count,
-    )
+    """Take ``action`` on complaint ``number`` at ``at`` through the transitions service's own
+    steps (lock, the lifecycle's decision, :func:`lifecycle.transitions.store`), not committed.
+    ``actor`` is given, not looked up: most demo posts have no login. No SMS is queued."""
+    complaint = await lock_complaint(session, number)
+    if complaint is None:
+        raise DemoError(f"demo complaint {number} is missing")
+    view = await view_of(session, complaint)
     done = apply(view, action, actor, at, reference=reference, note=note, duplicate_of=duplicate_of)
     if not isinstance(done, Transition):
         raise DemoError(f"demo complaint {number}: {done.reason}")
-    after = done.after
-    values: dict[str, object] = {
-        "status": after.status,
-        "assigned_officer": after.officer,
-        "level": after.level,
-    }
-    if after.due_at is not None:
-        values["due_at"] = after.due_at
-    if Effect.RECORD_RESOLUTION in done.effects:
-        values |= {"resolved_at": at, "resolved_by": actor_user_id, "resolution_text": note}
-    if action is Action.REOPEN:
-        values["reopen_count"] = row.reopen_count + 1
-    if done.duplicate_of is not None:
-        values["duplicate_of"] = (
-            select(Complaint.id).where(Complaint.number == done.duplicate_of).scalar_subquery()
-        )
-    await session.execute(update(Complaint).where(Complaint.id == row.id).values(**values))
-    session.add(
-        ComplaintHistory(
-            complaint_id=row.id,
-            at=at,
-            actor_user_id=actor_user_id,
-            action=HistoryAction(action),
-            from_status=done.before.status,
-            to_status=after.status,
-            from_officer=done.before.officer,
-            to_officer=after.officer,
-            note="; ".join(filter(None, (note, *done.remarks))) or None,
-        )
+    await store(
+        session, complaint, done, actor_user_id=actor_user_id, reference=reference, notify=False
     )
-    await session.flush()
     return done
 
 
@@ -208,7 +158,14 @@ async def file_demo_complaints(
             thana=place.thana,
         )
         registered = await complaints.register(
-            session, settings, reference, agent, body, f"demo-{index:03d}", now=filed_at
+            session,
+            settings,
+            reference,
+            agent,
+            body,
+            f"demo-{index:03d}",
+            now=filed_at,
+            notify=False,
         )
         number = registered.complaint.number
         if registered.created:

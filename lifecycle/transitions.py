@@ -188,9 +188,11 @@ async def store(
     *,
     actor_user_id: int | None,
     reference: Reference,
+    notify: bool = True,
 ) -> Applied:
     """Write ``transition`` of the locked ``complaint``: its new state, one history row, the
-    ACR breach and the caller's SMS. The UPDATE applies only to the row still as the
+    ACR breach and the caller's SMS (none with ``notify=False``: the demo data's made-up
+    numbers). The UPDATE applies only to the row still as the
     transition's ``before`` (status and due date), a guard besides the lock."""
     before, after, effects = transition.before, transition.after, transition.effects
     values: dict[str, object] = {"status": after.status}
@@ -265,7 +267,7 @@ async def store(
     )
     session.add(history)
     await session.flush()
-    sms = await _notify(session, complaint, transition, history.id, reference)
+    sms = await _notify(session, complaint, transition, history.id, reference) if notify else ()
     return Applied(transition, history.id, breach_recorded, sms)
 
 

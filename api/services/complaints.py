@@ -333,8 +333,12 @@ async def register(
     idempotency_key: str | None = None,
     *,
     now: datetime | None = None,
+    notify: bool = True,
 ) -> Registered:
     """Check, route and store the complaint once, with its history rows, in one transaction.
+
+    ``notify=False`` queues no SMS to the caller: only the demo data uses it (its numbers are
+    made up and must never be texted).
 
     A replay (same key, or the same request on the same call) returns the stored one, also
     when it races this request: the UNIQUE constraints decide. Refusals: unknown codes
@@ -441,25 +445,26 @@ async def register(
         session.add(assignment)
         await session.flush()
     # The caller's SMS, queued with the complaint (lifecycle.notifications).
-    sms_to = CallerNumber.from_stored(caller_number) if caller_number is not None else None
-    days = {"days": str(category.sla_days)}
-    await enqueue(
-        session,
-        kind=SmsKind.REGISTERED,
-        complaint_number=number,
-        caller_number=sms_to,
-        params=days,
-        dedupe_key="register",
-    )
-    if isinstance(routed, Transition):
+    if notify:
+        sms_to = CallerNumber.from_stored(caller_number) if caller_number is not None else None
+        days = {"days": str(category.sla_days)}
         await enqueue(
             session,
-            kind=SmsKind.ASSIGNED,
+            kind=SmsKind.REGISTERED,
             complaint_number=number,
             caller_number=sms_to,
-            params=officer_params(reference, routed.after.officer),
-            dedupe_key=str(assignment.id),
+            params=days,
+            dedupe_key="register",
         )
+        if isinstance(routed, Transition):
+            await enqueue(
+                session,
+                kind=SmsKind.ASSIGNED,
+                complaint_number=number,
+                caller_number=sms_to,
+                params=officer_params(reference, routed.after.officer),
+                dedupe_key=str(assignment.id),
+            )
     audit(
         session,
         service="api",

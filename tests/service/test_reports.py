@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from api.schemas import ComplaintIn
 from api.services import auth, complaints, reference
 from core.config import Settings
-from core.db.models import Complaint, ComplaintHistory, User
+from core.db.models import AcrBreach, Complaint, ComplaintHistory, SmsOutbox, User
 from core.domain.clock import IST
 from core.domain.complaints import ComplaintStatus
 from core.domain.lifecycle import SYSTEM, Action, Actor
@@ -323,7 +323,12 @@ async def test_demo_complaints_cover_departments_districts_and_statuses_once(
         escalations = (
             await session.execute(select(func.count()).where(ComplaintHistory.action == "escalate"))
         ).scalar_one()
+        breaches = (await session.execute(select(func.count()).select_from(AcrBreach))).scalar_one()
+        texted = (await session.execute(select(func.count()).select_from(SmsOutbox))).scalar_one()
     assert count == filed and departments >= 5 and districts >= 6
+    # The demo's escalations are real ones (in the ACR ledger), and its made-up numbers are
+    # never texted.
+    assert breaches == escalations and texted == 0
     # Every status a complaint can reach through the API (none is unroutable with the
     # shipped data, so none stays "registered").
     assert statuses == set(ComplaintStatus) - {ComplaintStatus.REGISTERED}
