@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request, status
+from fastapi import Depends, FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
+from api.deps import authorize
 from api.live import LiveHub
 from api.routers import (
     agents,
@@ -110,6 +111,8 @@ def create_app(settings: Settings, *, ami: Any = None, connect_ami: bool = True)
         version="0.1.0",
         description="Agents record complaints, supervisors watch queues, officers resolve.",
         lifespan=lifespan,
+        # The access table (api.policy) gates every HTTP route, whatever its handler asks for.
+        dependencies=[Depends(authorize)],
     )
     app.add_exception_handler(ServiceError, service_error)
     for module in (health, auth, agents, complaints, reference, calls, seats, stats, wallboard):

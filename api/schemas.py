@@ -101,6 +101,14 @@ class OfficerOut(BaseModel):
     level: Level
 
 
+class CallerNumberOut(BaseModel):
+    """A complaint's caller number unmasked (``POST /complaints/{number}/unmask``, audited)."""
+
+    number: str
+    #: None when the caller withheld it and told the agent none.
+    caller_number: str | None
+
+
 class ComplaintOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

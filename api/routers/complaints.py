@@ -9,8 +9,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 
-from api.deps import AgentUser, ReferenceDep, SessionDep, SettingsDep, StaffUser
-from api.schemas import ComplaintCheckOut, ComplaintIn, ComplaintOut
+from api.deps import CurrentUser, ReferenceDep, SessionDep, SettingsDep
+from api.schemas import CallerNumberOut, ComplaintCheckOut, ComplaintIn, ComplaintOut
 from api.services import complaints
 from core.domain.phone import CallerNumber
 
@@ -29,7 +29,7 @@ router = APIRouter(prefix="/complaints", tags=["complaints"])
 )
 async def create_complaint(
     body: ComplaintIn,
-    user: AgentUser,
+    user: CurrentUser,
     session: SessionDep,
     settings: SettingsDep,
     reference: ReferenceDep,
@@ -49,7 +49,7 @@ async def create_complaint(
 async def check_complaint(
     caller: CallerNumber,
     category: str,
-    user: AgentUser,
+    user: CurrentUser,
     session: SessionDep,
     settings: SettingsDep,
     reference: ReferenceDep,
@@ -58,16 +58,28 @@ async def check_complaint(
     return await complaints.check(session, settings, reference, caller, category)
 
 
-@router.get("/{number}")
+@router.get("/{number}", responses={404: {"description": "no such complaint in your scope"}})
 async def get_complaint(
-    number: str, user: StaffUser, session: SessionDep, reference: ReferenceDep
+    number: str, user: CurrentUser, session: SessionDep, reference: ReferenceDep
 ) -> ComplaintOut:
-    return await complaints.by_number(session, reference, number)
+    """Officers see complaints of their department within their jurisdiction (others: 404);
+    officers and the CM office see the caller's number masked."""
+    return await complaints.by_number(session, reference, number, viewer=user)
+
+
+@router.post(
+    "/{number}/unmask", responses={404: {"description": "no such complaint in your scope"}}
+)
+async def unmask_caller_number(
+    number: str, user: CurrentUser, session: SessionDep
+) -> CallerNumberOut:
+    """The caller's full number, for a role that sees it masked; audited every time."""
+    return await complaints.unmask(session, number, viewer=user)
 
 
 @router.get("")
 async def list_complaints(
-    user: StaffUser,
+    user: CurrentUser,
     session: SessionDep,
     reference: ReferenceDep,
     caller: CallerNumber | None = None,
@@ -75,5 +87,5 @@ async def list_complaints(
     unroutable: Annotated[bool, Query(description="only those no rule placed")] = False,
 ) -> list[ComplaintOut]:
     return await complaints.latest(
-        session, reference, caller=caller, limit=limit, unroutable=unroutable
+        session, reference, viewer=user, caller=caller, limit=limit, unroutable=unroutable
     )
