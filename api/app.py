@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
+from api import policy
 from api.deps import authorize
 from api.live import LiveHub
 from api.routers import (
@@ -115,6 +116,12 @@ def create_app(settings: Settings, *, ami: Any = None, connect_ami: bool = True)
         dependencies=[Depends(authorize)],
     )
     app.add_exception_handler(ServiceError, service_error)
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's schema, with the refusals the access table gives each operation."""
+        return policy.document_refusals(FastAPI.openapi(app))
+
+    app.openapi = openapi  # type: ignore[method-assign]
     for module in (health, auth, agents, complaints, reference, calls, seats, stats, wallboard):
         app.include_router(module.router)
     return app

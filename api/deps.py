@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Collection
 from typing import Annotated
 
 from fastapi import Depends, Request, WebSocket
+from fastapi.requests import HTTPConnection
 from fastapi.routing import APIRoute
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,8 +36,8 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.sessions() as session:
+async def get_session(connection: HTTPConnection) -> AsyncIterator[AsyncSession]:
+    async with connection.app.state.sessions() as session:
         yield session
 
 
@@ -56,30 +57,41 @@ NotificationsDep = Annotated[Notifications, Depends(get_notifications)]
 ReferenceDep = Annotated[Reference, Depends(get_reference)]
 
 
-async def authorize(
-    request: Request,
-    session: SessionDep,
-    token: Annotated[str | None, Depends(optional_bearer)],
-) -> User | None:
+def _bearer_token(connection: HTTPConnection) -> str | None:
+    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+async def authorize(connection: HTTPConnection, session: SessionDep) -> User | None:
     """The app-wide gate: the matched route's row of :data:`api.policy.POLICY` decides.
-    Public routes pass (None); others need a live token (401) of an allowed role (403)."""
-    route = request.scope.get("route")
-    path = route.path_format if isinstance(route, APIRoute) else request.url.path
+    Public routes pass (None); others need a live token (401) of an allowed role (403).
+
+    WebSockets pass here: :func:`websocket_caller` checks them against the same table after
+    accepting, since a browser sees a close code (4401, 4403) but never an HTTP refusal."""
+    if connection.scope["type"] != "http":
+        return None
+    route = connection.scope.get("route")
+    path = route.path_format if isinstance(route, APIRoute) else connection.url.path
     try:
-        roles = policy.roles_for(request.method, path)
+        roles = policy.roles_for(connection.scope["method"], path)
     except policy.NoPolicy as missing:
         raise Forbidden(str(missing)) from None
     if roles is None:
         return None
-    if not token:
+    token = _bearer_token(connection)
+    if token is None:
         raise Unauthenticated("not authenticated")
     user = await auth.user_of_token(session, token)
     auth.check_role(user, [role for role in Role if role in roles])
     return user
 
 
-async def authorized_user(user: Annotated[User | None, Depends(authorize)]) -> User:
-    """The caller of a non-public route (the same :func:`authorize`, run once per request)."""
+async def authorized_user(
+    user: Annotated[User | None, Depends(authorize)],
+    _documented: Annotated[str | None, Depends(optional_bearer)],
+) -> User:
+    """The caller of a non-public route (the same :func:`authorize`, run once per request).
+    ``_documented`` only puts the bearer scheme on the route in /openapi.json."""
     if user is None:
         raise RuntimeError("a public route in api.policy asks for a user: give it roles")
     return user

@@ -16,7 +16,7 @@ import argparse
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from core.domain.staff import Role
 
@@ -103,6 +103,22 @@ def mask_caller_number(number: str | None) -> str | None:
     if number is None or len(number) < 6:
         return None if number is None else "X" * len(number)
     return number[:2] + "X" * (len(number) - 5) + number[-3:]
+
+
+def document_refusals(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Add to ``openapi`` (in place, idempotent) the refusals every operation can give: 401
+    and 403 where the table asks for a role (naming the roles), 400 where a body is read."""
+    for path, operations in openapi.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            roles = POLICY.get((method.upper(), path), frozenset())
+            if roles is not None:
+                allowed = ", ".join(role.value for role in _ORDER if role in roles) or "none"
+                responses.setdefault("401", {"description": "no token, or an expired one"})
+                responses.setdefault("403", {"description": f"allowed roles: {allowed}"})
+            if "requestBody" in operation:
+                responses.setdefault("400", {"description": "the body could not be parsed"})
+    return openapi
 
 
 # ----------------------------------------------------------------------------- the document

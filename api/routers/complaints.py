@@ -7,14 +7,26 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Header, Path, Query, Response, status
+from pydantic import AfterValidator
 
 from api.deps import CurrentUser, ReferenceDep, SessionDep, SettingsDep
 from api.schemas import CallerNumberOut, ComplaintCheckOut, ComplaintIn, ComplaintOut
 from api.services import complaints
+from core.domain.complaints import is_valid_complaint_number
 from core.domain.phone import CallerNumber
 
 router = APIRouter(prefix="/complaints", tags=["complaints"])
+
+
+def _complaint_number(value: str) -> str:
+    if not is_valid_complaint_number(value):
+        raise ValueError("not a complaint number (10 digits with a valid check digit)")
+    return value
+
+
+#: A complaint number in a path: refused as FastAPI refuses any bad parameter (422, its shape).
+ComplaintNumber = Annotated[str, Path(pattern=r"^[0-9]{10}$"), AfterValidator(_complaint_number)]
 
 
 @router.post(
@@ -60,7 +72,7 @@ async def check_complaint(
 
 @router.get("/{number}", responses={404: {"description": "no such complaint in your scope"}})
 async def get_complaint(
-    number: str, user: CurrentUser, session: SessionDep, reference: ReferenceDep
+    number: ComplaintNumber, user: CurrentUser, session: SessionDep, reference: ReferenceDep
 ) -> ComplaintOut:
     """Officers see complaints of their department within their jurisdiction (others: 404);
     officers and the CM office see the caller's number masked."""
@@ -71,7 +83,7 @@ async def get_complaint(
     "/{number}/unmask", responses={404: {"description": "no such complaint in your scope"}}
 )
 async def unmask_caller_number(
-    number: str, user: CurrentUser, session: SessionDep
+    number: ComplaintNumber, user: CurrentUser, session: SessionDep
 ) -> CallerNumberOut:
     """The caller's full number, for a role that sees it masked; audited every time."""
     return await complaints.unmask(session, number, viewer=user)
