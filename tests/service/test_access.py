@@ -362,7 +362,7 @@ async def test_officers_read_list_and_act_only_within_their_jurisdiction(
             (o for o in ref.officers.values() if o.level is level and o.department),
             key=lambda o: o.code,
         )
-        posts += gen.rng.sample(candidates, min(6, len(candidates)))
+        posts += gen.rng.sample(candidates, min(4, len(candidates)))
     # Two posts sharing a department and a place at different levels, to catch a level mix-up.
     police_district = ref.officer_at("police", Level.DISTRICT, "lucknow")
     police_thana = ref.officer_at("police", Level.THANA, "lucknow_hazratganj")
@@ -371,7 +371,7 @@ async def test_officers_read_list_and_act_only_within_their_jurisdiction(
     places: list[tuple[str, str, tuple[str, str | None, str | None], str | None]] = []
     for post in posts:
         assert post.department is not None
-        for _ in range(2):
+        for _ in range(3):
             places.append((post.department, "within", gen.place_within(post), None))
         places.append((post.department, "near", gen.place_near(post), None))
         other = gen.other_department(post.department)
@@ -453,6 +453,7 @@ async def test_officers_read_list_and_act_only_within_their_jurisdiction(
             assert len(listed) == len(stored)
             assert access.complaint_scope(user) is None
     assert crossings == []
+    print(f"{checked} (officer, complaint) pairs, {allowed} in scope, 0 crossings")
     assert checked >= 1000
     # Both answers are well represented, so neither half of the rule goes untested.
     assert allowed >= 100 and checked - allowed >= 500
