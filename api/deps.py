@@ -22,8 +22,8 @@ from core.db.models import User
 from core.domain.staff import Role
 from core.reference import Reference
 
-oauth2 = OAuth2PasswordBearer(tokenUrl="/auth/token")
-#: The same scheme, optional: the policy decides whether a route needs a token at all.
+#: The bearer scheme as /openapi.json shows it (its "Authorize" button); optional, since the
+#: access table, not the scheme, decides whether a route needs a token.
 optional_bearer = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 
 #: WebSocket close codes: the 4000 range mirrors HTTP 401 and 403.
@@ -127,7 +127,8 @@ async def websocket_caller(websocket: WebSocket, token: str | None) -> User | No
     route = websocket.scope.get("route")
     path = getattr(route, "path_format", websocket.url.path)
     try:
-        roles = policy.roles_for("WS", path)
+        # No WebSocket is public (None): every one carries a caller's or the centre's data.
+        roles = policy.roles_for("WS", path) or frozenset()
     except policy.NoPolicy:
         roles = frozenset()
-    return await websocket_user(websocket, token, [role for role in Role if role in (roles or ())])
+    return await websocket_user(websocket, token, [role for role in Role if role in roles])
