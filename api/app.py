@@ -6,9 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request, status
+from fastapi import Depends, FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
+from api import policy
+from api.deps import authorize
 from api.live import LiveHub
 from api.routers import (
     agents,
@@ -61,7 +63,7 @@ async def service_error(_request: Request, error: Exception) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthenticated) else None
     if isinstance(error, InvalidField):
         # The shape of FastAPI's own 422, so a desk shows it next to the field either way.
-        detail = [{"loc": ["body", error.field], "msg": error.reason, "type": "reference"}]
+        detail = [{"loc": [error.where, error.field], "msg": error.reason, "type": "reference"}]
         return JSONResponse({"detail": detail}, status_code=code)
     return JSONResponse({"detail": error.message}, status_code=code, headers=headers)
 
@@ -112,8 +114,16 @@ def create_app(settings: Settings, *, ami: Any = None, connect_ami: bool = True)
         version="0.1.0",
         description="Agents record complaints, supervisors watch queues, officers resolve.",
         lifespan=lifespan,
+        # The access table (api.policy) gates every HTTP route, whatever its handler asks for.
+        dependencies=[Depends(authorize)],
     )
     app.add_exception_handler(ServiceError, service_error)
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's schema, with the refusals the access table gives each operation."""
+        return policy.document_refusals(FastAPI.openapi(app))
+
+    app.openapi = openapi  # type: ignore[method-assign]
     modules = (health, auth, agents, complaints, reference, calls, seats, stats, wallboard)
     for module in (*modules, reports, pages):
         app.include_router(module.router)

@@ -1,28 +1,30 @@
 """Dependencies shared by the routers, as ``Annotated`` aliases, and the WebSocket twin of
-the bearer check. Both authenticate through :mod:`api.services.auth` (one path)."""
+the bearer check. Both authenticate through :mod:`api.services.auth` (one path) and let a
+role through only where the access table (:mod:`api.policy`) says so (one mechanism)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Annotated, Any
+from collections.abc import AsyncIterator, Collection
+from typing import Annotated
 
 from fastapi import Depends, Request, WebSocket
+from fastapi.requests import HTTPConnection
+from fastapi.routing import APIRoute
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api import policy
 from api.services import auth
 from api.services.errors import Forbidden, Unauthenticated
 from api.services.notify import Notifications
 from core.config import Settings
 from core.db.models import User
+from core.domain.staff import Role
 from core.reference import Reference
 
-oauth2 = OAuth2PasswordBearer(tokenUrl="/auth/token")
-
-AGENT_ROLES = ("agent", "supervisor", "admin")
-STAFF_ROLES = ("agent", "supervisor", "officer", "cm_office", "admin")
-SUPERVISOR_ROLES = ("supervisor", "admin")
-ADMIN_ROLES = ("admin",)
+#: The bearer scheme as /openapi.json shows it (its "Authorize" button); optional, since the
+#: access table, not the scheme, decides whether a route needs a token.
+optional_bearer = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 
 #: WebSocket close codes: the 4000 range mirrors HTTP 401 and 403.
 WS_UNAUTHORISED = 4401
@@ -34,8 +36,8 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.sessions() as session:
+async def get_session(connection: HTTPConnection) -> AsyncIterator[AsyncSession]:
+    async with connection.app.state.sessions() as session:
         yield session
 
 
@@ -55,31 +57,52 @@ NotificationsDep = Annotated[Notifications, Depends(get_notifications)]
 ReferenceDep = Annotated[Reference, Depends(get_reference)]
 
 
-async def current_user(session: SessionDep, token: Annotated[str, Depends(oauth2)]) -> User:
-    return await auth.user_of_token(session, token)
+def _bearer_token(connection: HTTPConnection) -> str | None:
+    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
-CurrentUser = Annotated[User, Depends(current_user)]
+async def authorize(connection: HTTPConnection, session: SessionDep) -> User | None:
+    """The app-wide gate: the matched route's row of :data:`api.policy.POLICY` decides.
+    Public routes pass (None); others need a live token (401) of an allowed role (403).
+
+    WebSockets pass here: :func:`websocket_caller` checks them against the same table after
+    accepting, since a browser sees a close code (4401, 4403) but never an HTTP refusal."""
+    if connection.scope["type"] != "http":
+        return None
+    route = connection.scope.get("route")
+    path = route.path_format if isinstance(route, APIRoute) else connection.url.path
+    try:
+        roles = policy.roles_for(connection.scope["method"], path)
+    except policy.NoPolicy as missing:
+        raise Forbidden(str(missing)) from None
+    if roles is None:
+        return None
+    token = _bearer_token(connection)
+    if token is None:
+        raise Unauthenticated("not authenticated")
+    user = await auth.user_of_token(session, token)
+    auth.check_role(user, [role for role in Role if role in roles])
+    return user
 
 
-def require_role(*roles: str) -> Callable[[User], Coroutine[Any, Any, User]]:
-    """A dependency that lets only users with one of ``roles`` through (403 otherwise)."""
+async def authorized_user(
+    user: Annotated[User | None, Depends(authorize)],
+    _documented: Annotated[str | None, Depends(optional_bearer)],
+) -> User:
+    """The caller of a non-public route (the same :func:`authorize`, run once per request).
+    ``_documented`` only puts the bearer scheme on the route in /openapi.json."""
+    if user is None:
+        raise RuntimeError("a public route in api.policy asks for a user: give it roles")
+    return user
 
-    async def check(user: CurrentUser) -> User:
-        auth.check_role(user, roles)
-        return user
 
-    return check
-
-
-AgentUser = Annotated[User, Depends(require_role(*AGENT_ROLES))]
-StaffUser = Annotated[User, Depends(require_role(*STAFF_ROLES))]
-SupervisorUser = Annotated[User, Depends(require_role(*SUPERVISOR_ROLES))]
-AdminUser = Annotated[User, Depends(require_role(*ADMIN_ROLES))]
+#: The signed-in user, let through by the access table.
+CurrentUser = Annotated[User, Depends(authorized_user)]
 
 
 async def websocket_user(
-    websocket: WebSocket, token: str | None, roles: tuple[str, ...]
+    websocket: WebSocket, token: str | None, roles: Collection[str]
 ) -> User | None:
     """The user of ``?token=`` (browsers cannot send an ``Authorization`` header on a
     WebSocket), or None after closing the socket with 4401 (bad token) or 4403 (wrong role)."""
@@ -96,3 +119,16 @@ async def websocket_user(
         await websocket.close(code=WS_FORBIDDEN, reason=error.message)
         return None
     return user
+
+
+async def websocket_caller(websocket: WebSocket, token: str | None) -> User | None:
+    """:func:`websocket_user` with the roles the access table gives this WebSocket's path
+    (method ``WS``); a path the table does not list is refused (4403)."""
+    route = websocket.scope.get("route")
+    path = getattr(route, "path_format", websocket.url.path)
+    try:
+        # No WebSocket is public (None): every one carries a caller's or the centre's data.
+        roles = policy.roles_for("WS", path) or frozenset()
+    except policy.NoPolicy:
+        roles = frozenset()
+    return await websocket_user(websocket, token, [role for role in Role if role in roles])

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from core.domain.calls import CallDisposition
 from core.domain.complaints import ComplaintStatus
@@ -13,6 +13,18 @@ from core.domain.phone import CallerNumber
 from core.domain.queues import PauseReason, Skill
 from core.domain.staff import Role
 from core.reference import Level
+
+
+def _number_not_bool_or_text(value: object) -> object:
+    """JSON's integer: ``6`` or ``6.0``, never ``true`` or ``"6"`` (pydantic's lax int takes
+    both)."""
+    if isinstance(value, bool | str | bytes):
+        raise ValueError("must be a JSON number")
+    return value
+
+
+#: Put after an integer's ``Field`` constraints (before them, pydantic's JSON schema loses them).
+JSON_INTEGER = BeforeValidator(_number_not_bool_or_text)
 
 
 class TokenOut(BaseModel):
@@ -99,6 +111,14 @@ class OfficerOut(BaseModel):
     designation_en: str
     designation_hi: str
     level: Level
+
+
+class CallerNumberOut(BaseModel):
+    """A complaint's caller number unmasked (``POST /complaints/{number}/unmask``, audited)."""
+
+    number: str
+    #: None when the caller withheld it and told the agent none.
+    caller_number: str | None
 
 
 class ComplaintOut(BaseModel):
@@ -188,7 +208,7 @@ class PauseIn(BaseModel):
 
 class RoutingIn(BaseModel):
     #: Base member penalty: lower rings first (0 = first choice).
-    penalty: int | None = Field(default=None, ge=0, le=9)
+    penalty: Annotated[int, Field(ge=0, le=9), JSON_INTEGER] | None = None
     skills: list[Skill] | None = None
 
 
@@ -204,7 +224,8 @@ MAX_SEATS = 9999
 
 
 class SeatCountIn(BaseModel):
-    count: int = Field(ge=1, le=MAX_SEATS, examples=[1000])
+    #: Strict: ``true`` or ``"500"`` is no seat count.
+    count: Annotated[int, Field(ge=1, le=MAX_SEATS, examples=[1000]), JSON_INTEGER]
 
 
 class SeatsOut(BaseModel):

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from api.deps import AgentUser, NotificationsDep, SessionDep, SupervisorUser
+from api.deps import CurrentUser, NotificationsDep, SessionDep
 from api.schemas import AgentStateOut, PauseIn, RoutingIn, RoutingOut, SeatLoginIn
 from api.services import agents
 
@@ -14,7 +14,7 @@ router = APIRouter(prefix="/agents", tags=["agents"])
 
 
 @router.get("/me")
-async def my_state(user: AgentUser, session: SessionDep) -> AgentStateOut:
+async def my_state(user: CurrentUser, session: SessionDep) -> AgentStateOut:
     return await agents.state(session, user)
 
 
@@ -23,7 +23,7 @@ async def my_state(user: AgentUser, session: SessionDep) -> AgentStateOut:
     responses={404: {"description": "no such seat"}, 409: {"description": "seat taken"}},
 )
 async def login_to_seat(
-    body: SeatLoginIn, user: AgentUser, session: SessionDep, notifications: NotificationsDep
+    body: SeatLoginIn, user: CurrentUser, session: SessionDep, notifications: NotificationsDep
 ) -> AgentStateOut:
     """Sit at ``seat``: answers once app_queue has the seat as a member, or ``pending`` after
     5 s (the intent is stored and will be applied as soon as Asterisk is reachable)."""
@@ -32,14 +32,14 @@ async def login_to_seat(
 
 @router.post("/me/logout")
 async def logout_from_seat(
-    user: AgentUser, session: SessionDep, notifications: NotificationsDep
+    user: CurrentUser, session: SessionDep, notifications: NotificationsDep
 ) -> AgentStateOut:
     return await agents.logout(session, user, notifications=notifications)
 
 
 @router.post("/me/pause", responses={409: {"description": "not logged in at a seat"}})
 async def pause(
-    body: PauseIn, user: AgentUser, session: SessionDep, notifications: NotificationsDep
+    body: PauseIn, user: CurrentUser, session: SessionDep, notifications: NotificationsDep
 ) -> AgentStateOut:
     """Stop receiving calls for ``reason`` (break, training, meeting, after_call_work); the
     pause is kept in the database and survives Asterisk restarts."""
@@ -48,7 +48,7 @@ async def pause(
 
 @router.post("/me/unpause", responses={409: {"description": "not logged in at a seat"}})
 async def unpause(
-    user: AgentUser, session: SessionDep, notifications: NotificationsDep
+    user: CurrentUser, session: SessionDep, notifications: NotificationsDep
 ) -> AgentStateOut:
     return await agents.set_pause(session, user, None, notifications=notifications)
 
@@ -60,7 +60,7 @@ async def unpause(
 async def set_routing(
     username: Annotated[str, Path(max_length=64)],
     body: RoutingIn,
-    supervisor: SupervisorUser,
+    supervisor: CurrentUser,
     session: SessionDep,
 ) -> RoutingOut:
     """Set an agent's skills (general, police, health: skill queues ring skilled agents first)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.deps import SessionDep, StaffUser
+from api.deps import CurrentUser, SessionDep
 from api.schemas import CallOut
 from api.services import calls
 from core.domain.phone import CallerNumber
@@ -16,7 +16,7 @@ router = APIRouter(prefix="/calls", tags=["calls"])
 
 @router.get("")
 async def list_calls(
-    user: StaffUser,
+    user: CurrentUser,
     session: SessionDep,
     caller: CallerNumber,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,

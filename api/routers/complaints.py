@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Header, Path, Query, Response, status
+from pydantic import AfterValidator
 
-from api.deps import AgentUser, ReferenceDep, SessionDep, SettingsDep, StaffUser
+from api.deps import CurrentUser, ReferenceDep, SessionDep, SettingsDep
 from api.schemas import (
+    CallerNumberOut,
     ComplaintCheckOut,
     ComplaintDetailOut,
     ComplaintIn,
@@ -19,9 +21,20 @@ from api.schemas import (
     TransitionIn,
 )
 from api.services import complaints, transitions
+from core.domain.complaints import is_valid_complaint_number
 from core.domain.phone import CallerNumber
 
 router = APIRouter(prefix="/complaints", tags=["complaints"])
+
+
+def _complaint_number(value: str) -> str:
+    if not is_valid_complaint_number(value):
+        raise ValueError("not a complaint number (10 digits with a valid check digit)")
+    return value
+
+
+#: A complaint number in a path: refused as FastAPI refuses any bad parameter (422, its shape).
+ComplaintNumber = Annotated[str, Path(pattern=r"^[0-9]{10}$"), AfterValidator(_complaint_number)]
 
 
 @router.post(
@@ -36,7 +49,7 @@ router = APIRouter(prefix="/complaints", tags=["complaints"])
 )
 async def create_complaint(
     body: ComplaintIn,
-    user: AgentUser,
+    user: CurrentUser,
     session: SessionDep,
     settings: SettingsDep,
     reference: ReferenceDep,
@@ -56,7 +69,7 @@ async def create_complaint(
 async def check_complaint(
     caller: CallerNumber,
     category: str,
-    user: AgentUser,
+    user: CurrentUser,
     session: SessionDep,
     settings: SettingsDep,
     reference: ReferenceDep,
@@ -65,27 +78,29 @@ async def check_complaint(
     return await complaints.check(session, settings, reference, caller, category)
 
 
-@router.get("/{number}")
+@router.get("/{number}", responses={404: {"description": "no such complaint in your scope"}})
 async def get_complaint(
-    number: str, user: StaffUser, session: SessionDep, reference: ReferenceDep
+    number: ComplaintNumber, user: CurrentUser, session: SessionDep, reference: ReferenceDep
 ) -> ComplaintDetailOut:
-    """Status, officer, level, due date, resolution, reopen count and the history."""
-    return await transitions.detail(session, reference, number)
+    """Status, officer, level, due date, resolution, reopen count and the history. Officers see
+    complaints of their department within their jurisdiction (others: 404); officers and the
+    CM office see the caller's number masked."""
+    return await transitions.detail(session, reference, number, viewer=user)
 
 
 @router.post(
     "/{number}/transitions",
     responses={
         403: {"description": "the action is legal, but not for this user"},
-        404: {"description": "no such complaint"},
+        404: {"description": "no such complaint in your scope"},
         409: {"description": "the complaint's status does not allow the action (reason given)"},
         422: {"description": "a note, officer or duplicate number the action needs is missing"},
     },
 )
 async def transition_complaint(
-    number: str,
+    number: ComplaintNumber,
     body: TransitionIn,
-    user: StaffUser,
+    user: CurrentUser,
     session: SessionDep,
     reference: ReferenceDep,
 ) -> ComplaintDetailOut:
@@ -94,9 +109,19 @@ async def transition_complaint(
     return await transitions.act(session, reference, user, number, body)
 
 
+@router.post(
+    "/{number}/unmask", responses={404: {"description": "no such complaint in your scope"}}
+)
+async def unmask_caller_number(
+    number: ComplaintNumber, user: CurrentUser, session: SessionDep
+) -> CallerNumberOut:
+    """The caller's full number, for a role that sees it masked; audited every time."""
+    return await complaints.unmask(session, number, viewer=user)
+
+
 @router.get("")
 async def list_complaints(
-    user: StaffUser,
+    user: CurrentUser,
     session: SessionDep,
     reference: ReferenceDep,
     caller: CallerNumber | None = None,
@@ -104,5 +129,5 @@ async def list_complaints(
     unroutable: Annotated[bool, Query(description="only those no rule placed")] = False,
 ) -> list[ComplaintOut]:
     return await complaints.latest(
-        session, reference, caller=caller, limit=limit, unroutable=unroutable
+        session, reference, viewer=user, caller=caller, limit=limit, unroutable=unroutable
     )

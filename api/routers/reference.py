@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from api.deps import ReferenceDep, StaffUser
+from api.deps import CurrentUser, ReferenceDep
 from api.schemas import DepartmentOut, DistrictOut
 from api.services import reference as reference_data
 
@@ -23,7 +23,7 @@ def _cacheable(response: Response, digest: str) -> None:
 
 @router.get("/departments")
 async def list_departments(
-    user: StaffUser, reference: ReferenceDep, response: Response
+    user: CurrentUser, reference: ReferenceDep, response: Response
 ) -> list[DepartmentOut]:
     _cacheable(response, reference.digest)
     return reference_data.departments(reference)
@@ -31,7 +31,7 @@ async def list_departments(
 
 @router.get("/districts")
 async def list_districts(
-    user: StaffUser, reference: ReferenceDep, response: Response
+    user: CurrentUser, reference: ReferenceDep, response: Response
 ) -> list[DistrictOut]:
     _cacheable(response, reference.digest)
     return reference_data.districts(reference)

@@ -1,28 +1,29 @@
 """Accountability: an officer's scorecard and worklist, the CM's monthly review (JSON or CSV).
-Officers see only their own; supervisors, the CM office and admins see any."""
+Who may call each is the access table's (api.policy); an officer sees only their own post."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
-from api.deps import ReferenceDep, SessionDep, SettingsDep, require_role
+from api.deps import CurrentUser, ReferenceDep, SessionDep, SettingsDep
 from api.services import reports
-from core.db.models import User
 from lifecycle.reports import review_csv, review_json
 
 router = APIRouter(tags=["reports"])
 
-OfficerReportUser = Annotated[User, Depends(require_role(*reports.OFFICER_REPORT_ROLES))]
-ReviewUser = Annotated[User, Depends(require_role(*reports.REVIEW_ROLES))]
-MonthQuery = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$", examples=["2026-11"])]
+#: Answered when the post is unknown (403 when an officer asks for another's: the gate's).
+NO_OFFICER: dict[int | str, dict[str, Any]] = {404: {"description": "no such officer or post"}}
+#: A user name or a post's code (the longest is under 64 characters, like users.username).
+Username = Annotated[str, Path(min_length=1, max_length=64)]
+MonthQuery = Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2026-11"])]
 
 
-@router.get("/officers/{username}/scorecard")
+@router.get("/officers/{username}/scorecard", responses=NO_OFFICER)
 async def officer_scorecard(
-    username: str,
-    user: OfficerReportUser,
+    username: Username,
+    user: CurrentUser,
     session: SessionDep,
     reference: ReferenceDep,
     month: MonthQuery = None,
@@ -32,17 +33,26 @@ async def officer_scorecard(
     return await reports.scorecard(session, reference, user, username, month)
 
 
-@router.get("/officers/{username}/worklist")
+@router.get("/officers/{username}/worklist", responses=NO_OFFICER)
 async def officer_worklist(
-    username: str, user: OfficerReportUser, session: SessionDep, reference: ReferenceDep
+    username: Username, user: CurrentUser, session: SessionDep, reference: ReferenceDep
 ) -> list[dict[str, Any]]:
     """The complaints the officer holds, overdue first, with the actions they may take."""
     return await reports.worklist(session, reference, user, username)
 
 
-@router.get("/reports/monthly", response_model=None)
+@router.get(
+    "/reports/monthly",
+    response_model=None,
+    responses={
+        200: {
+            "description": "the review as JSON, or as CSV with `format=csv`",
+            "content": {"application/json": {}, "text/csv": {}},
+        }
+    },
+)
 async def monthly_review(
-    user: ReviewUser,
+    user: CurrentUser,
     session: SessionDep,
     settings: SettingsDep,
     reference: ReferenceDep,

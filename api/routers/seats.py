@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from api.deps import AdminUser, NotificationsDep, SessionDep, SettingsDep, SupervisorUser
+from api.deps import CurrentUser, NotificationsDep, SessionDep, SettingsDep
 from api.schemas import CredentialsOut, SeatCountIn, SeatsOut
 from api.services import seats
 
@@ -15,13 +15,13 @@ router = APIRouter(prefix="/seats", tags=["seats"])
 
 
 @router.get("")
-async def get_seats(user: SupervisorUser, session: SessionDep) -> SeatsOut:
+async def get_seats(user: CurrentUser, session: SessionDep) -> SeatsOut:
     return await seats.state(session)
 
 
 @router.put("/count", responses={409: {"description": "a seat to remove is in use"}})
 async def set_seat_count(
-    body: SeatCountIn, user: AdminUser, session: SessionDep, notifications: NotificationsDep
+    body: SeatCountIn, user: CurrentUser, session: SessionDep, notifications: NotificationsDep
 ) -> SeatsOut:
     """Grow or shrink to ``count`` seats. New seats get generated SIP passwords. Answers once
     Asterisk has the new endpoints (``applied: true``), or with ``applied: false`` after 15 s
@@ -32,7 +32,7 @@ async def set_seat_count(
 @router.get("/{name}/credentials", responses={404: {"description": "no such seat"}})
 async def seat_credentials(
     name: Annotated[str, Path(pattern=r"^agent\d{4}$")],
-    user: AdminUser,
+    user: CurrentUser,
     session: SessionDep,
     settings: SettingsDep,
 ) -> CredentialsOut:

@@ -15,21 +15,14 @@ from fastapi import APIRouter, Query, Request, Response, WebSocket, WebSocketDis
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from api.deps import (
-    AGENT_ROLES,
-    SUPERVISOR_ROLES,
-    SessionDep,
-    SettingsDep,
-    SupervisorUser,
-    websocket_user,
-)
+from api.deps import CurrentUser, SessionDep, SettingsDep, websocket_caller
 from api.live import LiveHub, StatsOut, Subscriber, agent_greeting, compute_stats
 
 router = APIRouter(tags=["stats"])
 
 
 @router.get("/stats")
-async def stats(user: SupervisorUser, session: SessionDep, settings: SettingsDep) -> StatsOut:
+async def stats(user: CurrentUser, session: SessionDep, settings: SettingsDep) -> StatsOut:
     """Live numbers per queue and overall: waiting callers, agents by state, today's offered /
     answered / abandoned / service level / ASA / AHT / abandon rate, budgets used today."""
     return await compute_stats(session, settings)
@@ -116,7 +109,7 @@ def _hub(websocket: WebSocket | Request) -> LiveHub:
 async def ws_stats(websocket: WebSocket, token: Annotated[str | None, Query()] = None) -> None:
     """The same body as ``GET /stats`` (plus ``"type": "stats"``), pushed on every change."""
     await websocket.accept()
-    if await websocket_user(websocket, token, SUPERVISOR_ROLES) is None:
+    if await websocket_caller(websocket, token) is None:
         return
     hub = _hub(websocket)
     subscriber = Subscriber()
@@ -134,7 +127,7 @@ async def ws_agent(websocket: WebSocket, token: Annotated[str | None, Query()] =
     previous_complaints, ...}`` whenever a caller is connected to the agent's seat (and at once
     if one is connected when the socket opens)."""
     await websocket.accept()
-    user = await websocket_user(websocket, token, AGENT_ROLES)
+    user = await websocket_caller(websocket, token)
     if user is None:
         return
     hub = _hub(websocket)

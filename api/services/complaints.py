@@ -9,6 +9,11 @@ original; a key reused for a different request is refused (:class:`Invalid`).
 Only the agent who handled the call (or a supervisor or admin) may file on it. A caller's
 complaints are serialised by a transaction-scoped advisory lock on their number, so the
 monthly cap and the duplicate check see every complaint committed before.
+
+Every read and list is limited to the reader's scope (:mod:`api.services.access`: officers see
+their department within their jurisdiction); a complaint out of scope is "not found", so
+numbers do not leak. Officers and the CM office see caller numbers masked
+(:data:`api.policy.MASKED_ROLES`); :func:`unmask` gives one number and audits it.
 """
 
 from __future__ import annotations
@@ -23,7 +28,16 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from api.schemas import ComplaintCheckOut, ComplaintIn, ComplaintOut, OfficerOut, PlaceOut
+from api.policy import MASKED_ROLES, mask_caller_number
+from api.schemas import (
+    CallerNumberOut,
+    ComplaintCheckOut,
+    ComplaintIn,
+    ComplaintOut,
+    OfficerOut,
+    PlaceOut,
+)
+from api.services.access import complaint_scope
 from api.services.errors import Conflict, Forbidden, Invalid, InvalidField, NotFound, TooMany
 from api.services.lookups import current_call, open_agent_session
 from core.config import Settings
@@ -125,6 +139,16 @@ def complaint_out(
     )
 
 
+def _masked(complaint: ComplaintOut, viewer: User) -> ComplaintOut:
+    """The complaint as ``viewer`` may see it: the caller's number masked for the roles that
+    do not work the calls."""
+    if viewer.role not in MASKED_ROLES or complaint.caller_number is None:
+        return complaint
+    return complaint.model_copy(
+        update={"caller_number": mask_caller_number(complaint.caller_number)}
+    )
+
+
 async def _one(
     session: AsyncSession, reference: Reference, condition: ColumnElement[bool]
 ) -> ComplaintOut | None:
@@ -132,27 +156,44 @@ async def _one(
     return None if row is None else complaint_out(reference, *row)
 
 
-async def by_number(session: AsyncSession, reference: Reference, number: str) -> ComplaintOut:
+def _in_scope(condition: ColumnElement[bool], viewer: User) -> ColumnElement[bool]:
+    scope = complaint_scope(viewer)
+    return condition if scope is None else and_(condition, scope)
+
+
+def _check_number(number: str) -> None:
     if not is_valid_complaint_number(number):
         raise Invalid(f"{number!r} is not a complaint number (10 digits with a valid check digit)")
-    found = await _one(session, reference, Complaint.number == number)
+
+
+async def by_number(
+    session: AsyncSession, reference: Reference, number: str, *, viewer: User
+) -> ComplaintOut:
+    """The complaint ``number`` as ``viewer`` may see it; :class:`NotFound` also when it lies
+    outside their scope (a 403 would tell them the number exists)."""
+    _check_number(number)
+    found = await _one(session, reference, _in_scope(Complaint.number == number, viewer))
     if found is None:
         raise NotFound(f"no complaint {number}")
-    return found
+    return _masked(found, viewer)
 
 
 async def latest(
     session: AsyncSession,
     reference: Reference,
     *,
+    viewer: User,
     caller: CallerNumber | None,
     limit: int,
     unroutable: bool = False,
 ) -> list[ComplaintOut]:
-    """The newest ``limit`` complaints, of one caller (any Indian format) if given; with
-    ``unroutable``, only those no rule placed that nobody has assigned since (the review
-    page's list)."""
+    """The newest ``limit`` complaints within ``viewer``'s scope, of one caller (any Indian
+    format) if given; with ``unroutable``, only those no rule placed that nobody has assigned
+    since (the review page's list)."""
     query = _with_names().order_by(Complaint.created_at.desc()).limit(limit)
+    scope = complaint_scope(viewer)
+    if scope is not None:
+        query = query.where(scope)
     if caller is not None:
         query = query.where(Complaint.caller_number == caller)
     if unroutable:
@@ -160,7 +201,33 @@ async def latest(
             Complaint.unroutable_reason.is_not(None), Complaint.assigned_officer.is_(None)
         )
     rows = (await session.execute(query)).all()
-    return [complaint_out(reference, *row) for row in rows]
+    return [_masked(complaint_out(reference, *row), viewer) for row in rows]
+
+
+async def unmask(session: AsyncSession, number: str, *, viewer: User) -> CallerNumberOut:
+    """The caller's number of complaint ``number`` in full, for a viewer who sees it masked;
+    every call writes an audit row (who, which complaint), committed with nothing else."""
+    _check_number(number)
+    row = (
+        await session.execute(
+            select(Complaint.id, Complaint.caller_number).where(
+                _in_scope(Complaint.number == number, viewer)
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"no complaint {number}")
+    audit(
+        session,
+        service="api",
+        actor_user_id=viewer.id,
+        action="caller_number_unmasked",
+        entity="complaint",
+        entity_id=str(row.id),
+        detail={"number": number, "role": viewer.role},
+    )
+    await session.commit()
+    return CallerNumberOut(number=number, caller_number=row.caller_number)
 
 
 # ----------------------------------------------------------------------------- filing

@@ -29,10 +29,12 @@ class InvalidField(Invalid):
     unknown district code, a category of another department); answered like a schema error,
     with the field's place in the body."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, *, where: str = "body") -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.reason = message
+        #: Where the field is: ``body``, ``query`` or ``path``.
+        self.where = where
 
 
 class TooMany(ServiceError):

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.services.errors import Forbidden, Invalid, NotFound
+from api.services.errors import Forbidden, InvalidField, NotFound
 from core.db.models import RefOfficer, User
 from core.domain.staff import Role
 from core.reference import Reference
@@ -18,17 +18,13 @@ from lifecycle.reports import Metric, Month
 
 #: Roles that may see any officer's scorecard and worklist (an officer sees only their own).
 SEE_ANY_OFFICER = frozenset({Role.SUPERVISOR, Role.CM_OFFICE, Role.ADMIN})
-#: Roles that may read the CM's monthly review.
-REVIEW_ROLES = ("supervisor", "cm_office", "admin")
-#: Roles that may ask for a scorecard or worklist at all.
-OFFICER_REPORT_ROLES = ("officer", "supervisor", "cm_office", "admin")
 
 
 def month(text: str | None, now: datetime | None = None) -> Month:
     try:
         return reports.month_of(text, now)
     except reports.MonthError as error:
-        raise Invalid(str(error)) from None
+        raise InvalidField("month", str(error), where="query") from None
 
 
 async def officer_post(

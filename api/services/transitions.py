@@ -7,14 +7,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.schemas import ComplaintDetailOut, HistoryEntryOut, TransitionIn
 from api.services.complaints import by_number
 from api.services.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
 from core.db.models import Complaint, ComplaintHistory, User
-from core.domain.complaints import is_valid_complaint_number
 from core.domain.lifecycle import RefusalKind
 from core.reference import Reference
 from lifecycle.transitions import ComplaintMissing, TransitionRefused, apply_action
@@ -26,30 +25,17 @@ _ERROR_OF: dict[RefusalKind, type[ServiceError]] = {
 }
 
 
-def _check_number(number: str) -> None:
-    if not is_valid_complaint_number(number):
-        raise Invalid(f"{number!r} is not a complaint number (10 digits with a valid check digit)")
-
-
 async def act(
     session: AsyncSession,
     reference: Reference,
     user: User,
     number: str,
     body: TransitionIn,
-    *,
-    scope: ColumnElement[bool] | None = None,
 ) -> ComplaintDetailOut:
     """Take ``body.action`` on complaint ``number`` as ``user`` and commit; the complaint as
-    it now stands. ``scope`` (the access policy's where-clause for ``user``): a complaint
-    outside it is not found."""
-    _check_number(number)
-    if scope is not None:
-        visible = await session.execute(
-            select(Complaint.id).where(Complaint.number == number, scope)
-        )
-        if visible.scalar_one_or_none() is None:
-            raise NotFound(f"no complaint {number}")
+    it now stands. A complaint outside ``user``'s scope (api.services.access) is not found;
+    within it, the lifecycle decides who may take which action."""
+    await by_number(session, reference, number, viewer=user)
     try:
         await apply_action(
             session,
@@ -69,28 +55,23 @@ async def act(
         await session.rollback()
         raise _ERROR_OF[refused.kind](refused.reason) from None
     await session.commit()
-    return await detail(session, reference, number)
+    return await detail(session, reference, number, viewer=user)
 
 
 async def detail(
-    session: AsyncSession,
-    reference: Reference,
-    number: str,
-    *,
-    scope: ColumnElement[bool] | None = None,
+    session: AsyncSession, reference: Reference, number: str, *, viewer: User
 ) -> ComplaintDetailOut:
-    """Complaint ``number`` with status, officer, level, due date, resolution, reopen count
-    and its history (one query for the history). ``scope`` as in :func:`act`."""
-    _check_number(number)
-    query = select(Complaint.id, Complaint.resolution_text, Complaint.resolved_at).where(
-        Complaint.number == number
-    )
-    if scope is not None:
-        query = query.where(scope)
-    found = (await session.execute(query)).one_or_none()
-    if found is None:
-        raise NotFound(f"no complaint {number}")
-    summary = await by_number(session, reference, number)
+    """Complaint ``number`` as ``viewer`` may see it (scope and masking as
+    :func:`api.services.complaints.by_number`), with resolution, reopen count and its history
+    (one query for the history)."""
+    summary = await by_number(session, reference, number, viewer=viewer)
+    found = (
+        await session.execute(
+            select(Complaint.id, Complaint.resolution_text, Complaint.resolved_at).where(
+                Complaint.number == number
+            )
+        )
+    ).one()
     rows = (
         await session.execute(
             select(ComplaintHistory, User.username)

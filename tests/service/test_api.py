@@ -319,7 +319,7 @@ async def test_service_refusals_keep_their_status_and_body(
     forbidden = await client.get("/stats", headers=agent)
     assert (forbidden.status_code, forbidden.json()) == (
         403,
-        {"detail": "needs role: supervisor, admin"},
+        {"detail": "needs role: supervisor, cm_office, admin"},
     )
 
 

@@ -254,9 +254,11 @@ async def test_a_complaint_no_rule_places_is_kept_with_the_reason(
             ),
         )
         review = await complaints.latest(
-            session, reference_data, caller=None, limit=50, unroutable=True
+            session, reference_data, viewer=supervisor, caller=None, limit=50, unroutable=True
         )
-        everything = await complaints.latest(session, reference_data, caller=None, limit=50)
+        everything = await complaints.latest(
+            session, reference_data, viewer=supervisor, caller=None, limit=50
+        )
     assert [c.number for c in review] == [filed.complaint.number]
     assert {c.number for c in everything} == {filed.complaint.number, routed.complaint.number}
 

@@ -249,7 +249,9 @@ async def test_concurrent_registrations_for_one_call_store_one_complaint(desk: D
     )
     async with desk.sessions() as session:
         assert (await session.execute(select(func.count()).select_from(Complaint))).scalar() == 1
-        found = await complaints.by_number(session, desk.reference, created.number)
+        found = await complaints.by_number(
+            session, desk.reference, created.number, viewer=desk.supervisor
+        )
     assert found == created
     assert [action for action, _ in await actions(desk)] == ["agent_login", "complaint_created"]
 
@@ -343,9 +345,13 @@ async def test_complaint_refusals(desk: Desk) -> None:
         with pytest.raises(ValidationError, match="caller_number"):
             ComplaintIn(description="bad number", caller_number="12", **WHAT_WHERE)
         with pytest.raises(Invalid, match="check digit"):
-            await complaints.by_number(session, desk.reference, "1234567891")
+            await complaints.by_number(
+                session, desk.reference, "1234567891", viewer=desk.supervisor
+            )
         with pytest.raises(NotFound):
-            await complaints.by_number(session, desk.reference, "1000000009")
+            await complaints.by_number(
+                session, desk.reference, "1000000009", viewer=desk.supervisor
+            )
         assert (await session.execute(select(func.count()).select_from(Complaint))).scalar() == 0
 
 

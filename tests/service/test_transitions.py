@@ -197,9 +197,10 @@ async def test_start_resolve_reopen_with_history_and_sms(
     refused = await act(client, agent, number, "start")
     assert refused.status_code == 403, refused.text
     assert TEHSIL_OFFICER in refused.json()["detail"]
-    # Another officer neither.
+    # An officer of another department and district: outside their scope, the complaint is
+    # not found for them at all (a 403 would tell them the number exists).
     other = await login(client, seeded, "health.district.varanasi")
-    assert (await act(client, other, number, "start")).status_code == 403
+    assert (await act(client, other, number, "start")).status_code == 404
 
     started = await act(client, officer, number, "start")
     assert started.status_code == 200, started.text

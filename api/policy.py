@@ -1,0 +1,191 @@
+"""Who may call which route: the one access table of the API, (method, path) -> roles.
+
+Every route of the app has a row (a test walks ``app.routes`` against it, so a new route
+without a row fails); :func:`api.deps.authorize` enforces it for HTTP routes and
+:func:`api.deps.websocket_user` for WebSockets (method ``WS``). ``None`` marks a public route.
+A route missing from the table is refused to everyone (403), never let through.
+
+What a role may *see* of a complaint is decided further by :mod:`api.services.access`
+(officers: their department and jurisdiction) and :data:`MASKED_ROLES` (caller numbers).
+The table is rendered into docs/lifecycle.md: ``python -m api.policy [--check]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from core.domain.staff import Role
+
+AGENT, SUPERVISOR, OFFICER, CM_OFFICE, ADMIN = (
+    Role.AGENT,
+    Role.SUPERVISOR,
+    Role.OFFICER,
+    Role.CM_OFFICE,
+    Role.ADMIN,
+)
+
+#: Everyone signed in.
+STAFF: Final = frozenset(Role)
+#: Those who sit at a seat and file complaints (supervisors and admins stand in for agents).
+DESK: Final = frozenset({AGENT, SUPERVISOR, ADMIN})
+
+#: (method, path template) -> the roles allowed, or None for a public route.
+POLICY: Final[Mapping[tuple[str, str], frozenset[Role] | None]] = {
+    # Probes, the login, the static wallboard page and the API's own documentation.
+    ("GET", "/health"): None,
+    ("GET", "/metrics"): None,
+    ("GET", "/wallboard"): None,
+    # The review and worklist pages: their data comes from the API with the signed-in token.
+    ("GET", "/review"): None,
+    ("GET", "/worklist"): None,
+    ("GET", "/pages/reports.js"): None,
+    ("POST", "/auth/token"): None,
+    ("GET", "/openapi.json"): None,
+    ("GET", "/docs"): None,
+    ("GET", "/docs/oauth2-redirect"): None,
+    ("GET", "/redoc"): None,
+    ("GET", "/auth/me"): STAFF,
+    # An agent at a seat.
+    ("GET", "/agents/me"): DESK,
+    ("POST", "/agents/me/login"): DESK,
+    ("POST", "/agents/me/logout"): DESK,
+    ("POST", "/agents/me/pause"): DESK,
+    ("POST", "/agents/me/unpause"): DESK,
+    ("PUT", "/agents/{username}/routing"): frozenset({SUPERVISOR, ADMIN}),
+    ("WS", "/ws/agent"): DESK,
+    # Call history is not a department's: officers have no reason to search it.
+    ("GET", "/calls"): frozenset({AGENT, SUPERVISOR, CM_OFFICE, ADMIN}),
+    # Complaints: filed at the desk; read by everyone, officers within their jurisdiction.
+    ("POST", "/complaints"): DESK,
+    ("GET", "/complaints/check"): DESK,
+    ("GET", "/complaints"): STAFF,
+    ("GET", "/complaints/{number}"): STAFF,
+    # Only the roles that see masked numbers need to unmask one (audited every time).
+    ("POST", "/complaints/{number}/unmask"): frozenset({OFFICER, CM_OFFICE}),
+    # Actions on a complaint: who may take which one is the lifecycle's table
+    # (core.domain.lifecycle), within the complaint's scope; every role may ask.
+    ("POST", "/complaints/{number}/transitions"): STAFF,
+    # Accountability: an officer their own scorecard and worklist (api.services.reports checks
+    # the post), the monthly review for the CM office and those who run the helpline.
+    ("GET", "/officers/{username}/scorecard"): frozenset({OFFICER, SUPERVISOR, CM_OFFICE, ADMIN}),
+    ("GET", "/officers/{username}/worklist"): frozenset({OFFICER, SUPERVISOR, CM_OFFICE, ADMIN}),
+    ("GET", "/reports/monthly"): frozenset({SUPERVISOR, CM_OFFICE, ADMIN}),
+    ("GET", "/reference/departments"): STAFF,
+    ("GET", "/reference/districts"): STAFF,
+    # Seats and live numbers: supervisors watch, admins configure; the CM office reads reports.
+    ("GET", "/seats"): frozenset({SUPERVISOR, ADMIN}),
+    ("PUT", "/seats/count"): frozenset({ADMIN}),
+    ("GET", "/seats/{name}/credentials"): frozenset({ADMIN}),
+    ("GET", "/stats"): frozenset({SUPERVISOR, CM_OFFICE, ADMIN}),
+    ("WS", "/ws/stats"): frozenset({SUPERVISOR, CM_OFFICE, ADMIN}),
+}
+
+#: Roles that see a caller's number masked (``98XXXXX210``) in complaints, read or listed:
+#: officers and the CM office act on the grievance, not the phone call; unmasking one number
+#: is ``POST /complaints/{number}/unmask``, audited. Agents, supervisors and admins work the
+#: calls (filing, call-backs, quality checks) and see numbers as they are.
+MASKED_ROLES: Final = frozenset({OFFICER, CM_OFFICE})
+
+
+class NoPolicy(LookupError):
+    """A route the table does not list."""
+
+
+def roles_for(method: str, path: str) -> frozenset[Role] | None:
+    """The roles allowed on ``method path`` (None: public); :class:`NoPolicy` if unlisted."""
+    try:
+        return POLICY[(method, path)]
+    except KeyError:
+        raise NoPolicy(f"no access policy for {method} {path}") from None
+
+
+def allows(method: str, path: str, role: str | None) -> bool:
+    """Whether ``role`` (None: no token) may call ``method path``."""
+    roles = POLICY.get((method, path), frozenset())
+    return roles is None or (role is not None and role in roles)
+
+
+def mask_caller_number(number: str | None) -> str | None:
+    """``9876543210`` as ``98XXXXX210``: enough to tell two callers apart on a list, not
+    enough to ring one."""
+    if number is None or len(number) < 6:
+        return None if number is None else "X" * len(number)
+    return number[:2] + "X" * (len(number) - 5) + number[-3:]
+
+
+def document_refusals(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Add to ``openapi`` (in place, idempotent) the refusals every operation can give: 401
+    and 403 where the table asks for a role (naming the roles), 400 where a body is read."""
+    for path, operations in openapi.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            roles = POLICY.get((method.upper(), path), frozenset())
+            if roles is not None:
+                allowed = ", ".join(role.value for role in _ORDER if role in roles) or "none"
+                responses.setdefault("401", {"description": "no token, or an expired one"})
+                responses.setdefault("403", {"description": f"allowed roles: {allowed}"})
+            if "requestBody" in operation:
+                responses.setdefault("400", {"description": "the body could not be parsed"})
+    return openapi
+
+
+# ----------------------------------------------------------------------------- the document
+
+DOC_PATH = Path(__file__).resolve().parents[1] / "docs" / "lifecycle.md"
+DOC_BEGIN = "<!-- access policy: generated from api/policy.py by python -m api.policy -->"
+DOC_END = "<!-- end of the access policy -->"
+_ORDER: Final = (AGENT, SUPERVISOR, OFFICER, CM_OFFICE, ADMIN)
+
+
+def render_doc_section() -> str:
+    """The table as Markdown, one row per route, between the two markers."""
+    lines = [
+        DOC_BEGIN,
+        "",
+        "| method | path | " + " | ".join(role.value for role in _ORDER) + " |",
+        "|---|---|" + "---|" * len(_ORDER),
+    ]
+    for (method, path), roles in sorted(POLICY.items(), key=lambda item: (item[0][1], item[0][0])):
+        cells = ["public"] * len(_ORDER) if roles is None else []
+        if roles is not None:
+            cells = ["yes" if role in roles else "-" for role in _ORDER]
+        lines.append(f"| {method} | `{path}` | " + " | ".join(cells) + " |")
+    masked = ", ".join(role.value for role in _ORDER if role in MASKED_ROLES)
+    lines += ["", f"Caller numbers are masked for: {masked}.", "", DOC_END]
+    return "\n".join(lines)
+
+
+def splice_doc(document: str, section: str) -> str:
+    """``document`` with the policy section replaced by ``section`` (appended if absent)."""
+    start = document.find(DOC_BEGIN)
+    end = document.find(DOC_END)
+    if start < 0 or end < start:
+        return document.rstrip("\n") + "\n\n" + section + "\n"
+    return document[:start] + section + document[end + len(DOC_END) :]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="api.policy", description="Regenerate docs/lifecycle.md's access policy table"
+    )
+    parser.add_argument("path", nargs="?", type=Path, default=DOC_PATH)
+    parser.add_argument("--check", action="store_true", help="exit 1 if the file is out of date")
+    args = parser.parse_args(argv)
+    current = args.path.read_text(encoding="utf-8")
+    wanted = splice_doc(current, render_doc_section())
+    if args.check:
+        if current != wanted:
+            print(f"{args.path} is out of date: run python -m api.policy", file=sys.stderr)
+            return 1
+        return 0
+    if current != wanted:
+        args.path.write_text(wanted, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
