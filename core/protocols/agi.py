@@ -175,7 +175,7 @@ class _HandshakeVariables(Mapping[str, str]):
     def get(self, key: str, /, default: object = None) -> object:
         """The value of the last line whose key is ``key``, else ``default``."""
         text = self._text
-        if type(key) is not str or not key or key != key.strip() or ":" in key:
+        if type(key) is not str or not key or key != key.strip() or ":" in key or "\n" in key:
             return default  # no line has such a key (keys are stripped, without ":")
         at = text.rfind(key)
         while at >= 0:  # the occurrences of key, from the last one
