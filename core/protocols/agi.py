@@ -19,10 +19,10 @@ parsers raise.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, TypeVar, overload
 from urllib.parse import parse_qsl, unquote
 
 __all__ = [
@@ -56,6 +56,9 @@ MAX_USAGE_BYTES: Final = 64 * 1024
 AGI_BUF_LEN: Final = 2048
 #: ``parse_args()`` keeps at most MAX_ARGS - 1 words (it truncates the rest with a warning).
 MAX_ARGS: Final = 128
+
+
+_T = TypeVar("_T")
 
 
 class AGIProtocolError(ValueError):
@@ -117,8 +120,9 @@ class AGIEnvironment:
 
     @classmethod
     def from_variables(cls, variables: Mapping[str, str]) -> AGIEnvironment:
-        """Build from already-split ``agi_*`` pairs (the parser and the fake peer use it)."""
-        variables = MappingProxyType(dict(variables))
+        """Build from ``agi_*`` pairs: a handshake's (the parser) or any mapping (copied)."""
+        if type(variables) is not _HandshakeVariables:
+            variables = MappingProxyType(dict(variables))
         network_script = variables.get("agi_network_script")
         if network_script is None:
             # Plain (non-network) AGI or an odd peer: derive it from agi_request's URL.
@@ -148,6 +152,75 @@ class AGIEnvironment:
 _NO_QUERY: Final[Mapping[str, str]] = MappingProxyType({})
 
 
+class _HandshakeVariables(Mapping[str, str]):
+    """A handshake's variables, found in its text when asked for (not split into a dict).
+
+    Why: a script reads a few of the ~22 variables, and a dict of them (44 strings) cost more
+    CPU per call than the rest of the handshake and ~2.4 KB per parked call (docs/capacity.md,
+    "Plain path (issue 10)"). ``text`` is the handshake's lines as :class:`EnvironmentParser`
+    took them: decoded, each ending in LF (a CR before it dropped), each checked to be ``key:
+    value`` with a key. The key of a line is its text before the first ``:``, stripped; a
+    repeated key keeps its last value; one space after the colon is dropped.
+    """
+
+    __slots__ = ("_text",)
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+
+    @overload
+    def get(self, key: str, /) -> str | None: ...
+    @overload
+    def get(self, key: str, /, default: str | _T) -> str | _T: ...
+    def get(self, key: str, /, default: object = None) -> object:
+        """The value of the last line whose key is ``key``, else ``default``."""
+        text = self._text
+        if type(key) is not str or not key or key != key.strip() or ":" in key or "\n" in key:
+            return default  # no line has such a key (keys are stripped, without ":")
+        at = text.rfind(key)
+        while at >= 0:  # the occurrences of key, from the last one
+            start = text.rfind("\n", 0, at) + 1
+            after = at + len(key)
+            end = text.index("\n", after)
+            colon = text.find(":", after, end)
+            if (
+                colon >= 0
+                and (start == at or text[start:at].isspace())
+                and (colon == after or text[after:colon].isspace())
+            ):
+                value = text[colon + 1 : end]
+                return value[1:] if value[:1] == " " else value
+            at = text.rfind(key, 0, after - 1)
+        return default
+
+    def __getitem__(self, key: str) -> str:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return type(key) is str and self.get(key) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        """The keys in the order a dict of the lines would keep them (first occurrence)."""
+        return iter(dict.fromkeys(_HANDSHAKE_KEYS(self._text)))
+
+    def __len__(self) -> int:
+        return len(dict.fromkeys(_HANDSHAKE_KEYS(self._text)))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({dict(self)!r})"
+
+
+#: Handshake lines as taken (CR dropped, LF kept), each a key (text with a non-blank character
+#: before the first ":"), the ":" and the value. Possessive: nothing is ever given back (and
+#: sre's loops run faster so).
+_HANDSHAKE_LINES: Final = re.compile(r"(?:[^\S\n]*+[^\s:][^:\n]*+:.*+\n)*+")
+#: Every line's key, stripped.
+_HANDSHAKE_KEYS: Final = re.compile(r"^[^\S\n]*([^:\n]*?)[^\S\n]*:", re.MULTILINE).findall
+
+
 class EnvironmentParser:
     """Incremental parser of the handshake: ``feed()`` bytes until it returns the environment.
 
@@ -155,14 +228,16 @@ class EnvironmentParser:
     never holds an LF, so that is each line decoded alone) and keeps the incomplete last line.
     A line is ``key: value``: the key stripped, one space after the colon dropped, a CR before
     the LF dropped; a repeated key keeps its last value; a line without a colon or key is an
-    error at once. Bytes that follow the terminating empty line (none from a real Asterisk,
-    which waits for our first command) are kept in :attr:`leftover` for the reply parser.
+    error at once. The lines are checked with one regular expression and kept as text; the
+    variables are found in it when read (:class:`_HandshakeVariables`). Bytes that follow the
+    terminating empty line (none from a real Asterisk, which waits for our first command) are
+    kept in :attr:`leftover` for the reply parser.
     """
 
     def __init__(self, max_bytes: int = MAX_HANDSHAKE_BYTES) -> None:
         self._max = max_bytes
         self._buf = bytearray()  # the incomplete last line (never holds an LF)
-        self._vars: dict[str, str] = {}
+        self._text = ""  # the lines taken
         self._env: AGIEnvironment | None = None
         self._total = 0  # bytes of the lines taken
         self.leftover = b""
@@ -181,52 +256,54 @@ class EnvironmentParser:
         if self._env is not None:
             raise AGIProtocolError("AGI handshake already complete; feed the ReplyParser")
         buf = self._buf
-        scan = len(buf)  # the kept bytes hold no LF
-        buf += data
+        if buf:
+            scan = len(buf)  # the kept bytes hold no LF
+            buf += data
+            data = bytes(buf)
+            buf.clear()
+        else:
+            scan = 0
         # The handshake ends at its first empty line: at the start of the kept bytes (a line
         # start), or right after an LF.
-        if buf[:1] == b"\n" or buf[:2] == b"\r\n":
+        if data[:1] == b"\n" or data[:2] == b"\r\n":
             empty = 0
         else:
-            found = _LF_EMPTY_LINE(buf, max(0, scan - 1))
+            found = _LF_EMPTY_LINE(data, max(0, scan - 1))
             empty = -1 if found is None else found.start() + 1
         if empty >= 0:
             lines_end = empty  # whole lines up to the empty line
-            end = buf.index(b"\n", empty) + 1
+            end = data.index(b"\n", empty) + 1
         else:
-            lines_end = end = buf.rfind(b"\n", scan) + 1  # whole lines, or none (0)
-        if self._total + (end if empty >= 0 else len(buf)) > self._max:
-            buf.clear()
+            lines_end = end = data.rfind(b"\n", scan) + 1  # whole lines, or none (0)
+        if self._total + (end if empty >= 0 else len(data)) > self._max:
             raise AGIProtocolError(f"AGI handshake larger than {self._max} bytes")
         self._total += end
         if lines_end:
-            self._take(buf[: lines_end - 1].decode("utf-8", errors="replace"))
+            self._take(data[:lines_end].decode("utf-8", errors="replace"))
         if empty < 0:
-            del buf[:end]
+            buf += data[end:]
             return None
-        self.leftover = bytes(buf[end:])
-        buf.clear()
-        self._env = AGIEnvironment.from_variables(self._vars)
+        self.leftover = data[end:]
+        self._env = AGIEnvironment.from_variables(_HandshakeVariables(self._text))
         return self._env
 
     def _take(self, text: str) -> None:
-        """Whole non-empty lines, LF-separated."""
-        variables = self._vars
-        lines = text.split("\n")
+        """Whole non-empty lines, each ending in LF: checked, then kept."""
         if "\r" in text:
-            lines = [line.removesuffix("\r") for line in lines]
-        for line in lines:
-            key, sep, value = line.partition(":")
-            key = key.strip()
-            if not sep or not key:
-                raise AGIProtocolError(f"malformed AGI handshake line: {line[:80]!r}")
-            variables[key] = value[1:] if value[:1] == " " else value
+            text = text.replace("\r\n", "\n")
+        checked = _HANDSHAKE_LINES.match(text)
+        assert checked is not None  # it matches zero lines at least
+        if checked.end() != len(text):
+            line = text[checked.end() :].partition("\n")[0]
+            raise AGIProtocolError(f"malformed AGI handshake line: {line[:80]!r}")
+        self._text += text
 
     def feed_eof(self) -> None:
         """The peer closed: fine after the handshake, an error before it."""
         if self._env is None:
             raise AGIProtocolError(
-                f"connection closed during the AGI handshake ({len(self._vars)} lines received)"
+                "connection closed during the AGI handshake "
+                f"({self._text.count(chr(10))} lines received)"
             )
 
 
@@ -393,34 +470,50 @@ class ReplyParser:
         return self._usage_size
 
     def feed(self, data: bytes) -> list[ReplyEvent]:
+        """The events of every line these bytes complete (an incomplete last line is kept).
+
+        The whole lines of a read are decoded at once and split at LF (a UTF-8 sequence never
+        holds an LF, so that is each line decoded alone), a CR before an LF dropped.
+        """
         if self._closed:
             raise AGIProtocolError("data fed after EOF")
         buf = self._buf
+        end = data.rfind(b"\n") + 1  # the whole lines end here (0: none)
         if buf:  # the rest of a line split across reads
-            scan = len(buf)
             buf += data
-            if buf.find(b"\n", scan) < 0:
+            if not end:
                 if len(buf) > self._max_line:
                     buf.clear()
                     raise AGIProtocolError(f"AGI reply line longer than {self._max_line} bytes")
                 return []
+            end += len(buf) - len(data)
             data = bytes(buf)
             buf.clear()
-        events: list[ReplyEvent] = []
-        start = 0
-        while (nl := data.find(b"\n", start)) >= 0:
-            if nl - start > self._max_line:
+        if end < len(data):
+            if len(data) - end > self._max_line:
                 raise AGIProtocolError(f"AGI reply line longer than {self._max_line} bytes")
-            end = nl - 1 if nl > start and data[nl - 1] == 0x0D else nl
-            line = data[start:end].decode("utf-8", errors="replace")
-            start = nl + 1
-            event = self._line(line)
+            buf += data[end:]
+            data = data[:end]
+        if not end:
+            return []
+        if len(data) > self._max_line and max(map(len, data.split(b"\n"))) > self._max_line:
+            raise AGIProtocolError(f"AGI reply line longer than {self._max_line} bytes")
+        text = data.decode("utf-8", errors="replace")
+        if "\r" in text:
+            text = text.replace("\r\n", "\n")
+        events: list[ReplyEvent] = []
+        event: ReplyEvent | None
+        replies = self._replies
+        for line in text[:-1].split("\n"):
+            if self._usage is not None:
+                event = self._usage_line(line)
+            elif line[:4] == "200 ":  # the usual line first
+                if replies is None or (event := replies.get(line)) is None:
+                    event = self._reply_200(line)
+            else:
+                event = self._other(line)
             if event is not None:
                 events.append(event)
-        if start < len(data):
-            if len(data) - start > self._max_line:
-                raise AGIProtocolError(f"AGI reply line longer than {self._max_line} bytes")
-            buf += data[start:]
         return events
 
     def feed_eof(self) -> list[ReplyEvent]:
@@ -434,29 +527,31 @@ class ReplyParser:
         self._usage_size = 0
         return [_TRUNCATED if truncated else _CLOSED]
 
-    def _line(self, line: str) -> ReplyEvent | None:
-        if self._usage is not None:
-            return self._usage_line(line)
-        if line[:4] == "200 ":  # the usual line first
-            replies = self._replies
-            if replies is None:
-                return _reply_200(line)
-            reply = replies.get(line)
-            if reply is None:
-                reply = _reply_200(line)
-                if reply.data is None and not reply.fields and len(replies) < _MAX_REPLIES:
-                    replies[line] = reply  # immutable: shared by every parser of the memo
-            return reply
+    def _reply_200(self, line: str) -> AGIReply:
+        """A ``200 `` line not in the memo: parse it, and remember it if it has no data."""
+        reply = _reply_200(line)
+        replies = self._replies
+        if (
+            replies is not None
+            and reply.data is None
+            and not reply.fields
+            and len(replies) < _MAX_REPLIES
+        ):
+            replies[line] = reply  # immutable: shared by every parser of the memo
+        return reply
+
+    def _other(self, line: str) -> ReplyEvent | None:
+        """Any line but a ``200 `` reply, outside a ``520-`` block."""
         # "<3 ASCII digits>", "<3 digits> <body>" or "<3 digits>-<body>" (a continuation).
         sep = line[3:4]
         code_text = line[:3]
         if sep in ("", " ", "-") and code_text.isdigit() and code_text.isascii():
-            return self._other(line, int(code_text), sep)
+            return self._code(line, int(code_text), sep)
         if line.strip() == "HANGUP":
             return HangupNotice()
         raise AGIProtocolError(f"unexpected line from Asterisk: {line[:80]!r}")
 
-    def _other(self, line: str, code: int, sep: str) -> ReplyEvent | None:
+    def _code(self, line: str, code: int, sep: str) -> ReplyEvent | None:
         if sep == "-":
             if code != 520:
                 raise AGIProtocolError(f"unexpected continuation line: {line[:80]!r}")

@@ -404,7 +404,9 @@ class AGICall:
     def receive(self, data: bytes) -> None:
         """Bytes from Asterisk after the handshake: settle the command in flight, or keep the
         first event nobody waited for (it decides the next command's fate)."""
-        self._abandoned()
+        waiter = self._waiter
+        if waiter is not None and waiter.cancelled():
+            self._abandoned()
         if self._failure is not None or self._pending is not None:
             self._conn.transport.pause_reading()  # nothing more can matter; don't spend CPU
             return
@@ -416,17 +418,19 @@ class AGICall:
                 self._settle().set_exception(error)
             self._conn.transport.pause_reading()
             return
-        for event in events:
-            self._on_event(event)
+        self._on_events(events)
 
     def receive_eof(self) -> None:
         """The peer closed (or the connection was lost)."""
         self._abandoned()
-        for event in self._parser.feed_eof():
-            self._on_event(event)
+        self._on_events(self._parser.feed_eof())
 
-    def _on_event(self, event: ReplyEvent) -> None:
-        if self._waiter is not None:
+    def _on_events(self, events: list[ReplyEvent]) -> None:
+        for event in events:
+            if self._waiter is None:
+                if self._pending is None and type(event) in _DECISIVE:
+                    self._pending = event
+                continue
             if type(event) is AGIReply:
                 if event.code == 200:
                     self._settle().set_result(event)
@@ -441,8 +445,6 @@ class AGICall:
             elif type(event) is Closed:
                 self._settle().set_exception(self._hangup("EOF"))
             # Progress ("100 Trying"): the final reply is still to come.
-        elif self._pending is None and type(event) in _DECISIVE:
-            self._pending = event
 
     def check_deadline(self, now: float) -> float | None:
         """The connection's timer fired: expire the command in flight, or say when it is due."""
