@@ -12,13 +12,13 @@ The table is rendered into docs/lifecycle.md: ``python -m api.policy [--check]``
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 from core.domain.staff import Role
+from core.generated_docs import regenerate, splice
 
 AGENT, SUPERVISOR, OFFICER, CM_OFFICE, ADMIN = (
     Role.AGENT,
@@ -161,30 +161,17 @@ def render_doc_section() -> str:
 
 def splice_doc(document: str, section: str) -> str:
     """``document`` with the policy section replaced by ``section`` (appended if absent)."""
-    start = document.find(DOC_BEGIN)
-    end = document.find(DOC_END)
-    if start < 0 or end < start:
-        return document.rstrip("\n") + "\n\n" + section + "\n"
-    return document[:start] + section + document[end + len(DOC_END) :]
+    return splice(document, section, DOC_BEGIN, DOC_END)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="api.policy", description="Regenerate docs/lifecycle.md's access policy table"
+    return regenerate(
+        argv,
+        prog="api.policy",
+        description="Regenerate docs/lifecycle.md's access policy table",
+        default_path=DOC_PATH,
+        rewrite=lambda document: splice_doc(document, render_doc_section()),
     )
-    parser.add_argument("path", nargs="?", type=Path, default=DOC_PATH)
-    parser.add_argument("--check", action="store_true", help="exit 1 if the file is out of date")
-    args = parser.parse_args(argv)
-    current = args.path.read_text(encoding="utf-8")
-    wanted = splice_doc(current, render_doc_section())
-    if args.check:
-        if current != wanted:
-            print(f"{args.path} is out of date: run python -m api.policy", file=sys.stderr)
-            return 1
-        return 0
-    if current != wanted:
-        args.path.write_text(wanted, encoding="utf-8")
-    return 0
 
 
 if __name__ == "__main__":

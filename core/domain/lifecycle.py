@@ -23,6 +23,7 @@ from typing import Final
 
 from core.domain.complaints import ComplaintStatus, is_valid_complaint_number, resolution_due
 from core.domain.staff import Role
+from core.generated_docs import splice
 from core.reference.models import Category, Level, Officer, Reference
 from core.reference.routing import Routed, escalate, route
 
@@ -698,8 +699,4 @@ def render_doc_section(reference: Reference) -> str:
 
 def splice_doc(document: str, section: str) -> str:
     """``document`` with its generated section replaced by ``section`` (appended if absent)."""
-    start = document.find(DOC_BEGIN)
-    end = document.find(DOC_END)
-    if start < 0 or end < start:
-        return document.rstrip("\n") + "\n\n" + section + "\n"
-    return document[:start] + section + document[end + len(DOC_END) :]
+    return splice(document, section, DOC_BEGIN, DOC_END)
