@@ -1,5 +1,6 @@
-"""The one service that changes a complaint's state after filing: an officer's, supervisor's or
-agent's action through the API, and the SLA pass's escalation, take the same path.
+"""The one service that writes a complaint's history and the caller's SMS: the filing
+(:func:`store_filing`, with the routing that follows it), an officer's, supervisor's or agent's
+action through the API, and the SLA pass's escalation take the same path (:func:`store`).
 
 Each change is one transaction: the complaint row is locked (``SELECT ... FOR UPDATE``), the
 pure lifecycle (:func:`core.domain.lifecycle.apply`) decides from its snapshot, and the new
@@ -18,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import AcrBreach, Complaint, ComplaintHistory, RefOfficer, User
-from core.domain.complaints import HistoryAction
+from core.domain.complaints import ComplaintStatus, HistoryAction
 from core.domain.lifecycle import (
     SYSTEM,
     Action,
@@ -269,6 +270,50 @@ async def store(
     await session.flush()
     sms = await _notify(session, complaint, transition, history.id, reference) if notify else ()
     return Applied(transition, history.id, breach_recorded, sms)
+
+
+async def store_filing(
+    session: AsyncSession,
+    complaint: Complaint,
+    routed: Transition | Refusal,
+    *,
+    actor_user_id: int,
+    reference: Reference,
+    sla_days: int,
+    notify: bool = True,
+) -> Applied | None:
+    """Write the history of the just-inserted ``complaint`` (locked, status ``registered``):
+    its filing by ``actor_user_id`` (the note says why no rule placed it, if none did), and,
+    when routing placed it, the routing as the helpline's own transition through
+    :func:`store`. The caller's SMS in that order: registered, then assigned (none with
+    ``notify=False``). Returns the routing as stored (None when unroutable)."""
+    session.add(
+        ComplaintHistory(
+            complaint_id=complaint.id,
+            at=complaint.created_at,
+            actor_user_id=actor_user_id,
+            action=HistoryAction.REGISTER,
+            from_status=None,
+            to_status=ComplaintStatus.REGISTERED,
+            note=complaint.unroutable_reason,
+        )
+    )
+    await session.flush()
+    if notify:
+        await enqueue(
+            session,
+            kind=SmsKind.REGISTERED,
+            complaint_number=complaint.number,
+            caller_number=complaint.caller_number,
+            params={"days": str(sla_days)},
+            dedupe_key="register",
+        )
+    if isinstance(routed, Refusal):
+        return None
+    # Routing is the helpline's action, not the agent's.
+    return await store(
+        session, complaint, routed, actor_user_id=None, reference=reference, notify=notify
+    )
 
 
 def officer_params(reference: Reference, code: str | None) -> dict[str, str]:

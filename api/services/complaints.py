@@ -46,7 +46,6 @@ from core.db.models import (
     AgentSession,
     Call,
     Complaint,
-    ComplaintHistory,
     User,
     complaint_sequence,
 )
@@ -54,18 +53,15 @@ from core.domain.clock import month_start
 from core.domain.complaints import (
     SETTLED_STATES,
     ComplaintStatus,
-    HistoryAction,
     complaint_number,
     is_valid_complaint_number,
     resolution_due,
 )
-from core.domain.lifecycle import SYSTEM, Action, ComplaintView, Refusal, Transition, apply
-from core.domain.notifications import SmsKind
+from core.domain.lifecycle import SYSTEM, Action, ComplaintView, Refusal, apply
 from core.domain.phone import CallerNumber
 from core.domain.staff import Role
 from core.reference import Category, Reference
-from lifecycle.notifications import enqueue
-from lifecycle.transitions import officer_params
+from lifecycle.transitions import lock_complaint, store_filing
 
 #: Roles that may file on any call (an agent only on the calls they handled).
 FILE_ON_ANY_CALL = frozenset({Role.SUPERVISOR, Role.ADMIN})
@@ -448,7 +444,6 @@ async def register(
     )
     # Routing is the lifecycle's first action, taken by the helpline itself.
     routed = apply(filed, Action.ASSIGN, SYSTEM, now, reference=reference)
-    stored = routed.after if isinstance(routed, Transition) else filed
     unroutable = routed.reason if isinstance(routed, Refusal) else None
     inserted = (
         await session.execute(
@@ -463,15 +458,14 @@ async def register(
                 idempotency_key=idempotency_key,
                 request_hash=request_hash,
                 created_at=now,
-                due_at=stored.due_at or resolution_due(now, category.sla_days),
+                # As filed; the routing (store_filing) moves it on, through the one writer.
+                due_at=resolution_due(now, category.sla_days),
                 department=body.department,
                 category=category.code,
                 district=body.district,
                 tehsil=body.tehsil,
                 thana=body.thana,
-                status=stored.status,
-                assigned_officer=stored.officer,
-                level=stored.level,
+                status=ComplaintStatus.REGISTERED,
                 unroutable_reason=unroutable,
                 duplicate_of=duplicate[0] if duplicate else None,
             )
@@ -486,52 +480,18 @@ async def register(
         assert winner is not None  # without key or call nothing can conflict
         return _replay(*winner, idempotency_key, request_hash)
 
-    session.add(
-        ComplaintHistory(
-            complaint_id=inserted,
-            at=now,
-            actor_user_id=user.id,
-            action=HistoryAction.REGISTER,
-            from_status=None,
-            to_status=ComplaintStatus.REGISTERED,
-            note=unroutable,
-        )
+    # The filing's and the routing's history rows and SMS: the lifecycle's one writer.
+    complaint = await lock_complaint(session, number)
+    assert complaint is not None  # inserted above, in this transaction
+    await store_filing(
+        session,
+        complaint,
+        routed,
+        actor_user_id=user.id,
+        reference=reference,
+        sla_days=category.sla_days,
+        notify=notify,
     )
-    if isinstance(routed, Transition):
-        assignment = ComplaintHistory(
-            complaint_id=inserted,
-            at=now,
-            actor_user_id=None,  # routing is the helpline's, not the agent's
-            action=HistoryAction(routed.action),
-            from_status=routed.before.status,
-            to_status=routed.after.status,
-            from_officer=routed.before.officer,
-            to_officer=routed.after.officer,
-            note="; ".join(routed.remarks) or None,
-        )
-        session.add(assignment)
-        await session.flush()
-    # The caller's SMS, queued with the complaint (lifecycle.notifications).
-    if notify:
-        sms_to = CallerNumber.from_stored(caller_number) if caller_number is not None else None
-        days = {"days": str(category.sla_days)}
-        await enqueue(
-            session,
-            kind=SmsKind.REGISTERED,
-            complaint_number=number,
-            caller_number=sms_to,
-            params=days,
-            dedupe_key="register",
-        )
-        if isinstance(routed, Transition):
-            await enqueue(
-                session,
-                kind=SmsKind.ASSIGNED,
-                complaint_number=number,
-                caller_number=sms_to,
-                params=officer_params(reference, routed.after.officer),
-                dedupe_key=str(assignment.id),
-            )
     audit(
         session,
         service="api",

@@ -64,9 +64,13 @@
     $("csv").href = "#";
     const flagged = $("flagged");
     flagged.replaceChildren();
-    for (const row of review.departments.filter((d) => d.flagged)) {
+    // In the API's order (worst first), not the table's (busiest first).
+    const byCode = new Map(review.departments.map((d) => [d.code || "", d]));
+    for (const code of review.flagged_departments) {
+      const row = byCode.get(code || "");
+      if (!row) continue;
       const li = document.createElement("li");
-      li.dataset.department = row.code;
+      li.dataset.department = code;
       li.textContent = name(row, "name_en", "name_hi") + ": " + row[review.action_metric];
       flagged.appendChild(li);
     }

@@ -186,3 +186,63 @@ async def test_worklist_page_lists_the_officers_complaints_overdue_first(
     # Another officer's worklist is not theirs to see.
     other = await api.get("/officers/health.district.varanasi/worklist", headers=headers)
     assert other.status_code == 403
+
+
+#: Wraps the page's fetch before its script runs: the monthly review's departments come in
+#: reverse order (the table's order is then not the flagged list's), the rest as the API sent it.
+REVERSE_DEPARTMENTS = """
+window.__reversed = true;
+const realFetch = window.fetch.bind(window);
+window.fetch = async (url, options) => {
+  const reply = await realFetch(url, options);
+  if (!String(url).startsWith("/reports/monthly") || String(url).includes("format=csv")) {
+    return reply;
+  }
+  const body = await reply.json();
+  body.departments.reverse();
+  return new Response(JSON.stringify(body), { status: reply.status, headers: reply.headers });
+};
+"""
+
+
+async def test_review_page_lists_the_flagged_departments_worst_first(
+    stack_settings: Settings,
+    api: httpx.AsyncClient,
+    demo_users: dict[str, list[dict[str, str]]],
+    tmp_path: Path,
+    demo_filed: int,
+) -> None:
+    """The flagged list is the API's ``flagged_departments`` in its order (worst first by the
+    metric), whatever order the department rows come in: the page does not re-sort it."""
+    token = await _token(api, _user(demo_users, "cm_office", "cm_office.up"))
+    headers = {"Authorization": f"Bearer {token}"}
+    review = (await api.get("/reports/monthly?threshold=0", headers=headers)).json()
+    flagged = review["flagged_departments"]
+    assert len(flagged) >= 2, "the demo data has overdue complaints in several departments"
+    overdue = {row["code"]: row["overdue"] for row in review["departments"]}
+    assert [overdue[code] for code in flagged] == sorted(
+        (overdue[code] for code in flagged), reverse=True
+    )
+    rows_reversed = [row["code"] for row in reversed(review["departments"])]
+    in_table_order = [code for code in rows_reversed if code in flagged]
+    assert in_table_order != flagged, "the table's order must differ for this test to tell"
+
+    base = f"http://{stack_settings.api_host}:{stack_settings.api_port}"
+    async with chromium(
+        f"{base}/review?threshold=0#token={token}", tmp_path / "chromium", "review"
+    ) as page:
+        await page.command("Page.enable", {})  # else the script below is not injected
+        await page.command("Page.addScriptToEvaluateOnNewDocument", {"source": REVERSE_DEPARTMENTS})
+        await page.command("Page.reload", {})
+        await page.wait_for(
+            "window.__reversed === true && Number(document.body.dataset.loaded || 0) >= 1"
+        )
+        table = await page.evaluate(
+            "[...document.querySelectorAll('#department-rows tr')]"
+            ".map((tr) => tr.dataset.department)"
+        )
+        assert table == rows_reversed  # the rows as the (reordered) answer gave them
+        listed = await page.evaluate(
+            "[...document.querySelectorAll('#flagged li')].map((li) => li.dataset.department)"
+        )
+        assert listed == flagged

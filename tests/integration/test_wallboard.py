@@ -52,21 +52,20 @@ class Page:
         self.socket = socket
         self.ids = itertools.count(1)
 
-    async def evaluate(self, expression: str) -> Any:
+    async def command(self, method: str, params: dict[str, Any]) -> Any:
+        """One DevTools command's result (events arriving meanwhile are skipped)."""
         ident = next(self.ids)
-        await self.socket.send(
-            json.dumps(
-                {
-                    "id": ident,
-                    "method": "Runtime.evaluate",
-                    "params": {"expression": expression, "returnByValue": True},
-                }
-            )
-        )
+        await self.socket.send(json.dumps({"id": ident, "method": method, "params": params}))
         while True:
             reply = json.loads(await self.socket.recv())
             if reply.get("id") == ident:
-                return reply["result"]["result"].get("value")
+                return reply["result"]
+
+    async def evaluate(self, expression: str) -> Any:
+        result = await self.command(
+            "Runtime.evaluate", {"expression": expression, "returnByValue": True}
+        )
+        return result["result"].get("value")
 
     async def text(self, element_id: str) -> str:
         value = await self.evaluate(f"document.getElementById({element_id!r}).textContent")
