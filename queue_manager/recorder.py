@@ -245,6 +245,7 @@ class CallRecorder:
         recording, connected_at = found
         file = Path(self.settings.recordings_dir) / recording.path
         if connected_at is None:
+            log.info("call %s was not answered by an agent: no recording kept", uniqueid)
             await asyncio.to_thread(file.unlink, missing_ok=True)
             await session.execute(delete(Recording).where(Recording.id == recording.id))
             return
@@ -258,6 +259,7 @@ class CallRecorder:
         recording.bytes = size
         recording.duration_seconds = wav_duration_seconds(size)
         recording.retain_until = retain_until(at, self.settings.recording_retention_days)
+        log.info("recording of call %s: %s, %d bytes", uniqueid, recording.path, size)
 
 
 def _size_of(file: Path) -> int | None:

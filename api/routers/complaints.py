@@ -123,15 +123,13 @@ async def unmask_caller_number(
 
 @router.get(
     "/{number}/recordings",
-    responses={
-        403: {"description": "an agent, on a call another agent answered"},
-        404: {"description": "no such complaint in your scope"},
-    },
+    responses={404: {"description": "no such complaint in your scope"}},
 )
 async def list_recordings(
     number: ComplaintNumber, user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> list[RecordingOut]:
-    """The recordings of the call the complaint was filed on: when, how long, playable."""
+    """The recordings of the call the complaint was filed on: when, how long, playable (an
+    agent: only of a call they answered)."""
     return await recordings.for_complaint(session, settings, number, viewer=user)
 
 
@@ -141,8 +139,7 @@ async def list_recordings(
     responses={
         200: {"content": {recordings.MEDIA_TYPE: {}}, "description": "the recording (wav)"},
         206: {"content": {recordings.MEDIA_TYPE: {}}, "description": "the Range asked for"},
-        403: {"description": "an agent, on a call another agent answered"},
-        404: {"description": "no such complaint in your scope, or no such recording of it"},
+        404: {"description": "no such complaint in your scope, or no recording of it you may hear"},
         410: {"description": "deleted after its retention period, or its file is missing"},
     },
 )

@@ -4,7 +4,8 @@ Who may: supervisors, the CM office and admins, any complaint's; an officer, a c
 their jurisdiction (:mod:`api.services.access`, the same condition as reading it: others get
 404, as for the complaint); an agent, only a complaint filed on a call they answered (their own
 conversation, for a dispute or their own quality check; not their colleagues' calls, which
-hold citizens' voices and numbers they have no reason to hear). Each play writes an audit row
+hold citizens' voices and numbers they have no reason to hear): on any other call the list is
+empty and the audio 404, as if it had none. Each play writes an audit row
 (who, which complaint, which recording), committed before the first byte is sent. A recording
 whose file the retention pass deleted, or that is missing, is 410 with the reason.
 """
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.schemas import RecordingOut
 from api.services.access import complaint_scope
-from api.services.errors import Forbidden, Gone, Invalid, NotFound
+from api.services.errors import Gone, Invalid, NotFound
 from core.config import Settings
 from core.db.audit import audit
 from core.db.models import Call, Complaint, Recording, User
@@ -40,8 +41,9 @@ class Playable:
 
 
 async def _complaint_call(session: AsyncSession, number: str, viewer: User) -> Call | None:
-    """The call complaint ``number`` was filed on, if ``viewer`` may hear its recordings;
-    :class:`NotFound` outside their scope, :class:`Forbidden` for an agent on another's call."""
+    """The call complaint ``number`` was filed on, if ``viewer`` may hear its recordings (None:
+    no call, or an agent's on a call another agent answered); :class:`NotFound` outside their
+    scope."""
     if not is_valid_complaint_number(number):
         raise Invalid(f"{number!r} is not a complaint number (10 digits with a valid check digit)")
     condition = Complaint.number == number
@@ -59,7 +61,7 @@ async def _complaint_call(session: AsyncSession, number: str, viewer: User) -> C
         raise NotFound(f"no complaint {number}")
     call: Call | None = found[1]
     if viewer.role == Role.AGENT and (call is None or call.agent_user_id != viewer.id):
-        raise Forbidden("agents may hear only the recordings of calls they answered")
+        return None
     return call
 
 
@@ -127,7 +129,7 @@ async def play(
             )
         ).scalar_one_or_none()
     if recording is None:
-        raise NotFound(f"no recording {recording_id} of complaint {number}")
+        raise NotFound(f"no recording {recording_id} of complaint {number} that you may hear")
     root = Path(settings.recordings_dir)
     unavailable = _unavailable(recording, root)
     if unavailable is not None:

@@ -20,16 +20,19 @@ from core.domain.lifecycle import FINAL
 WAV_HEADER_BYTES = 44
 WAV_BYTES_PER_SECOND = 8000 * 2
 
-#: An Asterisk uniqueid as our instances make them (no ``systemname``): ``<epoch>.<sequence>``.
-_UNIQUEID = re.compile(r"([0-9]{1,12})\.([0-9]{1,12})")
+#: An Asterisk uniqueid: ``[<systemname>-]<epoch>.<sequence>`` (ours name the instance,
+#: ``helpline-main-1796522470.12``); the epoch has 10 digits from 2001 to 2286.
+_UNIQUEID = re.compile(r"(?:[A-Za-z0-9_-]{1,64}-)?([0-9]{10})\.[0-9]{1,12}")
 #: A path ``recording_path`` makes: nothing else is ever opened under the recordings directory.
-_PATH = re.compile(r"[0-9]{4}/[0-9]{2}/[0-9]{2}/[0-9]{1,12}\.[0-9]{1,12}\.wav")
+_PATH = re.compile(
+    r"[0-9]{4}/[0-9]{2}/[0-9]{2}/(?:[A-Za-z0-9_-]{1,64}-)?[0-9]{10}\.[0-9]{1,12}\.wav"
+)
 
 
 def recording_path(uniqueid: str) -> str | None:
     """The file of the call ``uniqueid``, relative to the recordings directory:
     ``YYYY/MM/DD/<uniqueid>.wav`` under the UTC day of the uniqueid's epoch (the dialplan's
-    ``STRFTIME(${CUT(UNIQUEID,.,1)},UTC,%Y/%m/%d)``); None for a uniqueid of another shape."""
+    ``STRFTIME`` of the 10 digits before the dot); None for a uniqueid of another shape."""
     match = _UNIQUEID.fullmatch(uniqueid)
     if match is None:
         return None
