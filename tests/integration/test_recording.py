@@ -85,7 +85,11 @@ async def test_an_answered_call_is_recorded_and_played_from_its_complaint(
             ).scalar_one_or_none()
         return row if row is not None and row.ended_at is not None else None
 
-    recording = await wait_for(finished, 15, what="the call's recording row, completed")
+    # mypy cannot solve wait_for's ``T | Awaitable[T]`` for an async check (as in
+    # test_walking_skeleton.py); the value is the Recording the check returned.
+    recording: Recording = await wait_for(  # type: ignore[arg-type]
+        finished, 15, what="the call's recording row, completed"
+    )
     assert recording.path == recording_path(call.uniqueid)
     assert recording.deleted_at is None and recording.retain_until is not None
     assert recording.duration_seconds is not None and recording.duration_seconds > 1.0
