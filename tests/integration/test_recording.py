@@ -87,8 +87,10 @@ async def test_an_answered_call_is_recorded_and_played_from_its_complaint(
 
     # mypy cannot solve wait_for's ``T | Awaitable[T]`` for an async check (as in
     # test_walking_skeleton.py); the value is the Recording the check returned.
-    recording: Recording = await wait_for(  # type: ignore[arg-type]
-        finished, 15, what="the call's recording row, completed"
+    recording: Recording = await wait_for(
+        finished,  # type: ignore[arg-type]
+        15,
+        what="the call's recording row, completed",
     )
     assert recording.path == recording_path(call.uniqueid)
     assert recording.deleted_at is None and recording.retain_until is not None
