@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import struct
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
@@ -23,6 +24,7 @@ from core.db.models import AuditLog, Recording, User
 from core.domain.recordings import recording_path
 from helpline.sipp import AgentSeat, citizen_call
 from tests.integration.test_walking_skeleton import seat_password, wait_call
+from tests.integration.test_wallboard import chromium
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -47,6 +49,7 @@ async def test_an_answered_call_is_recorded_and_played_from_its_complaint(
     demo_users: Any,
     api: httpx.AsyncClient,
     db: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
 ) -> None:
     settings = stack_settings
     agent = await _headers(api, demo_users["agent"][0])
@@ -76,6 +79,7 @@ async def test_an_answered_call_is_recorded_and_played_from_its_complaint(
         created = await api.post("/complaints", json=body, headers=agent)
         assert created.status_code == 201, created.text
         number = created.json()["number"]
+        post = created.json()["assigned_officer"]["code"]
         await api.post("/agents/me/logout", headers=agent)
 
     async def finished() -> Recording | None:
@@ -151,3 +155,30 @@ async def test_an_answered_call_is_recorded_and_played_from_its_complaint(
     ]
     assert all(detail["complaint"] == number for _, detail in plays)
     assert plays[1][1]["range"] == "bytes=0-99"
+
+    # The worklist's play control, in headless Chromium: the supervisor opens the routed
+    # officer's worklist and plays the complaint's recording (fetched with the token, played
+    # from a blob); Chromium decodes the 8 kHz wav to its full length.
+    token = supervisor["Authorization"].removeprefix("Bearer ")
+    base = f"http://{settings.api_host}:{settings.api_port}"
+    url = f"{base}/worklist?officer={post}#token={token}"
+    async with chromium(url, tmp_path / "chromium", "worklist") as page:
+        await page.wait_for("Number(document.body.dataset.loaded || 0) >= 1")
+        await page.evaluate(f"document.querySelector('button[data-play=\"{number}\"]').click()")
+        element = f"document.querySelector('tr[data-number=\"{number}\"] audio[data-recording]')"
+        await page.wait_for(f"{element} !== null && {element}.readyState >= 1")
+        duration = await page.evaluate(f"{element}.duration")
+        assert duration == pytest.approx(recording.duration_seconds, abs=0.05)
+        assert await page.evaluate(f"{element}.dataset.recording") == str(recording.id)
+    async with db() as session:
+        played = (
+            await session.execute(
+                select(func.count())
+                .select_from(AuditLog)
+                .where(
+                    AuditLog.action == "recording_played",
+                    AuditLog.entity_id == str(recording.id),
+                )
+            )
+        ).scalar()
+    assert played == len(plays) + 1
