@@ -145,7 +145,7 @@ async def list_recordings(
 )
 async def recording_audio(
     number: ComplaintNumber,
-    recording_id: int,
+    recording_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
     request: Request,
     user: CurrentUser,
     session: SessionDep,
