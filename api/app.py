@@ -28,6 +28,7 @@ from api.routers import (
 from api.services.errors import (
     Conflict,
     Forbidden,
+    Gone,
     Invalid,
     InvalidField,
     NotFound,
@@ -49,6 +50,7 @@ STATUS_OF: dict[type[ServiceError], int] = {
     Unauthenticated: status.HTTP_401_UNAUTHORIZED,
     Forbidden: status.HTTP_403_FORBIDDEN,
     TooMany: status.HTTP_429_TOO_MANY_REQUESTS,
+    Gone: status.HTTP_410_GONE,
 }
 
 

@@ -66,6 +66,10 @@ POLICY: Final[Mapping[tuple[str, str], frozenset[Role] | None]] = {
     ("GET", "/complaints/{number}"): STAFF,
     # Only the roles that see masked numbers need to unmask one (audited every time).
     ("POST", "/complaints/{number}/unmask"): frozenset({OFFICER, CM_OFFICE}),
+    # The recording of the call a complaint was filed on: officers within their jurisdiction,
+    # agents only calls they answered (api.services.recordings); every play audited.
+    ("GET", "/complaints/{number}/recordings"): STAFF,
+    ("GET", "/complaints/{number}/recordings/{recording_id}/audio"): STAFF,
     # Actions on a complaint: who may take which one is the lifecycle's table
     # (core.domain.lifecycle), within the complaint's scope; every role may ask.
     ("POST", "/complaints/{number}/transitions"): STAFF,

@@ -284,3 +284,20 @@ class ComplaintDetailOut(ComplaintOut):
     resolution_text: str | None = None
     resolved_at: datetime | None = None
     history: list[HistoryEntryOut] = []
+
+
+class RecordingOut(BaseModel):
+    """A recording of the call a complaint was filed on
+    (``GET /complaints/{number}/recordings``)."""
+
+    id: int
+    #: The call's Asterisk uniqueid (``calls.uniqueid``).
+    call: str
+    started_at: datetime
+    ended_at: datetime | None
+    duration_seconds: float | None
+    bytes: int | None
+    retain_until: datetime | None
+    #: Whether ``…/recordings/{id}/audio`` can play it now; if not, ``unavailable`` says why.
+    playable: bool
+    unavailable: str | None = None

@@ -74,12 +74,7 @@ class AsteriskInstance:
         self.root: Path | None = (
             None if settings.native_asterisk else Path(settings.asterisk_root).absolute()
         )
-        if self.root is None:
-            self._inner_base = str(
-                (Path(settings.state_dir) / "asterisk" / settings.instance).absolute()
-            )
-        else:
-            self._inner_base = f"/srv/helpline/{settings.instance}"
+        self._inner_base = settings.asterisk_instance_dir
         self.dirs = InstanceDirs.under(self._inner_base, self._modules_dir())
         self.log_path = (
             Path(settings.state_dir).absolute() / "logs" / f"asterisk-{settings.instance}.log"
@@ -151,6 +146,7 @@ class AsteriskInstance:
             self.dirs.lib,
             self.dirs.data,
             self.dirs.cache,
+            self.settings.recordings_dir_for_asterisk,
         ):
             self.host_path(d).mkdir(parents=True, exist_ok=True)
         self._prepare_data_dir()

@@ -122,9 +122,11 @@ MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
             "app_verbose.so",
             "app_stack.so",
             "app_echo.so",
+            "app_mixmonitor.so",
             "app_exec.so",
             "func_channel.so",
             "func_strings.so",
+            "func_cut.so",
             "func_logic.so",
             "func_callerid.so",
         ),
@@ -272,6 +274,17 @@ def _port(what: str, value: int) -> int:
     return value
 
 
+#: An absolute path safe inside a dialplan application's argument (no ',', '$', ';', space).
+_PATH = re.compile(r"/[A-Za-z0-9._/+-]{1,400}")
+
+
+def _path(what: str, value: str) -> str:
+    _no_newlines(what, value)
+    if not _PATH.fullmatch(value) or "/../" in f"{value}/":
+        raise RenderError(f"{what}={value!r} must be an absolute path of [A-Za-z0-9._/+-]")
+    return value
+
+
 def _finalize(value: Any) -> Any:
     """Last line of defence: nothing rendered into a config may carry a line break."""
     if isinstance(value, str):
@@ -396,6 +409,7 @@ def render_configs(
         "queue_options": "" if opts.have_moh else "r",
         "transfer_timeout": int(opts.transfer_timeout),
         "agi_url": agi_url,
+        "recordings_dir": _path("recordings_dir", settings.recordings_dir_for_asterisk),
     }
     if settings.sip_host == settings.trunk_address:
         raise RenderError(

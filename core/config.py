@@ -137,6 +137,13 @@ class Settings(BaseSettings):
     #: How often the ``sla`` worker runs the SLA escalation pass (lifecycle.sla).
     sla_pass_minutes: float = Field(default=5.0, gt=0)
 
+    # Call recording (docs/lifecycle.md "Recording")
+    #: Days a call's recording is kept after the call; a recording tied to a complaint that is
+    #: still open is kept until the complaint closes, however old. 365: a year covers the
+    #: CM's monthly reviews, a reopened complaint's appeal and the officer's annual ACR, which
+    #: may cite what the caller said.
+    recording_retention_days: int = Field(default=365, gt=0)
+
     def ami_username(self, service: str) -> str:
         """AMI user of ``service``: one per service, so logs and event filters tell them apart."""
         return f"helpline_{service}"
@@ -172,3 +179,25 @@ class Settings(BaseSettings):
     @property
     def native_asterisk(self) -> bool:
         return str(self.asterisk_root) in ("", "/", ".")
+
+    @property
+    def asterisk_instance_dir(self) -> str:
+        """This instance's directory as Asterisk sees it: ``/srv/helpline/<instance>`` inside
+        the chroot, ``<state_dir>/asterisk/<instance>`` for a native install."""
+        if self.native_asterisk:
+            return str((Path(self.state_dir) / "asterisk" / self.instance).absolute())
+        return f"/srv/helpline/{self.instance}"
+
+    @property
+    def recordings_dir_for_asterisk(self) -> str:
+        """Where MixMonitor writes the calls' recordings, as Asterisk sees it."""
+        return f"{self.asterisk_instance_dir}/recordings"
+
+    @property
+    def recordings_dir(self) -> Path:
+        """The same directory as our services see it (under the chroot's root, if any);
+        ``recordings.path`` is relative to it."""
+        inner = self.recordings_dir_for_asterisk
+        if self.native_asterisk:
+            return Path(inner)
+        return Path(self.asterisk_root).absolute() / inner.lstrip("/")

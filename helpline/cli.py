@@ -6,6 +6,7 @@ helpline status        what runs, and /health
 helpline call          place a demo call from the "PSTN trunk" with sipp and report it
 helpline agi | queue-manager | api | sla     run one service in the foreground
 helpline sla run [--as-of 2026-12-20T10:00:00+05:30]   one SLA escalation pass, printed
+helpline recordings prune [--as-of T]       one recordings retention pass, printed
 helpline migrate | seed | prompts build | asterisk {provision,start,stop,render,cli}
 helpline demo-complaints   complaints in every status, so /review and /worklist have content
 """
@@ -281,6 +282,26 @@ def cmd_sla_run(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recordings_prune(settings: Settings, args: argparse.Namespace) -> int:
+    """``helpline recordings prune [--as-of T]``: one retention pass; what it deleted."""
+    from core.db.session import create_engine, session_factory
+    from lifecycle.recordings import prune
+
+    as_of: datetime = args.as_of or datetime.now(UTC)
+
+    async def one_pass() -> list[str]:
+        engine = create_engine(settings, pool_size=1)
+        try:
+            report = await prune(session_factory(engine), settings, as_of)
+        finally:
+            await engine.dispose()
+        return report.lines()
+
+    for line in asyncio.run(one_pass()):
+        print(line)
+    return 0
+
+
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     prepare_database(settings)
     return 0
@@ -358,6 +379,18 @@ def parser() -> argparse.ArgumentParser:
                 "e.g. 2026-12-20T10:00:00+05:30",
             )
             sla_run.set_defaults(func=cmd_sla_run)
+    recordings = sub.add_parser("recordings", help="call recordings")
+    recordings_sub = recordings.add_subparsers(dest="recordings_command", required=True)
+    prune_parser = recordings_sub.add_parser(
+        "prune", help="delete recordings past their retention (complaints still open keep theirs)"
+    )
+    prune_parser.add_argument(
+        "--as-of",
+        type=_aware_time,
+        default=None,
+        help="the pass's time, ISO 8601 with its offset (default: now)",
+    )
+    prune_parser.set_defaults(func=cmd_recordings_prune)
     sub.add_parser("migrate", help="create/upgrade the database schema").set_defaults(
         func=cmd_migrate
     )

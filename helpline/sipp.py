@@ -231,6 +231,54 @@ def _step_pcap(workdir: Path, index: int, digit: str) -> Path:
     return path
 
 
+def _alaw_to_linear(byte: int) -> int:
+    """One G.711 A-law byte as a 16-bit sample (ITU-T G.711)."""
+    byte ^= 0x55
+    exponent, mantissa = (byte >> 4) & 0x07, byte & 0x0F
+    sample = (mantissa << 4) + 8 if exponent == 0 else ((mantissa << 4) + 0x108) << (exponent - 1)
+    return sample if byte & 0x80 else -sample
+
+
+def _linear_to_ulaw(sample: int) -> int:
+    """A 16-bit sample as one G.711 mu-law byte (ITU-T G.711, bias 0x84)."""
+    sign = 0x80 if sample < 0 else 0
+    magnitude = min(abs(sample), 32635) + 0x84
+    exponent = max(0, magnitude.bit_length() - 8)
+    mantissa = (magnitude >> (exponent + 3)) & 0x0F
+    return ~(sign | (exponent << 4) | mantissa) & 0xFF
+
+
+#: A-law byte -> mu-law byte.
+_ALAW_TO_ULAW = bytes(_linear_to_ulaw(_alaw_to_linear(b)) for b in range(256))
+
+
+def speech_pcap(workdir: Path) -> Path:
+    """sip-tester's ``g711a.pcap`` (about 7 s of speech) as PCMU, the codec our citizen offers:
+    each payload transcoded A-law to mu-law, payload type 0, sequence numbers and timestamps
+    after the DTMF steps', UDP checksums cleared (the payload changed)."""
+    data = bytearray((DTMF_PCAP_DIR / "g711a.pcap").read_bytes())
+    magic, link = struct.unpack_from("<I", data, 0)[0], struct.unpack_from("<I", data, 20)[0]
+    if magic != 0xA1B2C3D4 or link != 1:
+        raise SippError(f"unexpected pcap format of g711a.pcap (magic {magic:#x})")
+    offset, packet = 24, 0
+    while offset + 16 <= len(data):
+        captured = struct.unpack_from("<I", data, offset + 8)[0]
+        frame = offset + 16
+        udp = frame + 14 + (data[frame + 14] & 0x0F) * 4
+        rtp = udp + 8
+        struct.pack_into("!H", data, udp + 6, 0)
+        if data[rtp + 1] & 0x7F == 8:
+            data[rtp + 1] = data[rtp + 1] & 0x80  # PCMA (8) -> PCMU (0), marker kept
+            struct.pack_into("!HI", data, rtp + 2, 20_000 + packet, 4_000_000 + packet * 160)
+            end = frame + captured
+            data[rtp + 12 : end] = data[rtp + 12 : end].translate(_ALAW_TO_ULAW)
+            packet += 1
+        offset = frame + captured
+    path = workdir / "speech_pcmu.pcap"
+    path.write_bytes(bytes(data))
+    return path
+
+
 async def citizen_call(
     settings: Settings,
     dtmf: str | Sequence[DtmfStep] = "",
@@ -243,13 +291,15 @@ async def citizen_call(
     digit_gap: float = 0.6,
     max_duration: float | None = None,
     workdir: Path | None = None,
+    speech_after: float | None = None,
 ) -> CallOutcome:
     """Place one citizen call to ``number`` (default: the helpline) and wait for its end.
 
     ``dtmf`` is a string of digits (first after ``first_digit_delay`` s, then every ``digit_gap``
     s) or explicit :class:`DtmfStep`s. After the last digit the call stays up for at most ``hold``
     seconds (less if Asterisk hangs up). ``timeout`` bounds everything (default: a margin over
-    the scripted length).
+    the scripted length). ``speech_after``: the citizen speaks (:func:`speech_pcap`, about 7 s)
+    that many seconds after the last digit, e.g. to the agent once answered.
     """
     steps = _dtmf_steps(dtmf, digit_gap, first_digit_delay)
     for st in steps:
@@ -263,12 +313,16 @@ async def citizen_call(
     scripted = sum(s.delay for s in steps) + hold
     limit = max_duration if max_duration is not None else scripted + 30.0
     wd = _workdir(workdir, "citizen-")
+    speech = None
+    if speech_after is not None:
+        speech = {"delay_ms": max(0, int(speech_after * 1000)), "pcap": str(speech_pcap(wd))}
     scenario = wd / "citizen_uac.xml"
     scenario.write_text(
         _ENV.get_template("citizen_uac.xml").render(
             caller_id=caller_id,
             caller_name=caller_name,
             hold_ms=max(1, int(hold * 1000)),
+            speech=speech,
             dtmf=[
                 {
                     "digit": s.digit,

@@ -3,7 +3,8 @@
 One loop: deliver due SMS from the outbox (woken early by the ``sms_outbox`` NOTIFY that
 :func:`lifecycle.notifications.enqueue` sends at COMMIT, otherwise every
 ``sms_poll_seconds``), then the SLA escalation pass when one is plugged in (see
-:attr:`LifecycleWorker.sla_pass`). A heartbeat row in ``service_heartbeats`` says it lives.
+:attr:`LifecycleWorker.sla_pass`) and the recordings' retention pass (hourly). A
+heartbeat row in ``service_heartbeats`` says it lives.
 SIGTERM (``helpline down``) lets the pass in flight finish, so no claimed SMS waits out a
 lease needlessly, then exits.
 """
@@ -27,6 +28,7 @@ from core.db.channels import SMS_OUTBOX_CHANNEL
 from core.db.models import ServiceHeartbeat
 from core.db.session import create_engine, raw_connection, session_factory
 from lifecycle.notifications import DeliveryReport, RetryPolicy, deliver_due
+from lifecycle.recordings import RecordingSchedule
 from lifecycle.sla import SlaSchedule
 from lifecycle.sms_providers import SmsProvider, provider_from_settings
 from lifecycle.sms_templates import templates_for
@@ -50,6 +52,7 @@ class LifecycleWorker:
         provider: SmsProvider,
         *,
         sla_pass: SlaPass | None = None,
+        recording_pass: SlaPass | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -59,6 +62,9 @@ class LifecycleWorker:
         #: SMS in the same transaction): :class:`lifecycle.sla.SlaSchedule` in :func:`serve`,
         #: every ``sla_pass_minutes``. Without it the worker only delivers SMS.
         self.sla_pass = sla_pass
+        #: The recordings' retention pass (lifecycle.recordings.RecordingSchedule in
+        #: :func:`serve`): deletes files past their retention, after the SLA pass.
+        self.recording_pass = recording_pass
         self.started_at = datetime.now(UTC)
         self.stopping = asyncio.Event()
         self._wake = asyncio.Event()
@@ -119,6 +125,8 @@ class LifecycleWorker:
                 break
         if self.sla_pass is not None and not self.stopping.is_set():
             await self.sla_pass(self.sessions, now)
+        if self.recording_pass is not None and not self.stopping.is_set():
+            await self.recording_pass(self.sessions, now)
         self.last_pass_at = now
         return report
 
@@ -179,7 +187,13 @@ async def serve(settings: Settings) -> None:
     engine = create_engine(settings, pool_size=2)
     provider = provider_from_settings(settings)
     schedule = SlaSchedule(reference, timedelta(minutes=settings.sla_pass_minutes))
-    worker = LifecycleWorker(settings, session_factory(engine), provider, sla_pass=schedule)
+    worker = LifecycleWorker(
+        settings,
+        session_factory(engine),
+        provider,
+        sla_pass=schedule,
+        recording_pass=RecordingSchedule(settings),
+    )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.stop)

@@ -7,20 +7,30 @@ arrives before the call's ``Newchannel`` (we reconnected mid-call) still leaves 
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.config import Settings
-from core.db.models import AgentSession, Call, QueueEvent
+from core.db.models import AgentSession, Call, QueueEvent, Recording
 from core.domain.calls import CallDisposition
 from core.domain.phone import parse_caller_id, raw_caller_id, safe_text
 from core.domain.queues import seat_of_interface
+from core.domain.recordings import recording_path, retain_until, wav_duration_seconds
 from core.protocols.ami import AMIMessage as Event
+
+log = logging.getLogger(__name__)
+
+#: MixMonitor's events (the channel's snapshot, no file name: the file is named by the call's
+#: uniqueid, core.domain.recordings.recording_path).
+RECORDING_EVENTS = frozenset({"MixMonitorStart", "MixMonitorStop"})
 
 #: Channel variables the dialplan / IVR set, as they reach us (ChanVariable or VarSet).
 IVR_VARIABLES = ("IVR_DONE", "IVR_PATH", "IVR_LANG", "IVR_FALLBACK")
@@ -137,6 +147,12 @@ class CallRecorder:
             await session.execute(update(Call).where(Call.uniqueid == uniqueid).values(**values))
         if name == "Hangup":
             await self._close_call(session, uniqueid)
+        if name == "MixMonitorStart":
+            await self._start_recording(session, uniqueid, at)
+        elif name in ("MixMonitorStop", "Hangup"):
+            # The dialplan's hang-up handler stops MixMonitor (the file is closed) before the
+            # Hangup: the row is completed on the first of the two, once.
+            await self._finish_recording(session, uniqueid, at)
         if name in QUEUE_EVENTS:
             await self._queue_event(session, event, at)
 
@@ -194,3 +210,60 @@ class CallRecorder:
             )
             .on_conflict_do_nothing(constraint="uq_queue_events_key")
         )
+
+    # ------------------------------------------------------------------ recordings
+
+    async def _start_recording(self, session: AsyncSession, uniqueid: str, at: datetime) -> None:
+        """The call's recording row, once (UNIQUE on the call): only for a citizen's call we
+        have a row of, whose uniqueid names a file."""
+        path = recording_path(uniqueid)
+        if path is None:
+            return
+        row = select(
+            Call.id, literal(path, Recording.path.type), literal(at, Recording.started_at.type)
+        ).where(Call.uniqueid == uniqueid)
+        await session.execute(
+            insert(Recording)
+            .from_select(["call_id", "path", "started_at"], row)
+            .on_conflict_do_nothing(index_elements=["call_id"])
+        )
+
+    async def _finish_recording(self, session: AsyncSession, uniqueid: str, at: datetime) -> None:
+        """Complete the call's recording row from its closed file, exactly once (only a row
+        with no ``ended_at``, locked). A call never bridged to an agent left only a header
+        (MixMonitor's ``b``): that file and its row go."""
+        found = (
+            await session.execute(
+                select(Recording, Call.agent_connected_at)
+                .join(Call, Call.id == Recording.call_id)
+                .where(Call.uniqueid == uniqueid, Recording.ended_at.is_(None))
+                .with_for_update(of=Recording)
+            )
+        ).one_or_none()
+        if found is None:
+            return
+        recording, connected_at = found
+        file = Path(self.settings.recordings_dir) / recording.path
+        if connected_at is None:
+            log.info("call %s was not answered by an agent: no recording kept", uniqueid)
+            await asyncio.to_thread(file.unlink, missing_ok=True)
+            await session.execute(delete(Recording).where(Recording.id == recording.id))
+            return
+        size = await asyncio.to_thread(_size_of, file)
+        recording.ended_at = at
+        if size is None:
+            log.error("recording of call %s: no file %s when the call ended", uniqueid, file)
+            recording.deleted_at = at
+            recording.deleted_reason = "no file when the call ended"
+            return
+        recording.bytes = size
+        recording.duration_seconds = wav_duration_seconds(size)
+        recording.retain_until = retain_until(at, self.settings.recording_retention_days)
+        log.info("recording of call %s: %s, %d bytes", uniqueid, recording.path, size)
+
+
+def _size_of(file: Path) -> int | None:
+    try:
+        return file.stat().st_size
+    except FileNotFoundError:
+        return None

@@ -1,5 +1,5 @@
-"""The queue manager service: one AMI user, the one writer of calls, queue events, seat status
-and the applied seat config.
+"""The queue manager service: one AMI user, the one writer of calls, queue events, seat status,
+the applied seat config and the calls' recording rows (the retention pass deletes files).
 
 It NOTIFYs after its writes so the API can push without polling: ``queue_stats`` (debounced,
 at most every 100 ms) when anything a supervisor sees changed, and ``agent_connect`` (JSON:
@@ -35,7 +35,7 @@ from core.domain.queues import all_queues
 from core.protocols.ami import AMIMessage
 from core.transport.ami_client import AMIClient
 from queue_manager.live import MEMBER_EVENTS, LiveSeats
-from queue_manager.recorder import QUEUE_EVENTS, CallRecorder, event_time
+from queue_manager.recorder import QUEUE_EVENTS, RECORDING_EVENTS, CallRecorder, event_time
 from queue_manager.seatconfig import (
     ApplyConfig,
     SeatConfigurer,
@@ -49,7 +49,9 @@ SERVICE = "queue_manager"
 HEARTBEAT_SECONDS = 5.0
 STATS_DEBOUNCE_SECONDS = 0.1
 #: Events this service acts on; everything else is filtered out at the subscription.
-EVENTS = frozenset({"Newchannel", "Newstate", "VarSet", "Hangup", *QUEUE_EVENTS, *MEMBER_EVENTS})
+EVENTS = frozenset(
+    {"Newchannel", "Newstate", "VarSet", "Hangup", *QUEUE_EVENTS, *MEMBER_EVENTS, *RECORDING_EVENTS}
+)
 #: Events after which the supervisors' numbers may have changed.
 STATS_EVENTS = frozenset({"Hangup", *(QUEUE_EVENTS - {"AgentDump"}), *MEMBER_EVENTS})
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Response, status
+from fastapi import APIRouter, Header, Path, Query, Request, Response, status
+from fastapi.responses import FileResponse
 from pydantic import AfterValidator
 
 from api.deps import CurrentUser, ReferenceDep, SessionDep, SettingsDep
@@ -18,9 +19,10 @@ from api.schemas import (
     ComplaintDetailOut,
     ComplaintIn,
     ComplaintOut,
+    RecordingOut,
     TransitionIn,
 )
-from api.services import complaints, transitions
+from api.services import complaints, recordings, transitions
 from core.domain.complaints import is_valid_complaint_number
 from core.domain.phone import CallerNumber
 
@@ -117,6 +119,55 @@ async def unmask_caller_number(
 ) -> CallerNumberOut:
     """The caller's full number, for a role that sees it masked; audited every time."""
     return await complaints.unmask(session, number, viewer=user)
+
+
+@router.get(
+    "/{number}/recordings",
+    responses={404: {"description": "no such complaint in your scope"}},
+)
+async def list_recordings(
+    number: ComplaintNumber, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> list[RecordingOut]:
+    """The recordings of the call the complaint was filed on: when, how long, playable (an
+    agent: only of a call they answered)."""
+    return await recordings.for_complaint(session, settings, number, viewer=user)
+
+
+@router.get(
+    "/{number}/recordings/{recording_id}/audio",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {recordings.MEDIA_TYPE: {}}, "description": "the recording (wav)"},
+        206: {"content": {recordings.MEDIA_TYPE: {}}, "description": "the Range asked for"},
+        404: {"description": "no such complaint in your scope, or no recording of it you may hear"},
+        410: {"description": "deleted after its retention period, or its file is missing"},
+    },
+)
+async def recording_audio(
+    number: ComplaintNumber,
+    recording_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> FileResponse:
+    """The recording's audio (8 kHz wav; Range requests answered with 206). Every request is
+    a play, audited: who, when, which complaint and recording."""
+    playable = await recordings.play(
+        session,
+        settings,
+        number,
+        recording_id,
+        viewer=user,
+        byte_range=request.headers.get("range"),
+    )
+    return FileResponse(
+        playable.path,
+        media_type=recordings.MEDIA_TYPE,
+        filename=playable.filename,
+        content_disposition_type="inline",
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 @router.get("")

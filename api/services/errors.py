@@ -37,6 +37,10 @@ class InvalidField(Invalid):
         self.where = where
 
 
+class Gone(ServiceError):
+    """What was asked for existed and no longer does (a recording past its retention)."""
+
+
 class TooMany(ServiceError):
     """Refused because a limit was reached (a caller's complaints this month)."""
 

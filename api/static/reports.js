@@ -190,7 +190,39 @@
         b.addEventListener("click", () => act(c.number, a));
         td.appendChild(b);
       }
+      const rec = cell(tr, "", "recording");
+      const play = document.createElement("button");
+      play.type = "button";
+      play.dataset.play = c.number;
+      play.textContent = L("play_recording");
+      play.addEventListener("click", () => playRecording(c.number, rec));
+      rec.appendChild(play);
       body.appendChild(tr);
+    }
+  }
+
+  // The call's recording: the list, then the audio fetched with the token (an <audio src>
+  // cannot send the Authorization header) and played from a blob URL. Each fetch is a play
+  // the API audits.
+  async function playRecording(number, td) {
+    try {
+      const base = "/complaints/" + encodeURIComponent(number) + "/recordings";
+      const recordings = await api(base);
+      const playable = recordings.find((r) => r.playable);
+      if (!playable) {
+        td.textContent = recordings.length ? recordings[0].unavailable : L("no_recording");
+        return;
+      }
+      const r = await fetch(base + "/" + playable.id + "/audio", { headers: { Authorization: "Bearer " + token } });
+      if (!r.ok) { td.textContent = (await r.json()).detail || r.statusText; return; }
+      const audio = document.createElement("audio");
+      audio.controls = true;
+      audio.dataset.recording = String(playable.id);
+      audio.src = URL.createObjectURL(await r.blob());
+      td.replaceChildren(audio);
+      await audio.play().catch(() => {});
+    } catch (e) {
+      $("error").textContent = String(e.message || e);
     }
   }
 

@@ -379,6 +379,40 @@ class AcrBreach(Base):
     breached_at: Mapped[datetime] = mapped_column()
 
 
+class Recording(Base):
+    """A call's recording: MixMonitor's file of the citizen's conversation with the agent (one
+    per call), tied to the complaints filed on that call through ``call_id``. Writers: the
+    queue_manager creates the row (MixMonitorStart) and completes it once (MixMonitorStop, or
+    the call's Hangup); the retention pass (lifecycle.recordings) deletes the file and sets
+    ``deleted_at``. ``path`` is relative to ``Settings.recordings_dir``."""
+
+    __tablename__ = "recordings"
+    __table_args__ = (
+        #: The retention pass's one query: live recordings by the day they may go.
+        Index(
+            "ix_recordings_retain_until",
+            "retain_until",
+            "id",
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"), unique=True)
+    path: Mapped[str] = mapped_column(String(255))
+    started_at: Mapped[datetime] = mapped_column()
+    #: Set once, when the file was closed (None while the call lasts).
+    ended_at: Mapped[datetime | None] = mapped_column()
+    #: Seconds of audio in the file (8 kHz 16-bit: its data bytes / 16,000), and its size.
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
+    bytes: Mapped[int | None] = mapped_column(BigInteger)
+    #: The call's end plus the retention period; a complaint still open keeps it longer.
+    retain_until: Mapped[datetime | None] = mapped_column()
+    deleted_at: Mapped[datetime | None] = mapped_column()
+    #: Why the file is gone (retention, or missing when the call ended).
+    deleted_reason: Mapped[str | None] = mapped_column(String(200))
+
+
 class AuditLog(Base):
     """Append-only record of who did what. Every service appends; nobody updates or deletes."""
 

@@ -33,7 +33,10 @@ from helpline.seed import seed_demo_users, seed_seats
 #: number, a complaint number with a wrong check digit; a review month after the current one),
 #: so a schema-valid request may be refused with the documented 422 there; everywhere else
 #: valid data must pass.
-WIDENED = r"^/(calls|complaints(/check|/\{number\}(/unmask|/transitions)?)?|reports/monthly)$"
+WIDENED = (
+    r"^/(calls|complaints(/check|/\{number\}(/unmask|/transitions"
+    r"|/recordings(/\{recording_id\}/audio)?)?)?|reports/monthly)$"
+)
 CONFIG = f"""
 [[operations]]
 include-path-regex = '{WIDENED}'

@@ -56,6 +56,9 @@ def test_only_probes_login_pages_and_documentation_are_public() -> None:
         ("GET", "/complaints"),
         ("GET", "/complaints/{number}"),
         ("POST", "/complaints/{number}/unmask"),
+        # The recording of a complaint's call, in their scope (api.services.recordings).
+        ("GET", "/complaints/{number}/recordings"),
+        ("GET", "/complaints/{number}/recordings/{recording_id}/audio"),
         # Their work: actions on complaints in their scope, their own scorecard and worklist.
         ("POST", "/complaints/{number}/transitions"),
         ("GET", "/officers/{username}/scorecard"),
