@@ -8,7 +8,6 @@ configuration), names must be simple tokens and hosts must be IP addresses (a ch
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import re
 from collections.abc import Mapping, Sequence
@@ -18,6 +17,7 @@ from typing import Any
 import jinja2
 
 from core.config import AMI_SERVICES, Settings
+from core.domain.credentials import SIP_REALM, sip_ha1
 from core.domain.queues import SKILL_QUEUES, WRAPUP_SECONDS, all_queues, webrtc_endpoint
 
 #: app_queue strategies we accept; ``ringall`` is deliberately absent (see :func:`check_strategy`).
@@ -205,7 +205,7 @@ class RenderOptions:
     #: Default channel language (trunk and seats); the IVR switches with CHANNEL(language).
     default_language: str = "hi"
     #: Digest realm of agents' seats.
-    realm: str = "helpline"
+    realm: str = SIP_REALM
     #: AMI writetimeout (ms) per user: a reader slower than this is dropped.
     ami_write_timeout_ms: int = 1000
     #: Whether music-on-hold files exist; if not, queue callers hear ringing instead of silence.
@@ -309,7 +309,7 @@ _ENV = jinja2.Environment(
 
 def seat_ha1(name: str, realm: str, password: str) -> str:
     """Digest HA1 = MD5(user:realm:password), so pjsip.conf never holds the password."""
-    return hashlib.md5(f"{name}:{realm}:{password}".encode(), usedforsecurity=False).hexdigest()
+    return sip_ha1(name, realm, password)
 
 
 def render_configs(

@@ -258,7 +258,9 @@ async def test_agent_intent_is_applied_and_reapplied_after_a_reconnect(
         await session.execute(text("SELECT pg_notify('agent_intent', 'agent0002')"))
         await session.commit()
     async with asyncio.timeout(5):
-        await harness.fake.wait_until(lambda: "Local/agent0002@seat-phones" in harness.fake.queues["helpline"])
+        await harness.fake.wait_until(
+            lambda: "Local/agent0002@seat-phones" in harness.fake.queues["helpline"]
+        )
     await wait_for("SELECT in_queue FROM seat_status WHERE seat = 'agent0002'", harness.sessions)
 
     # Asterisk restarts: app_queue forgets its dynamic members; we put the agent back.
@@ -266,7 +268,9 @@ async def test_agent_intent_is_applied_and_reapplied_after_a_reconnect(
     generation = harness.ami.generation
     await harness.fake.drop_connections()
     async with asyncio.timeout(5):
-        await harness.fake.wait_until(lambda: "Local/agent0002@seat-phones" in harness.fake.queues["helpline"])
+        await harness.fake.wait_until(
+            lambda: "Local/agent0002@seat-phones" in harness.fake.queues["helpline"]
+        )
     assert harness.ami.generation > generation
 
     # Logout: the member goes.
