@@ -94,7 +94,7 @@ MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     (
-        "WebRTC: the desk's in-page phone (SIP over WSS; DTLS-SRTP and ICE live in res_rtp_asterisk)",
+        "WebRTC: the desk's in-page phone (SIP over WSS; DTLS-SRTP, ICE: res_rtp_asterisk)",
         (
             "res_http_websocket.so",
             "res_pjsip_transport_websocket.so",

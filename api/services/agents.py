@@ -18,9 +18,9 @@ from api.schemas import AgentStateOut, CallOut, PhoneOut, RoutingIn, RoutingOut
 from api.services.errors import Conflict, NotFound
 from api.services.lookups import current_call, open_agent_session
 from api.services.notify import Notifications, wait_until
+from core.config import Settings
 from core.db.audit import audit
 from core.db.channels import AGENT_INTENT_CHANNEL, STATS_CHANNEL
-from core.config import Settings
 from core.db.models import AgentSession, Seat, SeatStatus, User
 from core.domain.credentials import SIP_REALM, sip_ha1
 from core.domain.queues import PauseReason, Skill, webrtc_endpoint

@@ -141,8 +141,10 @@ def test_certificate_made_once_kept_and_copied_into_the_instance(tmp_path: Path)
     assert files.cert.read_bytes() == before
     # One near its end is renewed.
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3"]
-        + ["-keyout", str(files.key), "-out", str(files.cert), "-subj", "/CN=old"],
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3"),
+            *("-keyout", str(files.key), "-out", str(files.cert), "-subj", "/CN=old"),
+        ],
         capture_output=True,
         check=True,
     )
