@@ -243,6 +243,7 @@ async def citizen_call(
     digit_gap: float = 0.6,
     max_duration: float | None = None,
     workdir: Path | None = None,
+    rtp_echo: bool = False,
 ) -> CallOutcome:
     """Place one citizen call to ``number`` (default: the helpline) and wait for its end.
 
@@ -250,6 +251,8 @@ async def citizen_call(
     s) or explicit :class:`DtmfStep`s. After the last digit the call stays up for at most ``hold``
     seconds (less if Asterisk hangs up). ``timeout`` bounds everything (default: a margin over
     the scripted length).
+    With ``rtp_echo`` the citizen sends back every RTP packet it
+    gets (sipp's ``-rtp_echo``): the agent hears themselves, so media both ways can be measured.
     """
     steps = _dtmf_steps(dtmf, digit_gap, first_digit_delay)
     for st in steps:
@@ -302,6 +305,7 @@ async def citizen_call(
         "1",
         "-l",
         "1",
+        *(["-rtp_echo"] if rtp_echo else []),
         *_common_args(wd, "citizen", limit),
     ]
     proc = await _spawn(args, wd, "citizen")

@@ -138,7 +138,7 @@ export function attach(el, seat, options = {}) {
     b.answer.textContent = label("answer");
     b.hangup.textContent = label("hangup");
     b.echo.textContent = label("echo");
-    keypad.hidden = !live;
+    keypad.style.display = live ? "" : "none";  // not `hidden`: a page may style it as a grid
   }
 
   const b = {
