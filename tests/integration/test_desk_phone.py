@@ -28,9 +28,13 @@ from asterisk_config.tls import spki_sha256, tls_files
 from core.config import Settings
 from core.db.models import Call
 from helpline.sipp import AgentSeat, CallOutcome, citizen_call
-from tests.integration.queue_support import logout_all, make_agents, seat_password
 from tests.integration.queue_support import login as sit_at
-from tests.integration.queue_support import wait_queue_manager
+from tests.integration.queue_support import (
+    logout_all,
+    make_agents,
+    seat_password,
+    wait_queue_manager,
+)
 from tests.integration.test_wallboard import Page, chromium
 from tests.waiting import wait_for
 
@@ -124,10 +128,7 @@ async def last_call(db: async_sessionmaker[AsyncSession], caller: str) -> Call |
     async with db() as session:
         call = (
             await session.execute(
-                select(Call)
-                .where(Call.caller_number == caller)
-                .order_by(Call.id.desc())
-                .limit(1)
+                select(Call).where(Call.caller_number == caller).order_by(Call.id.desc()).limit(1)
             )
         ).scalar_one_or_none()
     return call if call is not None and call.disposition is not None else None
