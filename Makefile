@@ -46,8 +46,9 @@ FUZZ_RUNS ?= 100000
 fuzz: $(STAMP) ## every atheris target in fuzz/, FUZZ_RUNS inputs each
 	set -e; for target in fuzz/*.py; do echo "== $$target"; $(PY) $$target -atheris_runs=$(FUZZ_RUNS); done
 
-deps: $(STAMP) ## Python venv, Debian packages, a running PostgreSQL
+deps: $(STAMP) ## Python venv, Debian packages, the desk's browser libraries, a running PostgreSQL
 	bash scripts/system-deps.sh
+	bash scripts/web-deps.sh
 	bash scripts/postgres.sh
 
 $(STAMP): pyproject.toml
@@ -57,4 +58,4 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis node_modules build/web

@@ -19,6 +19,7 @@ from api.routers import (
     complaints,
     health,
     pages,
+    phone,
     reference,
     reports,
     seats,
@@ -127,6 +128,6 @@ def create_app(settings: Settings, *, ami: Any = None, connect_ami: bool = True)
 
     app.openapi = openapi  # type: ignore[method-assign]
     modules = (health, auth, agents, complaints, reference, calls, seats, stats, wallboard)
-    for module in (*modules, reports, pages):
+    for module in (*modules, reports, pages, phone):
         app.include_router(module.router)
     return app

@@ -43,6 +43,11 @@ POLICY: Final[Mapping[tuple[str, str], frozenset[Role] | None]] = {
     ("GET", "/review"): None,
     ("GET", "/worklist"): None,
     ("GET", "/pages/reports.js"): None,
+    # The in-page phone: its script, the SIP library it uses, and a page of its own until the
+    # desk mounts it (its settings come from /agents/me/phone with the signed-in token).
+    ("GET", "/phone"): None,
+    ("GET", "/pages/phone.js"): None,
+    ("GET", "/pages/vendor/jssip.min.js"): None,
     ("POST", "/auth/token"): None,
     ("GET", "/openapi.json"): None,
     ("GET", "/docs"): None,
@@ -55,6 +60,8 @@ POLICY: Final[Mapping[tuple[str, str], frozenset[Role] | None]] = {
     ("POST", "/agents/me/logout"): DESK,
     ("POST", "/agents/me/pause"): DESK,
     ("POST", "/agents/me/unpause"): DESK,
+    # The in-page phone's settings (the digest of the seat's WebRTC endpoint, audited).
+    ("GET", "/agents/me/phone"): DESK,
     ("PUT", "/agents/{username}/routing"): frozenset({SUPERVISOR, ADMIN}),
     ("WS", "/ws/agent"): DESK,
     # Call history is not a department's: officers have no reason to search it.

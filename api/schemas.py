@@ -248,6 +248,22 @@ class CredentialsOut(BaseModel):
     transport: str = "udp"
 
 
+class PhoneOut(BaseModel):
+    """What the desk's in-page phone needs to register the agent's seat over WSS (JsSIP's
+    ``uri``, ``authorization_user``, ``realm`` and ``ha1``): the digest of the seat's WebRTC
+    endpoint, never the seat's password, and only while the agent sits at the seat."""
+
+    seat: str
+    wss_url: str
+    sip_uri: str
+    authorization_user: str
+    realm: str
+    ha1: str
+    display_name: str
+    #: Extension of the echo test (a call to it plays back what the phone sends).
+    echo_test: str = "600"
+
+
 AgentStateOut.model_rebuild()
 
 

@@ -26,12 +26,15 @@ from pathlib import Path
 from asterisk_config import provision as _provision
 from asterisk_config.render import (
     SECRET_FILES,
+    TLS_CERT_NAME,
+    TLS_KEY_NAME,
     InstanceDirs,
     RenderError,
     RenderOptions,
     SeatCredential,
     render_configs,
 )
+from asterisk_config.tls import tls_files
 from core.config import Settings
 
 #: Languages whose prompt directories we create (``sounds/<lang>/helpline``).
@@ -166,6 +169,34 @@ class AsteriskInstance:
             os.chmod(tmp, mode)
             os.replace(tmp, path)
             written.append(path)
+        written.extend(self._install_tls())
+        return written
+
+    def _install_tls(self) -> list[Path]:
+        """Copy the WSS certificate and key (``asterisk_config.tls``, made by ``helpline up``)
+        into ``etc/keys``, where Asterisk -- in a chroot, it cannot read the host's state dir --
+        finds them. Without them Asterisk starts all the same, with no WSS listener."""
+        source = tls_files(self.settings)
+        keys = self.host_path(f"{self.dirs.etc}/keys")
+        keys.mkdir(mode=0o700, parents=True, exist_ok=True)
+        written: list[Path] = []
+        for src, name, mode in (
+            (source.cert, TLS_CERT_NAME, 0o644),
+            (source.key, TLS_KEY_NAME, 0o600),
+        ):
+            if not src.is_file():
+                continue
+            data = src.read_bytes()
+            path = keys / name
+            if path.is_file() and path.read_bytes() == data:
+                continue
+            tmp = path.with_name(f".{name}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.chmod(tmp, mode)
+            os.replace(tmp, path)
+            written.append(path)
         return written
 
     def _prepare_data_dir(self) -> None:
@@ -244,6 +275,7 @@ class AsteriskInstance:
         probes: list[tuple[str, int, int]] = [
             (s.ami_host, s.ami_port, socket.SOCK_STREAM),
             (s.sip_host, s.sip_port, socket.SOCK_DGRAM),
+            (s.wss_host, s.wss_port, socket.SOCK_STREAM),
         ]
         for host, port, kind in probes:
             fam = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -254,10 +286,11 @@ class AsteriskInstance:
                     sock.bind((host, port))
                 except OSError as exc:
                     if exc.errno == errno.EADDRINUSE:
+                        what = {s.ami_port: "AMI", s.sip_port: "SIP", s.wss_port: "WSS"}[port]
                         raise AsteriskError(
-                            f"{host}:{port} ({'AMI' if kind == socket.SOCK_STREAM else 'SIP'}) "
-                            f"is already in use; another instance? give instance "
-                            f"{s.instance!r} its own ports (HELPLINE_AMI_PORT, HELPLINE_SIP_PORT)"
+                            f"{host}:{port} ({what}) is already in use; another instance? give "
+                            f"instance {s.instance!r} its own ports (HELPLINE_AMI_PORT, "
+                            "HELPLINE_SIP_PORT, HELPLINE_WSS_PORT)"
                         ) from None
                     raise
 

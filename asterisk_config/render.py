@@ -8,7 +8,6 @@ configuration), names must be simple tokens and hosts must be IP addresses (a ch
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import re
 from collections.abc import Mapping, Sequence
@@ -18,7 +17,8 @@ from typing import Any
 import jinja2
 
 from core.config import AMI_SERVICES, Settings
-from core.domain.queues import SKILL_QUEUES, WRAPUP_SECONDS, all_queues
+from core.domain.credentials import SIP_REALM, sip_ha1
+from core.domain.queues import SKILL_QUEUES, WRAPUP_SECONDS, all_queues, webrtc_endpoint
 
 #: app_queue strategies we accept; ``ringall`` is deliberately absent (see :func:`check_strategy`).
 QUEUE_STRATEGIES: frozenset[str] = frozenset(
@@ -32,6 +32,7 @@ CONFIG_FILES: tuple[str, ...] = (
     "logger.conf",
     "manager.conf",
     "pjsip.conf",
+    "http.conf",
     "rtp.conf",
     "musiconhold.conf",
     "queues.conf",
@@ -52,6 +53,11 @@ STUB_FILES: tuple[str, ...] = (
     "stasis.conf",
     "udptl.conf",
 )
+
+#: The WSS certificate and key as the instance's ``etc/keys`` holds them (copied there by
+#: :meth:`asterisk_config.instance.AsteriskInstance.render` from ``asterisk_config.tls``).
+TLS_CERT_NAME = "webrtc.crt"
+TLS_KEY_NAME = "webrtc.key"
 
 #: Files holding secrets (AMI secrets, seats' digests): written mode 0600.
 SECRET_FILES: frozenset[str] = frozenset({"manager.conf", "pjsip.conf"})
@@ -85,6 +91,16 @@ MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
             "res_pjsip_rfc3326.so",
             "res_pjsip_logger.so",
             "chan_pjsip.so",
+        ),
+    ),
+    (
+        "WebRTC: the desk's in-page phone (SIP over WSS; DTLS-SRTP, ICE: res_rtp_asterisk)",
+        (
+            "res_http_websocket.so",
+            "res_pjsip_transport_websocket.so",
+            "res_srtp.so",
+            "res_format_attr_opus.so",
+            "codec_opus_open_source.so",
         ),
     ),
     (
@@ -129,6 +145,7 @@ MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
             "func_cut.so",
             "func_logic.so",
             "func_callerid.so",
+            "func_devstate.so",
         ),
     ),
 )
@@ -190,7 +207,7 @@ class RenderOptions:
     #: Default channel language (trunk and seats); the IVR switches with CHANNEL(language).
     default_language: str = "hi"
     #: Digest realm of agents' seats.
-    realm: str = "helpline"
+    realm: str = SIP_REALM
     #: AMI writetimeout (ms) per user: a reader slower than this is dropped.
     ami_write_timeout_ms: int = 1000
     #: Whether music-on-hold files exist; if not, queue callers hear ringing instead of silence.
@@ -305,7 +322,7 @@ _ENV = jinja2.Environment(
 
 def seat_ha1(name: str, realm: str, password: str) -> str:
     """Digest HA1 = MD5(user:realm:password), so pjsip.conf never holds the password."""
-    return hashlib.md5(f"{name}:{realm}:{password}".encode(), usedforsecurity=False).hexdigest()
+    return sip_ha1(name, realm, password)
 
 
 def render_configs(
@@ -344,7 +361,17 @@ def render_configs(
         if not seat.password:
             raise RenderError(f"seat {name} has an empty password")
         _no_newlines(f"password of seat {name}", seat.password)
-        seat_rows.append({"name": name, "ha1": seat_ha1(name, realm, seat.password)})
+        web = webrtc_endpoint(name)
+        seat_rows.append(
+            {
+                "name": name,
+                "ha1": seat_ha1(name, realm, seat.password),
+                # The in-page phone's endpoint: its own user name, so its HA1 (what the desk
+                # is given) cannot register the seat's SIP softphone endpoint.
+                "web": web,
+                "web_ha1": seat_ha1(web, realm, seat.password),
+            }
+        )
     users: list[dict[str, Any]] = []
     for service in AMI_SERVICES:
         secret = settings.ami_secret(service)
@@ -375,6 +402,8 @@ def render_configs(
     agi_url = (
         f"agi://[{agi_host}]:{agi_port}" if ":" in agi_host else f"agi://{agi_host}:{agi_port}"
     )
+    wss_host = _ip("wss_host", settings.wss_host)
+    wss_port = _port("wss_port", settings.wss_port)
     ctx: dict[str, Any] = {
         "instance": instance,
         "dirs": dirs,
@@ -410,6 +439,13 @@ def render_configs(
         "transfer_timeout": int(opts.transfer_timeout),
         "agi_url": agi_url,
         "recordings_dir": _path("recordings_dir", settings.recordings_dir_for_asterisk),
+        "wss_host": wss_host,
+        "wss_port": wss_port,
+        "wss_bind": f"[{wss_host}]:{wss_port}" if ":" in wss_host else f"{wss_host}:{wss_port}",
+        "tls_cert": f"{dirs.etc}/keys/{TLS_CERT_NAME}",
+        "tls_key": f"{dirs.etc}/keys/{TLS_KEY_NAME}",
+        # Where the in-page phone's media is sent and received: the SIP address (loopback).
+        "webrtc_media_address": _ip("sip_host", settings.sip_host),
     }
     if settings.sip_host == settings.trunk_address:
         raise RenderError(

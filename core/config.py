@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     queue_strategy: str = "rrmemory"
     seat_count: int = 500
 
+    # WebRTC: the desk's in-page phone registers over a WebSocket with TLS to Asterisk's own
+    # HTTP server (http.conf), at wss://wss_host:wss_port/ws; the certificate is generated into
+    # <state_dir>/tls/ by `helpline up` (asterisk_config.tls).
+    wss_host: str = "127.0.0.1"
+    wss_port: int = 8089
+
     # FastAGI
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573
@@ -175,6 +181,12 @@ class Settings(BaseSettings):
     @property
     def agi_url(self) -> str:
         return f"agi://{self.agi_host}:{self.agi_port}"
+
+    @property
+    def wss_url(self) -> str:
+        """The WebSocket URL of the in-page phone (Asterisk's ``/ws``, TLS)."""
+        host = f"[{self.wss_host}]" if ":" in self.wss_host else self.wss_host
+        return f"wss://{host}:{self.wss_port}/ws"
 
     @property
     def native_asterisk(self) -> bool:

@@ -94,11 +94,14 @@ def sounds_root(instance: Any) -> Any:
 def prepare_asterisk(settings: Settings, seats: Sequence[Any]) -> None:
     from asterisk_config.instance import AsteriskInstance
     from asterisk_config.render import SeatCredential
+    from asterisk_config.tls import ensure_certificate
     from ivr.prompts import build_prompts
 
     instance = AsteriskInstance(settings)
     _step("Asterisk 22: provisioning (first time: a Debian sid chroot, about a minute)")
     instance.provision()
+    tls = ensure_certificate(settings)
+    _step(f"WSS certificate for the desk phone: {tls.cert}")
     _step("prompts: building Hindi and English audio (cached)")
     build_prompts(sounds_root(instance))
     instance.render([SeatCredential(seat.name, seat.password) for seat in seats])
@@ -180,6 +183,7 @@ The 1076 helpline is up ({time.monotonic() - started:.0f} s).
   review         http://{settings.api_host}:{settings.api_port}/review (CM office's monthly review)
   worklist       http://{settings.api_host}:{settings.api_port}/worklist (an officer's complaints)
   SIP            {settings.sip_host}:{settings.sip_port} (citizens: {settings.trunk_address})
+  desk phone     {settings.wss_url} (SIP over WSS; in-page phone: /phone)
   seats          agent0001..agent{settings.seat_count:04d}; passwords: table `seats` (admin only)
   demo users     {credentials_file(settings)}
   logs           {settings.state_dir / "logs"}

@@ -292,6 +292,7 @@ async def citizen_call(
     max_duration: float | None = None,
     workdir: Path | None = None,
     speech_after: float | None = None,
+    rtp_echo: bool = False,
 ) -> CallOutcome:
     """Place one citizen call to ``number`` (default: the helpline) and wait for its end.
 
@@ -300,6 +301,8 @@ async def citizen_call(
     seconds (less if Asterisk hangs up). ``timeout`` bounds everything (default: a margin over
     the scripted length). ``speech_after``: the citizen speaks (:func:`speech_pcap`, about 7 s)
     that many seconds after the last digit, e.g. to the agent once answered.
+    With ``rtp_echo`` the citizen sends back every RTP packet it
+    gets (sipp's ``-rtp_echo``): the agent hears themselves, so media both ways can be measured.
     """
     steps = _dtmf_steps(dtmf, digit_gap, first_digit_delay)
     for st in steps:
@@ -356,6 +359,7 @@ async def citizen_call(
         "1",
         "-l",
         "1",
+        *(["-rtp_echo"] if rtp_echo else []),
         *_common_args(wd, "citizen", limit),
     ]
     proc = await _spawn(args, wd, "citizen")

@@ -37,7 +37,9 @@ def seats_hash(seats: Sequence[SeatCredential]) -> str:
 
 
 def render_and_reload(settings: Settings) -> ApplyConfig:
-    """The real applier: render every config file, then ``module reload res_pjsip.so``."""
+    """The real applier: render every config file, then ``module reload res_pjsip.so`` (the
+    seats' endpoints) and ``dialplan reload`` (each seat's hint, the state app_queue reads for
+    its member: a new seat without its hint would never ring)."""
 
     def apply(seats: Sequence[SeatCredential]) -> None:
         from asterisk_config.instance import AsteriskInstance  # noqa: PLC0415 - subprocess-heavy
@@ -46,6 +48,7 @@ def render_and_reload(settings: Settings) -> ApplyConfig:
         instance.render(seats)
         if instance.is_running():
             instance.cli("module reload res_pjsip.so")
+            instance.cli("dialplan reload")
 
     return apply
 

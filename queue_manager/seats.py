@@ -23,6 +23,7 @@ from core.domain.queues import (
     interface_of_seat,
     memberships,
     seat_of_interface,
+    state_interface_of_seat,
 )
 from core.protocols.ami import AMIMessage
 from core.transport.ami_client import AMIActionError, AMIClient
@@ -178,7 +179,7 @@ class SeatKeeper:
         fields = {
             "Queue": queue,
             "Interface": interface_of_seat(seat),
-            "StateInterface": interface_of_seat(seat),
+            "StateInterface": state_interface_of_seat(seat),
             "MemberName": seat,
             "Penalty": str(penalty),
             "Paused": "1" if want.paused else "0",

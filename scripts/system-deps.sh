@@ -11,7 +11,8 @@ PACKAGES=(
   sox              # resamples prompts to 8 kHz mono, Asterisk's native rate
   procps           # pgrep/ps used by the stack scripts
   baresip-core     # a real headless SIP softphone: the agents' softphone test (docs/agents.md)
-  chromium         # headless browser: the wallboard, review and worklist page tests
+  chromium         # headless browser: the wallboard, review, worklist and desk phone page tests
+  openssl          # the WSS certificate of the desk phone (asterisk_config/tls.py)
   fonts-lohit-deva # a Devanagari font, so Chromium renders the Hindi pages (not boxes)
 )
 

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from api.deps import CurrentUser, NotificationsDep, SessionDep
-from api.schemas import AgentStateOut, PauseIn, RoutingIn, RoutingOut, SeatLoginIn
+from api.deps import CurrentUser, NotificationsDep, SessionDep, SettingsDep
+from api.schemas import AgentStateOut, PauseIn, PhoneOut, RoutingIn, RoutingOut, SeatLoginIn
 from api.services import agents
 
 router = APIRouter(prefix="/agents", tags=["agents"])
@@ -28,6 +28,13 @@ async def login_to_seat(
     """Sit at ``seat``: answers once app_queue has the seat as a member, or ``pending`` after
     5 s (the intent is stored and will be applied as soon as Asterisk is reachable)."""
     return await agents.login(session, user, body.seat, notifications=notifications)
+
+
+@router.get("/me/phone", responses={409: {"description": "not logged in at a seat"}})
+async def my_phone(user: CurrentUser, session: SessionDep, settings: SettingsDep) -> PhoneOut:
+    """The in-page phone's settings for the seat you sit at: the WSS URL, the SIP URI and the
+    digest (HA1) of the seat's WebRTC endpoint (audited). Log in to a seat first."""
+    return await agents.phone(session, settings, user)
 
 
 @router.post("/me/logout")

@@ -14,14 +14,16 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.schemas import AgentStateOut, CallOut, RoutingIn, RoutingOut
+from api.schemas import AgentStateOut, CallOut, PhoneOut, RoutingIn, RoutingOut
 from api.services.errors import Conflict, NotFound
 from api.services.lookups import current_call, open_agent_session
 from api.services.notify import Notifications, wait_until
+from core.config import Settings
 from core.db.audit import audit
 from core.db.channels import AGENT_INTENT_CHANNEL, STATS_CHANNEL
 from core.db.models import AgentSession, Seat, SeatStatus, User
-from core.domain.queues import PauseReason, Skill
+from core.domain.credentials import SIP_REALM, sip_ha1
+from core.domain.queues import PauseReason, Skill, webrtc_endpoint
 
 #: How long login/logout/pause wait for queue_manager to confirm before answering as it is.
 CONFIRM_WAIT_SECONDS = 5.0
@@ -202,4 +204,37 @@ async def set_routing(
         skills=list(agent.skills),
         penalty=existing.penalty if existing else None,
         seat=existing.seat if existing else None,
+    )
+
+
+async def phone(session: AsyncSession, settings: Settings, user: User) -> PhoneOut:
+    """The in-page phone's settings for the seat the agent sits at (409 when at none): the
+    seat's WebRTC endpoint and its digest HA1. The HA1 is keyed to that endpoint's user name,
+    so it registers the desk phone only, never the seat's SIP softphone endpoint; each read is
+    audited, as an admin's read of a seat's password is."""
+    existing = await open_agent_session(session, user.id)
+    if existing is None:
+        raise Conflict("not logged in at a seat; log in first")
+    seat = await session.get(Seat, existing.seat)
+    if seat is None or not seat.enabled:
+        raise NotFound(f"no seat {existing.seat}")
+    endpoint = webrtc_endpoint(seat.name)
+    audit(
+        session,
+        service="api",
+        actor_user_id=user.id,
+        action="phone_settings_read",
+        entity="seat",
+        entity_id=seat.name,
+    )
+    await session.commit()
+    host = f"[{settings.sip_host}]" if ":" in settings.sip_host else settings.sip_host
+    return PhoneOut(
+        seat=seat.name,
+        wss_url=settings.wss_url,
+        sip_uri=f"sip:{endpoint}@{host}",
+        authorization_user=endpoint,
+        realm=SIP_REALM,
+        ha1=sip_ha1(endpoint, SIP_REALM, seat.sip_password),
+        display_name=seat.name,
     )

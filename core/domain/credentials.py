@@ -47,3 +47,13 @@ def generate_secret(length: int = 24) -> str:
     """A secret safe to put in Asterisk config files (letters and digits only)."""
     alphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
     return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+#: Digest realm of agents' SIP endpoints (pjsip.conf's auths and the desk phone's settings).
+SIP_REALM = "helpline"
+
+
+def sip_ha1(username: str, realm: str, password: str) -> str:
+    """SIP digest HA1 = MD5(user:realm:password): what pjsip.conf stores instead of a seat's
+    password, and what the desk phone is given instead of it (JsSIP's ``ha1``)."""
+    return hashlib.md5(f"{username}:{realm}:{password}".encode(), usedforsecurity=False).hexdigest()

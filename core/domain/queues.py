@@ -44,22 +44,50 @@ SERVICE_LEVEL_SECONDS = 20
 #: Seconds an agent gets after a queue call before the next one: rendered into queues.conf
 #: (``wrapuptime``) from here, and what the supervisors' "in wrap-up" and AHT figures count.
 WRAPUP_SECONDS = 5
-#: Channel technology of agents' seats: a seat ``agent0001`` is the interface ``PJSIP/agent0001``.
+#: Channel technology of agents' phones: seat ``agent0001`` has the SIP endpoints ``agent0001``
+#: (any SIP softphone over UDP) and ``agent0001-web`` (the desk's WebRTC phone, over WSS).
 SEAT_TECHNOLOGY = "PJSIP"
+#: Suffix of a seat's WebRTC endpoint (rendered into pjsip.conf from :func:`webrtc_endpoint`).
+WEBRTC_SUFFIX = "-web"
+#: Dialplan context whose ``agentNNNN`` extension rings every registered phone of the seat
+#: (rendered into extensions.conf): a queue member is ``Local/agentNNNN@seat-phones``.
+SEAT_PHONES_CONTEXT = "seat-phones"
+#: Dialplan context holding one hint per seat over both endpoints: the member's state.
+SEAT_HINTS_CONTEXT = "seat-hints"
+
+
+def webrtc_endpoint(seat: str) -> str:
+    """``agent0001`` → ``agent0001-web``: the seat's endpoint for the desk's in-page phone."""
+    return f"{seat}{WEBRTC_SUFFIX}"
+
+
+def seat_endpoints(seat: str) -> tuple[str, str]:
+    """The seat's PJSIP endpoints: the UDP one (external softphone), the WebRTC one."""
+    return seat, webrtc_endpoint(seat)
 
 
 def interface_of_seat(seat: str) -> str:
-    """``agent0001`` → ``PJSIP/agent0001`` (a queue member's Interface/StateInterface)."""
-    return f"{SEAT_TECHNOLOGY}/{seat}"
+    """``agent0001`` → ``Local/agent0001@seat-phones``: a queue member's Interface, and what to
+    dial to ring the agent at that seat on whichever phones are registered (one call, both
+    phones ring, the first to answer takes it)."""
+    return f"Local/{seat}@{SEAT_PHONES_CONTEXT}"
+
+
+def state_interface_of_seat(seat: str) -> str:
+    """``agent0001`` → ``hint:agent0001@seat-hints``: a queue member's StateInterface. The hint
+    is ``PJSIP/agent0001&PJSIP/agent0001-web``, so the member is available while either phone is
+    registered and in use while either is on a call (ringinuse=no, the wallboard's states)."""
+    return f"hint:{seat}@{SEAT_HINTS_CONTEXT}"
 
 
 def seat_of_interface(interface: str | None) -> str | None:
-    """``PJSIP/agent0001`` → ``agent0001``; ``None`` for anything that is not one of our seats'
-    interfaces (another technology, a Local channel, empty)."""
-    prefix = f"{SEAT_TECHNOLOGY}/"
-    if not interface or not interface.startswith(prefix):
+    """``Local/agent0001@seat-phones`` → ``agent0001``; ``None`` for anything that is not one of
+    our seats' member interfaces (a PJSIP channel, another Local channel, empty)."""
+    prefix, suffix = "Local/", f"@{SEAT_PHONES_CONTEXT}"
+    if not interface or not interface.startswith(prefix) or not interface.endswith(suffix):
         return None
-    return interface.removeprefix(prefix) or None
+    seat = interface.removeprefix(prefix).removesuffix(suffix)
+    return seat if seat and "/" not in seat and "@" not in seat else None
 
 
 def skill_queue(queue_name: str, skill: str) -> str:

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from asterisk_config.instance import AsteriskInstance
 from core.config import Settings
 from core.db.models import Call, QueueEvent
+from core.domain.queues import interface_of_seat
 from helpline.sipp import AgentSeat, CallOutcome, citizen_call
 from tests.integration.queue_support import (
     login,
@@ -235,7 +236,7 @@ async def test_fifty_callers_ten_agents_stats_equal_sipp_ground_truth(
             await session.execute(
                 select(func.count()).where(
                     QueueEvent.event == "AgentRingNoAnswer",
-                    QueueEvent.interface.in_([f"PJSIP/{s}" for s in seats[8:]]),
+                    QueueEvent.interface.in_([interface_of_seat(s) for s in seats[8:]]),
                 )
             )
         ).scalar_one()

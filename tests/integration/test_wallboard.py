@@ -11,7 +11,7 @@ import json
 import shutil
 import signal
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,14 +79,18 @@ class Page:
 
 
 @contextlib.asynccontextmanager
-async def chromium(url: str, profile: Path, page_path: str = "wallboard") -> AsyncIterator[Page]:
-    """Chromium showing ``url``; yields its tab (the one whose address contains ``page_path``)."""
+async def chromium(
+    url: str, profile: Path, page_path: str = "wallboard", flags: Sequence[str] = ()
+) -> AsyncIterator[Page]:
+    """Chromium showing ``url``; yields its tab (the one whose address contains ``page_path``).
+    ``flags`` are added to :data:`CHROMIUM_FLAGS` (e.g. fake media devices for the phone)."""
     binary = shutil.which("chromium")
     assert binary, "chromium is missing: scripts/system-deps.sh installs it"
     port = free_tcp_port()
     proc = await asyncio.create_subprocess_exec(
         binary,
         *CHROMIUM_FLAGS,
+        *flags,
         f"--user-data-dir={profile}",
         f"--remote-debugging-port={port}",
         url,

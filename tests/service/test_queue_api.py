@@ -21,6 +21,7 @@ from api.app import create_app
 from asterisk_config.render import SeatCredential
 from core.config import Settings
 from core.db.models import SeatStatus
+from core.domain.credentials import sip_ha1
 from core.domain.queues import all_queues
 from core.protocols.ami import AMIMessage
 from core.transport.ami_client import AMIClient
@@ -110,7 +111,7 @@ async def test_pause_reasons_and_skills_reach_app_queue(stack: Stack) -> None:
     login = await stack.http.post("/agents/me/login", json={"seat": "agent0002"}, headers=agent)
     assert login.json()["state"] == "in_queue", login.text
     # Every queue: the main one at the agent's penalty, skill queues higher (no such skill).
-    members = {q: stack.fake.queues[q].get("PJSIP/agent0002") for q in QUEUES}
+    members = {q: stack.fake.queues[q].get("Local/agent0002@seat-phones") for q in QUEUES}
     assert all(members.values())
     assert {q: m.penalty for q, m in members.items() if m} == {
         "helpline": 0,
@@ -135,8 +136,8 @@ async def test_pause_reasons_and_skills_reach_app_queue(stack: Stack) -> None:
         await stack.fake.wait_until(
             lambda: (
                 (
-                    stack.fake.queues["helpline-police"]["PJSIP/agent0002"].penalty,
-                    stack.fake.queues["helpline-health"]["PJSIP/agent0002"].penalty,
+                    stack.fake.queues["helpline-police"]["Local/agent0002@seat-phones"].penalty,
+                    stack.fake.queues["helpline-health"]["Local/agent0002@seat-phones"].penalty,
                 )
                 == (1, 11)
             )
@@ -158,20 +159,20 @@ async def test_pause_reasons_and_skills_reach_app_queue(stack: Stack) -> None:
     await stack.fake.drop_connections()
     async with asyncio.timeout(5):
         await stack.manager.reconciled.wait()
-    member = stack.fake.queues["helpline"]["PJSIP/agent0002"]
+    member = stack.fake.queues["helpline"]["Local/agent0002@seat-phones"]
     assert member.paused and member.paused_reason == "training"
 
     resumed = await stack.http.post("/agents/me/unpause", headers=agent)
     assert resumed.json()["paused"] is False
-    assert not stack.fake.queues["helpline-health"]["PJSIP/agent0002"].paused
+    assert not stack.fake.queues["helpline-health"]["Local/agent0002@seat-phones"].paused
 
 
 def member_event(name: str, paused: bool, reason: str, stamp: str) -> dict[str, str]:
     return {
         "Queue": "helpline",
         "MemberName": "agent0003",
-        "Interface": "PJSIP/agent0003",
-        "StateInterface": "PJSIP/agent0003",
+        "Interface": "Local/agent0003@seat-phones",
+        "StateInterface": "hint:agent0003@seat-hints",
         "Penalty": "0",
         "Status": "1",
         "Paused": "1" if paused else "0",
@@ -194,7 +195,11 @@ async def test_member_and_agent_events_are_idempotent_and_order_safe(stack: Stac
     await fake.push_event("QueueMemberPause", newer)
     await fake.push_event("QueueMemberPause", older)  # reordered: older, must not win
     await fake.push_event("QueueMemberPause", newer)  # duplicated
-    call = {"Queue": "helpline", "Interface": "PJSIP/agent0003", "Uniqueid": "1900000020.5"}
+    call = {
+        "Queue": "helpline",
+        "Interface": "Local/agent0003@seat-phones",
+        "Uniqueid": "1900000020.5",
+    }
     await fake.push_event("AgentComplete", {**call, "TalkTime": "9", "Timestamp": "1900000030.0"})
     await fake.push_event("AgentConnect", {**call, "HoldTime": "2", "Timestamp": "1900000021.0"})
     await fake.push_event("Ping", {})  # nothing: just lets the events above drain
@@ -281,7 +286,7 @@ async def test_stats_and_metrics_count_a_call(stack: Stack) -> None:
         return bool((await overall())["overall"]["calls_waiting"] == 1)
 
     await wait_for(one_waiting, 5, interval=0.05)
-    member = {"Queue": "helpline", "Interface": "PJSIP/agent0001"}
+    member = {"Queue": "helpline", "Interface": "Local/agent0001@seat-phones"}
     await fake.push_event(
         "AgentConnect", {**base, **member, "HoldTime": "25", "Timestamp": f"{now + 26:.6f}"}
     )
@@ -310,3 +315,63 @@ async def test_stats_and_metrics_count_a_call(stack: Stack) -> None:
     assert metrics.status_code == 200
     assert 'helpline_calls_answered_today{queue="all"} 1.0' in metrics.text
     assert (await stack.http.get("/stats")).status_code == 401
+
+
+async def test_phone_settings_for_the_seat_the_agent_sits_at(stack: Stack) -> None:
+    """GET /agents/me/phone: only while at a seat; the WebRTC endpoint's own digest (never the
+    seat's password, and not the digest that registers its SIP endpoint); audited."""
+    agent = await stack.headers("agent")
+    before = await stack.http.get("/agents/me/phone", headers=agent)
+    assert before.status_code == 409, before.text
+    login = await stack.http.post("/agents/me/login", json={"seat": "agent0004"}, headers=agent)
+    assert login.json()["state"] == "in_queue", login.text
+    phone = await stack.http.get("/agents/me/phone", headers=agent)
+    assert phone.status_code == 200, phone.text
+    body = phone.json()
+    async with stack.sessions() as session:
+        password = (
+            await session.execute(text("SELECT sip_password FROM seats WHERE name = 'agent0004'"))
+        ).scalar_one()
+        audited = (
+            await session.execute(
+                text(
+                    "SELECT count(*) FROM audit_log WHERE action = 'phone_settings_read' "
+                    "AND entity_id = 'agent0004'"
+                )
+            )
+        ).scalar_one()
+    port = stack.manager.settings.wss_port
+    assert body == {
+        "seat": "agent0004",
+        "wss_url": f"wss://127.0.0.1:{port}/ws",
+        "sip_uri": "sip:agent0004-web@127.0.0.1",
+        "authorization_user": "agent0004-web",
+        "realm": "helpline",
+        "ha1": sip_ha1("agent0004-web", "helpline", password),
+        "display_name": "agent0004",
+        "echo_test": "600",
+    }
+    assert password not in phone.text
+    assert body["ha1"] != sip_ha1("agent0004", "helpline", password)
+    assert audited == 1
+    officer = await stack.headers("officer")
+    assert (await stack.http.get("/agents/me/phone", headers=officer)).status_code == 403
+    assert (await stack.http.get("/agents/me/phone")).status_code == 401
+    await stack.http.post("/agents/me/logout", headers=agent)
+    assert (await stack.http.get("/agents/me/phone", headers=agent)).status_code == 409
+
+
+async def test_phone_page_and_scripts_are_served_from_here(stack: Stack) -> None:
+    page = await stack.http.get("/phone")
+    assert page.status_code == 200
+    assert '<script src="/pages/vendor/jssip.min.js"></script>' in page.text
+    assert 'from "/pages/phone.js"' in page.text and "https://" not in page.text
+    script = await stack.http.get("/pages/phone.js")
+    assert script.status_code == 200 and script.headers["content-type"].startswith(
+        "text/javascript"
+    )
+    assert "export function attach(el, seat" in script.text and "getStats" in script.text
+    bundle = await stack.http.get("/pages/vendor/jssip.min.js")
+    # `make deps` bundles it (scripts/web-deps.sh); the suite runs after `make deps`.
+    assert bundle.status_code == 200, bundle.text
+    assert "var JsSIP=" in bundle.text[:40] and "WebSocketInterface" in bundle.text

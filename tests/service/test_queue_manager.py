@@ -104,7 +104,7 @@ CALL_EVENTS: list[tuple[str, dict[str, str]]] = [
         {
             "Uniqueid": CALLER,
             "Queue": "helpline",
-            "Interface": "PJSIP/agent0001",
+            "Interface": "Local/agent0001@seat-phones",
             "Timestamp": "1732870010.100",
         },
     ),
@@ -113,7 +113,7 @@ CALL_EVENTS: list[tuple[str, dict[str, str]]] = [
         {
             "Uniqueid": CALLER,
             "Queue": "helpline",
-            "Interface": "PJSIP/agent0001",
+            "Interface": "Local/agent0001@seat-phones",
             "HoldTime": "3",
             "Timestamp": "1732870013.000",
         },
@@ -124,7 +124,7 @@ CALL_EVENTS: list[tuple[str, dict[str, str]]] = [
         {
             "Uniqueid": CALLER,
             "Queue": "helpline",
-            "Interface": "PJSIP/agent0001",
+            "Interface": "Local/agent0001@seat-phones",
             "Reason": "caller",
             "Timestamp": "1732870100.000",
         },
@@ -258,7 +258,9 @@ async def test_agent_intent_is_applied_and_reapplied_after_a_reconnect(
         await session.execute(text("SELECT pg_notify('agent_intent', 'agent0002')"))
         await session.commit()
     async with asyncio.timeout(5):
-        await harness.fake.wait_until(lambda: "PJSIP/agent0002" in harness.fake.queues["helpline"])
+        await harness.fake.wait_until(
+            lambda: "Local/agent0002@seat-phones" in harness.fake.queues["helpline"]
+        )
     await wait_for("SELECT in_queue FROM seat_status WHERE seat = 'agent0002'", harness.sessions)
 
     # Asterisk restarts: app_queue forgets its dynamic members; we put the agent back.
@@ -266,7 +268,9 @@ async def test_agent_intent_is_applied_and_reapplied_after_a_reconnect(
     generation = harness.ami.generation
     await harness.fake.drop_connections()
     async with asyncio.timeout(5):
-        await harness.fake.wait_until(lambda: "PJSIP/agent0002" in harness.fake.queues["helpline"])
+        await harness.fake.wait_until(
+            lambda: "Local/agent0002@seat-phones" in harness.fake.queues["helpline"]
+        )
     assert harness.ami.generation > generation
 
     # Logout: the member goes.
@@ -277,7 +281,7 @@ async def test_agent_intent_is_applied_and_reapplied_after_a_reconnect(
         await session.commit()
     async with asyncio.timeout(5):
         await harness.fake.wait_until(
-            lambda: "PJSIP/agent0002" not in harness.fake.queues["helpline"]
+            lambda: "Local/agent0002@seat-phones" not in harness.fake.queues["helpline"]
         )
     await wait_for(
         "SELECT NOT in_queue FROM seat_status WHERE seat = 'agent0002'", harness.sessions

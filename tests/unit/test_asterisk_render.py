@@ -92,11 +92,13 @@ def test_seats_become_endpoints_aors_and_auths(n: int) -> None:
     # Digest HA1 only; the seats' passwords never reach a file.
     digests = re.findall(r"^password_digest = MD5:([0-9a-f]{32})$", pjsip, re.MULTILINE)
     assert digests[0] == hashlib.md5(b"agent0001:helpline:seat-pass-1").hexdigest()
-    assert len(digests) == n
+    # Each seat also has its in-page phone's endpoint, with its own user name and digest.
+    assert digests[1] == hashlib.md5(b"agent0001-web:helpline:seat-pass-1").hexdigest()
+    assert len(digests) == 2 * n
     for text in files.values():
         assert "seat-pass-" not in text
     # Templates keep it readable: a handful of lines per seat.
-    assert len(pjsip.splitlines()) < 120 + 12 * n
+    assert len(pjsip.splitlines()) < 150 + 20 * n
 
 
 def test_trunk_identified_by_its_address_only() -> None:

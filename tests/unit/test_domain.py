@@ -27,7 +27,12 @@ from core.domain.phone import (
     parse_caller_id,
     raw_caller_id,
 )
-from core.domain.queues import interface_of_seat, seat_of_interface
+from core.domain.queues import (
+    interface_of_seat,
+    seat_endpoints,
+    seat_of_interface,
+    state_interface_of_seat,
+)
 
 sequences = st.integers(min_value=SEQUENCE_START, max_value=10 * SEQUENCE_START - 1)
 
@@ -195,9 +200,23 @@ def test_complaint_history_records_every_lifecycle_action() -> None:
 
 
 def test_seat_interfaces() -> None:
-    assert interface_of_seat("agent0001") == "PJSIP/agent0001"
-    assert seat_of_interface("PJSIP/agent0001") == "agent0001"
-    for other in (None, "", "PJSIP/", "SIP/agent0001", "Local/1076@from-trunk", "agent0001"):
+    assert interface_of_seat("agent0001") == "Local/agent0001@seat-phones"
+    assert state_interface_of_seat("agent0001") == "hint:agent0001@seat-hints"
+    assert seat_endpoints("agent0001") == ("agent0001", "agent0001-web")
+    assert seat_of_interface(interface_of_seat("agent0042")) == "agent0042"
+    for other in (
+        None,
+        "",
+        "PJSIP/",
+        "PJSIP/agent0001",
+        "PJSIP/agent0001-web",
+        "SIP/agent0001",
+        "Local/1076@from-trunk",
+        "Local/@seat-phones",
+        "Local/a/b@seat-phones",
+        "hint:agent0001@seat-hints",
+        "agent0001",
+    ):
         assert seat_of_interface(other) is None
 
 

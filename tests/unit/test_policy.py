@@ -43,6 +43,10 @@ def test_only_probes_login_pages_and_documentation_are_public() -> None:
         ("GET", "/review"),
         ("GET", "/worklist"),
         ("GET", "/pages/reports.js"),
+        # The in-page phone's page and scripts (its settings need the agent's token).
+        ("GET", "/phone"),
+        ("GET", "/pages/phone.js"),
+        ("GET", "/pages/vendor/jssip.min.js"),
         ("POST", "/auth/token"),
         ("GET", "/openapi.json"),
         ("GET", "/docs"),

@@ -26,7 +26,7 @@ def member(name: str, queue: str, paused: bool, reason: str = "") -> AMIMessage:
         [
             ("Event", name),
             ("Queue", queue),
-            ("Interface", "PJSIP/agent0001"),
+            ("Interface", "Local/agent0001@seat-phones"),
             ("Penalty", "0"),
             ("Status", "1"),
             ("Paused", "1" if paused else "0"),
@@ -40,7 +40,7 @@ def agent(name: str, uniqueid: str) -> AMIMessage:
         [
             ("Event", name),
             ("Queue", "helpline"),
-            ("Interface", "PJSIP/agent0001"),
+            ("Interface", "Local/agent0001@seat-phones"),
             ("Uniqueid", uniqueid),
         ]
     )
