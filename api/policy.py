@@ -43,6 +43,9 @@ POLICY: Final[Mapping[tuple[str, str], frozenset[Role] | None]] = {
     ("GET", "/review"): None,
     ("GET", "/worklist"): None,
     ("GET", "/pages/reports.js"): None,
+    # The agent desk: the page and its modules; its data comes from the API with the token.
+    ("GET", "/desk"): None,
+    ("GET", "/pages/desk/{name}"): None,
     ("POST", "/auth/token"): None,
     ("GET", "/openapi.json"): None,
     ("GET", "/docs"): None,
@@ -57,8 +60,13 @@ POLICY: Final[Mapping[tuple[str, str], frozenset[Role] | None]] = {
     ("POST", "/agents/me/unpause"): DESK,
     ("PUT", "/agents/{username}/routing"): frozenset({SUPERVISOR, ADMIN}),
     ("WS", "/ws/agent"): DESK,
+    ("GET", "/agents/me/shift"): DESK,
     # Call history is not a department's: officers have no reason to search it.
     ("GET", "/calls"): frozenset({AGENT, SUPERVISOR, CM_OFFICE, ADMIN}),
+    # The desk on a call: its agent (api.services.access.check_handled_call) or a supervisor.
+    ("PUT", "/calls/{uniqueid}/wrapup"): DESK,
+    ("POST", "/calls/{uniqueid}/readback"): DESK,
+    ("GET", "/calls/{uniqueid}/readbacks"): DESK,
     # Complaints: filed at the desk; read by everyone, officers within their jurisdiction.
     ("POST", "/complaints"): DESK,
     ("GET", "/complaints/check"): DESK,

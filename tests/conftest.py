@@ -23,7 +23,8 @@ from core.reference import Reference, load_reference
 #: Tables emptied between tests (the schema and the reference data stay). ``users`` is emptied
 #: with DELETE after unlinking the officers' posts: a TRUNCATE would cascade to ``officers``.
 TABLES = (
-    "audit_log, sms_outbox, acr_breaches, complaint_history, complaints, queue_events, calls, "
+    "audit_log, sms_outbox, acr_breaches, complaint_history, complaints, call_wrapups, "
+    "readback_sessions, queue_events, calls, "
     "seat_status, agent_sessions, api_tokens, seats, service_heartbeats"
 )
 EMPTY_USERS = (
