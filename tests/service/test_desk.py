@@ -170,7 +170,9 @@ async def test_the_desk_page_and_its_files_are_served_from_our_origin(
     assert "http://" not in html and "https://" not in html  # nothing from a CDN
     assert '<section id="phone"' in html  # the WebRTC phone's slot
     assert desk_labels()["submit"]["hi"] in html  # Hindi first
-    config = json.loads(re.search(r'<script id="config"[^>]*>(.*?)</script>', html, re.S)[1])
+    found = re.search(r'<script id="config"[^>]*>(.*?)</script>', html, re.S)
+    assert found is not None
+    config = json.loads(found[1])
     assert config["description_max"] == DESCRIPTION_MAX
     for name, media in (("desk.js", "javascript"), ("desk.css", "css"), ("labels.json", "json")):
         served = await client.get(f"/pages/desk/{name}")

@@ -16,7 +16,8 @@ from agi_scripts.readback import READBACK_PROMPTS, ReadbackRecord, ReadbackScrip
 from agi_scripts.store import ComplaintInfo
 from core.config import Settings
 from core.domain.calls import ReadbackOutcome, ReadbackThen
-from core.domain.complaints import complaint_number
+from core.domain.complaints import ComplaintStatus, complaint_number
+from core.domain.phone import CallerNumber
 from core.transport.fake_agi import FakeAsterisk, run_fake_call
 from ivr.catalogue import load_catalogue
 from ivr.numbers import NUMBER_FRAGMENT_IDS
@@ -24,7 +25,7 @@ from ivr.numbers import NUMBER_FRAGMENT_IDS
 NUMBER = complaint_number(100000123)
 #: 2026-12-13 10:00 IST: "13 December 2026" whatever the machine's zone.
 DUE = datetime(2026, 12, 13, 4, 30, tzinfo=UTC)
-COMPLAINT = ComplaintInfo(NUMBER, "assigned", "9876543210", DUE, DUE)
+COMPLAINT = ComplaintInfo(NUMBER, ComplaintStatus.ASSIGNED, CallerNumber("9876543210"), DUE, DUE)
 
 
 @dataclass
