@@ -18,8 +18,9 @@ export const L = (key) => (LABELS[key] ? LABELS[key][lang] : key);
 const desk = {
   me: null, agent: null, call: null, departments: [], districts: [],
   formKey: null, filed: null,
-  /** Tests: how many of the next API responses to drop after the server answered. */
-  dropResponses: 0,
+  /** Tests: (path, options) => true drops that response after the server answered, as a
+   *  lost network would (the request was served; the page sees a TypeError). */
+  dropResponse: null,
 };
 window.HelplineDesk = desk;
 
@@ -52,8 +53,7 @@ class ApiError extends Error {
 async function send(path, options = {}) {
   const headers = Object.assign({ Authorization: "Bearer " + token }, options.headers || {});
   const response = await fetch(path, Object.assign({}, options, { headers }));
-  if (desk.dropResponses > 0) {  // the request reached the server; its answer is "lost"
-    desk.dropResponses -= 1;
+  if (desk.dropResponse && desk.dropResponse(path, options)) {  // served, but the answer is lost
     throw new TypeError("network lost (test)");
   }
   return response;
