@@ -34,8 +34,8 @@ async def list_calls(
     return await calls.of_caller(session, caller, limit=limit)
 
 
-#: An Asterisk channel's uniqueid (``1733456789.42``).
-Uniqueid = Annotated[str, Path(pattern=r"^[0-9]{1,20}\.[0-9]{1,20}$", max_length=64)]
+#: An Asterisk channel's uniqueid (``helpline-demo-1733456789.42``: asterisk.conf's systemname).
+Uniqueid = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 
 
 @router.put(

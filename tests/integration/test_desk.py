@@ -94,14 +94,16 @@ class Desk(Page):
             )
 
     async def access_key(self, letter: str) -> None:
-        """Alt+letter: the element with that ``accesskey`` takes the focus."""
+        """Alt+letter: the element with that ``accesskey`` takes the focus (a button is
+        pressed). Chromium matches access keys on a keyDown's unmodified text."""
         common = {
             "key": letter,
             "code": f"Key{letter.upper()}",
             "windowsVirtualKeyCode": ord(letter.upper()),
             "modifiers": ALT,
         }
-        await self.cdp("Input.dispatchKeyEvent", {"type": "rawKeyDown", **common})
+        down = {"type": "keyDown", "text": letter, "unmodifiedText": letter, **common}
+        await self.cdp("Input.dispatchKeyEvent", down)
         await self.cdp("Input.dispatchKeyEvent", {"type": "keyUp", **common})
 
     async def type(self, text: str) -> None:
@@ -181,8 +183,7 @@ async def test_a_call_worked_from_the_desk_by_keyboard_with_an_external_softphon
         )
         try:
             # ---- sign in, sit at the seat, pause and resume: keyboard only
-            await page.wait_for("!document.getElementById('sign-in').hidden")
-            assert await page.focused() == "username"
+            await page.wait_for("document.activeElement.id === 'username'")
             assert await page.evaluate("document.documentElement.lang") == "hi"
             await page.type(agent.username)
             await page.press("Tab")
@@ -190,6 +191,11 @@ async def test_a_call_worked_from_the_desk_by_keyboard_with_an_external_softphon
             await page.press("Enter")
             await page.wait_for("document.body.dataset.ready === '1'")
             assert await page.focused() == "seat"
+            # Signed in: the form is gone from view, and the desk fits 1366x768 unscrolled.
+            assert await page.evaluate("document.getElementById('sign-in').offsetParent") is None
+            assert await page.evaluate(
+                "[document.documentElement.scrollWidth, document.documentElement.scrollHeight]"
+            ) == [1366, 768]
             await page.type(SEAT)
             await page.press("Enter")
             await page.wait_for(
@@ -268,10 +274,17 @@ async def test_a_call_worked_from_the_desk_by_keyboard_with_an_external_softphon
             assert detail["thana"]["code"] == "lucknow_hazratganj"
             assert detail["description"] == DESCRIPTION
             assert await page.focused() == "readback-return"
+            # Filed: no duplicate warning about the complaint just filed.
+            assert await page.evaluate("document.getElementById('duplicate').hidden") is True
             await page.screenshot("05-filed")
 
             # ---- read back, then back to the same agent
             await page.press("Enter")
+            await page.wait_for("document.getElementById('readback-state').textContent !== ''")
+            assert await page.text("readback-state") in (
+                "कॉलर को संख्या सुनाई जा रही है…",
+                "सुनाई गई अंक: –",
+            ) or (await page.text("readback-state")).startswith("सुनाई गई अंक")
             await page.wait_for(
                 "document.getElementById('readback-state').dataset.outcome === 'completed'", 90
             )
@@ -345,6 +358,14 @@ async def test_a_call_worked_from_the_desk_by_keyboard_with_an_external_softphon
             assert await page.evaluate("document.getElementById('submit').textContent") == (
                 "File complaint"
             )
+            assert await page.text("wrapup-state") == "Saved: Complaint filed"
+            assert (
+                await page.evaluate(
+                    "document.querySelector('#lookup-result dd[data-k=status]').textContent"
+                )
+                == "assigned"
+            )
+            assert await page.evaluate("document.documentElement.scrollHeight") == 768
             await page.screenshot("08-looked-up-english")
         finally:
             await logout_all(api, [agent])

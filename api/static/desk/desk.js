@@ -17,7 +17,7 @@ export const L = (key) => (LABELS[key] ? LABELS[key][lang] : key);
 /** The desk's state, exposed for the phone module and for tests (window.HelplineDesk). */
 const desk = {
   me: null, agent: null, call: null, departments: [], districts: [],
-  formKey: null, filed: null,
+  formKey: null, filed: null, wrapup: null,
   /** Tests: (path, options) => true drops that response after the server answered, as a
    *  lost network would (the request was served; the page sees a TypeError). */
   dropResponse: null,
@@ -33,6 +33,9 @@ function applyLang() {
   fillPickers(true);
   drawPop();
   drawAgent();
+  drawLookup();
+  if (desk.filed) drawFiled();
+  if (desk.wrapup) drawWrapup();
 }
 $("lang").addEventListener("click", () => {
   lang = lang === "hi" ? "en" : "hi";
@@ -286,6 +289,10 @@ $("description").addEventListener("keydown", (ev) => {
 function newForm() {
   desk.formKey = crypto.randomUUID();  // one key per form fill: retries and double clicks reuse it
   desk.filed = null;
+  if (desk.wrapup && (!desk.call || desk.wrapup.call_uniqueid !== desk.call.uniqueid)) {
+    desk.wrapup = null;
+    $("wrapup-state").textContent = "";
+  }
   $("complaint-form").reset();
   fillPickers(false);
   drawCounter();
@@ -300,12 +307,16 @@ function callerForCheck() {
   return (desk.call && desk.call.caller_number) || $("caller-number").value.trim();
 }
 
+let checks = 0;
 async function checkDuplicate() {
   const caller = callerForCheck(), category = $("category").value;
   const box = $("duplicate");
-  if (!caller || !category) { box.hidden = true; return; }
+  // Once filed, the open complaint of this category is the one just filed: no warning.
+  const asked = ++checks;
+  if (!caller || !category || desk.filed) { box.hidden = true; return; }
   try {
     const c = await api("/complaints/check?" + new URLSearchParams({ caller, category }));
+    if (asked !== checks || desk.filed) return;  // a newer check, or filed meanwhile
     const lines = [];
     if (c.possible_duplicate_of) lines.push(L("duplicate_warning") + ": " + c.possible_duplicate_of);
     lines.push(L("monthly_count") + ": " + c.complaints_this_month + " / " + c.monthly_cap);
@@ -391,13 +402,20 @@ function dateText(iso) {
   return new Date(iso).toLocaleDateString(lang === "hi" ? "hi-IN" : "en-IN", { timeZone: "Asia/Kolkata", day: "numeric", month: "long", year: "numeric" });
 }
 
-function showFiled(c) {
-  desk.filed = c;
-  $("form-error").textContent = "";
-  $("filed").hidden = false;
+function drawFiled() {
+  const c = desk.filed;
   $("filed-number").textContent = c.number;
   $("filed-officer").textContent = c.assigned_officer ? (lang === "en" ? c.assigned_officer.designation_en : c.assigned_officer.designation_hi) : "–";
   $("filed-due").textContent = dateText(c.due_at);
+}
+
+function showFiled(c) {
+  desk.filed = c;
+  $("form-error").textContent = "";
+  checks++;  // an answer still on its way is about the form before filing
+  $("duplicate").hidden = true;
+  $("filed").hidden = false;
+  drawFiled();
   const canRead = !!(desk.call && desk.call.uniqueid && c.call_uniqueid === desk.call.uniqueid);
   $("readback-return").disabled = !canRead; $("readback-hangup").disabled = !canRead;
   $("wrapup-code").value = "complaint_filed";
@@ -444,35 +462,47 @@ $("wrapup-form").addEventListener("submit", async (ev) => {
   try {
     const body = { code: $("wrapup-code").value };
     if ($("wrapup-note").value.trim()) body.note = $("wrapup-note").value.trim();
-    const saved = await api("/calls/" + encodeURIComponent(desk.call.uniqueid) + "/wrapup", json("PUT", body));
-    state.textContent = L("saved") + ": " + L("wrapup_" + saved.code);
-    state.dataset.code = saved.code;
+    desk.wrapup = await api("/calls/" + encodeURIComponent(desk.call.uniqueid) + "/wrapup", json("PUT", body));
+    drawWrapup();
     refreshShift();
   } catch (e) { state.textContent = describe(e); }
 });
 
+function drawWrapup() {
+  $("wrapup-state").textContent = L("saved") + ": " + L("wrapup_" + desk.wrapup.code);
+  $("wrapup-state").dataset.code = desk.wrapup.code;
+}
+
+let looked = null;
 $("lookup-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
-  const out = $("lookup-result");
-  out.replaceChildren();
+  looked = null;
+  $("lookup-result").replaceChildren();
   try {
-    const c = await api("/complaints/" + encodeURIComponent($("lookup-number").value.trim()));
-    const dl = document.createElement("dl");
-    dl.dataset.number = c.number;
-    const rows = [
-      ["number", c.number], ["status", L("status_" + c.status)],
-      ["category", nameOf(c.category)], ["district", nameOf(c.district)],
-      ["officer", c.assigned_officer ? (lang === "en" ? c.assigned_officer.designation_en : c.assigned_officer.designation_hi) : "–"],
-      ["due", dateText(c.due_at)],
-    ];
-    for (const [key, value] of rows) {
-      const dt = document.createElement("dt"); dt.textContent = L(key);
-      const dd = document.createElement("dd"); dd.textContent = value || ""; dd.dataset.k = key;
-      dl.append(dt, dd);
-    }
-    out.appendChild(dl);
-  } catch (e) { out.textContent = describe(e); }
+    looked = await api("/complaints/" + encodeURIComponent($("lookup-number").value.trim()));
+    drawLookup();
+  } catch (e) { $("lookup-result").textContent = describe(e); }
 });
+
+function drawLookup() {
+  if (!looked) return;
+  const c = looked, out = $("lookup-result");
+  out.replaceChildren();
+  const dl = document.createElement("dl");
+  dl.dataset.number = c.number;
+  const rows = [
+    ["number", c.number], ["status", L("status_" + c.status)],
+    ["category", nameOf(c.category)], ["district", nameOf(c.district)],
+    ["officer", c.assigned_officer ? (lang === "en" ? c.assigned_officer.designation_en : c.assigned_officer.designation_hi) : "–"],
+    ["due", dateText(c.due_at)],
+  ];
+  for (const [key, value] of rows) {
+    const dt = document.createElement("dt"); dt.textContent = L(key);
+    const dd = document.createElement("dd"); dd.textContent = value || ""; dd.dataset.k = key;
+    dl.append(dt, dd);
+  }
+  out.appendChild(dl);
+}
 
 // ------------------------------------------------------------------ start
 setInterval(() => { if (token && !$("desk").hidden) refreshAgent(); }, 3000);
