@@ -25,10 +25,14 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from agi_scripts.readback import READBACK_PROMPTS
 from asterisk_config.instance import AsteriskInstance
 from core.config import Settings
 from core.db.models import Call, CallbackRequest, CallWrapup, Complaint, ReadbackSession
+from helpline.cli import sounds_root
 from helpline.sipp import AgentSeat, citizen_call
+from ivr.numbers import NUMBER_FRAGMENT_IDS
+from ivr.prompts import missing_prompts
 from tests.integration.queue_support import (
     PASSWORD,
     logout_all,
@@ -40,6 +44,15 @@ from tests.integration.test_wallboard import Page, chromium
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
+
+
+def test_every_prompt_the_readback_can_play_was_built_for_asterisk(
+    stack_settings: Settings,
+) -> None:
+    """STREAM FILE of a missing file returns -1, which ends the read-back: none may be missing."""
+    root = sounds_root(AsteriskInstance(stack_settings))
+    assert missing_prompts(root, sorted(READBACK_PROMPTS | NUMBER_FRAGMENT_IDS)) == []
+
 
 CALLER = "9876512012"
 SEAT = "agent0231"
