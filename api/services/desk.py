@@ -6,10 +6,11 @@ queue manager's ``calls.disposition`` (what happened on the line) is left as it 
 
 The read-back moves both legs of the live call with ONE AMI ``Redirect`` (``ExtraChannel``):
 the caller to the ``readback`` context (FastAGI ``readback`` speaks the number twice and the
-due date), the agent's leg to ``readback-agent``, where it waits. Why both: a channel
-redirected out of a two-party bridge dissolves it, and the other party, a channel app_queue
-dialled, has no dialplan to go back to, so it is hung up: the caller could not come back to the
-same agent without a new ring through the queue. Redirected together, the agent's leg stays up
+due date), the agent's leg to ``readback-agent``, where it waits. Why both: the queue's
+basic bridge dissolves when one party leaves it (``bridge_channel_dissolve_check`` in Asterisk's
+main/bridge.c), and the other party, a channel app_queue dialled, has no dialplan to go back
+to, so it would be hung up: the caller could not come back to the same agent without a new ring
+through the queue. Redirected together, the agent's leg stays up
 and the caller's dialplan bridges back to it (``Bridge(${READBACK_PEER},x)``) or hangs both up,
 as the agent chose. The channel variables the dialplan reads are set with ``Setvar`` first;
 only values we checked (a 10-digit number, an enum, the peer Asterisk named) are sent.
