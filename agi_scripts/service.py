@@ -4,7 +4,7 @@ At start-up, before anything else, the menu tree is loaded and validated (``ivr.
 broken ``ivr/menus.json`` stops the service with the node and the problem named) and the flow's
 node handlers are checked against the menu's node types (``agi_scripts.ivr.check_handlers``);
 then a small database pool is opened: the IVR reads complaints and calls, and writes its own
-``ivr_sessions`` and ``callback_requests``.
+``ivr_sessions``, ``callback_requests`` and ``readback_sessions``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import signal
 from pathlib import Path
 
 from agi_scripts.ivr import IVRScript
+from agi_scripts.readback import ReadbackScript
 from agi_scripts.store import PostgresStore
 from core.config import Settings
 from core.db.session import create_engine, session_factory
@@ -25,8 +26,9 @@ log = logging.getLogger(__name__)
 
 
 def build_routes(settings: Settings, store: PostgresStore, tree: MenuTree) -> dict[str, Script]:
-    """Script name (``agi://host:port/<name>``) to flow; ``ivr`` is what the dialplan calls."""
-    return {"ivr": IVRScript(tree, store, settings)}
+    """Script name (``agi://host:port/<name>``) to flow: ``ivr`` for every citizen's call,
+    ``readback`` when an agent has a complaint number read to the caller."""
+    return {"ivr": IVRScript(tree, store, settings), "readback": ReadbackScript(store, settings)}
 
 
 def build_server(settings: Settings, routes: dict[str, Script]) -> FastAGIServer:

@@ -2,7 +2,8 @@
 
 The IVR *reads* complaints (writer: api), calls and seat state (writer: queue_manager), and
 *writes* only its own tables: ``ivr_sessions`` (one row per call, upserted on the channel's
-uniqueid) and ``callback_requests`` (one per call; ``id`` is the request order). Every query has
+uniqueid), ``callback_requests`` (one per call; ``id`` is the request order) and, for the
+``readback`` script, ``readback_sessions`` (one row per read-back). Every query has
 a deadline (``Settings.ivr_db_timeout``): a slow database must cost the caller a few seconds and
 a route to an agent, never silence.
 
@@ -16,19 +17,22 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
-from core.db.models import Call, CallbackRequest, Complaint, IvrSession
+from core.db.models import Call, CallbackRequest, Complaint, IvrSession, ReadbackSession
 from core.db.queries import inbound_calls_today
 from core.domain.calls import CallbackReason, IvrOutcome
 from core.domain.clock import days_between
 from core.domain.complaints import SETTLED_STATES, ComplaintStatus
 from core.domain.phone import CallerNumber
+
+if TYPE_CHECKING:
+    from agi_scripts.readback import ReadbackRecord
 
 log = logging.getLogger(__name__)
 
@@ -264,6 +268,29 @@ class PostgresStore:
         stmt = insert(IvrSession).values(**values)
         stmt = stmt.on_conflict_do_update(
             index_elements=["uniqueid"],
+            set_={k: stmt.excluded[k] for k in values if k not in ("uniqueid", "started_at")},
+        )
+        async with self.sessions() as session:
+            await session.execute(stmt)
+            await session.commit()
+
+    async def save_readback(self, record: ReadbackRecord) -> None:
+        """Upsert on (uniqueid, started_at): the row written when the read-back starts is
+        completed at its end."""
+        values: dict[str, Any] = {
+            "uniqueid": record.uniqueid,
+            "complaint_number": record.complaint_number,
+            "lang": record.lang,
+            "then_action": record.then_action,
+            "started_at": record.started_at,
+            "ended_at": record.ended_at,
+            "digits_spoken": record.digits_spoken[-64:],
+            "prompts": record.prompts,
+            "outcome": record.outcome,
+        }
+        stmt = insert(ReadbackSession).values(**values)
+        stmt = stmt.on_conflict_do_update(
+            constraint="uq_readback_sessions_key",
             set_={k: stmt.excluded[k] for k in values if k not in ("uniqueid", "started_at")},
         )
         async with self.sessions() as session:

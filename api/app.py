@@ -100,7 +100,9 @@ def create_app(settings: Settings, *, ami: Any = None, connect_ami: bool = True)
         app.state.notifications = Notifications(
             settings, (STATS_CHANNEL, AGENT_CONNECT_CHANNEL, SEAT_CONFIG_APPLIED_CHANNEL)
         )
-        app.state.live_hub = LiveHub(settings, app.state.sessions, app.state.notifications)
+        app.state.live_hub = LiveHub(
+            settings, app.state.sessions, app.state.notifications, app.state.reference
+        )
         await app.state.live_hub.start()
         await app.state.notifications.start()
         try:

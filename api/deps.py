@@ -5,7 +5,7 @@ role through only where the access table (:mod:`api.policy`) says so (one mechan
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request, WebSocket
 from fastapi.requests import HTTPConnection
@@ -51,7 +51,13 @@ def get_notifications(request: Request) -> Notifications:
     return notifications
 
 
+def get_ami(request: Request) -> Any:
+    """The API's AMI client (None when the app was built without one)."""
+    return request.app.state.ami
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+AmiDep = Annotated[Any, Depends(get_ami)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 NotificationsDep = Annotated[Notifications, Depends(get_notifications)]
 ReferenceDep = Annotated[Reference, Depends(get_reference)]

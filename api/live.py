@@ -22,12 +22,14 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api.policy import MASKED_ROLES, mask_caller_number
 from api.services.lookups import open_agent_session
 from api.services.notify import Notifications
 from core.config import Settings
 from core.db.channels import AGENT_CONNECT_CHANNEL, STATS_CHANNEL
-from core.db.models import Call, Complaint, SeatStatus
+from core.db.models import Call, CallbackRequest, Complaint, SeatStatus
 from core.db.queries import inbound_calls_today
+from core.domain.calls import CallbackStatus
 from core.domain.clock import day_start
 from core.domain.queues import (
     PAUSE_REASONS,
@@ -35,6 +37,7 @@ from core.domain.queues import (
     WRAPUP_SECONDS,
     all_queues,
 )
+from core.reference import Reference
 
 log = logging.getLogger(__name__)
 
@@ -202,15 +205,19 @@ async def compute_stats(session: AsyncSession, settings: Settings) -> StatsOut:
     )
 
 
-async def screen_pop(session: AsyncSession, uniqueid: str) -> dict[str, Any] | None:
-    """What the agent sees when a caller is connected: number, IVR path, language and the
-    caller's previous complaints (newest first)."""
+async def screen_pop(
+    session: AsyncSession, uniqueid: str, reference: Reference | None = None
+) -> dict[str, Any] | None:
+    """What the agent sees when a caller is connected: number, IVR path, language, the
+    caller's earlier complaints (newest first, with status and the officer's post) and their
+    pending callback requests. Three queries, however long the history."""
     call = (
         await session.execute(Call.__table__.select().where(Call.uniqueid == uniqueid))
     ).one_or_none()
     if call is None:
         return None
     complaints: list[dict[str, Any]] = []
+    callbacks: list[dict[str, Any]] = []
     if call.caller_number:
         rows = (
             await session.execute(
@@ -220,15 +227,26 @@ async def screen_pop(session: AsyncSession, uniqueid: str) -> dict[str, Any] | N
                 .limit(20)
             )
         ).all()
-        complaints = [
+        complaints = [_previous(r, reference) for r in rows]
+        pending = (
+            await session.execute(
+                CallbackRequest.__table__.select()
+                .where(
+                    CallbackRequest.caller_number == call.caller_number,
+                    CallbackRequest.status == CallbackStatus.PENDING,
+                )
+                .order_by(CallbackRequest.id)
+                .limit(20)
+            )
+        ).all()
+        callbacks = [
             {
-                "number": r.number,
-                "status": r.status,
-                "created_at": r.created_at.isoformat(),
-                "due_at": r.due_at.isoformat(),
-                "description": r.description[:300],
+                "id": r.id,
+                "requested_at": r.requested_at.isoformat(),
+                "reason": r.reason,
+                "lang": r.lang,
             }
-            for r in rows
+            for r in pending
         ]
     return {
         "type": "screen_pop",
@@ -242,7 +260,39 @@ async def screen_pop(session: AsyncSession, uniqueid: str) -> dict[str, Any] | N
         "seat": call.agent_seat,
         "hold_seconds": call.hold_seconds,
         "previous_complaints": complaints,
+        "pending_callbacks": callbacks,
     }
+
+
+def _previous(row: Any, reference: Reference | None) -> dict[str, Any]:
+    officer = None
+    if reference is not None and row.assigned_officer:
+        post = reference.officers.get(row.assigned_officer)
+        if post is not None:
+            officer = {
+                "code": post.code,
+                "designation_en": post.designation_en,
+                "designation_hi": post.designation_hi,
+            }
+    category = reference.categories.get(row.category or "") if reference is not None else None
+    return {
+        "number": row.number,
+        "status": row.status,
+        "created_at": row.created_at.isoformat(),
+        "due_at": row.due_at.isoformat(),
+        "description": row.description[:300],
+        "category": row.category,
+        "category_en": category.name_en if category else None,
+        "category_hi": category.name_hi if category else None,
+        "officer": officer,
+    }
+
+
+def as_seen_by(pop: dict[str, Any], role: str | None) -> dict[str, Any]:
+    """The screen-pop with the caller's number as ``role`` may see it (api.policy)."""
+    if role not in MASKED_ROLES:
+        return pop
+    return {**pop, "caller_number": mask_caller_number(pop.get("caller_number"))}
 
 
 async def seat_of_user(session: AsyncSession, user_id: int) -> str | None:
@@ -255,15 +305,21 @@ async def current_call_of_seat(session: AsyncSession, seat: str) -> str | None:
     return status.current_call_uniqueid if status else None
 
 
-async def agent_greeting(session: AsyncSession, user_id: int, username: str) -> list[str]:
+async def agent_greeting(
+    session: AsyncSession,
+    user_id: int,
+    username: str,
+    reference: Reference | None = None,
+    role: str | None = None,
+) -> list[str]:
     """What ``/ws/agent`` sends first: hello (with the seat), and the screen-pop of the
     caller connected now, if any."""
     seat = await seat_of_user(session, user_id)
     messages = [json.dumps({"type": "hello", "username": username, "seat": seat})]
     uniqueid = await current_call_of_seat(session, seat) if seat else None
-    pop = await screen_pop(session, uniqueid) if uniqueid else None
+    pop = await screen_pop(session, uniqueid, reference) if uniqueid else None
     if pop is not None:
-        messages.append(json.dumps(pop, default=str))
+        messages.append(json.dumps(as_seen_by(pop, role), default=str))
     return messages
 
 
@@ -272,6 +328,8 @@ class Subscriber:
     """One WebSocket's outbox; a slow client loses old messages, never blocks the hub."""
 
     user_id: int | None = None
+    #: The subscriber's role: what of a screen-pop it may see (api.policy.MASKED_ROLES).
+    role: str | None = None
     queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(maxsize=32))
 
     def offer(self, message: str) -> None:
@@ -290,8 +348,10 @@ class LiveHub:
         settings: Settings,
         sessions: async_sessionmaker[AsyncSession],
         notifications: Notifications,
+        reference: Reference | None = None,
     ) -> None:
         self.settings = settings
+        self.reference = reference
         self.sessions = sessions
         self.notifications = notifications
         self.stats_subscribers: set[Subscriber] = set()
@@ -358,10 +418,9 @@ class LiveHub:
                         targets.append(subscriber)
                 if not targets:
                     return
-                pop = await screen_pop(session, uniqueid)
+                pop = await screen_pop(session, uniqueid, self.reference)
             if pop is not None:
-                message = json.dumps(pop, default=str)
                 for subscriber in targets:
-                    subscriber.offer(message)
+                    subscriber.offer(json.dumps(as_seen_by(pop, subscriber.role), default=str))
         except Exception:
             log.exception("live hub: screen-pop for %r failed", payload)

@@ -48,6 +48,9 @@ POLICY: Final[Mapping[tuple[str, str], frozenset[Role] | None]] = {
     ("GET", "/phone"): None,
     ("GET", "/pages/phone.js"): None,
     ("GET", "/pages/vendor/jssip.min.js"): None,
+    # The agent desk: the page and its modules; its data comes from the API with the token.
+    ("GET", "/desk"): None,
+    ("GET", "/pages/desk/{name}"): None,
     ("POST", "/auth/token"): None,
     ("GET", "/openapi.json"): None,
     ("GET", "/docs"): None,
@@ -64,8 +67,13 @@ POLICY: Final[Mapping[tuple[str, str], frozenset[Role] | None]] = {
     ("GET", "/agents/me/phone"): DESK,
     ("PUT", "/agents/{username}/routing"): frozenset({SUPERVISOR, ADMIN}),
     ("WS", "/ws/agent"): DESK,
+    ("GET", "/agents/me/shift"): DESK,
     # Call history is not a department's: officers have no reason to search it.
     ("GET", "/calls"): frozenset({AGENT, SUPERVISOR, CM_OFFICE, ADMIN}),
+    # The desk on a call: its agent (api.services.access.check_handled_call) or a supervisor.
+    ("PUT", "/calls/{uniqueid}/wrapup"): DESK,
+    ("POST", "/calls/{uniqueid}/readback"): DESK,
+    ("GET", "/calls/{uniqueid}/readbacks"): DESK,
     # Complaints: filed at the desk; read by everyone, officers within their jurisdiction.
     ("POST", "/complaints"): DESK,
     ("GET", "/complaints/check"): DESK,

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from core.domain.calls import CallDisposition
+from core.domain.calls import CallDisposition, ReadbackOutcome, ReadbackThen, WrapupCode
 from core.domain.complaints import ComplaintStatus
 from core.domain.phone import CallerNumber
 from core.domain.queues import PauseReason, Skill
@@ -76,8 +76,24 @@ class CallOut(BaseModel):
     ivr_fallback: bool
 
 
+#: A complaint's description, in characters (Unicode code points, as Python and the desk's
+#: ``[...text].length`` count them; a Devanagari matra is one).
+DESCRIPTION_MIN: Final = 3
+DESCRIPTION_MAX: Final = 10_000
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("the description is blank")
+    return value
+
+
 class ComplaintIn(BaseModel):
-    description: str = Field(min_length=3, max_length=10_000)
+    description: Annotated[
+        str,
+        Field(min_length=DESCRIPTION_MIN, max_length=DESCRIPTION_MAX),
+        AfterValidator(_not_blank),
+    ]
     caller_name: str | None = Field(default=None, max_length=200)
     #: Defaults to the agent's current (or just-ended) call.
     call_uniqueid: str | None = Field(default=None, max_length=64)
@@ -317,3 +333,64 @@ class RecordingOut(BaseModel):
     #: Whether ``…/recordings/{id}/audio`` can play it now; if not, ``unavailable`` says why.
     playable: bool
     unavailable: str | None = None
+
+
+# ----------------------------------------------------------------------------- the desk
+
+
+class WrapupIn(BaseModel):
+    """The agent's account of a call, after it: one code, and a note for ``other`` (or any)."""
+
+    code: WrapupCode
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class WrapupOut(BaseModel):
+    call_uniqueid: str
+    code: WrapupCode
+    note: str | None
+    by: str
+    at: datetime
+    #: What the queue manager recorded of the line (``calls.disposition``), kept apart.
+    disposition: CallDisposition | None
+
+
+class ReadbackIn(BaseModel):
+    """Read ``complaint`` (filed on this call) to the caller, then ``then``."""
+
+    complaint: str = Field(pattern=r"^[0-9]{10}$", examples=["1000000016"])
+    then: ReadbackThen = ReadbackThen.RETURN
+
+
+class ReadbackOut(BaseModel):
+    call_uniqueid: str
+    complaint: str
+    then: ReadbackThen
+    #: The caller's channel (sent to ``readback``) and the agent's leg (waits in the dialplan).
+    caller_channel: str
+    agent_channel: str
+
+
+class ReadbackSessionOut(BaseModel):
+    """One read-back as the ``readback`` script stored it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    complaint_number: str
+    lang: str
+    then_action: ReadbackThen
+    started_at: datetime
+    ended_at: datetime | None
+    digits_spoken: str
+    outcome: ReadbackOutcome | None
+
+
+class ShiftOut(BaseModel):
+    """The agent's own figures since the start of the helpline's day (IST)."""
+
+    since: datetime
+    calls_answered: int
+    complaints_filed: int
+    #: Talk time plus the queue's wrap-up, averaged over answered calls that ended (seconds).
+    average_handle_seconds: float | None
+    wrapups: int

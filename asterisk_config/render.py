@@ -140,6 +140,8 @@ MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
             "app_echo.so",
             "app_mixmonitor.so",
             "app_exec.so",
+            # SoftHangup: a read-back's caller hung up, so the agent's waiting leg is released.
+            "app_softhangup.so",
             "func_channel.so",
             "func_strings.so",
             "func_cut.so",

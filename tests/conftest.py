@@ -23,8 +23,9 @@ from core.reference import Reference, load_reference
 #: Tables emptied between tests (the schema and the reference data stay). ``users`` is emptied
 #: with DELETE after unlinking the officers' posts: a TRUNCATE would cascade to ``officers``.
 TABLES = (
-    "audit_log, recordings, sms_outbox, acr_breaches, complaint_history, complaints, "
-    "queue_events, calls, seat_status, agent_sessions, api_tokens, seats, service_heartbeats"
+    "audit_log, recordings, sms_outbox, acr_breaches, complaint_history, complaints, call_wrapups, "
+    "readback_sessions, queue_events, calls, "
+    "seat_status, agent_sessions, api_tokens, seats, service_heartbeats"
 )
 EMPTY_USERS = (
     "UPDATE officers SET user_id = NULL WHERE user_id IS NOT NULL",

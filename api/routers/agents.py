@@ -7,8 +7,16 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from api.deps import CurrentUser, NotificationsDep, SessionDep, SettingsDep
-from api.schemas import AgentStateOut, PauseIn, PhoneOut, RoutingIn, RoutingOut, SeatLoginIn
-from api.services import agents
+from api.schemas import (
+    AgentStateOut,
+    PauseIn,
+    PhoneOut,
+    RoutingIn,
+    RoutingOut,
+    SeatLoginIn,
+    ShiftOut,
+)
+from api.services import agents, desk
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 
@@ -16,6 +24,12 @@ router = APIRouter(prefix="/agents", tags=["agents"])
 @router.get("/me")
 async def my_state(user: CurrentUser, session: SessionDep) -> AgentStateOut:
     return await agents.state(session, user)
+
+
+@router.get("/me/shift")
+async def my_shift(user: CurrentUser, session: SessionDep) -> ShiftOut:
+    """Your calls answered, complaints filed, average handle time and wrap-ups today (IST)."""
+    return await desk.shift(session, user)
 
 
 @router.post(

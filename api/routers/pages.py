@@ -1,7 +1,11 @@
 """``GET /review`` (the CM office's monthly review) and ``GET /worklist`` (an officer's own
 complaints): Jinja2 pages in Hindi with an English toggle, signed in as ``/wallboard`` is
 (``#token=…`` or the login form); their script reads the JSON API and draws the chart as
-inline SVG. ``GET /pages/reports.js`` serves that script (no CDN)."""
+inline SVG. ``GET /pages/reports.js`` serves that script (no CDN).
+
+``GET /desk``: the agent desk (docs/agents.md), a server-rendered page in Hindi with an English
+toggle whose labels are data (``api/static/desk/labels.json``), and its plain ES module and
+style sheet from ``GET /pages/desk/{name}`` (our origin, no build step)."""
 
 from __future__ import annotations
 
@@ -9,12 +13,15 @@ import json
 from functools import cache
 from importlib import resources
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException, Path
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from api.schemas import DESCRIPTION_MAX, DESCRIPTION_MIN
+from core.domain.calls import WrapupCode
 from core.domain.clock import helpline_day
+from core.domain.queues import PAUSE_REASONS
 
 router = APIRouter(tags=["reports"], include_in_schema=False)
 
@@ -108,3 +115,57 @@ async def worklist_page() -> HTMLResponse:
 async def reports_script() -> Response:
     script = resources.files("api").joinpath("static/reports.js").read_text(encoding="utf-8")
     return Response(script, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
+
+
+# ----------------------------------------------------------------------------- the desk
+
+#: The desk's files under api/static/desk, by name, with their media types.
+DESK_FILES: dict[str, str] = {
+    "desk.js": "text/javascript",
+    "desk.css": "text/css",
+    "labels.json": "application/json",
+}
+
+
+@cache
+def desk_labels() -> dict[str, dict[str, str]]:
+    """The desk's labels: key -> {"hi": …, "en": …} (``_``-keys are comments)."""
+    raw = resources.files("api").joinpath("static/desk/labels.json").read_text(encoding="utf-8")
+    data: dict[str, dict[str, str]] = json.loads(raw)
+    return {key: value for key, value in data.items() if not key.startswith("_")}
+
+
+def _script_json(value: object) -> Markup:
+    return Markup(json.dumps(value, ensure_ascii=False).replace("</", "<\\/"))
+
+
+@router.get("/desk", response_class=HTMLResponse)
+async def desk_page() -> HTMLResponse:
+    """The agent desk; signs in with the form (or ``/desk#token=…``)."""
+    labels = desk_labels()
+    html = (
+        _environment()
+        .get_template("desk.html")
+        .render(
+            t=lambda key: labels[key]["hi"],
+            labels_json=_script_json(labels),
+            config_json=_script_json(
+                {"description_min": DESCRIPTION_MIN, "description_max": DESCRIPTION_MAX}
+            ),
+            description_min=DESCRIPTION_MIN,
+            description_max=DESCRIPTION_MAX,
+            pause_reasons=list(PAUSE_REASONS),
+            wrapup_codes=[code.value for code in WrapupCode],
+        )
+    )
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/pages/desk/{name}")
+async def desk_file(name: str = Path(max_length=32)) -> Response:
+    """The desk's script, style sheet and labels."""
+    media_type = DESK_FILES.get(name)
+    if media_type is None:
+        raise HTTPException(404, f"no desk file {name!r}")
+    body = resources.files("api").joinpath(f"static/desk/{name}").read_text(encoding="utf-8")
+    return Response(body, media_type=media_type, headers={"Cache-Control": "no-cache"})

@@ -131,11 +131,13 @@ async def ws_agent(websocket: WebSocket, token: Annotated[str | None, Query()] =
     if user is None:
         return
     hub = _hub(websocket)
-    subscriber = Subscriber(user_id=user.id)
+    subscriber = Subscriber(user_id=user.id, role=user.role)
     hub.agent_subscribers.add(subscriber)
     try:
         async with websocket.app.state.sessions() as session:
-            for message in await agent_greeting(session, user.id, user.username):
+            for message in await agent_greeting(
+                session, user.id, user.username, websocket.app.state.reference, user.role
+            ):
                 subscriber.offer(message)
         await _pump(websocket, subscriber)
     finally:

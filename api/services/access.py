@@ -11,6 +11,9 @@ may do is the access table's and the transition table's business).
 The rule is one SQL condition (:func:`complaint_scope`) applied by every read and list of
 complaints, so a list and a read can never disagree; :func:`can_read_complaint` and
 :func:`can_act_on` ask the database the same question about one complaint.
+
+Calls: only the agent who handled a call (or a supervisor or admin) may file on it, wrap it up
+or have a number read to its caller (:func:`check_handled_call`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.models import Complaint, RefDistrict, RefOfficer, RefThana, User
+from api.services.errors import Forbidden
+from core.db.models import AgentSession, Call, Complaint, RefDistrict, RefOfficer, RefThana, User
 from core.domain.staff import Role
 from core.reference import Level
 
@@ -61,3 +65,36 @@ async def can_act_on(session: AsyncSession, user: User, complaint: Complaint) ->
     it (an officer outside their jurisdiction may do nothing); which action is allowed is the
     transition table's decision (:func:`core.domain.lifecycle.apply`)."""
     return await can_read_complaint(session, user, complaint)
+
+
+#: Roles that may act on any call (an agent only on the calls they handled).
+FILE_ON_ANY_CALL = frozenset({Role.SUPERVISOR, Role.ADMIN})
+
+
+async def check_handled_call(session: AsyncSession, user: User, call: Call) -> None:
+    """An agent may act on a call (file on it, wrap it up, read a number to its caller) only
+    if their seat took it while they were logged in to it; else :class:`Forbidden`."""
+    if user.role in FILE_ON_ANY_CALL or call.agent_user_id == user.id:
+        return
+    if call.agent_seat is not None and call.agent_connected_at is not None:
+        handled = (
+            await session.execute(
+                select(
+                    exists().where(
+                        AgentSession.user_id == user.id,
+                        AgentSession.seat == call.agent_seat,
+                        AgentSession.logged_in_at <= call.agent_connected_at,
+                        or_(
+                            AgentSession.logged_out_at.is_(None),
+                            AgentSession.logged_out_at >= call.agent_connected_at,
+                        ),
+                    )
+                )
+            )
+        ).scalar_one()
+        if handled:
+            return
+    raise Forbidden(
+        f"call {call.uniqueid} was handled by another seat: only its agent, "
+        "or a supervisor, may act on it"
+    )

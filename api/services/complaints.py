@@ -23,7 +23,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -37,13 +37,12 @@ from api.schemas import (
     OfficerOut,
     PlaceOut,
 )
-from api.services.access import complaint_scope
-from api.services.errors import Conflict, Forbidden, Invalid, InvalidField, NotFound, TooMany
+from api.services.access import check_handled_call, complaint_scope
+from api.services.errors import Conflict, Invalid, InvalidField, NotFound, TooMany
 from api.services.lookups import current_call, open_agent_session
 from core.config import Settings
 from core.db.audit import audit
 from core.db.models import (
-    AgentSession,
     Call,
     Complaint,
     User,
@@ -59,12 +58,8 @@ from core.domain.complaints import (
 )
 from core.domain.lifecycle import SYSTEM, Action, ComplaintView, Refusal, apply
 from core.domain.phone import CallerNumber
-from core.domain.staff import Role
 from core.reference import Category, Reference
 from lifecycle.transitions import lock_complaint, store_filing
-
-#: Roles that may file on any call (an agent only on the calls they handled).
-FILE_ON_ANY_CALL = frozenset({Role.SUPERVISOR, Role.ADMIN})
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,7 +273,7 @@ async def _resolve_call(session: AsyncSession, user: User, body: ComplaintIn) ->
         ).scalar_one_or_none()
         if call is None:
             raise NotFound(f"no call {body.call_uniqueid}")
-        await _check_handled(session, user, call)
+        await check_handled_call(session, user, call)
         return call
     agent_session = await open_agent_session(session, user.id)
     if agent_session is not None:
@@ -291,34 +286,6 @@ async def _resolve_call(session: AsyncSession, user: User, body: ComplaintIn) ->
             "or give call_uniqueid or caller_number"
         )
     return None
-
-
-async def _check_handled(session: AsyncSession, user: User, call: Call) -> None:
-    """An agent may file only on a call their seat took while they were logged in to it."""
-    if user.role in FILE_ON_ANY_CALL or call.agent_user_id == user.id:
-        return
-    if call.agent_seat is not None and call.agent_connected_at is not None:
-        handled = (
-            await session.execute(
-                select(
-                    exists().where(
-                        AgentSession.user_id == user.id,
-                        AgentSession.seat == call.agent_seat,
-                        AgentSession.logged_in_at <= call.agent_connected_at,
-                        or_(
-                            AgentSession.logged_out_at.is_(None),
-                            AgentSession.logged_out_at >= call.agent_connected_at,
-                        ),
-                    )
-                )
-            )
-        ).scalar_one()
-        if handled:
-            return
-    raise Forbidden(
-        f"call {call.uniqueid} was handled by another seat: only its agent, "
-        "or a supervisor, may file a complaint on it"
-    )
 
 
 def _caller_number(call: Call | None, given: CallerNumber | None) -> str | None:

@@ -29,7 +29,15 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from core.domain.calls import CallbackReason, CallbackStatus, CallDisposition, IvrOutcome
+from core.domain.calls import (
+    CallbackReason,
+    CallbackStatus,
+    CallDisposition,
+    IvrOutcome,
+    ReadbackOutcome,
+    ReadbackThen,
+    WrapupCode,
+)
 from core.domain.complaints import SEQUENCE_START, ComplaintStatus, HistoryAction
 from core.domain.notifications import SmsKind, SmsStatus
 from core.domain.phone import NATIONAL_DIGITS, CallerNumber
@@ -489,6 +497,50 @@ class IvrSession(Base):
     last_node: Mapped[str | None] = mapped_column(String(64))
     #: Emergency choice, complaint looked up, budget/wait figures, feedback, callback id.
     detail: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+
+
+class CallWrapup(Base):
+    """The agent's wrap-up of a call: a code (``WrapupCode``) and a note, one per call, which
+    the agent may correct until the shift ends. Kept apart from ``calls`` (one writer per
+    table: the queue manager writes ``calls``, whose ``disposition`` says what happened on the
+    line). Writer: api."""
+
+    __tablename__ = "call_wrapups"
+    __table_args__ = (one_of("code", WrapupCode),)
+
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"), primary_key=True)
+    code: Mapped[WrapupCode] = mapped_column(StrEnumColumn(WrapupCode, 32))
+    note: Mapped[str | None] = mapped_column(Text)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class ReadbackSession(Base):
+    """One read-back of a complaint number to a caller (``agi://…/readback``, started by the
+    agent's button through an AMI Redirect): the digits spoken, prompts played, outcome.
+    A call may have several (two complaints, or the button pressed twice). Writer: agi."""
+
+    __tablename__ = "readback_sessions"
+    __table_args__ = (
+        UniqueConstraint("uniqueid", "started_at", name="uq_readback_sessions_key"),
+        one_of("outcome", ReadbackOutcome),
+        one_of("then_action", ReadbackThen),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    #: The caller's channel (``calls.uniqueid``).
+    uniqueid: Mapped[str] = mapped_column(String(64), index=True)
+    complaint_number: Mapped[str] = mapped_column(String(16))
+    lang: Mapped[str] = mapped_column(String(8))
+    then_action: Mapped[ReadbackThen] = mapped_column(StrEnumColumn(ReadbackThen, 16))
+    started_at: Mapped[datetime] = mapped_column()
+    ended_at: Mapped[datetime | None] = mapped_column()
+    #: Every digit of the number as it was spoken, both readings (20 digits when complete).
+    digits_spoken: Mapped[str] = mapped_column(String(64), server_default=text("''"))
+    #: Every sound played, in order.
+    prompts: Mapped[list[str]] = mapped_column(JSONB)
+    #: NULL while the number is being read.
+    outcome: Mapped[ReadbackOutcome | None] = mapped_column(StrEnumColumn(ReadbackOutcome, 16))
 
 
 class CallbackRequest(Base):

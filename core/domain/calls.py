@@ -49,3 +49,41 @@ class CallbackStatus(enum.StrEnum):
     its states are added here and in a migration that widens the CHECK constraint."""
 
     PENDING = "pending"
+
+
+class WrapupCode(enum.StrEnum):
+    """``call_wrapups.code``: what the agent says the call was, chosen at the desk after the
+    call (the queue manager's :class:`CallDisposition` says what happened on the line; this is
+    the agent's account of why, and the two are kept apart)."""
+
+    COMPLAINT_FILED = "complaint_filed"
+    STATUS_GIVEN = "status_given"
+    DUPLICATE = "duplicate"
+    WRONG_NUMBER = "wrong_number"
+    ABUSIVE_CALLER = "abusive_caller"
+    SILENT_CALL = "silent_call"
+    TRANSFERRED_112 = "transferred_112"
+    TRANSFERRED_108 = "transferred_108"
+    OTHER = "other"
+
+
+class ReadbackThen(enum.StrEnum):
+    """What happens to the caller after the complaint number was read to them."""
+
+    #: Back to the same agent (bridged to the agent's leg, which waited in the dialplan).
+    RETURN = "return"
+    #: Goodbye and hang up (the agent's leg is hung up too).
+    HANGUP = "hangup"
+
+
+class ReadbackOutcome(enum.StrEnum):
+    """``readback_sessions.outcome`` (NULL while the number is being read)."""
+
+    #: Read twice with the due date, handed back to the dialplan.
+    COMPLETED = "completed"
+    #: The caller hung up during the read-back (``digits_spoken`` says how far it got).
+    HUNG_UP = "hung_up"
+    #: No such complaint (nothing was said but an apology; the caller goes back).
+    NOT_FOUND = "not_found"
+    #: Our code failed; the dialplan still returns the caller as the agent chose.
+    FAILED = "failed"

@@ -90,6 +90,20 @@ def seat_of_interface(interface: str | None) -> str | None:
     return seat if seat and "/" not in seat and "@" not in seat else None
 
 
+def is_seat_channel(channel: str | None, seat: str) -> bool:
+    """Whether a live channel is one of ``seat``'s: ``PJSIP/agent0001-0000002a`` (the
+    softphone), ``PJSIP/agent0001-web-0000002b`` (the in-page phone) or
+    ``Local/agent0001@seat-phones-0000000c;1`` (the queue member's Local channel before it
+    optimises away)."""
+    if not channel or not seat:
+        return False
+    name = channel.split(";", 1)[0].rsplit("-", 1)[0]  # drop the ";1" half and the sequence
+    return name in (
+        interface_of_seat(seat),
+        *(f"{SEAT_TECHNOLOGY}/{e}" for e in seat_endpoints(seat)),
+    )
+
+
 def skill_queue(queue_name: str, skill: str) -> str:
     """``helpline`` + ``police`` → ``helpline-police``."""
     return f"{queue_name}-{skill}"

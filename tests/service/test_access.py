@@ -126,9 +126,11 @@ async def websocket_close_code(app: FastAPI, path: str, token: str | None) -> in
 
 def concrete(path: str, number: str) -> str:
     return (
-        path.replace("{number}", number)
+        path.replace("/pages/desk/{name}", "/pages/desk/desk.js")
+        .replace("{number}", number)
         .replace("{username}", "agent1")
         .replace("{name}", "agent0001")
+        .replace("{uniqueid}", "1732870000.1")
     )
 
 

@@ -29,6 +29,7 @@ from core.domain.phone import (
 )
 from core.domain.queues import (
     interface_of_seat,
+    is_seat_channel,
     seat_endpoints,
     seat_of_interface,
     state_interface_of_seat,
@@ -218,6 +219,27 @@ def test_seat_interfaces() -> None:
         "agent0001",
     ):
         assert seat_of_interface(other) is None
+
+
+def test_seat_channels() -> None:
+    for channel in (
+        "PJSIP/agent0001-0000002a",
+        "PJSIP/agent0001-web-0000002b",
+        "Local/agent0001@seat-phones-0000000c;1",
+        "Local/agent0001@seat-phones-0000000c;2",
+    ):
+        assert is_seat_channel(channel, "agent0001"), channel
+    for channel in (
+        None,
+        "",
+        "PJSIP/agent00010-0000002a",
+        "PJSIP/agent0002-0000002a",
+        "PJSIP/agent0001-web2-0000002b",
+        "PJSIP/trunk-00000001",
+        "Local/agent0001@from-trunk-0000000c;1",
+        "agent0001",
+    ):
+        assert not is_seat_channel(channel, "agent0001"), channel
 
 
 def test_passwords_verify_and_tokens_are_hashed() -> None:
