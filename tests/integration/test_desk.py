@@ -29,6 +29,7 @@ from agi_scripts.readback import READBACK_PROMPTS
 from asterisk_config.instance import AsteriskInstance
 from core.config import Settings
 from core.db.models import Call, CallbackRequest, CallWrapup, Complaint, ReadbackSession
+from core.domain.queues import is_seat_channel
 from helpline.cli import sounds_root
 from helpline.sipp import AgentSeat, citizen_call
 from ivr.numbers import NUMBER_FRAGMENT_IDS
@@ -310,8 +311,17 @@ async def test_a_call_worked_from_the_desk_by_keyboard_with_an_external_softphon
 
             async def bridged_back() -> str | None:
                 shown = await asyncio.to_thread(instance.cli, "core show channels concise")
-                lines = [ln for ln in shown.splitlines() if ln.split("!")[-1:] == [uniqueid]]
-                return lines[0] if lines and f"!Bridge!PJSIP/{SEAT}-" in lines[0] else None
+                for line in shown.splitlines():
+                    # The caller's channel in Bridge(<the agent's leg>,x), a channel of the seat.
+                    fields = line.split("!")
+                    if (
+                        fields[-1:] == [uniqueid]
+                        and len(fields) > 6
+                        and fields[5] == "Bridge"
+                        and is_seat_channel(fields[6].split(",")[0], SEAT)
+                    ):
+                        return line
+                return None
 
             await wait_for(bridged_back, 20, what="the caller bridged back to the agent's leg")
             assert phone.calls_answered == 1, "the same leg, no new ring"

@@ -47,6 +47,9 @@ def test_only_probes_login_pages_and_documentation_are_public() -> None:
         ("GET", "/phone"),
         ("GET", "/pages/phone.js"),
         ("GET", "/pages/vendor/jssip.min.js"),
+        # The agent desk's page and its modules (its data needs the agent's token).
+        ("GET", "/desk"),
+        ("GET", "/pages/desk/{name}"),
         ("POST", "/auth/token"),
         ("GET", "/openapi.json"),
         ("GET", "/docs"),
