@@ -3,8 +3,8 @@
 At start-up, before anything else, the menu tree is loaded and validated (``ivr.menus``: a
 broken ``ivr/menus.json`` stops the service with the node and the problem named) and the flow's
 node handlers are checked against the menu's node types (``agi_scripts.ivr.check_handlers``);
-then a small database pool is opened: the IVR reads complaints and calls, and writes its own
-``ivr_sessions`` and ``callback_requests``.
+then a small database pool is opened: the IVR and the waiting room read complaints and calls,
+and write their own ``ivr_sessions`` and ``callback_requests``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from agi_scripts.ivr import IVRScript
 from agi_scripts.store import PostgresStore
+from agi_scripts.waiting import WaitingScript
 from core.config import Settings
 from core.db.session import create_engine, session_factory
 from core.transport.fastagi import FastAGIServer, Script, tune_gc_for_serving
@@ -25,8 +26,9 @@ log = logging.getLogger(__name__)
 
 
 def build_routes(settings: Settings, store: PostgresStore, tree: MenuTree) -> dict[str, Script]:
-    """Script name (``agi://host:port/<name>``) to flow; ``ivr`` is what the dialplan calls."""
-    return {"ivr": IVRScript(tree, store, settings)}
+    """Script name (``agi://host:port/<name>``) to flow: ``ivr`` when a citizen's call arrives,
+    ``waiting`` in the queue's waiting room (announcements, callback while waiting)."""
+    return {"ivr": IVRScript(tree, store, settings), "waiting": WaitingScript(store, settings)}
 
 
 def build_server(settings: Settings, routes: dict[str, Script]) -> FastAGIServer:

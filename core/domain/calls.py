@@ -42,6 +42,9 @@ class CallbackReason(enum.StrEnum):
     WAIT = "wait"
     #: The caller asked for one from a menu.
     ASKED = "asked"
+    #: The caller pressed 1 while waiting in the queue ("called back without losing your
+    #: place"): ``callback_requests.place_at`` is when they joined the queue.
+    WAITING = "waiting"
 
 
 class CallbackStatus(enum.StrEnum):
