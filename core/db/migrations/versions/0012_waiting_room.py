@@ -44,8 +44,10 @@ def upgrade() -> None:
     )
     op.execute("UPDATE callback_requests SET place_at = requested_at")
     op.add_column("callback_requests", sa.Column("queue", sa.String(length=64)))
-    op.drop_constraint("ck_callback_requests_reason", "callback_requests", type_="check")
-    op.create_check_constraint("ck_callback_requests_reason", "callback_requests", REASONS_AFTER)
+    op.drop_constraint(op.f("ck_callback_requests_reason"), "callback_requests", type_="check")
+    op.create_check_constraint(
+        op.f("ck_callback_requests_reason"), "callback_requests", sa.text(REASONS_AFTER)
+    )
     op.create_index(
         "ix_callback_requests_status_place", "callback_requests", ["status", "place_at", "id"]
     )
@@ -62,8 +64,10 @@ def downgrade() -> None:
     op.drop_index("uq_callback_requests_pending_caller", table_name="callback_requests")
     op.drop_index("ix_callback_requests_status_place", table_name="callback_requests")
     op.execute("UPDATE callback_requests SET reason = 'asked' WHERE reason = 'waiting'")
-    op.drop_constraint("ck_callback_requests_reason", "callback_requests", type_="check")
-    op.create_check_constraint("ck_callback_requests_reason", "callback_requests", REASONS_BEFORE)
+    op.drop_constraint(op.f("ck_callback_requests_reason"), "callback_requests", type_="check")
+    op.create_check_constraint(
+        op.f("ck_callback_requests_reason"), "callback_requests", sa.text(REASONS_BEFORE)
+    )
     op.drop_column("callback_requests", "queue")
     op.drop_column("callback_requests", "place_at")
     op.drop_column("calls", "queue_exited_at")
