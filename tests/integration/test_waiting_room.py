@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from asterisk_config import AsteriskInstance, SeatCredential
 from core.config import Settings
-from core.db.models import CallbackRequest, Seat
+from core.db.models import Call, CallbackRequest, QueueEvent, Seat
 from core.db.session import create_engine, session_factory
 from core.protocols.ami import AMIMessage
 from core.transport.ami_client import AMIClient
@@ -115,6 +115,99 @@ async def test_a_waiting_caller_hears_hindi_position_presses_1_and_keeps_their_p
     assert abs((job.place_at - call.queue_joined_at).total_seconds()) < 0.01
     assert job.requested_at - job.place_at >= timedelta(seconds=ANNOUNCE_EVERY)
     assert session.detail["callback_id"] == job.id
+
+
+async def test_key_1_on_hold_exits_the_queue_to_a_callback_at_the_callers_place(
+    waiting_room: Settings, db: async_sessionmaker[AsyncSession]
+) -> None:
+    """Key 1 during the hold music, before any announcement: app_queue's ``context`` exit."""
+    settings = waiting_room
+    steps = [
+        DtmfStep("1", language_key_at(settings)),
+        DtmfStep("1", seconds(settings, "press1_new_complaint") - 0.3),
+        DtmfStep("1", seconds(settings, "transfer_agent") + 5.0),  # 5 s into the hold music
+    ]
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    outcome = await citizen_call(settings, steps, hold=20.0, caller_id="9800000014")
+    assert outcome.answered and outcome.hangup_by == "remote", (outcome.events, outcome.errors)
+    session = await ivr_session(db, "9800000014", since)
+    assert session.outcome == "callback", session.detail
+    (visit,) = session.detail["waiting_room"]
+    assert visit["key"] == "1" and visit["position"] >= 1
+    heard = session.prompts
+    assert heard[heard.index("transfer_agent") + 1 :] == ["waiting_callback_registered", "goodbye"]
+    call = await call_row(db, session.uniqueid, within=15, disposition="abandoned")
+    async with db() as s:
+        job = await s.scalar(
+            select(CallbackRequest).where(CallbackRequest.uniqueid == session.uniqueid)
+        )
+    assert job is not None and job.reason == "waiting" and call.queue_joined_at is not None
+    assert abs((job.place_at - call.queue_joined_at).total_seconds()) < 0.01
+    assert job.requested_at - job.place_at < timedelta(seconds=ANNOUNCE_EVERY)
+
+
+async def _joins(db: async_sessionmaker[AsyncSession], uniqueid: str) -> list[QueueEvent]:
+    async with db() as s:
+        rows = await s.scalars(
+            select(QueueEvent)
+            .where(QueueEvent.uniqueid == uniqueid, QueueEvent.event.like("QueueCaller%"))
+            .order_by(QueueEvent.event_time, QueueEvent.id)
+        )
+        return list(rows)
+
+
+async def test_an_announcement_costs_no_place_in_line(
+    waiting_room: Settings, db: async_sessionmaker[AsyncSession]
+) -> None:
+    """A joins, then B; A leaves app_queue's list for its announcement and comes back while B
+    is in it: A re-enters ahead of B (position 1), not at the end of the line (where Queue()
+    without a position would put A)."""
+    settings = waiting_room
+    steps = [
+        DtmfStep("1", language_key_at(settings)),
+        DtmfStep("1", seconds(settings, "press1_new_complaint") - 0.3),
+    ]
+    # Long enough for A's first announcement and re-entry, then a little.
+    hold = seconds(settings, "transfer_agent") + ANNOUNCE_EVERY + 3 + 20
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    a_call = asyncio.create_task(citizen_call(settings, steps, hold=hold, caller_id="9800000015"))
+
+    async def a_joined() -> Call | None:
+        async with db() as s:
+            return await s.scalar(
+                select(Call).where(
+                    Call.caller_number == "9800000015",
+                    Call.started_at >= since,
+                    Call.queue_joined_at.is_not(None),
+                )
+            )
+
+    # B starts when A is in the queue: B's own IVR (~17 s) puts B in line before A's first
+    # announcement (15 s + its prompts) ends, and B's first timeout comes after A is back.
+    a_row: Call = await wait_for(a_joined, 60, interval=0.1, what="A in the queue")
+    b_out = await citizen_call(settings, steps, hold=hold - 10, caller_id="9800000016")
+    a_out = await a_call
+    assert a_out.answered and b_out.answered, (a_out.errors, b_out.errors)
+    b_session = await ivr_session(db, "9800000016", since)
+    a_session = await ivr_session(db, "9800000015", since)
+    a_events = await _joins(db, a_row.uniqueid)
+    b_events = await _joins(db, b_session.uniqueid)
+    a_joins = [e for e in a_events if e.event == "QueueCallerJoin"]
+    b_first_join = next(e for e in b_events if e.event == "QueueCallerJoin")
+    b_first_leave = next((e for e in b_events if e.event == "QueueCallerLeave"), None)
+    print(f"\nA: {[(e.event, e.event_time, e.payload.get('Position')) for e in a_events]}")
+    print(f"B: {[(e.event, e.event_time, e.payload.get('Position')) for e in b_events]}")
+    assert len(a_joins) >= 2, a_events
+    rejoin = a_joins[1]
+    # The premise: B was in app_queue's list when A came back (B may even have joined while A
+    # was out of it, at the head of an empty list).
+    assert b_first_join.event_time < rejoin.event_time, (b_first_join, rejoin)
+    assert b_first_leave is None or rejoin.event_time < b_first_leave.event_time
+    assert rejoin.payload["Position"] == "1", a_events  # A's place, not the end of the line
+    if b_first_leave is not None:  # and B was behind A from then on
+        assert b_first_leave.payload["Position"] == "2", b_events
+    first_visit = a_session.detail["waiting_room"][0]
+    assert (first_visit["position"], first_visit["reentry"]) == (1, 1)
 
 
 async def test_a_seat_dialling_a_mobile_number_is_refused_and_nothing_reaches_the_trunk(
