@@ -16,12 +16,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.config import Settings
-from core.db.models import AgentSession, Call, QueueEvent
+from core.db.models import AgentSession, Call, CallbackRequest, QueueEvent
 from core.domain.calls import CallDisposition
 from core.domain.phone import parse_caller_id, raw_caller_id, safe_text
 from core.domain.queues import seat_of_interface
@@ -194,6 +194,11 @@ class CallRecorder:
             return
         if call.agent_connected_at is not None:
             call.disposition = CallDisposition.ANSWERED
+        elif await session.scalar(select(exists().where(CallbackRequest.uniqueid == uniqueid))):
+            # Stored (and committed) by the IVR or the waiting room before the caller heard
+            # the promise, so before this hang-up. Not an abandon: the helpline owes a call.
+            call.disposition = CallDisposition.CALLBACK
+            call.abandoned_at = None
         elif call.queue_joined_at is not None:
             call.disposition = CallDisposition.ABANDONED
         elif call.ivr_done:

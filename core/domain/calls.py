@@ -15,6 +15,9 @@ class CallDisposition(enum.StrEnum):
     ABANDONED = "abandoned"
     #: The IVR served the caller and handed the call back (``IVR_DONE=1``) without a queue.
     IVR_ONLY = "ivr_only"
+    #: The caller chose to be called back (in the IVR or while waiting): a request exists in
+    #: ``callback_requests`` for the call. Neither abandoned nor served yet.
+    CALLBACK = "callback"
     #: Neither: hung up in the IVR, or our code failed before the hand-over.
     UNANSWERED = "unanswered"
 

@@ -96,7 +96,7 @@ async def test_a_waiting_caller_hears_hindi_position_presses_1_and_keeps_their_p
     assert announced[0] == ("queue_next" if first["position"] == 1 else "queue_position_pre")
     assert announced[-2:] == ["waiting_callback_registered", "goodbye"], heard
     assert "1" in session.digits[2:]  # the third key
-    call = await call_row(db, session.uniqueid, within=15, disposition="abandoned")
+    call = await call_row(db, session.uniqueid, within=15, disposition="callback")
     assert call.queue_joined_at is not None
     async with db() as s:
         job = await s.scalar(
@@ -136,7 +136,7 @@ async def test_key_1_on_hold_exits_the_queue_to_a_callback_at_the_callers_place(
     assert visit["key"] == "1" and visit["position"] >= 1
     heard = session.prompts
     assert heard[heard.index("transfer_agent") + 1 :] == ["waiting_callback_registered", "goodbye"]
-    call = await call_row(db, session.uniqueid, within=15, disposition="abandoned")
+    call = await call_row(db, session.uniqueid, within=15, disposition="callback")
     async with db() as s:
         job = await s.scalar(
             select(CallbackRequest).where(CallbackRequest.uniqueid == session.uniqueid)

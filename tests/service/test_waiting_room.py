@@ -116,6 +116,32 @@ async def test_the_place_survives_the_waiting_rooms_reentries(
         event("Hangup", v, T0 + 30, Channel="PJSIP/trunk-2", Linkedid=v, Context="from-trunk"),
     )
     assert row.queue_left_at == at(30) and row.abandoned_at == at(30)
+    assert row.disposition == CallDisposition.ABANDONED
+    # A caller at the head whose turn ended for an announcement (an Abandon) and who then chose
+    # a callback did not abandon: the helpline owes them a call.
+    w = "w.3"
+    await apply(
+        sessions,
+        db_settings,
+        event("Newchannel", w, T0, Channel="PJSIP/trunk-3", Linkedid=w, Context="from-trunk"),
+        event("QueueCallerJoin", w, T0 + 5, Queue="helpline"),
+        event("QueueCallerAbandon", w, T0 + 20, Queue="helpline"),
+        event("QueueCallerLeave", w, T0 + 20, Queue="helpline"),
+    )
+    async with sessions() as session:
+        session.add(
+            CallbackRequest(
+                uniqueid=w, caller_number="9876500000", lang="hi", reason="waiting", place_at=at(5)
+            )
+        )
+        await session.commit()
+    row = await apply(
+        sessions,
+        db_settings,
+        event("Hangup", w, T0 + 30, Channel="PJSIP/trunk-3", Linkedid=w, Context="from-trunk"),
+    )
+    assert row.disposition == CallDisposition.CALLBACK and row.abandoned_at is None
+    assert row.queue_left_at == at(20)
 
 
 async def add_call(

@@ -1,7 +1,8 @@
 """waiting room: a callback request keeps the caller's place in line (``place_at``, the queue),
 one pending request per caller number, the reason ``waiting`` (pressed 1 while waiting); calls
 record each entry into and exit from app_queue (the waiting room re-enters callers after each
-announcement) so the place (``queue_joined_at``) survives the re-entries
+announcement) so the place (``queue_joined_at``) survives the re-entries; a call whose caller
+chose a callback ends with the disposition ``callback`` (not ``abandoned``)
 
 Existing requests get ``place_at = requested_at`` (they were all made in the IVR, before any
 queue). Should a caller number hold two pending requests already, creating the unique index
@@ -25,6 +26,10 @@ down_revision: str | None = "0008_acr_ledger"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+DISPOSITIONS_BEFORE = "disposition IN ('answered', 'abandoned', 'ivr_only', 'unanswered')"
+DISPOSITIONS_AFTER = (
+    "disposition IN ('answered', 'abandoned', 'ivr_only', 'callback', 'unanswered')"
+)
 REASONS_BEFORE = "reason IN ('budget', 'wait', 'asked')"
 REASONS_AFTER = "reason IN ('budget', 'wait', 'asked', 'waiting')"
 PENDING = "status = 'pending'"
@@ -48,6 +53,8 @@ def upgrade() -> None:
     op.create_check_constraint(
         op.f("ck_callback_requests_reason"), "callback_requests", sa.text(REASONS_AFTER)
     )
+    op.drop_constraint(op.f("ck_calls_disposition"), "calls", type_="check")
+    op.create_check_constraint(op.f("ck_calls_disposition"), "calls", sa.text(DISPOSITIONS_AFTER))
     op.create_index(
         "ix_callback_requests_status_place", "callback_requests", ["status", "place_at", "id"]
     )
@@ -64,6 +71,12 @@ def downgrade() -> None:
     op.drop_index("uq_callback_requests_pending_caller", table_name="callback_requests")
     op.drop_index("ix_callback_requests_status_place", table_name="callback_requests")
     op.execute("UPDATE callback_requests SET reason = 'asked' WHERE reason = 'waiting'")
+    op.drop_constraint(op.f("ck_calls_disposition"), "calls", type_="check")
+    op.execute(
+        "UPDATE calls SET disposition = CASE WHEN queue_joined_at IS NULL THEN 'ivr_only' "
+        "ELSE 'abandoned' END WHERE disposition = 'callback'"
+    )
+    op.create_check_constraint(op.f("ck_calls_disposition"), "calls", sa.text(DISPOSITIONS_BEFORE))
     op.drop_constraint(op.f("ck_callback_requests_reason"), "callback_requests", type_="check")
     op.create_check_constraint(
         op.f("ck_callback_requests_reason"), "callback_requests", sa.text(REASONS_BEFORE)
