@@ -120,7 +120,7 @@ class WaitingFlow:
         self.store = store
         self.settings = settings
         args = [*call.args, "", "", ""]
-        self.queue = args[0] or settings.queue_name
+        self.queue = (args[0] or settings.queue_name)[:64]  # callback_requests.queue
         self.key = args[1].strip()
         self.fallback_place = _epoch(args[2].strip())
         lang = call.env.language
