@@ -341,10 +341,11 @@ class PostgresStore:
                 select(Call.queue_joined_at).where(Call.uniqueid == uniqueid)
             )
             place = mine or fallback_place or now
-            waiting = (
-                (Call.queue == queue)
-                & (Call.uniqueid != uniqueid)
-                & Call.queue_joined_at.is_not(None)
+            # One index range scan (ix_calls_queue_joined_at) over the calls that joined in the
+            # last 2 h 15 min: every caller still waiting (stale rows aside) and every caller
+            # connected in the last 15 min joined then.
+            waiting_ahead = (
+                (Call.uniqueid != uniqueid)
                 & (Call.queue_joined_at > now - _STALE_WAIT)
                 & (Call.queue_joined_at < place)
                 & Call.queue_left_at.is_(None)
@@ -354,16 +355,18 @@ class PostgresStore:
             in_list = Call.queue_entered_at.is_not(None) & (
                 Call.queue_exited_at.is_(None) | (Call.queue_exited_at < Call.queue_entered_at)
             )
-            ahead, ahead_in_list = (
+            ahead, ahead_in_list, connected = (
                 await session.execute(
-                    select(func.count(), func.count().filter(in_list)).where(waiting)
+                    select(
+                        func.count().filter(waiting_ahead),
+                        func.count().filter(waiting_ahead & in_list),
+                        func.count().filter(Call.agent_connected_at > now - _RECENT_HOLD),
+                    ).where(
+                        Call.queue == queue,
+                        Call.queue_joined_at > now - (_STALE_WAIT + _RECENT_HOLD),
+                    )
                 )
             ).one()
-            connected = await session.scalar(
-                select(func.count()).where(
-                    Call.queue == queue, Call.agent_connected_at > now - _RECENT_HOLD
-                )
-            )
         return WaitFigures(
             position=int(ahead) + 1,
             reentry=int(ahead_in_list) + 1,
