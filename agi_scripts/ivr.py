@@ -589,6 +589,9 @@ class IVRFlow:
             lang=self.state.lang,
             reason=self.state.callback_reason or "asked",
             ivr_path=self.ivr_path(),
+            # Never joined the queue: their place in line is now (the request's own time).
+            place_at=None,
+            queue=self.settings.queue_name,
         )
         try:
             request_id = await self._db(self.store.add_callback(job))

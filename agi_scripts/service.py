@@ -3,8 +3,8 @@
 At start-up, before anything else, the menu tree is loaded and validated (``ivr.menus``: a
 broken ``ivr/menus.json`` stops the service with the node and the problem named) and the flow's
 node handlers are checked against the menu's node types (``agi_scripts.ivr.check_handlers``);
-then a small database pool is opened: the IVR reads complaints and calls, and writes its own
-``ivr_sessions``, ``callback_requests`` and ``readback_sessions``.
+then a small database pool is opened: the IVR and the waiting room read complaints and calls,
+and write their own ``ivr_sessions``, ``callback_requests`` and ``readback_sessions``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 from agi_scripts.ivr import IVRScript
 from agi_scripts.readback import ReadbackScript
 from agi_scripts.store import PostgresStore
+from agi_scripts.waiting import WaitingScript
 from core.config import Settings
 from core.db.session import create_engine, session_factory
 from core.transport.fastagi import FastAGIServer, Script, tune_gc_for_serving
@@ -26,9 +27,14 @@ log = logging.getLogger(__name__)
 
 
 def build_routes(settings: Settings, store: PostgresStore, tree: MenuTree) -> dict[str, Script]:
-    """Script name (``agi://host:port/<name>``) to flow: ``ivr`` for every citizen's call,
+    """Script name (``agi://host:port/<name>``) to flow: ``ivr`` when a citizen's call arrives,
+    ``waiting`` in the queue's waiting room (announcements, callback while waiting),
     ``readback`` when an agent has a complaint number read to the caller."""
-    return {"ivr": IVRScript(tree, store, settings), "readback": ReadbackScript(store, settings)}
+    return {
+        "ivr": IVRScript(tree, store, settings),
+        "waiting": WaitingScript(store, settings),
+        "readback": ReadbackScript(store, settings),
+    }
 
 
 def build_server(settings: Settings, routes: dict[str, Script]) -> FastAGIServer:

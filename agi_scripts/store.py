@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import bindparam, func, select, text
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
 from core.db.models import Call, CallbackRequest, Complaint, IvrSession, ReadbackSession
 from core.db.queries import inbound_calls_today
-from core.domain.calls import CallbackReason, IvrOutcome
+from core.domain.calls import CallbackReason, CallbackStatus, IvrOutcome
 from core.domain.clock import days_between
 from core.domain.complaints import SETTLED_STATES, ComplaintStatus
 from core.domain.phone import CallerNumber
@@ -135,6 +135,62 @@ class CallbackJob:
     #: A :class:`CallbackReason` value (checked when written).
     reason: str
     ivr_path: str
+    #: The caller's place in line: when they joined the queue (``None``: now, they never did).
+    place_at: datetime | None = None
+    #: The queue they waited in or would have joined.
+    queue: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WaitFigures:
+    """Where a waiting caller stands, from the calls the queue manager records."""
+
+    #: 1 + callers of the same queue still waiting who joined before this one (their place).
+    position: int
+    #: Where to re-enter app_queue: 1 + those of them in app_queue's list right now (the others
+    #: are hearing their own announcement and re-enter ahead of us by the same rule).
+    reentry: int
+    #: This caller's place in line (first join), if the queue manager has recorded it.
+    place_at: datetime | None
+    #: Callers of this queue connected to an agent in the last ``window_s`` seconds.
+    connected_recently: int
+    window_s: int
+
+    @property
+    def estimated_wait_s(self) -> int | None:
+        """Position over the measured answer rate (``None``: nobody was answered recently, so
+        no honest figure exists)."""
+        if self.connected_recently <= 0:
+            return None
+        return round(self.position * self.window_s / self.connected_recently)
+
+    def as_detail(self) -> dict[str, Any]:
+        return {
+            "position": self.position,
+            "reentry": self.reentry,
+            "place_at": self.place_at.isoformat() if self.place_at else None,
+            "connected_recently": self.connected_recently,
+            "window_s": self.window_s,
+            "estimated_wait_s": self.estimated_wait_s,
+        }
+
+
+@dataclass(slots=True)
+class WaitingVisit:
+    """One run of the waiting-room script, appended to the call's ``ivr_sessions`` row."""
+
+    uniqueid: str
+    caller_number: CallerNumber | None
+    caller_number_raw: str | None
+    lang: str
+    at: datetime
+    prompts: list[str] = field(default_factory=list)
+    digits: str = ""
+    #: ``IvrOutcome.CALLBACK`` when the caller chose a callback (else the row's is kept).
+    outcome: IvrOutcome | None = None
+    entry: dict[str, Any] = field(default_factory=dict)
+    #: Keys merged into the row's detail (``callback_id``, ``callback_reason``).
+    detail: dict[str, Any] = field(default_factory=dict)
 
 
 class IVRStore(Protocol):
@@ -150,6 +206,18 @@ class IVRStore(Protocol):
     async def add_callback(self, job: CallbackJob) -> int: ...
 
     async def save_session(self, record: SessionRecord) -> None: ...
+
+
+class WaitingStore(Protocol):
+    """The waiting room's view of the database (``agi_scripts.waiting``)."""
+
+    async def wait_figures(
+        self, uniqueid: str, queue: str, fallback_place: datetime | None
+    ) -> WaitFigures: ...
+
+    async def add_callback(self, job: CallbackJob) -> int: ...
+
+    async def add_waiting_visit(self, visit: WaitingVisit) -> None: ...
 
 
 def _info(row: Complaint) -> ComplaintInfo:
@@ -225,7 +293,9 @@ class PostgresStore:
         )
 
     async def add_callback(self, job: CallbackJob) -> int:
-        """Store the request once per call (a retry returns the first request's id)."""
+        """Store the request once per call and once per caller while one is pending: a retry,
+        or a second request from the same number, returns the first request's id (whose place
+        in line is the earlier one). The constraints decide, not a check in Python."""
         stmt = (
             insert(CallbackRequest)
             .values(
@@ -234,19 +304,104 @@ class PostgresStore:
                 lang=job.lang,
                 reason=job.reason,
                 ivr_path=job.ivr_path,
+                place_at=job.place_at if job.place_at is not None else func.now(),
+                queue=job.queue,
             )
-            .on_conflict_do_nothing(index_elements=["uniqueid"])
+            .on_conflict_do_nothing()
             .returning(CallbackRequest.id)
+        )
+        winner = (
+            select(CallbackRequest.id)
+            .where(
+                (CallbackRequest.uniqueid == job.uniqueid)
+                | (
+                    (CallbackRequest.caller_number == job.caller_number)
+                    & (CallbackRequest.status == CallbackStatus.PENDING)
+                )
+            )
+            .order_by(CallbackRequest.id)
+            .limit(1)
         )
         async with self.sessions() as session:
             new_id = await session.scalar(stmt)
             if new_id is None:
-                new_id = await session.scalar(
-                    select(CallbackRequest.id).where(CallbackRequest.uniqueid == job.uniqueid)
-                )
+                new_id = await session.scalar(winner)
             await session.commit()
-        assert new_id is not None
+        if new_id is None:  # the conflicting request left ``pending`` meanwhile: ask again
+            return await self.add_callback(job)
         return int(new_id)
+
+    async def wait_figures(
+        self, uniqueid: str, queue: str, fallback_place: datetime | None
+    ) -> WaitFigures:
+        """Position, re-entry position and the answer rate of ``queue`` (see :class:`WaitFigures`).
+
+        The place is ``calls.queue_joined_at`` (the queue manager's record of the first join);
+        ``fallback_place`` (the dialplan's clock at the first join) stands in while that row is
+        not there yet."""
+        now = datetime.now(UTC)
+        async with self.sessions() as session:
+            mine = await session.scalar(
+                select(Call.queue_joined_at).where(Call.uniqueid == uniqueid)
+            )
+            place = mine or fallback_place or now
+            # One index range scan (ix_calls_queue_joined_at) over the calls that joined in the
+            # last 2 h 15 min: every caller still waiting (stale rows aside) and every caller
+            # connected in the last 15 min joined then.
+            waiting_ahead = (
+                (Call.uniqueid != uniqueid)
+                & (Call.queue_joined_at > now - _STALE_WAIT)
+                & (Call.queue_joined_at < place)
+                & Call.queue_left_at.is_(None)
+                & Call.agent_connected_at.is_(None)
+                & Call.ended_at.is_(None)
+            )
+            in_list = Call.queue_entered_at.is_not(None) & (
+                Call.queue_exited_at.is_(None) | (Call.queue_exited_at < Call.queue_entered_at)
+            )
+            ahead, ahead_in_list, connected = (
+                await session.execute(
+                    select(
+                        func.count().filter(waiting_ahead),
+                        func.count().filter(waiting_ahead & in_list),
+                        func.count().filter(Call.agent_connected_at > now - _RECENT_HOLD),
+                    ).where(
+                        Call.queue == queue,
+                        Call.queue_joined_at > now - (_STALE_WAIT + _RECENT_HOLD),
+                    )
+                )
+            ).one()
+        return WaitFigures(
+            position=int(ahead) + 1,
+            reentry=int(ahead_in_list) + 1,
+            place_at=mine,
+            connected_recently=int(connected or 0),
+            window_s=int(_RECENT_HOLD.total_seconds()),
+        )
+
+    async def add_waiting_visit(self, visit: WaitingVisit) -> None:
+        """Append one waiting-room visit to the call's IVR session (made if the IVR left none,
+        e.g. when the caller reached the queue by the dialplan's fallback)."""
+        async with self.sessions() as session:
+            await session.execute(
+                _APPEND_VISIT,
+                {
+                    "uniqueid": visit.uniqueid,
+                    "caller_number": (
+                        None if visit.caller_number is None else str(visit.caller_number)
+                    ),
+                    "caller_number_raw": visit.caller_number_raw,
+                    "lang": visit.lang,
+                    "at": visit.at,
+                    "prompts": visit.prompts,
+                    "digits": visit.digits,
+                    "outcome": (visit.outcome or IvrOutcome.QUEUED).value,
+                    "callback": visit.outcome == IvrOutcome.CALLBACK,
+                    "entry": [visit.entry],
+                    "detail": visit.detail,
+                },
+            )
+            await session.commit()
 
     async def save_session(self, record: SessionRecord) -> None:
         """Upsert on the uniqueid: the row written when the call arrives is completed at its end."""
@@ -296,3 +451,26 @@ class PostgresStore:
         async with self.sessions() as session:
             await session.execute(stmt)
             await session.commit()
+
+
+#: One waiting-room visit appended to ``ivr_sessions``: prompts and keys appended, the visit
+#: added to ``detail.waiting_room``; the outcome becomes ``callback`` only when one was chosen.
+_APPEND_VISIT = text(
+    """
+    INSERT INTO ivr_sessions AS s
+      (uniqueid, caller_number, caller_number_raw, lang, started_at, path, prompts, digits,
+       outcome, last_node, detail)
+    VALUES (:uniqueid, :caller_number, :caller_number_raw, :lang, :at, '[]'::jsonb,
+            :prompts, :digits, :outcome, 'waiting_room',
+            jsonb_build_object('waiting_room', :entry) || :detail)
+    ON CONFLICT (uniqueid) DO UPDATE SET
+      prompts = s.prompts || excluded.prompts,
+      digits = right(s.digits || excluded.digits, 256),
+      outcome = CASE WHEN :callback THEN excluded.outcome ELSE s.outcome END,
+      last_node = CASE WHEN :callback THEN excluded.last_node ELSE s.last_node END,
+      detail = s.detail
+        || jsonb_build_object('waiting_room',
+                              coalesce(s.detail -> 'waiting_room', '[]'::jsonb) || :entry)
+        || :detail
+    """
+).bindparams(*(bindparam(name, type_=JSONB) for name in ("prompts", "entry", "detail")))

@@ -200,8 +200,6 @@ class RenderOptions:
     member_timeout: int = 15
     #: Seconds to wait before ringing members again after a round.
     retry: int = 2
-    #: Seconds between position/hold-time announcements to a waiting caller.
-    announce_frequency: int = 90
     #: Dial timeout of IVR transfers.
     transfer_timeout: int = 60
     #: SIP port of the PSTN trunk (for calls we send to it).
@@ -434,7 +432,7 @@ def render_configs(
         "retry": int(opts.retry),
         # Not a knob here: the supervisors' wrap-up and AHT figures count the same seconds.
         "wrapup_time": WRAPUP_SECONDS,
-        "announce_frequency": int(opts.announce_frequency),
+        "announce_every": int(settings.waiting_announce_seconds),
         "musicclass": "default" if opts.have_moh else "",
         # Without hold music, ringing ('r') rather than silence while waiting.
         "queue_options": "" if opts.have_moh else "r",

@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     ivr_max_wait_seconds: int = Field(default=600, gt=0)
     #: Deadline of each IVR database query; a slow database sends the caller to an agent.
     ivr_db_timeout: float = Field(default=2.0, gt=0)
+    #: Seconds between the waiting room's announcements to a caller in the queue (position,
+    #: expected wait, "press 1 for a callback"): the Queue() timeout the dialplan loops on.
+    #: 60 s: often enough that a caller knows they are not forgotten, rare enough that the
+    #: few seconds of each announcement spent outside app_queue's list stay a small share.
+    waiting_announce_seconds: int = Field(default=60, ge=15, le=600)
 
     # SMS to callers (lifecycle.notifications; delivered by the `sla` worker)
     #: ``logging`` writes each SMS to the worker's log (number masked); ``http`` sends it

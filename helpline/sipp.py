@@ -6,6 +6,8 @@ Used by the integration tests and by ``helpline call``. Two roles:
   INVITEs ``<number>@sip_host:sip_port`` offering PCMU + telephone-event/8000, plays RFC 4733 DTMF
   digits (sip-tester's ``dtmf_2833_<d>.pcap``) at given delays after the ACK, stays up until
   Asterisk hangs up or ``hold`` seconds pass, then hangs up. Returns a :class:`CallOutcome`.
+* :func:`seat_dial` -- an agent's seat dials a number (digest-authenticated INVITE), as a
+  softphone's keypad does; the dialplan decides what it reaches.
 * :class:`AgentSeat` -- an agent's softphone: REGISTERs as ``agentNNNN`` (401, then digest auth),
   then a UAS on the same port answers INVITEs (180, optional delay, 200 with SDP, ACK, BYE) or
   never answers. An async context manager; counts calls answered.
@@ -403,6 +405,70 @@ async def citizen_call(
     )
 
 
+async def seat_dial(
+    settings: Settings,
+    seat: str,
+    password: str,
+    number: str,
+    *,
+    hold: float = 30.0,
+    ip: str = "127.0.0.1",
+    workdir: Path | None = None,
+) -> CallOutcome:
+    """An agent's seat dials ``number`` (digest-authenticated INVITE) and stays up until
+    Asterisk hangs up or ``hold`` seconds pass. What a softphone's keypad does."""
+    if not re.fullmatch(r"agent[0-9]{2,8}", seat):
+        raise ValueError(f"bad seat name {seat!r}")
+    if not re.fullmatch(r"[0-9A-Za-z+*#]{1,32}", number):
+        raise ValueError(f"bad number {number!r}")
+    if ip == settings.trunk_address:
+        raise ValueError("a seat must not use the trunk's address (it would be the trunk)")
+    wd = _workdir(workdir, f"{seat}-dial-")
+    scenario = wd / "agent_dial_uac.xml"
+    scenario.write_text(
+        _ENV.get_template("agent_dial_uac.xml").render(seat=seat, hold_ms=int(hold * 1000)),
+        encoding="utf-8",
+    )
+    avoid = (settings.rtp_port_start, settings.rtp_port_end)
+    limit = hold + 30.0
+    args = [
+        f"{settings.sip_host}:{settings.sip_port}",
+        *("-sf", str(scenario), "-s", number, "-au", seat, "-ap", password),
+        *("-i", ip, "-mi", ip, "-p", str(free_udp_port(ip, avoid=avoid))),
+        *("-mp", str(free_udp_port(ip, span=4, avoid=avoid)), "-m", "1", "-l", "1"),
+        *_common_args(wd, "dial", limit),
+    ]
+    proc = await _spawn(args, wd, "dial")
+    try:
+        async with asyncio.timeout(limit + 5.0):
+            rc: int | None = await proc.wait()
+    except TimeoutError:
+        rc = None
+    finally:
+        await _terminate(proc)
+    events = _parse_events(wd / "dial.log")
+    ticks: dict[str, int | None] = {what: tick for what, _, tick in events}
+    t_invite, t_answer = ticks.get("INVITE"), ticks.get("ANSWERED")
+    end_tick = ticks.get("REMOTE_BYE") or ticks.get("LOCAL_BYE")
+    hangup_by: Literal["citizen", "remote"] | None = None
+    if "REMOTE_BYE" in ticks:
+        hangup_by = "remote"
+    elif "LOCAL_BYE" in ticks:
+        hangup_by = "citizen"
+    return CallOutcome(
+        answered=t_answer is not None,
+        hangup_by=hangup_by,
+        setup_time=(t_answer - t_invite) / 1000.0 if t_answer and t_invite else None,
+        duration=(end_tick - t_answer) / 1000.0 if end_tick and t_answer else None,
+        digits_sent="",
+        returncode=rc if rc is not None else proc.returncode,
+        successful=rc == 0 and "END" in ticks,
+        events=[f"{w} {a or ''} {t or ''}".strip() for w, a, t in events],
+        errors=_tail(wd / "dial.errors"),
+        workdir=wd,
+    )
+
+
 # --------------------------------------------------------------------------- agent seat
 
 
@@ -581,5 +647,6 @@ __all__ = [
     "SippError",
     "citizen_call",
     "free_udp_port",
+    "seat_dial",
     "sipp_binary",
 ]

@@ -3,6 +3,11 @@
 Every write is idempotent (upserts, ``COALESCE`` on first-seen times, ``ON CONFLICT DO
 NOTHING`` on events), so a duplicated or replayed event changes nothing and an event that
 arrives before the call's ``Newchannel`` (we reconnected mid-call) still leaves a complete row.
+
+The waiting room (agi_scripts/waiting.py) takes a caller out of app_queue's list for each
+announcement and puts them back: ``queue_joined_at`` stays the first join (the place in line),
+``queue_entered_at``/``queue_exited_at`` follow the list, and ``queue_left_at`` is when the
+caller stopped waiting (connected, or hung up; a re-entry clears an exit that was not final).
 """
 
 from __future__ import annotations
@@ -14,12 +19,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, literal, select, update
+from sqlalchemy import case, delete, exists, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.config import Settings
-from core.db.models import AgentSession, Call, QueueEvent, Recording
+from core.db.models import AgentSession, Call, CallbackRequest, QueueEvent, Recording
 from core.domain.calls import CallDisposition
 from core.domain.phone import parse_caller_id, raw_caller_id, safe_text
 from core.domain.queues import seat_of_interface
@@ -117,17 +122,30 @@ class CallRecorder:
         if name == "Newstate" and event.get("ChannelStateDesc") == "Up":
             coalesce["answered_at"] = at
         elif name == "QueueCallerJoin":
+            # The first join is the caller's place in line; a later one is the waiting room
+            # putting the caller back after an announcement: still waiting, not abandoned.
             coalesce["queue_joined_at"] = at
             values["queue"] = event.get("Queue")
-        elif name in ("QueueCallerLeave", "QueueCallerAbandon"):
+            values["queue_entered_at"] = func.greatest(Call.queue_entered_at, at)
+            rejoined = Call.agent_connected_at.is_(None) & Call.ended_at.is_(None)
+            values["queue_left_at"] = case((rejoined, None), else_=Call.queue_left_at)
+            values["abandoned_at"] = case((rejoined, None), else_=Call.abandoned_at)
+        elif name == "QueueCallerLeave":
+            # Leaving app_queue's list is not leaving the line: the waiting room announces and
+            # re-enters. The caller stops waiting when connected, or at the hang-up.
+            values["queue_exited_at"] = func.greatest(Call.queue_exited_at, at)
+        elif name == "QueueCallerAbandon":
+            # Also sent when Queue()'s timeout ends a head caller's turn for an announcement;
+            # the re-entry (QueueCallerJoin) clears both.
             coalesce["queue_left_at"] = at
-            if name == "QueueCallerAbandon":
-                coalesce["abandoned_at"] = at
+            coalesce["abandoned_at"] = at
+            values["queue_exited_at"] = func.greatest(Call.queue_exited_at, at)
         elif name == "AgentComplete":
             coalesce["agent_completed_at"] = at
             values["talk_seconds"] = func.coalesce(Call.talk_seconds, _seconds(event, "TalkTime"))
         elif name == "AgentConnect":
             coalesce["agent_connected_at"] = at
+            coalesce["queue_left_at"] = at
             values["hold_seconds"] = func.coalesce(Call.hold_seconds, _seconds(event, "HoldTime"))
             seat = seat_of_interface(event.get("Interface"))
             values["agent_seat"] = seat
@@ -142,6 +160,12 @@ class CallRecorder:
             values["hangup_cause"] = int(cause) if cause and cause.isdigit() else None
         for column, when in coalesce.items():
             values[column] = func.coalesce(getattr(Call, column), when)
+        if name == "Hangup":
+            # A caller still in line when the call ended left it then.
+            values["queue_left_at"] = case(
+                (Call.queue_joined_at.is_not(None), func.coalesce(Call.queue_left_at, at)),
+                else_=Call.queue_left_at,
+            )
         if values:
             values["updated_at"] = func.now()
             await session.execute(update(Call).where(Call.uniqueid == uniqueid).values(**values))
@@ -186,6 +210,11 @@ class CallRecorder:
             return
         if call.agent_connected_at is not None:
             call.disposition = CallDisposition.ANSWERED
+        elif await session.scalar(select(exists().where(CallbackRequest.uniqueid == uniqueid))):
+            # Stored (and committed) by the IVR or the waiting room before the caller heard
+            # the promise, so before this hang-up. Not an abandon: the helpline owes a call.
+            call.disposition = CallDisposition.CALLBACK
+            call.abandoned_at = None
         elif call.queue_joined_at is not None:
             call.disposition = CallDisposition.ABANDONED
         elif call.ivr_done:

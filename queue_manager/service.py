@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -201,7 +201,9 @@ class QueueManager:
 
     async def _sync_waiting(self, status: list[AMIMessage], before: datetime) -> None:
         """Callers we think are waiting but app_queue does not have left meanwhile (only rows
-        untouched since before the ``QueueStatus``: a newer caller is simply not in it yet)."""
+        untouched since before the ``QueueStatus``: a newer caller is simply not in it yet; and
+        not a caller out of the list for a waiting-room announcement: they re-enter, or their
+        hang-up ends the row)."""
         waiting = {
             e.get("Uniqueid") for e in status if e.name == "QueueEntry" and e.get("Uniqueid")
         }
@@ -212,6 +214,11 @@ class QueueManager:
                     Call.queue_joined_at.is_not(None),
                     Call.updated_at < before,
                     Call.queue_left_at.is_(None),
+                    or_(
+                        Call.queue_entered_at.is_(None),
+                        Call.queue_exited_at.is_(None),
+                        Call.queue_exited_at < Call.queue_entered_at,
+                    ),
                     Call.uniqueid.not_in(waiting) if waiting else text("true"),
                 )
                 .values(queue_left_at=func.now(), updated_at=func.now())

@@ -243,8 +243,16 @@ class Call(Base):
     ivr_path: Mapped[str | None] = mapped_column(Text)
     ivr_lang: Mapped[str | None] = mapped_column(String(8))
     queue: Mapped[str | None] = mapped_column(String(64))
+    #: The caller's place in line: their first QueueCallerJoin (the waiting room's re-entries
+    #: after each announcement keep it).
     queue_joined_at: Mapped[datetime | None] = mapped_column(index=True)
+    #: When the caller stopped waiting for good (connected, gave up, hung up); a re-entry
+    #: after a waiting-room announcement clears it.
     queue_left_at: Mapped[datetime | None] = mapped_column()
+    #: The latest QueueCallerJoin and QueueCallerLeave: the caller is in app_queue's list right
+    #: now when entered > exited (between them the waiting room speaks to the caller).
+    queue_entered_at: Mapped[datetime | None] = mapped_column()
+    queue_exited_at: Mapped[datetime | None] = mapped_column()
     agent_connected_at: Mapped[datetime | None] = mapped_column()
     agent_seat: Mapped[str | None] = mapped_column(String(32), index=True)
     agent_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
@@ -544,12 +552,21 @@ class ReadbackSession(Base):
 
 
 class CallbackRequest(Base):
-    """A caller who chose to be called back instead of waiting; ``id`` is the request order the
-    outbound dialer follows. One per call. Writer: agi (the dialer records attempts elsewhere)."""
+    """A caller who chose to be called back instead of waiting. The dialer calls them back in
+    order of ``place_at`` (their place in line: when they joined the queue, or asked, if they
+    never joined), then ``id``. One per call (``uniqueid``) and one pending per caller number.
+    Writer: agi (the dialer records attempts elsewhere; docs/dialer.md has the contract)."""
 
     __tablename__ = "callback_requests"
     __table_args__ = (
         Index("ix_callback_requests_status_id", "status", "id"),
+        Index("ix_callback_requests_status_place", "status", "place_at", "id"),
+        Index(
+            "uq_callback_requests_pending_caller",
+            "caller_number",
+            unique=True,
+            postgresql_where=text("status = 'pending'"),
+        ),
         caller_number_check(),
         one_of("reason", CallbackReason),
         one_of("status", CallbackStatus),
@@ -565,6 +582,11 @@ class CallbackRequest(Base):
         StrEnumColumn(CallbackStatus, 16), server_default=text("'pending'")
     )
     requested_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    #: The caller's place in line: when they joined the queue (``calls.queue_joined_at``), or
+    #: when they asked if they never joined (queue full, budget spent).
+    place_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    #: The queue they waited in or would have joined (a skill queue's callers go back to it).
+    queue: Mapped[str | None] = mapped_column(String(64))
 
 
 # ----------------------------------------------------------------------------- reference data

@@ -15,6 +15,9 @@ class CallDisposition(enum.StrEnum):
     ABANDONED = "abandoned"
     #: The IVR served the caller and handed the call back (``IVR_DONE=1``) without a queue.
     IVR_ONLY = "ivr_only"
+    #: The caller chose to be called back (in the IVR or while waiting): a request exists in
+    #: ``callback_requests`` for the call. Neither abandoned nor served yet.
+    CALLBACK = "callback"
     #: Neither: hung up in the IVR, or our code failed before the hand-over.
     UNANSWERED = "unanswered"
 
@@ -42,6 +45,9 @@ class CallbackReason(enum.StrEnum):
     WAIT = "wait"
     #: The caller asked for one from a menu.
     ASKED = "asked"
+    #: The caller pressed 1 while waiting in the queue ("called back without losing your
+    #: place"): ``callback_requests.place_at`` is when they joined the queue.
+    WAITING = "waiting"
 
 
 class CallbackStatus(enum.StrEnum):

@@ -126,3 +126,6 @@ async def test_spent_budget_offers_a_callback_and_stores_it(
         "hi",
     )
     assert session.detail["callback_id"] == job.id
+    # The same shape as the waiting room's: never queued, so their place is when they asked.
+    assert job.queue == settings.queue_name
+    assert abs((job.place_at - job.requested_at).total_seconds()) < 1

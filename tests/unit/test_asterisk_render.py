@@ -152,7 +152,9 @@ def test_queue_and_dialplan_follow_settings() -> None:
         "joinempty = yes",
         "leavewhenempty = no",
         "persistentmembers = no",
-        "announce-position = yes",
+        "announce-position = no",
+        "announce-holdtime = no",
+        "context = waiting-room-keys",
     ):
         assert line in queues
     ext = files["extensions.conf"]
