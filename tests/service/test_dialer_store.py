@@ -254,7 +254,7 @@ async def test_unreachable_after_the_cap_is_on_the_history(
             await session.commit()
         assert done is not None and done.outcome is Outcome.NO_ANSWER
         now += timedelta(hours=3, minutes=1)
-    assert done.job_state is JobState.UNREACHABLE
+    assert done is not None and done.job_state is JobState.UNREACHABLE
     note = await scalar(
         sessions,
         select(ComplaintHistory.note)
