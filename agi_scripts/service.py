@@ -15,6 +15,7 @@ import signal
 from pathlib import Path
 
 from agi_scripts.ivr import IVRScript
+from agi_scripts.outbound import OutboundScript
 from agi_scripts.store import PostgresStore
 from core.config import Settings
 from core.db.session import create_engine, session_factory
@@ -25,8 +26,13 @@ log = logging.getLogger(__name__)
 
 
 def build_routes(settings: Settings, store: PostgresStore, tree: MenuTree) -> dict[str, Script]:
-    """Script name (``agi://host:port/<name>``) to flow; ``ivr`` is what the dialplan calls."""
-    return {"ivr": IVRScript(tree, store, settings)}
+    """Script name (``agi://host:port/<name>``) to flow; ``ivr`` is what the dialplan calls
+    for citizens dialling in, ``feedback`` and ``followup`` for the dialer's calls."""
+    return {
+        "ivr": IVRScript(tree, store, settings),
+        "feedback": OutboundScript("feedback", store, settings),
+        "followup": OutboundScript("followup", store, settings),
+    }
 
 
 def build_server(settings: Settings, routes: dict[str, Script]) -> FastAGIServer:
