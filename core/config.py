@@ -168,6 +168,8 @@ class Settings(BaseSettings):
     #: How often the dialer looks for due jobs, and re-checks live channels against open
     #: attempts (CoreShowChannels).
     dialer_poll_seconds: float = Field(default=2.0, gt=0)
+    #: How often a dialer makes the missing feedback and follow-up jobs (a set-based pass).
+    dialer_job_pass_seconds: float = Field(default=60.0, gt=0)
     dialer_reconcile_seconds: float = Field(default=60.0, gt=0)
 
     def ami_username(self, service: str) -> str:

@@ -26,7 +26,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -51,6 +51,7 @@ from outbound_dialer.store import (
     make_followup_jobs,
     mark_answered,
     open_attempts,
+    record_reason,
 )
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,8 @@ CONTEXT = "outbound"
 EVENTS = frozenset({"OriginateResponse", "Hangup"})
 #: An attempt younger than this may not have its channel yet: reconciliation leaves it.
 RECONCILE_GRACE = timedelta(seconds=15)
+#: After a failed OriginateResponse, how long its channel's Hangup (with the cause) may take.
+HANGUP_GRACE_SECONDS = 3.0
 
 Clock = Callable[[], datetime]
 
@@ -102,6 +105,8 @@ class Dialer:
         self.reconciled = asyncio.Event()
         self._wake = asyncio.Event()
         self._generation = -1
+        self._pending: set[asyncio.Task[None]] = set()
+        self._jobs_made_at: datetime | None = None
         self.totals: dict[str, int] = {"originated": 0, "refused": 0, "answered": 0, "ended": 0}
         self.last_stop: str | None = None
         ami.add_on_connect(self._on_connect)
@@ -119,7 +124,7 @@ class Dialer:
             try:
                 await self._loop()
             finally:
-                for task in (consumer, heartbeat, periodic):
+                for task in (consumer, heartbeat, periodic, *self._pending):
                     task.cancel()
 
     # ------------------------------------------------------------------ the claim loop
@@ -139,12 +144,18 @@ class Dialer:
 
     async def run_once(self, now: datetime) -> list[Claimed]:
         """One pass: make missing jobs, then claim and dial until the claim stops."""
-        async with self.sessions() as session:
-            made = await make_feedback_jobs(session, now)
-            made += await make_followup_jobs(session, now, self.rules.followup_every)
-            await session.commit()
-        if made:
-            log.info("made %d job(s)", made)
+        due = (
+            self._jobs_made_at is None
+            or (now - self._jobs_made_at).total_seconds() >= self.settings.dialer_job_pass_seconds
+        )
+        if due:
+            async with self.sessions() as session:
+                made = await make_feedback_jobs(session, now)
+                made += await make_followup_jobs(session, now, self.rules.followup_every)
+                await session.commit()
+            self._jobs_made_at = now
+            if made:
+                log.info("made %d job(s)", made)
         dialled: list[Claimed] = []
         state = ClaimPass()
         async with self.sessions() as session:
@@ -215,9 +226,25 @@ class Dialer:
                         self.totals["answered"] += 1
                     await session.commit()
             else:
-                await self._finish(uniqueid, now, reason=_int(event.get("Reason")))
+                # The channel's Hangup (with its Q.850 cause) usually follows and ends the
+                # attempt; a channel that was never created has none, so the reason alone
+                # ends it after a grace period.
+                reason = _int(event.get("Reason"))
+                async with self.sessions() as session:
+                    await record_reason(session, uniqueid, reason)
+                    await session.commit()
+                self._later(self._finish_unless_hung_up(uniqueid, reason))
         elif event.name == "Hangup":
             await self._finish(uniqueid, now, cause=_int(event.get("Cause")))
+
+    def _later(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _finish_unless_hung_up(self, attempt_id: str, reason: int | None) -> None:
+        await asyncio.sleep(HANGUP_GRACE_SECONDS)
+        await self._finish(attempt_id, self.clock(), reason=reason)
 
     async def _finish(
         self,
@@ -244,7 +271,13 @@ class Dialer:
             self.totals["ended"] += 1
             self._wake.set()  # a channel is free
             log.info(
-                "attempt %s: %s, job %d %s", attempt_id, done.outcome, done.job_id, done.job_state
+                "attempt %s: %s (reason %s, cause %s), job %d %s",
+                attempt_id,
+                done.outcome,
+                reason,
+                cause,
+                done.job_id,
+                done.job_state,
             )
 
     # ------------------------------------------------------------------ reconciliation

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Text, and_, cast, exists, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from core.config import Settings
 from core.db.models import (
@@ -139,39 +140,73 @@ async def make_feedback_jobs(session: AsyncSession, now: datetime) -> int:
         .group_by(ComplaintHistory.complaint_id)
         .subquery()
     )
+    key = func.concat("resolve:", cast(latest.c.history_id, Text))
     source = (
         select(
             literal(Campaign.FEEDBACK.value),
             Complaint.id,
-            func.concat("resolve:", cast(latest.c.history_id, Text)),
+            key,
             Complaint.caller_number,
             literal(now),
         )
         .join(latest, latest.c.complaint_id == Complaint.id)
-        .where(Complaint.status == ComplaintStatus.RESOLVED, Complaint.caller_number.is_not(None))
+        .where(
+            Complaint.status == ComplaintStatus.RESOLVED,
+            Complaint.caller_number.is_not(None),
+            ~_job_exists(Campaign.FEEDBACK, key),
+        )
     )
     return await _insert_jobs(session, source)
+
+
+def _job_exists(campaign: Campaign, key: Any) -> Any:
+    """The job is there already: filtered before the INSERT so a pass over thousands of
+    resolved complaints inserts (and draws identity values for) only the new ones; the
+    UNIQUE still decides between two dialers racing."""
+    return exists().where(
+        DialerJob.campaign == campaign,
+        DialerJob.complaint_id == Complaint.id,
+        DialerJob.dedupe_key == key,
+    )
 
 
 async def make_followup_jobs(session: AsyncSession, now: datetime, every: timedelta) -> int:
     """A follow-up job for each open complaint (an officer holds it) per ``every`` of its age
     and per status: ``<status>:<period>``, period 1 after the first ``every``. Idempotent by
-    the same UNIQUE; a job of an earlier period still pending is stopped when it is claimed
-    (the complaint moved on) or simply dialled once."""
+    the same UNIQUE. A newer job stops the complaint's older follow-ups still pending (a
+    citizen hears the latest status once, not a backlog of them)."""
     seconds = every.total_seconds()
     period = func.floor(func.extract("epoch", literal(now) - Complaint.created_at) / seconds)
+    key = func.concat(Complaint.status, ":", cast(period, BigInteger))
     source = select(
         literal(Campaign.FOLLOWUP.value),
         Complaint.id,
-        func.concat(Complaint.status, ":", cast(period, BigInteger)),
+        key,
         Complaint.caller_number,
         literal(now),
     ).where(
         Complaint.status.in_([s.value for s in WITH_OFFICER]),
         Complaint.caller_number.is_not(None),
         period >= 1,
+        ~_job_exists(Campaign.FOLLOWUP, key),
     )
-    return await _insert_jobs(session, source)
+    made = await _insert_jobs(session, source)
+    if made:
+        newer = aliased(DialerJob)
+        await session.execute(
+            update(DialerJob)
+            .where(
+                DialerJob.campaign == Campaign.FOLLOWUP,
+                DialerJob.state == JobState.PENDING,
+                exists().where(
+                    newer.campaign == Campaign.FOLLOWUP,
+                    newer.complaint_id == DialerJob.complaint_id,
+                    newer.id > DialerJob.id,
+                ),
+            )
+            .values(state=JobState.STOPPED, finished_at=now)
+        )
+    return made
 
 
 async def _insert_jobs(session: AsyncSession, source: Any) -> int:
@@ -394,6 +429,15 @@ async def mark_answered(session: AsyncSession, attempt_id: str, now: datetime) -
         .returning(DialerAttempt.id)
     )
     return done.scalar_one_or_none() is not None
+
+
+async def record_reason(session: AsyncSession, attempt_id: str, reason: int | None) -> None:
+    """A failed OriginateResponse: keep its Reason for the Hangup that ends the attempt."""
+    await session.execute(
+        update(DialerAttempt)
+        .where(DialerAttempt.id == attempt_id, DialerAttempt.ended_at.is_(None))
+        .values(originate_reason=reason)
+    )
 
 
 async def record_cause(session: AsyncSession, attempt_id: str, cause: int | None) -> None:

@@ -46,6 +46,7 @@ from outbound_dialer.store import (
     claim_one,
     finish_attempt,
     make_feedback_jobs,
+    make_followup_jobs,
     mark_answered,
 )
 from tests.service.test_routing import Users, api_client
@@ -326,3 +327,28 @@ async def test_nothing_is_claimed_outside_the_window(
     await callbacks(sessions, ["9876500001"])
     claimed, state = await claim_all(sessions, rules(), NOW.replace(hour=21, minute=30))
     assert claimed == [] and state.stopped == "outside the window"
+
+
+async def test_followup_jobs_per_period_and_status_the_newest_only(
+    client: httpx.AsyncClient, seeded: Users, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    number = (await file(client, seeded))["number"]
+    every = timedelta(days=3)
+    async with sessions() as session:
+        assert await make_followup_jobs(session, NOW, every) == 0  # not 3 days old yet
+        assert await make_followup_jobs(session, NOW + timedelta(days=3), every) == 1
+        assert await make_followup_jobs(session, NOW + timedelta(days=4), every) == 0
+        assert await make_followup_jobs(session, NOW + timedelta(days=6), every) == 1
+        await session.commit()
+        rows = (
+            await session.execute(
+                select(DialerJob.dedupe_key, DialerJob.state)
+                .join(Complaint, Complaint.id == DialerJob.complaint_id)
+                .where(Complaint.number == number)
+                .order_by(DialerJob.id)
+            )
+        ).all()
+    assert [(key, str(state)) for key, state in rows] == [
+        ("assigned:1", "stopped"),
+        ("assigned:2", "pending"),
+    ]
