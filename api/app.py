@@ -16,6 +16,7 @@ from api.routers import (
     agents,
     auth,
     calls,
+    campaigns,
     complaints,
     health,
     pages,
@@ -125,6 +126,6 @@ def create_app(settings: Settings, *, ami: Any = None, connect_ami: bool = True)
 
     app.openapi = openapi  # type: ignore[method-assign]
     modules = (health, auth, agents, complaints, reference, calls, seats, stats, wallboard)
-    for module in (*modules, reports, pages):
+    for module in (*modules, reports, campaigns, pages):
         app.include_router(module.router)
     return app

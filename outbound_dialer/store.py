@@ -148,6 +148,7 @@ async def make_feedback_jobs(session: AsyncSession, now: datetime) -> int:
             key,
             Complaint.caller_number,
             literal(now),
+            latest.c.history_id,
         )
         .join(latest, latest.c.complaint_id == Complaint.id)
         .where(
@@ -156,7 +157,7 @@ async def make_feedback_jobs(session: AsyncSession, now: datetime) -> int:
             ~_job_exists(Campaign.FEEDBACK, key),
         )
     )
-    return await _insert_jobs(session, source)
+    return await _insert_jobs(session, source, resolution=True)
 
 
 def _job_exists(campaign: Campaign, key: Any) -> Any:
@@ -209,10 +210,11 @@ async def make_followup_jobs(session: AsyncSession, now: datetime, every: timede
     return made
 
 
-async def _insert_jobs(session: AsyncSession, source: Any) -> int:
+async def _insert_jobs(session: AsyncSession, source: Any, *, resolution: bool = False) -> int:
+    columns = ["campaign", "complaint_id", "dedupe_key", "number", "not_before"]
     statement = (
         insert(DialerJob)
-        .from_select(["campaign", "complaint_id", "dedupe_key", "number", "not_before"], source)
+        .from_select([*columns, "resolution_id"] if resolution else columns, source)
         .on_conflict_do_nothing(constraint="uq_dialer_jobs_complaint_key")
         .returning(DialerJob.id)
     )

@@ -29,6 +29,7 @@ TABLES = (
 )
 EMPTY_USERS = (
     "UPDATE officers SET user_id = NULL WHERE user_id IS NOT NULL",
+    "UPDATE dialer_campaigns SET updated_by = NULL WHERE updated_by IS NOT NULL",
     "DELETE FROM users",
     "ALTER TABLE users ALTER COLUMN id RESTART",
 )

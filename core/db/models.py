@@ -697,6 +697,8 @@ class DialerJob(Base):
     #: What makes the job one of its kind: ``resolve:<history id>`` for feedback,
     #: ``<status>:<period>`` for follow-ups, ``callback`` for callbacks.
     dedupe_key: Mapped[str] = mapped_column(String(64))
+    #: Feedback: the resolution asked about (its ``complaint_history`` row), for the reports.
+    resolution_id: Mapped[int | None] = mapped_column(ForeignKey("complaint_history.id"))
     number: Mapped[CallerNumber] = mapped_column(CallerNumberColumn(), index=True)
     not_before: Mapped[datetime] = mapped_column(server_default=func.now())
     attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))

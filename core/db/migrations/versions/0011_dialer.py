@@ -111,6 +111,7 @@ def upgrade() -> None:
         sa.Column("complaint_id", sa.BigInteger(), nullable=True),
         sa.Column("callback_request_id", sa.BigInteger(), nullable=True),
         sa.Column("dedupe_key", sa.String(length=64), nullable=False),
+        sa.Column("resolution_id", sa.BigInteger(), nullable=True),
         sa.Column("number", sa.String(length=16), nullable=False),
         sa.Column(
             "not_before",
@@ -155,6 +156,11 @@ def upgrade() -> None:
             ["callback_request_id"],
             ["callback_requests.id"],
             name=op.f("fk_dialer_jobs_callback_request_id_callback_requests"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["resolution_id"],
+            ["complaint_history.id"],
+            name=op.f("fk_dialer_jobs_resolution_id_complaint_history"),
         ),
         sa.ForeignKeyConstraint(
             ["complaint_id"], ["complaints.id"], name=op.f("fk_dialer_jobs_complaint_id_complaints")
