@@ -18,6 +18,7 @@ from core.db.session import create_engine
 from core.domain.clock import helpline_day
 from core.domain.dialing import Campaign, Pacing, RetryPolicy, Window
 from core.reference import Reference
+from lifecycle.reports import month_of, monthly_review, scorecard
 from outbound_dialer.store import (
     DialRules,
     finish_attempt,
@@ -26,7 +27,7 @@ from outbound_dialer.store import (
 )
 from tests.service.test_dialer_store import NOW, callbacks, claim_all, resolved, rules
 from tests.service.test_routing import Users, api_client
-from tests.service.test_transitions import login, seeded
+from tests.service.test_transitions import TEHSIL_OFFICER, login, seeded
 
 __all__ = ["seeded"]  # the fixture, used by name
 
@@ -176,6 +177,15 @@ async def test_feedback_report_and_metrics(
         "coverage_pct": 33.3,
     }
     assert numbers[0] != numbers[1]
+    # The answer feeds the resolving officer's scorecard and the monthly review.
+    async with sessions() as session:
+        card = await scorecard(session, TEHSIL_OFFICER, month_of(month, now))
+        review = await monthly_review(
+            session, month_of(month, now), metric="overdue", threshold=100
+        )
+    assert (card.feedback, card.satisfied) == (1, 1)
+    assert card.as_dict(reference_data)["satisfaction_pct"] == 100.0
+    assert review.total.as_dict()["satisfaction_pct"] == 100.0
     agent = await login(client, seeded, "agent1")
     assert (await client.get("/reports/feedback", headers=agent)).status_code == 403
     assert (
