@@ -9,24 +9,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import re
 import socket
 import subprocess
+import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import jinja2
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
-from core.db.models import Complaint, ComplaintHistory, DialerAttempt, DialerJob, ServiceHeartbeat
+from core.db.models import (
+    Complaint,
+    ComplaintHistory,
+    DialerAttempt,
+    DialerBudget,
+    DialerJob,
+    ServiceHeartbeat,
+)
 from core.db.session import create_engine, session_factory
+from core.domain.clock import helpline_day
 from helpline import services
 from helpline.sipp import SCENARIO_DIR, _step_pcap, free_udp_port, sipp_binary
 from outbound_dialer.store import make_feedback_jobs
@@ -320,3 +331,141 @@ async def test_no_answer_and_hang_up_mid_survey_make_it_unreachable(
         ).scalar_one()
     assert job_state == "unreachable"
     assert note == "feedback call: citizen not reached in 2 attempt(s), the last hung up"
+
+
+async def test_three_dialers_never_pass_a_small_budget_nor_dial_a_job_twice(
+    stack_settings: Settings,
+    dialer_ready: Citizens,
+    api: httpx.AsyncClient,
+    demo_users: dict[str, list[dict[str, str]]],
+    db: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """The stack's dialer and two more processes, one database, a budget with room for 4 more
+    calls today and 7 citizens to call once each: sipp sees 4 INVITEs, to 4 different numbers."""
+    async with db() as session:
+        used = (
+            await session.execute(
+                select(DialerBudget.used).where(
+                    DialerBudget.day == helpline_day(), DialerBudget.scope == "all"
+                )
+            )
+        ).scalar_one_or_none() or 0
+        await session.execute(
+            text(
+                "UPDATE dialer_campaigns SET max_attempts = 1, paused = true "
+                "WHERE name = 'feedback'"
+            )
+        )
+        await session.commit()
+    budget = used + 4
+    monkeypatch.setenv("HELPLINE_DAILY_OUTBOUND_BUDGET", str(budget))
+    services.stop(stack_settings, "dialer")
+    services.start(stack_settings, "dialer")
+    env = dict(os.environ, HELPLINE_STATE_DIR=str(stack_settings.state_dir))
+    extra: list[subprocess.Popen[bytes]] = []
+    try:
+        logs = [tmp_path / f"dialer{n}.log" for n in (2, 3)]
+        extra += [_spawn_dialer(env, log) for log in logs]
+        await wait_for(
+            lambda: all("logged in" in log.read_text(errors="replace") for log in logs),
+            30,
+            what="the two more dialers logged in to AMI",
+        )
+        with dialer_ready.behave("busy") as busy:
+            # The campaign is paused while the jobs are made: then all three dialers find
+            # seven due jobs at once.
+            numbers = [await resolve_new(api, demo_users, f"98111002{n:02d}") for n in range(7)]
+
+            async def jobs_made() -> bool:
+                async with db() as session:
+                    made = (
+                        await session.execute(
+                            select(func.count())
+                            .select_from(DialerJob)
+                            .join(Complaint, Complaint.id == DialerJob.complaint_id)
+                            .where(Complaint.number.in_(numbers))
+                        )
+                    ).scalar_one()
+                return made == 7
+
+            await wait_for(jobs_made, 30, what="the seven feedback jobs")
+            async with db() as session:
+                await session.execute(
+                    text("UPDATE dialer_campaigns SET paused = false WHERE name = 'feedback'")
+                )
+                await session.commit()
+
+            async def settled() -> bool:
+                async with db() as session:
+                    spent = (
+                        await session.execute(
+                            select(DialerBudget.used, DialerBudget.active).where(
+                                DialerBudget.day == helpline_day(), DialerBudget.scope == "all"
+                            )
+                        )
+                    ).one_or_none()
+                return spent is not None and tuple(spent) == (budget, 0)
+
+            await wait_for(settled, 90, interval=0.5, what="the budget spent, every call ended")
+
+            # Give all three dialers many more passes (0.5 s apart) to overspend: wait until
+            # the shared heartbeat row was written twice more (every 5 s by any of them).
+            async def beat() -> datetime:
+                async with db() as session:
+                    row = await session.get(ServiceHeartbeat, "dialer", populate_existing=True)
+                assert row is not None
+                return row.seen_at
+
+            first = await beat()
+            await wait_for(
+                lambda: _later_than(beat, first + timedelta(seconds=6)),
+                30,
+                what="two more heartbeats",
+            )
+            assert all(p.poll() is None for p in extra), "a dialer process died"
+            invited = re.findall(r"^INVITE sip:(\d+)@", busy.messages(), re.MULTILINE)
+        attempts = [a for number in numbers for a in await attempts_of(db, number)]
+        assert len(invited) == len(attempts) == 4
+        assert len(set(invited)) == 4  # four citizens, each dialled once
+        assert {str(a.number) for a in attempts} == set(invited)
+        dialers = {a.dialer for a in attempts}
+        print(f"attempts by dialer: {sorted(a.dialer for a in attempts)}")
+        assert 1 <= len(dialers) <= 3
+    finally:
+        _stop_dialers(extra)
+        monkeypatch.undo()
+        services.stop(stack_settings, "dialer")
+        services.start(stack_settings, "dialer")
+        async with db() as session:
+            await session.execute(text("UPDATE dialer_campaigns SET max_attempts = 3"))
+            await session.commit()
+
+
+def _spawn_dialer(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """One more ``helpline dialer`` process on the stack's database and Asterisk."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "helpline", "dialer"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _stop_dialers(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM (the dialer's graceful stop), SIGKILL if it does not go."""
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def _later_than(beat: Callable[[], Awaitable[datetime]], when: datetime) -> bool:
+    return await beat() >= when
