@@ -213,6 +213,12 @@ class Dialer:
                 await self.apply_event(event)
             except Exception:
                 log.exception("could not apply %s %s", event.name, event.get("Uniqueid"))
+            if self._events.ack_resync() and self.ami.connected.is_set():
+                # Events were dropped (we read too slowly): a Hangup may be among them.
+                try:
+                    await self.reconcile()
+                except Exception:
+                    log.exception("reconciliation after dropped events failed")
 
     async def apply_event(self, event: AMIMessage) -> None:
         uniqueid = event.get("Uniqueid") or ""
