@@ -15,6 +15,9 @@ hang-up (``outbound_dialer.store.finish_attempt``):
 * ``agent``: the citizen pressed 0 on a follow-up: ``OUT_ROUTE=queue`` sends them to the
   agents' queue.
 
+A ``callback`` call (the citizen asked the IVR to be called back) hears one sentence and goes
+to the agents' queue at ``IVR_PRIORITY`` 8, ahead of new callers.
+
 ``OUT_DONE=1`` is the last act, as ``IVR_DONE`` is the IVR's.
 """
 
@@ -31,6 +34,7 @@ from agi_scripts.store import ComplaintInfo, SessionRecord
 from core.config import Settings
 from core.domain.calls import IvrOutcome
 from core.domain.complaints import ComplaintStatus
+from core.domain.phone import CallerNumber
 from core.transport.fastagi import AGICall, AGIHangup
 from ivr.menus import PromptRef
 from ivr.numbers import digit_fragments, number_fragments
@@ -46,6 +50,8 @@ KEY_WAIT_MS: Final = 5000
 FEEDBACK_TRIES: Final = 3
 #: Times the follow-up's options are offered.
 FOLLOWUP_TRIES: Final = 2
+#: Queue priority of a called-back citizen: ahead of new callers, behind emergencies (9).
+CALLBACK_PRIORITY: Final = 8
 #: Prompts these scripts play (besides number fragments); checked against the catalogue.
 OUTBOUND_PROMPTS: Final = frozenset(
     {
@@ -70,6 +76,7 @@ OUTBOUND_PROMPTS: Final = frozenset(
         ),
         "followup_options",
         "followup_stopped",
+        "callback_connecting",
         "transfer_agent",
         "no_input",
         "invalid_choice",
@@ -112,6 +119,11 @@ class OutboundFlow:
         hung_up = False
         try:
             await self.call.set_variable("CHANNEL(language)", LANG)
+            if self.campaign == "callback":
+                await self.callback()
+                self.record.outcome = IvrOutcome.QUEUED
+                await self.call.set_variable("OUT_DONE", "1")
+                return
             number = await self.call.get_variable("DIALER_COMPLAINT")
             self.detail["complaint"] = number
             complaint = await self._db(self.store.find_complaint(number)) if number else None
@@ -207,6 +219,18 @@ class OutboundFlow:
                 return
             key = ""
         await self.play("goodbye", "")
+
+    async def callback(self) -> None:
+        """The citizen asked the IVR for a callback: say so, then the agents' queue ahead of
+        new callers (``IVR_PRIORITY``), keeping the place they had."""
+        raw = await self.call.get_variable("DIALER_NUMBER")
+        with contextlib.suppress(ValueError, TypeError):
+            self.record.caller_number = CallerNumber(raw or "")
+        self.detail["result"] = "completed"
+        await self.call.set_variable("IVR_PRIORITY", str(CALLBACK_PRIORITY))
+        await self.call.set_variable("OUT_ROUTE", "queue")
+        await self._save()
+        await self.play("callback_connecting", "")
 
     def due_words(self, complaint: ComplaintInfo) -> list[str]:
         due = complaint.days_to_due()

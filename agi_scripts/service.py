@@ -27,11 +27,12 @@ log = logging.getLogger(__name__)
 
 def build_routes(settings: Settings, store: PostgresStore, tree: MenuTree) -> dict[str, Script]:
     """Script name (``agi://host:port/<name>``) to flow; ``ivr`` is what the dialplan calls
-    for citizens dialling in, ``feedback`` and ``followup`` for the dialer's calls."""
+    for citizens dialling in, ``feedback``, ``followup`` and ``callback`` for the dialer's calls."""
     return {
         "ivr": IVRScript(tree, store, settings),
         "feedback": OutboundScript("feedback", store, settings),
         "followup": OutboundScript("followup", store, settings),
+        "callback": OutboundScript("callback", store, settings),
     }
 
 

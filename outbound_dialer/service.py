@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
 from core.db.models import ServiceHeartbeat
+from core.db.queries import free_agents
 from core.db.session import create_engine, session_factory
 from core.domain.dialing import Campaign
 from core.protocols.ami import AMIMessage
@@ -47,8 +48,10 @@ from outbound_dialer.store import (
     DialRules,
     claim_one,
     finish_attempt,
+    make_callback_jobs,
     make_feedback_jobs,
     make_followup_jobs,
+    mark_abandoned,
     mark_answered,
     open_attempts,
     record_reason,
@@ -63,7 +66,7 @@ HEARTBEAT_SECONDS = 5.0
 #: The dialplan context of outbound calls; its extensions are the campaigns' names.
 CONTEXT = "outbound"
 #: Events this service acts on.
-EVENTS = frozenset({"OriginateResponse", "Hangup"})
+EVENTS = frozenset({"OriginateResponse", "Hangup", "QueueCallerAbandon"})
 #: An attempt younger than this may not have its channel yet: reconciliation leaves it.
 RECONCILE_GRACE = timedelta(seconds=15)
 #: After a failed OriginateResponse, how long its channel's Hangup (with the cause) may take.
@@ -88,7 +91,7 @@ class Dialer:
         reference: Reference,
         *,
         clock: Clock = lambda: datetime.now(UTC),
-        campaigns: frozenset[Campaign] = frozenset({Campaign.FEEDBACK, Campaign.FOLLOWUP}),
+        campaigns: frozenset[Campaign] = frozenset(Campaign),
     ) -> None:
         self.settings = settings
         self.ami = ami
@@ -152,6 +155,7 @@ class Dialer:
             async with self.sessions() as session:
                 made = await make_feedback_jobs(session, now)
                 made += await make_followup_jobs(session, now, self.rules.followup_every)
+                made += await make_callback_jobs(session)
                 await session.commit()
             self._jobs_made_at = now
             if made:
@@ -159,9 +163,18 @@ class Dialer:
         dialled: list[Claimed] = []
         state = ClaimPass()
         async with self.sessions() as session:
+            # Callbacks are dialled only for agents free now (never ahead of them).
+            free = await free_agents(session, now) if Campaign.CALLBACK in self.campaigns else 0
+            await session.rollback()
             while not self.stopping.is_set() and self.ami.connected.is_set():
                 claimed = await claim_one(
-                    session, self.rules, now, self.name, state, campaigns=self.campaigns
+                    session,
+                    self.rules,
+                    now,
+                    self.name,
+                    state,
+                    campaigns=self.campaigns,
+                    callback_cap=free,
                 )
                 if claimed is None:
                     break
@@ -175,6 +188,7 @@ class Dialer:
         variables = [
             f"DIALER_ATTEMPT={claimed.attempt_id}",
             f"DIALER_CAMPAIGN={claimed.campaign.value}",
+            f"DIALER_NUMBER={claimed.number}",
         ]
         if claimed.complaint_number is not None:
             variables.append(f"DIALER_COMPLAINT={claimed.complaint_number}")
@@ -242,6 +256,10 @@ class Dialer:
                 self._later(self._finish_unless_hung_up(uniqueid, reason))
         elif event.name == "Hangup":
             await self._finish(uniqueid, now, cause=_int(event.get("Cause")))
+        elif event.name == "QueueCallerAbandon":
+            async with self.sessions() as session:
+                await mark_abandoned(session, uniqueid, now)
+                await session.commit()
 
     def _later(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)

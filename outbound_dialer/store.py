@@ -29,6 +29,7 @@ from sqlalchemy.orm import aliased
 
 from core.config import Settings
 from core.db.models import (
+    CallbackRequest,
     Complaint,
     ComplaintHistory,
     DialerAttempt,
@@ -39,6 +40,7 @@ from core.db.models import (
     DoNotCall,
     IvrSession,
 )
+from core.domain.calls import CallbackStatus
 from core.domain.clock import helpline_day
 from core.domain.complaints import ComplaintStatus, HistoryAction
 from core.domain.dialing import (
@@ -210,6 +212,31 @@ async def make_followup_jobs(session: AsyncSession, now: datetime, every: timede
     return made
 
 
+async def make_callback_jobs(session: AsyncSession) -> int:
+    """A callback job for every callback request the IVR stored (``callback_requests``, its
+    writer), due from when it was asked; UNIQUE on the request. Claimed in request order
+    (``id``), ahead of the other campaigns: the promise was made first."""
+    source = select(
+        literal(Campaign.CALLBACK.value),
+        CallbackRequest.id,
+        literal("callback"),
+        CallbackRequest.caller_number,
+        CallbackRequest.requested_at,
+    ).where(
+        CallbackRequest.status == CallbackStatus.PENDING,
+        ~exists().where(DialerJob.callback_request_id == CallbackRequest.id),
+    )
+    statement = (
+        insert(DialerJob)
+        .from_select(
+            ["campaign", "callback_request_id", "dedupe_key", "number", "not_before"], source
+        )
+        .on_conflict_do_nothing(constraint="uq_dialer_jobs_callback_request_id")
+        .returning(DialerJob.id)
+    )
+    return len((await session.execute(statement)).all())
+
+
 async def _insert_jobs(session: AsyncSession, source: Any, *, resolution: bool = False) -> int:
     columns = ["campaign", "complaint_id", "dedupe_key", "number", "not_before"]
     statement = (
@@ -272,6 +299,7 @@ async def claim_one(
     state: ClaimPass,
     *,
     campaigns: frozenset[Campaign] = frozenset({Campaign.FEEDBACK, Campaign.FOLLOWUP}),
+    callback_cap: int | None = None,
 ) -> Claimed | None:
     """Claim one due job and reserve everything its call needs, in one transaction that this
     function commits (or rolls back: then nothing is reserved). None with ``state.stopped``
@@ -305,7 +333,13 @@ async def claim_one(
                     DialerJob.campaign.in_(wanted),
                     DialerCampaign.paused.is_(False),
                 )
-                .order_by(DialerJob.not_before, DialerJob.id)
+                .order_by(
+                    # Callbacks first, in the order the citizens asked (their place in line).
+                    (DialerJob.campaign != Campaign.CALLBACK.value),
+                    DialerJob.callback_request_id.asc().nulls_last(),
+                    DialerJob.not_before,
+                    DialerJob.id,
+                )
                 .limit(1)
                 .with_for_update(of=DialerJob, skip_locked=True)
             )
@@ -323,16 +357,23 @@ async def claim_one(
     if row.attempts >= row.max_attempts:  # the cap was lowered after the job's last attempt
         await _give_up(session, job_id, campaign, row.complaint_id, row.attempts, now, None)
         await session.commit()
-        return await claim_one(session, rules, now, dialer, state, campaigns=campaigns)
+        return await claim_one(
+            session, rules, now, dialer, state, campaigns=campaigns, callback_cap=callback_cap
+        )
     await _ensure_budget_rows(session, day, ["all", campaign.value])
     if not await _reserve(session, day, "all", allowed, rules.max_channels):
         await session.rollback()
         state.stopped = "budget or channels (all campaigns)"
         return None
-    if not await _reserve(session, day, campaign.value, row.daily_limit, row.max_concurrent):
+    cap = row.max_concurrent
+    if campaign is Campaign.CALLBACK and callback_cap is not None:
+        cap = callback_cap if cap is None else min(cap, callback_cap)
+    if not await _reserve(session, day, campaign.value, row.daily_limit, cap):
         await session.rollback()
         state.skipped_campaigns.add(campaign)
-        return await claim_one(session, rules, now, dialer, state, campaigns=campaigns)
+        return await claim_one(
+            session, rules, now, dialer, state, campaigns=campaigns, callback_cap=callback_cap
+        )
     if not await _reserve_number(session, number, day, rules.per_number_day):
         await session.rollback()
         tomorrow = rules.window.next_open(rules.window.bounds(now)[1])
@@ -343,7 +384,9 @@ async def claim_one(
         )
         await session.commit()
         state.deferred += 1
-        return await claim_one(session, rules, now, dialer, state, campaigns=campaigns)
+        return await claim_one(
+            session, rules, now, dialer, state, campaigns=campaigns, callback_cap=callback_cap
+        )
 
     attempt_id = f"{ATTEMPT_PREFIX}{uuid.uuid4().hex}"
     attempt_no = row.attempts + 1
@@ -442,6 +485,18 @@ async def record_reason(session: AsyncSession, attempt_id: str, reason: int | No
     )
 
 
+async def mark_abandoned(session: AsyncSession, attempt_id: str, now: datetime) -> bool:
+    """The citizen, answered and put in the agents' queue, hung up there before an agent took
+    the call (``QueueCallerAbandon``): an abandoned call (no call again for 72 h)."""
+    done = await session.execute(
+        update(DialerAttempt)
+        .where(DialerAttempt.id == attempt_id, DialerAttempt.answered.is_(True))
+        .values(abandoned=True)
+        .returning(DialerAttempt.id)
+    )
+    return done.scalar_one_or_none() is not None
+
+
 async def record_cause(session: AsyncSession, attempt_id: str, cause: int | None) -> None:
     """A Hangup after the attempt was already finished (by its OriginateResponse): keep the
     cause for the record."""
@@ -493,7 +548,9 @@ async def finish_attempt(
     detail = (
         await session.execute(select(IvrSession.detail).where(IvrSession.uniqueid == attempt_id))
     ).scalar_one_or_none() or {}
-    if attempt.answered:
+    if attempt.abandoned:
+        outcome = Outcome.ABANDONED
+    elif attempt.answered:
         outcome = answered_outcome(detail.get("result"))
         if outcome is Outcome.ABANDONED:
             attempt.abandoned = True

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.models import Call, DialerAttempt, DialerBudget
+from core.db.models import Call, DialerAttempt, DialerBudget, SeatStatus
 from core.domain.clock import day_start, helpline_day
+from core.domain.queues import WRAPUP_SECONDS
 
 
 async def inbound_calls_today(
@@ -68,3 +69,21 @@ async def outbound_today(session: AsyncSession, now: datetime) -> dict[str, Camp
         used[1] if used is not None else 0,
     )
     return out
+
+
+#: app_queue's member status "not in use" (AST_DEVICE_NOT_INUSE): a seat that could take a call.
+DEVICE_NOT_INUSE = 1
+
+
+async def free_agents(session: AsyncSession, now: datetime) -> int:
+    """Seats in the queue that could take a call now: not paused, not in use, not ringing,
+    past their wrap-up (the callback campaign dials no more citizens than this)."""
+    wrapped = now - timedelta(seconds=WRAPUP_SECONDS)
+    query = select(func.count()).where(
+        SeatStatus.in_queue.is_(True),
+        SeatStatus.paused.is_(False),
+        SeatStatus.current_call_uniqueid.is_(None),
+        SeatStatus.device_status == DEVICE_NOT_INUSE,
+        or_(SeatStatus.last_call_ended_at.is_(None), SeatStatus.last_call_ended_at < wrapped),
+    )
+    return int(await session.scalar(query) or 0)

@@ -24,7 +24,7 @@ from core.transport.ami_client import AMIClient
 from core.transport.fake_ami import FakeAMIServer, FakeAMISession, Reply
 from outbound_dialer.service import Dialer
 from outbound_dialer.store import ClaimPass, DialRules, claim_one
-from tests.service.test_dialer_store import NOW, callbacks
+from tests.service.test_dialer_store import NOW, callbacks, free_seats
 from tests.waiting import wait_for
 
 CALLBACKS = frozenset({Campaign.CALLBACK})
@@ -77,6 +77,7 @@ async def start(
     sessions: async_sessionmaker[AsyncSession],
     reference: Reference,
 ) -> AsyncIterator[Running]:
+    await free_seats(sessions, 5)  # callbacks are dialled only for free agents
     dial_settings = settings.model_copy(
         update={"dialer_poll_seconds": 0.05, "outbound_caller_id": "1600123456"}
     )

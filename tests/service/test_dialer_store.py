@@ -24,7 +24,10 @@ from core.db.models import (
     DialerBudget,
     DialerJob,
     IvrSession,
+    Seat,
+    SeatStatus,
 )
+from core.db.queries import free_agents
 from core.db.session import create_engine, session_factory
 from core.domain.clock import IST
 from core.domain.complaints import ComplaintStatus
@@ -45,8 +48,10 @@ from outbound_dialer.store import (
     add_dnc,
     claim_one,
     finish_attempt,
+    make_callback_jobs,
     make_feedback_jobs,
     make_followup_jobs,
+    mark_abandoned,
     mark_answered,
 )
 from tests.service.test_routing import Users, api_client
@@ -117,11 +122,15 @@ async def claim_all(
     dial_rules: DialRules,
     now: datetime,
     campaigns: frozenset[Campaign] = CALLBACKS,
+    *,
+    callback_cap: int | None = None,
 ) -> tuple[list[Claimed], ClaimPass]:
     claimed: list[Claimed] = []
     state = ClaimPass()
     async with sessions() as session:
-        while got := await claim_one(session, dial_rules, now, "t", state, campaigns=campaigns):
+        while got := await claim_one(
+            session, dial_rules, now, "t", state, campaigns=campaigns, callback_cap=callback_cap
+        ):
             claimed.append(got)
     return claimed, state
 
@@ -352,3 +361,72 @@ async def test_followup_jobs_per_period_and_status_the_newest_only(
         ("assigned:1", "stopped"),
         ("assigned:2", "pending"),
     ]
+
+
+async def free_seats(sessions: async_sessionmaker[AsyncSession], count: int) -> None:
+    """``count`` agents in the queue, not paused, not on a call (as the queue manager records)."""
+    async with sessions() as session:
+        for n in range(1, count + 1):
+            session.add(Seat(name=f"agent{n:04d}", sip_password="x" * 16))
+        await session.flush()
+        for n in range(1, count + 1):
+            session.add(SeatStatus(seat=f"agent{n:04d}", in_queue=True, device_status=1))
+        await session.commit()
+
+
+async def test_callbacks_in_request_order_only_for_free_agents(
+    sessions: async_sessionmaker[AsyncSession], reference_data: Reference
+) -> None:
+    async with sessions() as session:
+        for n in range(3):
+            session.add(
+                CallbackRequest(
+                    uniqueid=f"cb-{n}",
+                    caller_number=f"98765000{n + 1:02d}",
+                    lang="hi",
+                    reason="wait",
+                    requested_at=NOW - timedelta(hours=1) + timedelta(minutes=n),
+                )
+            )
+        await session.commit()
+        assert await make_callback_jobs(session) == 3
+        assert await make_callback_jobs(session) == 0
+        await session.commit()
+        assert await free_agents(session, NOW) == 0
+    dial = rules()
+    none, state = await claim_all(sessions, dial, NOW, callback_cap=0)
+    assert none == [] and Campaign.CALLBACK in state.skipped_campaigns
+    await free_seats(sessions, 1)
+    async with sessions() as session:
+        assert await free_agents(session, NOW) == 1
+    [first], _ = await claim_all(sessions, dial, NOW, callback_cap=1)  # one agent: one call
+    assert first.number == "9876500001"
+    async with sessions() as session:
+        await finish_attempt(session, first.attempt_id, NOW, dial, reference_data, reason=5)
+        await session.commit()
+    later, _ = await claim_all(sessions, dial, NOW, callback_cap=2)
+    assert [c.number for c in later] == ["9876500002", "9876500003"]  # the order they asked in
+
+
+async def test_no_call_within_72_hours_of_an_abandoned_one(
+    sessions: async_sessionmaker[AsyncSession], reference_data: Reference
+) -> None:
+    await callbacks(sessions, ["9876500001", "9876500001"])
+    dial = rules()
+    first, _ = await claim_all(sessions, dial, NOW, callback_cap=1)
+    [claimed] = first
+    async with sessions() as session:
+        assert await mark_answered(session, claimed.attempt_id, NOW)
+        assert await mark_abandoned(session, claimed.attempt_id, NOW)
+        done = await finish_attempt(
+            session, claimed.attempt_id, NOW, dial, reference_data, cause=16
+        )
+        await session.commit()
+    assert done is not None and done.outcome is Outcome.ABANDONED
+    later = NOW + timedelta(hours=3)
+    again, _ = await claim_all(sessions, dial, later, callback_cap=5)
+    assert again == []
+    waiting = await scalar(
+        sessions, select(DialerJob.not_before).where(DialerJob.state == JobState.PENDING)
+    )
+    assert waiting == NOW + timedelta(hours=72)

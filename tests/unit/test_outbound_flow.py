@@ -33,19 +33,18 @@ ATTEMPT = "dialer-0123456789abcdef"
 
 
 class Dialled(Caller):
-    """A citizen the dialer called: the channel carries ``DIALER_COMPLAINT``."""
+    """A citizen the dialer called: the channel carries ``DIALER_COMPLAINT`` (and ``extra``)."""
 
     def __init__(self, steps: list[Step], complaint: str) -> None:
         super().__init__(steps)
         self.complaint = complaint
+        self.extra: dict[str, str] = {}
 
     def __call__(self, argv: list[str]) -> str | Sequence[str] | None:
         if [w.upper() for w in argv[:2]] == ["GET", "VARIABLE"]:
-            return (
-                f"200 result=1 ({self.complaint})"
-                if argv[2] == "DIALER_COMPLAINT"
-                else "200 result=0"
-            )
+            known = {"DIALER_COMPLAINT": self.complaint, **self.extra}
+            value = known.get(argv[2])
+            return f"200 result=1 ({value})" if value else "200 result=0"
         return super().__call__(argv)
 
 
@@ -116,3 +115,22 @@ async def test_followup_9_stops_the_calls() -> None:
     assert session.detail["dnc"] is True
     assert "helpline/followup_stopped" in caller.played
     assert "OUT_ROUTE" not in caller.vars
+
+
+async def test_callback_says_why_and_queues_ahead_of_new_callers() -> None:
+    caller = Dialled([], "")
+    caller.extra = {"DIALER_NUMBER": "9876543210"}
+    store = MemoryStore()
+    peer = FakeAsterisk([caller] * 50, env={"agi_uniqueid": ATTEMPT})
+    result = await run_fake_call(
+        OutboundScript("callback", store, Settings(ivr_db_timeout=1.0)), peer, call_timeout=10.0
+    )
+    assert result.error is None and not peer.unexpected
+    session = store.sessions[ATTEMPT]
+    assert caller.played == ["helpline/callback_connecting"]
+    assert (caller.vars["IVR_PRIORITY"], caller.vars["OUT_ROUTE"], caller.vars["OUT_DONE"]) == (
+        "8",
+        "queue",
+        "1",
+    )
+    assert session.caller_number == "9876543210" and session.detail["result"] == "completed"
