@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
 from core.db.models import (
+    CallbackRequest,
     Complaint,
     ComplaintHistory,
     DialerAttempt,
@@ -39,8 +40,15 @@ from core.db.models import (
 from core.db.session import create_engine, session_factory
 from core.domain.clock import helpline_day
 from helpline import services
-from helpline.sipp import SCENARIO_DIR, _step_pcap, free_udp_port, sipp_binary
+from helpline.sipp import SCENARIO_DIR, AgentSeat, _step_pcap, free_udp_port, sipp_binary
 from outbound_dialer.store import make_feedback_jobs
+from tests.integration.queue_support import (
+    login,
+    logout_all,
+    make_agents,
+    seat_password,
+    wait_queue_manager,
+)
 from tests.service.test_routing import complaint
 from tests.waiting import wait_for, wait_for_sync
 
@@ -469,3 +477,83 @@ def _stop_dialers(procs: list[subprocess.Popen[bytes]]) -> None:
 
 async def _later_than(beat: Callable[[], Awaitable[datetime]], when: datetime) -> bool:
     return await beat() >= when
+
+
+async def test_a_callback_waits_for_a_free_agent_then_reaches_them(
+    stack_settings: Settings,
+    dialer_ready: Citizens,
+    api: httpx.AsyncClient,
+    db: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+) -> None:
+    """A stored callback request is not dialled while no agent is free; once a sipp agent sits
+    at a seat, the citizen is called, hears why, and is connected to that agent."""
+    await wait_queue_manager(db)
+    (agent,) = await make_agents(db, api, "dialcb", 1)
+    seat = "agent0301"
+    async with db() as session:
+        request = CallbackRequest(
+            uniqueid=f"itest-callback-{os.getpid()}",
+            caller_number="9811100301",
+            lang="hi",
+            reason="wait",
+        )
+        session.add(request)
+        await session.execute(
+            text("UPDATE dialer_campaigns SET paused = false WHERE name = 'callback'")
+        )
+        await session.commit()
+        request_id = request.id
+    try:
+        with dialer_ready.behave("answer", hold_ms=20000) as citizen:
+
+            async def job() -> DialerJob | None:
+                async with db() as session:
+                    return (
+                        await session.execute(
+                            select(DialerJob).where(DialerJob.callback_request_id == request_id)
+                        )
+                    ).scalar_one_or_none()
+
+            await wait_for(job, 30, what="the callback job")
+
+            async def beat() -> datetime:
+                async with db() as session:
+                    row = await session.get(ServiceHeartbeat, "dialer", populate_existing=True)
+                assert row is not None
+                return row.seen_at
+
+            first = await beat()
+            await wait_for(
+                lambda: _later_than(beat, first + timedelta(seconds=6)),
+                30,
+                what="the dialer's passes with no agent free",
+            )
+            assert citizen.count("INVITE") == 0  # nobody to connect them to: not dialled
+
+            password = await seat_password(db, seat)
+            async with AgentSeat(stack_settings, seat, password, workdir=tmp_path) as phone:
+                await login(api, agent, seat)
+                try:
+                    await phone.wait_answered(1, within=60)
+                    assert citizen.count("INVITE") == citizen.count("ANSWERED") == 1
+                finally:
+                    await logout_all(api, [agent])
+            found = await job()
+            assert found is not None
+            [attempt] = await _attempts_of_job(db, found.id)
+            assert attempt.answered
+    finally:
+        async with db() as session:
+            await session.execute(
+                text("UPDATE dialer_campaigns SET paused = true WHERE name = 'callback'")
+            )
+            await session.commit()
+
+
+async def _attempts_of_job(
+    db: async_sessionmaker[AsyncSession], job_id: int
+) -> list[DialerAttempt]:
+    async with db() as session:
+        rows = await session.execute(select(DialerAttempt).where(DialerAttempt.job_id == job_id))
+        return list(rows.scalars())
