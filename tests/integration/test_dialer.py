@@ -35,13 +35,14 @@ from core.db.models import (
     DialerAttempt,
     DialerBudget,
     DialerJob,
+    DoNotCall,
     ServiceHeartbeat,
 )
 from core.db.session import create_engine, session_factory
 from core.domain.clock import helpline_day
 from helpline import services
 from helpline.sipp import SCENARIO_DIR, AgentSeat, _step_pcap, free_udp_port, sipp_binary
-from outbound_dialer.store import make_feedback_jobs
+from outbound_dialer.store import make_feedback_jobs, make_followup_jobs
 from tests.integration.queue_support import (
     login,
     logout_all,
@@ -564,3 +565,85 @@ async def _attempts_of_job(
     async with db() as session:
         rows = await session.execute(select(DialerAttempt).where(DialerAttempt.job_id == job_id))
         return list(rows.scalars())
+
+
+async def test_followup_reads_the_status_and_9_stops_the_calls(
+    stack_settings: Settings,
+    dialer_ready: Citizens,
+    api: httpx.AsyncClient,
+    demo_users: dict[str, list[dict[str, str]]],
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    """A complaint open for four days gets its follow-up call; the citizen presses 9 during
+    the message: the number goes on the do-not-call list."""
+    caller = "9811100401"
+    number = await file_new(api, demo_users, caller)
+    async with db() as session:
+        # Follow-ups other tests' complaints are due are not this test's to make.
+        await make_followup_jobs(session, datetime.now(UTC), timedelta(days=3))
+        await session.execute(
+            text(
+                "UPDATE dialer_jobs SET state = 'stopped' "
+                "WHERE state = 'pending' AND campaign = 'followup'"
+            )
+        )
+        await session.execute(
+            text(
+                "UPDATE complaints SET created_at = created_at - interval '4 days' "
+                "WHERE number = :number"
+            ),
+            {"number": number},
+        )
+        await session.execute(
+            text("UPDATE dialer_campaigns SET paused = false WHERE name = 'followup'")
+        )
+        await session.commit()
+    try:
+        with dialer_ready.behave("answer", "9", delay_ms=3000) as citizen:
+
+            async def ended() -> DialerAttempt | None:
+                async with db() as session:
+                    return (
+                        await session.execute(
+                            select(DialerAttempt)
+                            .join(DialerJob, DialerJob.id == DialerAttempt.job_id)
+                            .join(Complaint, Complaint.id == DialerJob.complaint_id)
+                            .where(
+                                Complaint.number == number,
+                                DialerJob.campaign == "followup",
+                                DialerAttempt.ended_at.is_not(None),
+                            )
+                        )
+                    ).scalar_one_or_none()
+
+            attempt: DialerAttempt | None = await wait_for(
+                ended, 90, interval=0.5, what="the follow-up call ended"
+            )
+            assert attempt is not None and attempt.outcome == "completed"
+            assert citizen.count("DTMF_9") == 1
+    finally:
+        async with db() as session:
+            await session.execute(
+                text("UPDATE dialer_campaigns SET paused = true WHERE name = 'followup'")
+            )
+            await session.commit()
+    async with db() as session:
+        dnc = await session.get(DoNotCall, caller)
+    assert dnc is not None and dnc.source == "citizen"
+
+
+async def file_new(
+    api: httpx.AsyncClient, users: dict[str, list[dict[str, str]]], caller: str
+) -> str:
+    entry = next(e for entries in users.values() for e in entries if e["username"] == "supervisor1")
+    token = await api.post(
+        "/auth/token", data={"username": "supervisor1", "password": entry["password"]}
+    )
+    filed = await api.post(
+        "/complaints",
+        json=MUTATION | {"caller_number": caller},
+        headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+    )
+    assert filed.status_code == 201, filed.text
+    number: str = filed.json()["number"]
+    return number
