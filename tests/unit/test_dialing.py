@@ -133,3 +133,29 @@ def test_outcomes_from_ami() -> None:
     assert answered_outcome("silence") is Outcome.SILENCE
     assert answered_outcome(None) is Outcome.HUNG_UP
     assert answered_outcome("nonsense") is Outcome.HUNG_UP
+
+
+@settings(max_examples=300)
+@given(
+    moments,
+    st.integers(1, 6),
+    st.lists(st.sampled_from(list(Outcome)), min_size=1, max_size=12),
+)
+def test_a_job_s_life_keeps_its_cap_and_the_window(
+    created: datetime, cap: int, outcomes: list[Outcome]
+) -> None:
+    """A job dialled at the first open moment and then at each retry the policy gives, with
+    random outcomes: at most ``cap`` attempts, each inside the window, each after the last
+    one's delay."""
+    policy = RetryPolicy(window=WINDOW)
+    at: datetime | None = WINDOW.next_open(created)
+    attempts: list[datetime] = []
+    for outcome in outcomes:
+        if at is None:
+            break
+        assert WINDOW.contains(at)
+        if attempts:
+            assert at >= attempts[-1] + min(policy.delays.values())
+        attempts.append(at)
+        at = policy.next_try(outcome, len(attempts), cap, at)
+    assert len(attempts) <= cap
