@@ -566,15 +566,18 @@ async def finish_attempt(
         attempt.originate_reason = reason
     if cause is not None:
         attempt.hangup_cause = cause
-    await session.execute(
-        update(DialerBudget)
-        .where(
-            DialerBudget.day == attempt.day,
-            DialerBudget.scope.in_(["all", attempt.campaign.value]),
-            DialerBudget.active > 0,
+    # Release the channel: the 'all' row first, then the campaign's, in the order the claims
+    # lock them (one UPDATE of both rows could lock them the other way round: a deadlock).
+    for scope in ("all", attempt.campaign.value):
+        await session.execute(
+            update(DialerBudget)
+            .where(
+                DialerBudget.day == attempt.day,
+                DialerBudget.scope == scope,
+                DialerBudget.active > 0,
+            )
+            .values(active=DialerBudget.active - 1)
         )
-        .values(active=DialerBudget.active - 1)
-    )
 
     job = (
         await session.execute(

@@ -36,7 +36,9 @@ __all__ = ["seeded"]  # the fixture, used by name
 async def empty(db_settings: Settings) -> None:
     engine = create_engine(db_settings, pool_size=1)
     async with engine.begin() as conn:
-        await conn.execute(text("TRUNCATE ivr_sessions, sms_outbox RESTART IDENTITY CASCADE"))
+        await conn.execute(
+            text("TRUNCATE ivr_sessions, sms_outbox, callback_requests RESTART IDENTITY CASCADE")
+        )
         await conn.execute(
             text(
                 "UPDATE dialer_campaigns SET paused = false, max_attempts = 3, "
