@@ -15,6 +15,7 @@ import signal
 from pathlib import Path
 
 from agi_scripts.ivr import IVRScript
+from agi_scripts.outbound import OutboundScript
 from agi_scripts.readback import ReadbackScript
 from agi_scripts.store import PostgresStore
 from agi_scripts.waiting import WaitingScript
@@ -29,11 +30,15 @@ log = logging.getLogger(__name__)
 def build_routes(settings: Settings, store: PostgresStore, tree: MenuTree) -> dict[str, Script]:
     """Script name (``agi://host:port/<name>``) to flow: ``ivr`` when a citizen's call arrives,
     ``waiting`` in the queue's waiting room (announcements, callback while waiting),
-    ``readback`` when an agent has a complaint number read to the caller."""
+    ``readback`` when an agent has a complaint number read to the caller, ``feedback``,
+    ``followup`` and ``callback`` for the dialer's calls."""
     return {
         "ivr": IVRScript(tree, store, settings),
         "waiting": WaitingScript(store, settings),
         "readback": ReadbackScript(store, settings),
+        "feedback": OutboundScript("feedback", store, settings),
+        "followup": OutboundScript("followup", store, settings),
+        "callback": OutboundScript("callback", store, settings),
     }
 
 

@@ -53,6 +53,8 @@ class ComplaintInfo:
     caller_number: CallerNumber | None
     created_at: datetime
     due_at: datetime | None = None
+    #: The level of the officer holding it (a ``Level`` value), for the follow-up call.
+    level: str | None = None
 
     @property
     def resolved(self) -> bool:
@@ -221,7 +223,14 @@ class WaitingStore(Protocol):
 
 
 def _info(row: Complaint) -> ComplaintInfo:
-    return ComplaintInfo(row.number, row.status, row.caller_number, row.created_at, row.due_at)
+    return ComplaintInfo(
+        row.number,
+        row.status,
+        row.caller_number,
+        row.created_at,
+        row.due_at,
+        str(row.level) if row.level is not None else None,
+    )
 
 
 class PostgresStore:

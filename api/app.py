@@ -16,6 +16,7 @@ from api.routers import (
     agents,
     auth,
     calls,
+    campaigns,
     complaints,
     health,
     pages,
@@ -130,6 +131,6 @@ def create_app(settings: Settings, *, ami: Any = None, connect_ami: bool = True)
 
     app.openapi = openapi  # type: ignore[method-assign]
     modules = (health, auth, agents, complaints, reference, calls, seats, stats, wallboard)
-    for module in (*modules, reports, pages, phone):
+    for module in (*modules, reports, campaigns, pages, phone):
         app.include_router(module.router)
     return app

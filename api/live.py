@@ -28,7 +28,7 @@ from api.services.notify import Notifications
 from core.config import Settings
 from core.db.channels import AGENT_CONNECT_CHANNEL, STATS_CHANNEL
 from core.db.models import Call, CallbackRequest, Complaint, SeatStatus
-from core.db.queries import inbound_calls_today
+from core.db.queries import inbound_calls_today, outbound_today
 from core.domain.calls import CallbackStatus
 from core.domain.clock import day_start
 from core.domain.queues import (
@@ -198,9 +198,8 @@ async def compute_stats(session: AsyncSession, settings: Settings) -> StatsOut:
         queues=queues,
         inbound=Budget(used=inbound, budget=settings.daily_inbound_budget),
         outbound=Budget(
-            used=0,
+            used=(await outbound_today(session, now))["all"].attempts,
             budget=settings.daily_outbound_budget,
-            note="no outbound dialer yet: nothing is dialled out, so 0 is exact",
         ),
     )
 

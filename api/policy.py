@@ -93,6 +93,11 @@ POLICY: Final[Mapping[tuple[str, str], frozenset[Role] | None]] = {
     ("GET", "/officers/{username}/scorecard"): frozenset({OFFICER, SUPERVISOR, CM_OFFICE, ADMIN}),
     ("GET", "/officers/{username}/worklist"): frozenset({OFFICER, SUPERVISOR, CM_OFFICE, ADMIN}),
     ("GET", "/reports/monthly"): frozenset({SUPERVISOR, CM_OFFICE, ADMIN}),
+    ("GET", "/reports/feedback"): frozenset({SUPERVISOR, CM_OFFICE, ADMIN}),
+    # The outbound dialer: supervisors and admins run the campaigns and the do-not-call list.
+    ("GET", "/campaigns"): frozenset({SUPERVISOR, CM_OFFICE, ADMIN}),
+    ("PUT", "/campaigns/{name}"): frozenset({SUPERVISOR, ADMIN}),
+    ("POST", "/dnc"): frozenset({SUPERVISOR, ADMIN}),
     ("GET", "/reference/departments"): STAFF,
     ("GET", "/reference/districts"): STAFF,
     # Seats and live numbers: supervisors watch, admins configure; the CM office reads reports.

@@ -9,6 +9,7 @@ Build settings with :meth:`Settings.load`, once, in each process's ``main``.
 from __future__ import annotations
 
 import os
+from datetime import time
 from pathlib import Path
 from typing import Literal
 
@@ -154,6 +155,40 @@ class Settings(BaseSettings):
     #: CM's monthly reviews, a reopened complaint's appeal and the officer's annual ACR, which
     #: may cite what the caller said.
     recording_retention_days: int = Field(default=365, gt=0)
+
+    # Outbound dialer (outbound_dialer; docs/dialer.md says why each default)
+    #: Caller ID of outbound calls: Indian government service calls use 1600-series numbers.
+    outbound_caller_id: str = Field(default="1600110076", pattern=r"^1600[0-9]{6}$")
+    #: Dial string of outbound calls; ``{number}`` becomes the citizen's 10-digit number.
+    dialer_trunk_dial: str = Field(
+        default="PJSIP/{number}@trunk", pattern=r"^[^\r\n\x00,]*\{number\}[^\r\n\x00,]*$"
+    )
+    #: The calling window, IST (start before end, within one day).
+    dialer_window_start: time = time(9, 0)
+    dialer_window_end: time = time(21, 0)
+    #: Calls the pacing lets go at once above the even spread of the day's budget.
+    dialer_burst: int = Field(default=200, ge=0)
+    #: Outbound channels at once, all campaigns: the trunk's room left to inbound is the rest.
+    dialer_max_channels: int = Field(default=120, ge=0)
+    #: Attempts to one number per IST day, all campaigns together.
+    dialer_attempts_per_number_day: int = Field(default=3, gt=0)
+    #: How long an outbound call rings before it counts as not answered (Originate Timeout).
+    dialer_ring_seconds: int = Field(default=30, gt=0, le=120)
+    #: Retry delays by outcome, minutes.
+    dialer_retry_busy_minutes: float = Field(default=30.0, gt=0)
+    dialer_retry_no_answer_minutes: float = Field(default=180.0, gt=0)
+    dialer_retry_congestion_minutes: float = Field(default=15.0, gt=0)
+    dialer_retry_failed_minutes: float = Field(default=360.0, gt=0)
+    dialer_retry_silence_minutes: float = Field(default=240.0, gt=0)
+    #: A follow-up call every this many days while a complaint is open (and again when its
+    #: status changes).
+    dialer_followup_every_days: int = Field(default=3, gt=0)
+    #: How often the dialer looks for due jobs, and re-checks live channels against open
+    #: attempts (CoreShowChannels).
+    dialer_poll_seconds: float = Field(default=2.0, gt=0)
+    #: How often a dialer makes the missing feedback and follow-up jobs (a set-based pass).
+    dialer_job_pass_seconds: float = Field(default=60.0, gt=0)
+    dialer_reconcile_seconds: float = Field(default=60.0, gt=0)
 
     def ami_username(self, service: str) -> str:
         """AMI user of ``service``: one per service, so logs and event filters tell them apart."""

@@ -4,7 +4,7 @@ helpline up            provision what is missing, migrate, seed, start Asterisk 
 helpline down          stop the services and Asterisk
 helpline status        what runs, and /health
 helpline call          place a demo call from the "PSTN trunk" with sipp and report it
-helpline agi | queue-manager | api | sla     run one service in the foreground
+helpline agi | queue-manager | api | sla | dialer     run one service in the foreground
 helpline sla run [--as-of 2026-12-20T10:00:00+05:30]   one SLA escalation pass, printed
 helpline recordings prune [--as-of T]       one recordings retention pass, printed
 helpline migrate | seed | prompts build | asterisk {provision,start,stop,render,cli}
@@ -244,6 +244,10 @@ def cmd_service(name: str) -> Callable[[Settings, argparse.Namespace], int]:
             from lifecycle.worker import serve as serve_sla
 
             asyncio.run(serve_sla(settings))
+        elif name == "dialer":
+            from outbound_dialer.service import serve as serve_dialer
+
+            asyncio.run(serve_dialer(settings))
         else:
             from agi_scripts.service import serve as serve_agi
 

@@ -16,8 +16,9 @@ from pathlib import Path
 from core.config import Settings
 
 #: Start order; stop runs in reverse. The IVR must be listening before calls can arrive.
-#: ``sla`` is the lifecycle worker (SMS outbox delivery, SLA escalation).
-SERVICES: tuple[str, ...] = ("agi", "queue-manager", "api", "sla")
+#: ``sla`` is the lifecycle worker (SMS outbox delivery, SLA escalation); ``dialer`` the
+#: outbound dialer (feedback and follow-up calls; any number may run).
+SERVICES: tuple[str, ...] = ("agi", "queue-manager", "api", "sla", "dialer")
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,9 +23,10 @@ from sqlalchemy import ColumnElement, and_, case, exists, func, literal, select,
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from core.db.models import Complaint, ComplaintHistory, RefCategory
+from core.db.models import Complaint, ComplaintHistory, DialerJob, RefCategory
 from core.domain.clock import IST, helpline_day
 from core.domain.complaints import SETTLED_STATES, ComplaintStatus, HistoryAction
+from core.domain.dialing import SurveyResult
 from core.domain.lifecycle import RULES, Action, Who
 from core.reference import Reference
 
@@ -154,6 +155,9 @@ class Figures:
     resolved_within_sla: int = 0
     pending: int = 0
     overdue: int = 0
+    #: Of the month's resolutions: feedback answers (the dialer's survey), and satisfied ones.
+    feedback: int = 0
+    satisfied: int = 0
 
     @property
     def sla_pct(self) -> float | None:
@@ -167,8 +171,8 @@ class Figures:
             "pending": self.pending,
             "overdue": self.overdue,
             "sla_pct": self.sla_pct,
-            # No feedback campaign yet: never an invented figure.
-            "satisfaction_pct": None,
+            # Null while no citizen answered the feedback survey: never an invented figure.
+            "satisfaction_pct": _pct(self.satisfied, self.feedback),
         }
 
 
@@ -238,9 +242,12 @@ async def monthly_review(
             Complaint.district,
             func.count().label("resolved"),
             func.count().filter(resolve.at <= due_then).label("within_sla"),
+            func.count(DialerJob.result).label("feedback"),
+            func.count().filter(DialerJob.result == SurveyResult.SATISFIED).label("satisfied"),
         )
         .select_from(resolve)
         .join(Complaint, Complaint.id == resolve.complaint_id)
+        .outerjoin(DialerJob, DialerJob.resolution_id == resolve.id)
         .outerjoin(at_resolve, true())
         .outerjoin(RefCategory, RefCategory.code == Complaint.category)
         .where(
@@ -255,6 +262,8 @@ async def monthly_review(
         for figures in _rows_of(review, row.department, row.district):
             figures.resolved += row.resolved
             figures.resolved_within_sla += row.within_sla
+            figures.feedback += row.feedback
+            figures.satisfied += row.satisfied
     return review
 
 
@@ -350,6 +359,9 @@ class Scorecard:
     reopened: int
     pending: int
     overdue: int
+    #: Feedback answers about this officer's resolutions in the month, and satisfied ones.
+    feedback: int = 0
+    satisfied: int = 0
 
     def as_dict(self, reference: Reference) -> dict[str, Any]:
         post = reference.officers.get(self.officer)
@@ -367,7 +379,8 @@ class Scorecard:
             "reopened": self.reopened,
             "pending": self.pending,
             "overdue": self.overdue,
-            "satisfaction_pct": None,
+            "feedback": self.feedback,
+            "satisfaction_pct": _pct(self.satisfied, self.feedback),
         }
 
 
@@ -399,11 +412,14 @@ async def scorecard(
     held = _holder_before(_H.complaint_id, None, "held", before_row=_H)
     due_then = _due_at(held, _H.at)
 
-    def by_holder(action: HistoryAction, *conditions: ColumnElement[bool]) -> Any:
+    def by_holder(
+        action: HistoryAction, *conditions: ColumnElement[bool], feedback: bool = False
+    ) -> Any:
+        query = select(func.count()).select_from(_H)
+        if feedback:  # the answer to the dialer's survey about this resolution
+            query = query.join(DialerJob, DialerJob.resolution_id == _H.id)
         return _scoped(
-            select(func.count())
-            .select_from(_H)
-            .join(Complaint, Complaint.id == _H.complaint_id)
+            query.join(Complaint, Complaint.id == _H.complaint_id)
             .join(held, true())
             .outerjoin(RefCategory, RefCategory.code == Complaint.category)
             .where(in_month, _H.action == action, held.c.officer == officer, *conditions),
@@ -413,6 +429,10 @@ async def scorecard(
     resolved = by_holder(HistoryAction.RESOLVE)
     within = by_holder(HistoryAction.RESOLVE, _H.at <= due_then)
     reopened = by_holder(HistoryAction.REOPEN)
+    feedback = by_holder(HistoryAction.RESOLVE, DialerJob.result.is_not(None), feedback=True)
+    satisfied = by_holder(
+        HistoryAction.RESOLVE, DialerJob.result == SurveyResult.SATISFIED, feedback=True
+    )
 
     state = _status_at(as_of)
     holder = _holder_before(Complaint.id, as_of, "holder")
@@ -438,6 +458,8 @@ async def scorecard(
                 within.label("within"),
                 breached.label("breached"),
                 reopened.label("reopened"),
+                feedback.label("feedback"),
+                satisfied.label("satisfied"),
                 backlog.c.pending,
                 backlog.c.overdue,
             ).select_from(backlog)
@@ -453,6 +475,8 @@ async def scorecard(
         reopened=row.reopened,
         pending=row.pending,
         overdue=row.overdue,
+        feedback=row.feedback,
+        satisfied=row.satisfied,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, WebSocket, WebSocketDisconnect
@@ -17,6 +18,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from api.deps import CurrentUser, SessionDep, SettingsDep, websocket_caller
 from api.live import LiveHub, StatsOut, Subscriber, agent_greeting, compute_stats
+from core.config import Settings
+from core.db.queries import CampaignDay, outbound_today
+from core.domain.dialing import Pacing, Window
 
 router = APIRouter(tags=["stats"])
 
@@ -72,7 +76,45 @@ async def metrics(session: SessionDep, settings: SettingsDep) -> Response:
     )
     budget.labels("inbound").set(data.inbound.used)
     budget.labels("outbound").set(data.outbound.used)
+    outbound_metrics(registry, await outbound_today(session, data.at), settings, data.at)
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def outbound_metrics(
+    registry: CollectorRegistry, today: dict[str, CampaignDay], settings: Settings, now: datetime
+) -> None:
+    """The dialer's figures: attempts, connected, abandoned and channels by campaign; budget
+    left today and what the pacing allows by now (IST)."""
+    by_campaign = {
+        name: Gauge(f"helpline_outbound_{name}", doc, ["campaign"], registry=registry)
+        for name, doc in (
+            ("attempts_today", "Outbound attempts started today (IST)"),
+            ("connected_today", "Outbound attempts answered today"),
+            ("abandoned_today", "Answered outbound calls with no agent free today"),
+            ("channels_active", "Outbound channels on the line now"),
+        )
+    }
+    for campaign, day in today.items():
+        by_campaign["attempts_today"].labels(campaign).set(day.attempts)
+        by_campaign["connected_today"].labels(campaign).set(day.connected)
+        by_campaign["abandoned_today"].labels(campaign).set(day.abandoned)
+        by_campaign["channels_active"].labels(campaign).set(day.active)
+    used = today["all"].attempts
+    Gauge(
+        "helpline_outbound_budget_left_today",
+        "Outbound calls left in today's budget",
+        registry=registry,
+    ).set(max(0, settings.daily_outbound_budget - used))
+    pacing = Pacing(
+        settings.daily_outbound_budget,
+        Window(settings.dialer_window_start, settings.dialer_window_end),
+        settings.dialer_burst,
+    )
+    Gauge(
+        "helpline_outbound_pace_allowed",
+        "Outbound calls the pacing allows by now (budget spread over the window, plus burst)",
+        registry=registry,
+    ).set(pacing.allowed(now))
 
 
 async def _pump(websocket: WebSocket, subscriber: Subscriber) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -39,6 +40,7 @@ from core.domain.calls import (
     WrapupCode,
 )
 from core.domain.complaints import SEQUENCE_START, ComplaintStatus, HistoryAction
+from core.domain.dialing import Campaign, DncSource, JobState, Outcome, SurveyResult
 from core.domain.notifications import SmsKind, SmsStatus
 from core.domain.phone import NATIONAL_DIGITS, CallerNumber
 from core.domain.queues import PauseReason, Skill
@@ -734,3 +736,175 @@ class SmsOutbox(Base):
     provider_message_id: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     sent_at: Mapped[datetime | None] = mapped_column()
+
+
+# ----------------------------------------------------------------------------- outbound dialer
+# Writer of every table below: outbound_dialer (``helpline dialer``), except the campaigns'
+# settings (api: ``PUT /campaigns/{name}``) and the do-not-call list (api for supervisors, the
+# dialer for a citizen's "9"). The limits are enforced here, atomically: see
+# outbound_dialer.store and docs/dialer.md.
+
+
+class DialerCampaign(Base):
+    """A campaign's switches and limits (one row per :class:`Campaign`, made by the migration).
+    Writer: api (``PUT /campaigns/{name}``)."""
+
+    __tablename__ = "dialer_campaigns"
+    __table_args__ = (
+        one_of("name", Campaign),
+        CheckConstraint("max_attempts > 0", name="max_attempts"),
+        CheckConstraint("max_concurrent IS NULL OR max_concurrent >= 0", name="max_concurrent"),
+        CheckConstraint("daily_limit IS NULL OR daily_limit >= 0", name="daily_limit"),
+    )
+
+    name: Mapped[Campaign] = mapped_column(StrEnumColumn(Campaign, 16), primary_key=True)
+    paused: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    #: Attempts per job (per complaint and resolution, or per callback request).
+    max_attempts: Mapped[int] = mapped_column(Integer, server_default=text("3"))
+    #: This campaign's share of the outbound channels (NULL: the global cap only).
+    max_concurrent: Mapped[int | None] = mapped_column(Integer)
+    #: This campaign's share of the day's budget (NULL: the global budget only).
+    daily_limit: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class DialerJob(Base):
+    """Someone to call, for one reason: a complaint's resolution (feedback), a follow-up period
+    of an open complaint, or a callback request. Made at most once: UNIQUE on (campaign,
+    complaint, dedupe key) and on the callback request. Writer: outbound_dialer."""
+
+    __tablename__ = "dialer_jobs"
+    __table_args__ = (
+        UniqueConstraint(
+            "campaign", "complaint_id", "dedupe_key", name="uq_dialer_jobs_complaint_key"
+        ),
+        UniqueConstraint("callback_request_id", name="uq_dialer_jobs_callback_request_id"),
+        CheckConstraint(
+            "(complaint_id IS NULL) <> (callback_request_id IS NULL)", name="one_subject"
+        ),
+        CheckConstraint("attempts >= 0", name="attempts"),
+        caller_number_check("number"),
+        one_of("campaign", Campaign),
+        one_of("state", JobState),
+        one_of("last_outcome", Outcome),
+        one_of("result", SurveyResult),
+        #: The claim: due pending jobs, oldest first.
+        Index(
+            "ix_dialer_jobs_due",
+            "not_before",
+            "id",
+            postgresql_where=text("state = 'pending'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    campaign: Mapped[Campaign] = mapped_column(StrEnumColumn(Campaign, 16))
+    complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaints.id"))
+    callback_request_id: Mapped[int | None] = mapped_column(ForeignKey("callback_requests.id"))
+    #: What makes the job one of its kind: ``resolve:<history id>`` for feedback,
+    #: ``<status>:<period>`` for follow-ups, ``callback`` for callbacks.
+    dedupe_key: Mapped[str] = mapped_column(String(64))
+    #: Feedback: the resolution asked about (its ``complaint_history`` row), for the reports.
+    resolution_id: Mapped[int | None] = mapped_column(ForeignKey("complaint_history.id"))
+    number: Mapped[CallerNumber] = mapped_column(CallerNumberColumn(), index=True)
+    not_before: Mapped[datetime] = mapped_column(server_default=func.now())
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    state: Mapped[JobState] = mapped_column(
+        StrEnumColumn(JobState, 16), server_default=text("'pending'")
+    )
+    last_outcome: Mapped[Outcome | None] = mapped_column(StrEnumColumn(Outcome, 16))
+    #: The feedback survey's answer.
+    result: Mapped[SurveyResult | None] = mapped_column(StrEnumColumn(SurveyResult, 16))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column()
+
+
+class DialerAttempt(Base):
+    """One ``Originate``: its id is the AMI ``ChannelId`` (the channel's uniqueid), so every
+    event of the call names its attempt. At most one per (job, attempt number), and one open
+    (``ended_at`` NULL) per job. Writer: outbound_dialer."""
+
+    __tablename__ = "dialer_attempts"
+    __table_args__ = (
+        UniqueConstraint("job_id", "attempt_no", name="uq_dialer_attempts_job_attempt"),
+        Index(
+            "uq_dialer_attempts_open_job",
+            "job_id",
+            unique=True,
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+        Index("ix_dialer_attempts_number_started", "number", "started_at"),
+        caller_number_check("number"),
+        one_of("campaign", Campaign),
+        one_of("outcome", Outcome),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("dialer_jobs.id"))
+    attempt_no: Mapped[int] = mapped_column(Integer)
+    campaign: Mapped[Campaign] = mapped_column(StrEnumColumn(Campaign, 16))
+    number: Mapped[CallerNumber] = mapped_column(CallerNumberColumn())
+    #: The IST day whose budget the attempt was counted in.
+    day: Mapped[date] = mapped_column(Date)
+    started_at: Mapped[datetime] = mapped_column()
+    answered_at: Mapped[datetime | None] = mapped_column()
+    ended_at: Mapped[datetime | None] = mapped_column()
+    outcome: Mapped[Outcome | None] = mapped_column(StrEnumColumn(Outcome, 16), index=True)
+    #: ``OriginateResponse``'s Reason (the last control frame: 4 answered, 5 busy...).
+    originate_reason: Mapped[int | None] = mapped_column(Integer)
+    #: Q.850 cause of the channel's Hangup.
+    hangup_cause: Mapped[int | None] = mapped_column(Integer)
+    answered: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    abandoned: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    #: Which dialer process sent the Originate (host:pid).
+    dialer: Mapped[str] = mapped_column(String(128))
+
+
+class DialerBudget(Base):
+    """Per IST day: calls started (``used``) and channels on the line now (``active``), for
+    all campaigns (``scope`` 'all') and for each. Reserved by one conditional UPDATE per row,
+    so no number of dialers can pass the budget or the channel cap. Writer: outbound_dialer."""
+
+    __tablename__ = "dialer_budget"
+    __table_args__ = (
+        CheckConstraint(
+            "scope IN ('all', {})".format(", ".join(f"'{c.value}'" for c in Campaign)),
+            name="scope",
+        ),
+        CheckConstraint("used >= 0", name="used"),
+        CheckConstraint("active >= 0", name="active"),
+    )
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    used: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    active: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+
+
+class DialerNumberDay(Base):
+    """Attempts to one number on one IST day, reserved like the budget. Writer: outbound_dialer."""
+
+    __tablename__ = "dialer_number_day"
+    __table_args__ = (
+        caller_number_check("number"),
+        CheckConstraint("attempts >= 0", name="attempts"),
+    )
+
+    number: Mapped[CallerNumber] = mapped_column(CallerNumberColumn(), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+
+
+class DoNotCall(Base):
+    """Numbers never dialled by any campaign. Writers: outbound_dialer (a citizen's "9"), api
+    (supervisors)."""
+
+    __tablename__ = "dialer_dnc"
+    __table_args__ = (caller_number_check("number"), one_of("source", DncSource))
+
+    number: Mapped[CallerNumber] = mapped_column(CallerNumberColumn(), primary_key=True)
+    source: Mapped[DncSource] = mapped_column(StrEnumColumn(DncSource, 16))
+    added_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    added_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    note: Mapped[str | None] = mapped_column(Text)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.models import Call
-from core.domain.clock import day_start
+from core.db.models import Call, DialerAttempt, DialerBudget, SeatStatus
+from core.domain.clock import day_start, helpline_day
+from core.domain.queues import WRAPUP_SECONDS
 
 
 async def inbound_calls_today(
@@ -22,4 +24,66 @@ async def inbound_calls_today(
     query = select(func.count()).select_from(Call).where(Call.started_at >= day_start(now))
     if besides is not None:
         query = query.where(Call.uniqueid != besides)
+    return int(await session.scalar(query) or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignDay:
+    """One campaign's (or all campaigns') outbound calls on one IST day."""
+
+    attempts: int = 0
+    connected: int = 0
+    abandoned: int = 0
+    #: Channels on the line now.
+    active: int = 0
+
+
+async def outbound_today(session: AsyncSession, now: datetime) -> dict[str, CampaignDay]:
+    """Today's (IST) outbound attempts, answered and abandoned ones, and live channels, by
+    campaign and under ``"all"``: what ``/stats``, ``/metrics`` and ``GET /campaigns`` show.
+    ``attempts`` of ``"all"`` is the budget counter itself (``dialer_budget.used``)."""
+    day = helpline_day(now)
+    rows = await session.execute(
+        select(
+            DialerAttempt.campaign,
+            func.count(),
+            func.count().filter(DialerAttempt.answered.is_(True)),
+            func.count().filter(DialerAttempt.abandoned.is_(True)),
+            func.count().filter(DialerAttempt.ended_at.is_(None)),
+        )
+        .where(DialerAttempt.day == day)
+        .group_by(DialerAttempt.campaign)
+    )
+    out = {str(row[0]): CampaignDay(*row[1:]) for row in rows}
+    used = (
+        await session.execute(
+            select(DialerBudget.used, DialerBudget.active).where(
+                DialerBudget.day == day, DialerBudget.scope == "all"
+            )
+        )
+    ).one_or_none()
+    out["all"] = CampaignDay(
+        used[0] if used is not None else 0,
+        sum(c.connected for c in out.values()),
+        sum(c.abandoned for c in out.values()),
+        used[1] if used is not None else 0,
+    )
+    return out
+
+
+#: app_queue's member status "not in use" (AST_DEVICE_NOT_INUSE): a seat that could take a call.
+DEVICE_NOT_INUSE = 1
+
+
+async def free_agents(session: AsyncSession, now: datetime) -> int:
+    """Seats in the queue that could take a call now: not paused, not in use, not ringing,
+    past their wrap-up (the callback campaign dials no more citizens than this)."""
+    wrapped = now - timedelta(seconds=WRAPUP_SECONDS)
+    query = select(func.count()).where(
+        SeatStatus.in_queue.is_(True),
+        SeatStatus.paused.is_(False),
+        SeatStatus.current_call_uniqueid.is_(None),
+        SeatStatus.device_status == DEVICE_NOT_INUSE,
+        or_(SeatStatus.last_call_ended_at.is_(None), SeatStatus.last_call_ended_at < wrapped),
+    )
     return int(await session.scalar(query) or 0)

@@ -93,3 +93,6 @@ class HistoryAction(enum.StrEnum):
     REFUSE_CLOSURE = "refuse_closure"
     REASSIGN = "reassign"
     ESCALATE = "escalate"
+    #: The outbound dialer's feedback call reached nobody within its attempts (no change of
+    #: status; the note says how many attempts and how they ended).
+    FEEDBACK_UNREACHABLE = "feedback_unreachable"

@@ -33,6 +33,9 @@ TEST_INSTANCE = {
     "HELPLINE_WSS_PORT": str(26089 + PORT_OFFSET),
     "HELPLINE_RTP_PORT_START": str(31000 + PORT_OFFSET * 10),
     "HELPLINE_RTP_PORT_END": str(31999 + PORT_OFFSET * 10),
+    # The dialer runs with the stack but dials nothing unless a test lets it
+    # (tests/integration/test_dialer.py): no stray calls through the trunk in other tests.
+    "HELPLINE_DAILY_OUTBOUND_BUDGET": "0",
 }
 
 

@@ -31,7 +31,9 @@ async def store(
     db_settings: Settings, sessions: async_sessionmaker[AsyncSession]
 ) -> AsyncIterator[PostgresStore]:
     async with sessions() as session:
-        await session.execute(text("TRUNCATE ivr_sessions, callback_requests RESTART IDENTITY"))
+        await session.execute(
+            text("TRUNCATE ivr_sessions, callback_requests RESTART IDENTITY CASCADE")
+        )
         await session.commit()
     yield PostgresStore(db_settings.model_copy(update={"daily_inbound_budget": 3}), sessions)
 

@@ -30,12 +30,12 @@ from helpline.seed import seed_demo_users, seed_seats
 #: Every check stays on. One widening: the complaint and call routes check codes and numbers
 #: against the reference data and libphonenumber, which no JSON schema can express (a category
 #: of another department, a tehsil of another district, a 10-digit string that is no Indian
-#: number, a complaint number with a wrong check digit; a review month after the current one),
-#: so a schema-valid request may be refused with the documented 422 there; everywhere else
-#: valid data must pass.
+#: number, a complaint number with a wrong check digit; a review month after the current one;
+#: a do-not-call number), so a schema-valid request may be refused with the documented 422
+#: there; everywhere else valid data must pass.
 WIDENED = (
     r"^/(calls|complaints(/check|/\{number\}(/unmask|/transitions"
-    r"|/recordings(/\{recording_id\}/audio)?)?)?|reports/monthly)$"
+    r"|/recordings(/\{recording_id\}/audio)?)?)?|reports/(monthly|feedback)|dnc)$"
 )
 CONFIG = f"""
 [[operations]]

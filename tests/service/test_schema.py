@@ -54,6 +54,19 @@ TYPED_COLUMNS = {
     ("sms_outbox", "ck_sms_outbox_caller_number"),
     ("sms_outbox", "ck_sms_outbox_kind"),
     ("sms_outbox", "ck_sms_outbox_status"),
+    ("dialer_campaigns", "ck_dialer_campaigns_name"),
+    ("dialer_jobs", "ck_dialer_jobs_campaign"),
+    ("dialer_jobs", "ck_dialer_jobs_state"),
+    ("dialer_jobs", "ck_dialer_jobs_last_outcome"),
+    ("dialer_jobs", "ck_dialer_jobs_result"),
+    ("dialer_jobs", "ck_dialer_jobs_number"),
+    ("dialer_attempts", "ck_dialer_attempts_campaign"),
+    ("dialer_attempts", "ck_dialer_attempts_outcome"),
+    ("dialer_attempts", "ck_dialer_attempts_number"),
+    ("dialer_budget", "ck_dialer_budget_scope"),
+    ("dialer_number_day", "ck_dialer_number_day_number"),
+    ("dialer_dnc", "ck_dialer_dnc_number"),
+    ("dialer_dnc", "ck_dialer_dnc_source"),
 }
 
 

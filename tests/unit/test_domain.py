@@ -194,9 +194,10 @@ def test_the_helpline_month_is_ists() -> None:
 
 def test_complaint_history_records_every_lifecycle_action() -> None:
     """complaint_history's CHECK comes from HistoryAction: it must allow every action the
-    lifecycle can take, and the filing (``register``) besides."""
+    lifecycle can take, the filing (``register``) and the dialer's unreachable feedback."""
     assert {action.value for action in HistoryAction} == {action.value for action in Action} | {
-        "register"
+        "register",
+        "feedback_unreachable",
     }
 
 

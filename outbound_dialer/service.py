@@ -1,0 +1,400 @@
+"""``helpline dialer``: claims due jobs, dials them with AMI ``Originate``, correlates what
+Asterisk reports, and moves the jobs on. Any number of these may run against one database.
+
+One pass: make the missing feedback and follow-up jobs (set-based, idempotent), then claim
+and dial until the claim stops (window, budget, channels, no due job). Each claim is one
+transaction that reserves everything (``outbound_dialer.store``); only after its COMMIT is the
+``Originate`` sent, once:
+
+* ``Async: true`` with ``ChannelId: <attempt id>``: the channel's uniqueid *is* the attempt's
+  id, so ``OriginateResponse`` (answered, or failed with its Reason) and ``Hangup`` (with its
+  cause) name the attempt, whichever dialer process hears them;
+* an ``Originate`` refused (``Response: Error``) ends the attempt as ``failed`` at once; one
+  whose link dropped or whose answer did not come (it may have run) stays open for the
+  reconciliation, never re-sent;
+* reconciliation (``CoreShowChannels``) runs after every AMI (re)connect before any claim, and
+  every ``dialer_reconcile_seconds``: an open attempt older than a grace period with no live
+  channel ends as ``lost`` (retried), so nothing stays ``dialing`` forever and nothing is dialled
+  while its earlier attempt may still ring.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.config import Settings
+from core.db.models import ServiceHeartbeat
+from core.db.queries import free_agents
+from core.db.session import create_engine, session_factory
+from core.domain.dialing import Campaign
+from core.protocols.ami import AMIMessage
+from core.reference import Reference
+from core.transport.ami_client import AMIActionError, AMIClient, AMIError
+from outbound_dialer.store import (
+    ATTEMPT_PREFIX,
+    Claimed,
+    ClaimPass,
+    DialRules,
+    claim_one,
+    finish_attempt,
+    make_callback_jobs,
+    make_feedback_jobs,
+    make_followup_jobs,
+    mark_abandoned,
+    mark_answered,
+    open_attempts,
+    record_reason,
+)
+
+log = logging.getLogger(__name__)
+
+#: The heartbeat row's name and the CLI subcommand's.
+SERVICE = "dialer"
+AMI_SERVICE = "outbound_dialer"
+HEARTBEAT_SECONDS = 5.0
+#: The dialplan context of outbound calls; its extensions are the campaigns' names.
+CONTEXT = "outbound"
+#: Events this service acts on.
+EVENTS = frozenset({"OriginateResponse", "Hangup", "QueueCallerAbandon"})
+#: An attempt younger than this may not have its channel yet: reconciliation leaves it.
+RECONCILE_GRACE = timedelta(seconds=15)
+#: After a failed OriginateResponse, how long its channel's Hangup (with the cause) may take.
+HANGUP_GRACE_SECONDS = 3.0
+
+Clock = Callable[[], datetime]
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+class Dialer:
+    def __init__(
+        self,
+        settings: Settings,
+        ami: AMIClient,
+        sessions: async_sessionmaker[AsyncSession],
+        reference: Reference,
+        *,
+        clock: Clock = lambda: datetime.now(UTC),
+        campaigns: frozenset[Campaign] = frozenset(Campaign),
+    ) -> None:
+        self.settings = settings
+        self.ami = ami
+        self.sessions = sessions
+        self.reference = reference
+        self.clock = clock
+        self.campaigns = campaigns
+        self.rules = DialRules.from_settings(settings)
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.started_at = datetime.now(UTC)
+        self.stopping = asyncio.Event()
+        #: Set once the live channels were reconciled on the current AMI link; cleared when
+        #: the link drops. No claim happens while it is clear.
+        self.reconciled = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._generation = -1
+        self._pending: set[asyncio.Task[None]] = set()
+        self._jobs_made_at: datetime | None = None
+        self.totals: dict[str, int] = {"originated": 0, "refused": 0, "answered": 0, "ended": 0}
+        self.last_stop: str | None = None
+        ami.add_on_connect(self._on_connect)
+        self._events = ami.subscribe(filter=EVENTS, name=SERVICE)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            consumer = tasks.create_task(self._consume_events())
+            heartbeat = tasks.create_task(self._heartbeat_loop())
+            periodic = tasks.create_task(self._periodic_reconcile())
+            try:
+                await self._loop()
+            finally:
+                for task in (consumer, heartbeat, periodic, *self._pending):
+                    task.cancel()
+
+    # ------------------------------------------------------------------ the claim loop
+
+    async def _loop(self) -> None:
+        while not self.stopping.is_set():
+            if not self.ami.connected.is_set() or self._generation != self.ami.generation:
+                self.reconciled.clear()
+            if self.reconciled.is_set():
+                try:
+                    await self.run_once(self.clock())
+                except Exception:
+                    log.exception("dialer pass failed; trying again after the poll interval")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.dialer_poll_seconds)
+
+    async def run_once(self, now: datetime) -> list[Claimed]:
+        """One pass: make missing jobs, then claim and dial until the claim stops."""
+        due = (
+            self._jobs_made_at is None
+            or (now - self._jobs_made_at).total_seconds() >= self.settings.dialer_job_pass_seconds
+        )
+        if due:
+            async with self.sessions() as session:
+                made = await make_feedback_jobs(session, now)
+                made += await make_followup_jobs(session, now, self.rules.followup_every)
+                made += await make_callback_jobs(session)
+                await session.commit()
+            self._jobs_made_at = now
+            if made:
+                log.info("made %d job(s)", made)
+        dialled: list[Claimed] = []
+        state = ClaimPass()
+        async with self.sessions() as session:
+            # Callbacks are dialled only for agents free now (never ahead of them).
+            free = await free_agents(session, now) if Campaign.CALLBACK in self.campaigns else 0
+            await session.rollback()
+            while not self.stopping.is_set() and self.ami.connected.is_set():
+                claimed = await claim_one(
+                    session,
+                    self.rules,
+                    now,
+                    self.name,
+                    state,
+                    campaigns=self.campaigns,
+                    callback_cap=free,
+                )
+                if claimed is None:
+                    break
+                await self.originate(claimed, now)
+                dialled.append(claimed)
+        self.last_stop = state.stopped
+        return dialled
+
+    async def originate(self, claimed: Claimed, now: datetime) -> None:
+        """Send the one ``Originate`` of a committed attempt."""
+        variables = [
+            f"DIALER_ATTEMPT={claimed.attempt_id}",
+            f"DIALER_CAMPAIGN={claimed.campaign.value}",
+            f"DIALER_NUMBER={claimed.number}",
+        ]
+        if claimed.complaint_number is not None:
+            variables.append(f"DIALER_COMPLAINT={claimed.complaint_number}")
+        fields: list[tuple[str, str]] = [
+            ("Channel", self.settings.dialer_trunk_dial.format(number=claimed.number)),
+            ("Context", CONTEXT),
+            ("Exten", claimed.campaign.value),
+            ("Priority", "1"),
+            ("Timeout", str(self.settings.dialer_ring_seconds * 1000)),
+            ("CallerID", f'"{self.settings.helpline_number}" <{self.settings.outbound_caller_id}>'),
+            ("Async", "true"),
+            ("ChannelId", claimed.attempt_id),
+            *(("Variable", variable) for variable in variables),
+        ]
+        try:
+            await self.ami.action("Originate", fields)
+        except AMIActionError as refused:
+            # Asterisk refused it: nothing dials. The attempt ends now (and is retried).
+            self.totals["refused"] += 1
+            log.warning("Originate %s refused: %s", claimed.attempt_id, refused.message)
+            await self._finish(claimed.attempt_id, now, reason=0)
+        except (AMIError, ValueError) as error:
+            # It may have run (a timeout, a link lost after the send): never re-sent. The
+            # reconciliation finds its channel, or ends the attempt as lost.
+            log.warning(
+                "Originate %s unconfirmed (%r): left to reconcile", claimed.attempt_id, error
+            )
+        else:
+            self.totals["originated"] += 1
+
+    # ------------------------------------------------------------------ AMI events
+
+    async def _consume_events(self) -> None:
+        async for event in self._events:
+            try:
+                await self.apply_event(event)
+            except Exception:
+                log.exception("could not apply %s %s", event.name, event.get("Uniqueid"))
+            if self._events.ack_resync() and self.ami.connected.is_set():
+                # Events were dropped (we read too slowly): a Hangup may be among them.
+                try:
+                    await self.reconcile()
+                except Exception:
+                    log.exception("reconciliation after dropped events failed")
+
+    async def apply_event(self, event: AMIMessage) -> None:
+        uniqueid = event.get("Uniqueid") or ""
+        if not uniqueid.startswith(ATTEMPT_PREFIX):
+            return  # an inbound call, or an Originate of someone else
+        now = self.clock()
+        if event.name == "OriginateResponse":
+            if (event.get("Response") or "").lower() == "success":
+                async with self.sessions() as session:
+                    if await mark_answered(session, uniqueid, now):
+                        self.totals["answered"] += 1
+                    await session.commit()
+            else:
+                # The channel's Hangup (with its Q.850 cause) usually follows and ends the
+                # attempt; a channel that was never created has none, so the reason alone
+                # ends it after a grace period.
+                reason = _int(event.get("Reason"))
+                async with self.sessions() as session:
+                    await record_reason(session, uniqueid, reason)
+                    await session.commit()
+                self._later(self._finish_unless_hung_up(uniqueid, reason))
+        elif event.name == "Hangup":
+            await self._finish(uniqueid, now, cause=_int(event.get("Cause")))
+        elif event.name == "QueueCallerAbandon":
+            async with self.sessions() as session:
+                await mark_abandoned(session, uniqueid, now)
+                await session.commit()
+
+    def _later(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _finish_unless_hung_up(self, attempt_id: str, reason: int | None) -> None:
+        await asyncio.sleep(HANGUP_GRACE_SECONDS)
+        await self._finish(attempt_id, self.clock(), reason=reason)
+
+    async def _finish(
+        self,
+        attempt_id: str,
+        now: datetime,
+        *,
+        reason: int | None = None,
+        cause: int | None = None,
+        lost: bool = False,
+    ) -> None:
+        async with self.sessions() as session:
+            done = await finish_attempt(
+                session,
+                attempt_id,
+                now,
+                self.rules,
+                self.reference,
+                reason=reason,
+                cause=cause,
+                lost=lost,
+            )
+            await session.commit()
+        if done is not None:
+            self.totals["ended"] += 1
+            self._wake.set()  # a channel is free
+            log.info(
+                "attempt %s: %s (reason %s, cause %s), job %d %s",
+                attempt_id,
+                done.outcome,
+                reason,
+                cause,
+                done.job_id,
+                done.job_state,
+            )
+
+    # ------------------------------------------------------------------ reconciliation
+
+    async def _on_connect(self, ami: AMIClient) -> None:
+        await self.reconcile()
+        self._generation = ami.generation
+        self.reconciled.set()
+        self._wake.set()
+
+    async def reconcile(self) -> int:
+        """End every open attempt older than the grace period that has no live channel."""
+        channels = await self.ami.action_list("CoreShowChannels")
+        live = {c.get("Uniqueid") for c in channels}
+        now = self.clock()
+        async with self.sessions() as session:
+            open_ids = await open_attempts(session, now - RECONCILE_GRACE)
+        gone = [attempt for attempt in open_ids if attempt not in live]
+        for attempt in gone:
+            await self._finish(attempt, now, lost=True)
+        if gone:
+            log.warning("reconciled %d attempt(s) with no live channel", len(gone))
+        return len(gone)
+
+    async def _periodic_reconcile(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.dialer_reconcile_seconds)
+            if self.reconciled.is_set():
+                try:
+                    await self.reconcile()
+                except Exception:
+                    log.exception("periodic reconciliation failed")
+
+    # ------------------------------------------------------------------ heartbeat
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            try:
+                await self.heartbeat()
+            except Exception:
+                log.exception("heartbeat failed")
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+
+    async def heartbeat(self) -> None:
+        detail: dict[str, Any] = {
+            "ami_connected": self.ami.connected.is_set(),
+            "reconciled": self.reconciled.is_set(),
+            "last_stop": self.last_stop,
+            **self.totals,
+        }
+        row = {
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "seen_at": datetime.now(UTC),
+            "detail": detail,
+        }
+        async with self.sessions() as session:
+            # Any number of dialers may run: the row says the newest beat of any of them.
+            statement = insert(ServiceHeartbeat).values(service=SERVICE, **row)
+            await session.execute(
+                statement.on_conflict_do_update(index_elements=["service"], set_=row)
+            )
+            await session.commit()
+
+
+def ami_client(settings: Settings) -> AMIClient:
+    return AMIClient(
+        settings.ami_host,
+        settings.ami_port,
+        settings.ami_username(AMI_SERVICE),
+        settings.ami_secret(AMI_SERVICE),
+        action_timeout=settings.ami_action_timeout,
+        ping_interval=settings.ami_ping_interval,
+        backoff_max=settings.ami_reconnect_max_backoff,
+        name=SERVICE,
+    )
+
+
+async def serve(settings: Settings) -> None:
+    """The ``dialer`` process: runs until SIGTERM or SIGINT."""
+    reference = settings.load_reference()
+    engine = create_engine(settings, pool_size=3)
+    ami = ami_client(settings)
+    dialer = Dialer(settings, ami, session_factory(engine), reference)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, dialer.stop)
+    log.info("dialer %s up: AMI %s:%s", dialer.name, settings.ami_host, settings.ami_port)
+    try:
+        async with ami:
+            await dialer.run()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await engine.dispose()
+        log.info("dialer stopped")
