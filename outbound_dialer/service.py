@@ -55,6 +55,7 @@ from outbound_dialer.store import (
     mark_answered,
     open_attempts,
     record_reason,
+    settle_callback_requests,
 )
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,7 @@ class Dialer:
                 made = await make_feedback_jobs(session, now)
                 made += await make_followup_jobs(session, now, self.rules.followup_every)
                 made += await make_callback_jobs(session)
+                await settle_callback_requests(session)
                 await session.commit()
             self._jobs_made_at = now
             if made:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Text, and_, cast, exists, func, literal, select, update
+from sqlalchemy import BigInteger, Text, and_, case, cast, exists, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -234,6 +234,39 @@ async def make_callback_jobs(session: AsyncSession) -> int:
         )
         .on_conflict_do_nothing(constraint="uq_dialer_jobs_callback_request_id")
         .returning(DialerJob.id)
+    )
+    return len((await session.execute(statement)).all())
+
+
+#: What a callback request becomes when the dialer's job for it ends.
+_SETTLED_REQUEST = {
+    JobState.DONE: CallbackStatus.CALLED,
+    JobState.UNREACHABLE: CallbackStatus.UNREACHABLE,
+    JobState.STOPPED: CallbackStatus.STOPPED,
+}
+
+
+async def settle_callback_requests(session: AsyncSession, job_id: int | None = None) -> int:
+    """Close the callback requests whose job has ended (all of them, or ``job_id``'s), so the
+    caller may ask again: the waiting room keeps one *pending* request per number. One
+    set-based UPDATE; run when an attempt ends and in every job pass (stops, do-not-call)."""
+    status = case(
+        *(
+            (DialerJob.state == state, literal(value.value))
+            for state, value in _SETTLED_REQUEST.items()
+        )
+    )
+    statement = (
+        update(CallbackRequest)
+        .where(
+            CallbackRequest.status == CallbackStatus.PENDING,
+            DialerJob.callback_request_id == CallbackRequest.id,
+            DialerJob.state.in_(list(_SETTLED_REQUEST)),
+            *(() if job_id is None else (DialerJob.id == job_id,)),
+        )
+        .values(status=status)
+        .returning(CallbackRequest.id)
+        .execution_options(synchronize_session=False)
     )
     return len((await session.execute(statement)).all())
 
@@ -605,6 +638,8 @@ async def finish_attempt(
         job.result = survey
         await _record_survey(session, job, survey, now, reference)
     await session.flush()
+    if job.campaign == Campaign.CALLBACK and job.state != JobState.PENDING:
+        await settle_callback_requests(session, job.id)
     return Finished(attempt_id, job.id, outcome, job.state, retry_at, survey)
 
 

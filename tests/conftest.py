@@ -24,7 +24,7 @@ from core.reference import Reference, load_reference
 #: with DELETE after unlinking the officers' posts: a TRUNCATE would cascade to ``officers``.
 TABLES = (
     "audit_log, recordings, sms_outbox, acr_breaches, complaint_history, complaints, call_wrapups, "
-    "readback_sessions, queue_events, calls, "
+    "readback_sessions, ivr_sessions, callback_requests, queue_events, calls, "
     "seat_status, agent_sessions, api_tokens, seats, service_heartbeats, dialer_attempts, "
     "dialer_jobs, dialer_budget, dialer_number_day, dialer_dnc"
 )

@@ -51,10 +51,17 @@ class CallbackReason(enum.StrEnum):
 
 
 class CallbackStatus(enum.StrEnum):
-    """``callback_requests.status``. Only ``pending`` exists until the outbound dialer does;
-    its states are added here and in a migration that widens the CHECK constraint."""
+    """``callback_requests.status``: ``pending`` until the dialer's job for it ends
+    (:func:`outbound_dialer.store.settle_callback_requests`); then the caller may ask again
+    (one pending request per caller number)."""
 
     PENDING = "pending"
+    #: The citizen answered the callback and was put through to the agents' queue.
+    CALLED = "called"
+    #: The dialer gave up: attempts spent, no answer.
+    UNREACHABLE = "unreachable"
+    #: Not dialled to the end: the number is on the do-not-call list, or the job was stopped.
+    STOPPED = "stopped"
 
 
 class WrapupCode(enum.StrEnum):

@@ -34,9 +34,6 @@ CALLBACKS = frozenset({Campaign.CALLBACK})
 async def empty(db_settings: Settings) -> None:
     engine = create_engine(db_settings, pool_size=1)
     async with engine.begin() as conn:
-        await conn.execute(
-            text("TRUNCATE ivr_sessions, callback_requests RESTART IDENTITY CASCADE")
-        )
         await conn.execute(text("UPDATE dialer_campaigns SET paused = false, max_attempts = 3"))
     await engine.dispose()
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
@@ -29,6 +29,7 @@ from core.db.models import (
 )
 from core.db.queries import free_agents
 from core.db.session import create_engine, session_factory
+from core.domain.calls import CallbackStatus
 from core.domain.clock import IST
 from core.domain.complaints import ComplaintStatus
 from core.domain.dialing import (
@@ -53,6 +54,7 @@ from outbound_dialer.store import (
     make_followup_jobs,
     mark_abandoned,
     mark_answered,
+    settle_callback_requests,
 )
 from tests.service.test_routing import Users, api_client
 from tests.service.test_transitions import TEHSIL_OFFICER, act, file, login, seeded
@@ -75,9 +77,6 @@ def rules(budget: int = 1000, channels: int = 100, per_number: int = 3) -> DialR
 async def empty(db_settings: Settings) -> None:
     engine = create_engine(db_settings, pool_size=1)
     async with engine.begin() as conn:
-        await conn.execute(
-            text("TRUNCATE ivr_sessions, callback_requests, sms_outbox RESTART IDENTITY CASCADE")
-        )
         await conn.execute(text("UPDATE dialer_campaigns SET paused = false, max_attempts = 3"))
     await engine.dispose()
 
@@ -100,8 +99,15 @@ async def callbacks(sessions: async_sessionmaker[AsyncSession], numbers: list[st
     """Callback jobs (the simplest subject: no complaint needed) for ``numbers``."""
     async with sessions() as session:
         for index, number in enumerate(numbers):
+            # One pending request per caller number (the waiting room's rule): a repeated
+            # number's earlier requests count as already called back.
+            repeated = number in numbers[index + 1 :]
             request = CallbackRequest(
-                uniqueid=f"cb-{index}", caller_number=number, lang="hi", reason="asked"
+                uniqueid=f"cb-{index}",
+                caller_number=number,
+                lang="hi",
+                reason="asked",
+                status=CallbackStatus.CALLED if repeated else CallbackStatus.PENDING,
             )
             session.add(request)
             await session.flush()
@@ -434,3 +440,36 @@ async def test_no_call_within_72_hours_of_an_abandoned_one(
         sessions, select(DialerJob.not_before).where(DialerJob.state == JobState.PENDING)
     )
     assert waiting == NOW + timedelta(hours=72)
+
+
+async def test_a_callback_request_is_settled_when_its_job_ends_and_the_caller_may_ask_again(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    numbers = ["9876500011", "9876500012", "9876500013", "9876500014"]
+    await callbacks(sessions, numbers)
+    ended = {
+        "9876500011": JobState.DONE,
+        "9876500012": JobState.UNREACHABLE,
+        "9876500013": JobState.STOPPED,
+    }  # 9876500014's job is still pending
+    async with sessions() as session:
+        for number, state in ended.items():
+            await session.execute(
+                update(DialerJob).where(DialerJob.number == number).values(state=state)
+            )
+        assert await settle_callback_requests(session) == 3
+        assert await settle_callback_requests(session) == 0  # idempotent
+        await session.commit()
+        rows = await session.execute(select(CallbackRequest.caller_number, CallbackRequest.status))
+        statuses = {number: status for number, status in rows}
+    assert statuses == {
+        "9876500011": CallbackStatus.CALLED,
+        "9876500012": CallbackStatus.UNREACHABLE,
+        "9876500013": CallbackStatus.STOPPED,
+        "9876500014": CallbackStatus.PENDING,
+    }
+    async with sessions() as session:  # called back: the same citizen may ask again
+        session.add(
+            CallbackRequest(uniqueid="again", caller_number="9876500011", lang="hi", reason="asked")
+        )
+        await session.commit()

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agi_scripts.ivr import IVRScript
@@ -30,11 +30,6 @@ HOSTILE_CALLER_ID = b"+91\x00987\r65\xff\xfe43210" + "९८७".encode() + b"\x
 async def store(
     db_settings: Settings, sessions: async_sessionmaker[AsyncSession]
 ) -> AsyncIterator[PostgresStore]:
-    async with sessions() as session:
-        await session.execute(
-            text("TRUNCATE ivr_sessions, callback_requests RESTART IDENTITY CASCADE")
-        )
-        await session.commit()
     yield PostgresStore(db_settings.model_copy(update={"daily_inbound_budget": 3}), sessions)
 
 

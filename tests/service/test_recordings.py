@@ -21,6 +21,7 @@ from api.app import create_app
 from core.config import Settings
 from core.db.models import AgentSession, AuditLog, Call, Complaint, Recording, User
 from core.domain.complaints import ComplaintStatus
+from core.domain.queues import interface_of_seat
 from core.domain.recordings import recording_path
 from core.protocols.ami import AMIMessage
 from core.reference import Reference
@@ -143,7 +144,7 @@ async def record_call(
                 T0 + 8,
                 Uniqueid=uniqueid,
                 Queue="helpline",
-                Interface="PJSIP/agent0001",
+                Interface=interface_of_seat("agent0001"),
                 HoldTime="3",
             )
         )

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agi_scripts.store import CallbackJob, PostgresStore, SessionRecord
@@ -31,9 +31,6 @@ T0 = 1_765_000_000.0
 async def store(
     db_settings: Settings, sessions: async_sessionmaker[AsyncSession]
 ) -> AsyncIterator[PostgresStore]:
-    async with sessions() as session:
-        await session.execute(text("TRUNCATE ivr_sessions, callback_requests RESTART IDENTITY"))
-        await session.commit()
     yield PostgresStore(db_settings, sessions)
 
 

@@ -388,13 +388,13 @@ def test_a_seat_dialling_anything_else_is_refused_never_routed_to_the_trunk(dial
 
 def test_seats_may_still_dial_each_other_the_echo_test_and_the_helpline() -> None:
     agents = _first_lines(_context(_render()["extensions.conf"], "agents"))
-    assert agents["_age[n]tX."] == "Dial(PJSIP/${EXTEN},30)"
+    assert agents["_age[n]tX."] == "Dial(Local/${EXTEN}@seat-phones,30)"
     assert agents["600"] == "Answer()"
     assert agents["1076"] == "Goto(from-trunk,${EXTEN},1)"
     # The only Dial of the context is seat to seat.
     ext = _render()["extensions.conf"]
     dials = [ln for ln in _context(ext, "agents") if "Dial(" in ln]
-    assert dials == ["exten => _age[n]tX.,1,Dial(PJSIP/${EXTEN},30)"]
+    assert dials == ["exten => _age[n]tX.,1,Dial(Local/${EXTEN}@seat-phones,30)"]
 
 
 def test_queue_loop_announces_in_our_prompts_and_keeps_the_place() -> None:

@@ -245,9 +245,21 @@ def upgrade() -> None:
         "complaint_history",
         f"action IN ({ACTIONS}, 'feedback_unreachable')",
     )
+    # A callback request is settled when the dialer's job for it ends.
+    op.drop_constraint(op.f("ck_callback_requests_status"), "callback_requests", type_="check")
+    op.create_check_constraint(
+        op.f("ck_callback_requests_status"),
+        "callback_requests",
+        "status IN ('pending', 'called', 'unreachable', 'stopped')",
+    )
 
 
 def downgrade() -> None:
+    op.execute("UPDATE callback_requests SET status = 'pending' WHERE status <> 'pending'")
+    op.drop_constraint(op.f("ck_callback_requests_status"), "callback_requests", type_="check")
+    op.create_check_constraint(
+        op.f("ck_callback_requests_status"), "callback_requests", "status IN ('pending')"
+    )
     op.drop_constraint(op.f("ck_complaint_history_action"), "complaint_history", type_="check")
     op.create_check_constraint(
         op.f("ck_complaint_history_action"), "complaint_history", f"action IN ({ACTIONS})"
