@@ -13,8 +13,8 @@
 // Alt+M mute/unmute (the desk's access keys use other letters: docs/agents.md); during a call
 // 0-9 * # send DTMF unless the focus is in a form field.
 // For tests and the desk: `element.dataset.state` (connecting, registered, unregistered,
-// ringing, calling, in_call, on_hold), `dataset.muted`, and `phone.lastStats` (getStats()
-// figures, refreshed every second in a call).
+// ringing, calling, in_call, on_hold), `dataset.muted`, `phone.calls`, and `phone.lastStats`
+// (getStats() figures, refreshed every second in a call).
 "use strict";
 
 const LABELS = {
@@ -121,7 +121,9 @@ export function attach(el, seat, options = {}) {
 
   const ring = ringer();
   let session = null, registered = false, statsTimer = null, gone = false;
-  const phone = { seat: seat.seat, lastStats: null, dtmfSent: "" };
+  // calls: how many calls this phone has had (a caller brought back after a read-back is the
+  // same call, not a new one).
+  const phone = { seat: seat.seat, lastStats: null, dtmfSent: "", calls: 0 };
 
   function setState(state) {
     if (gone) return;
@@ -183,6 +185,7 @@ export function attach(el, seat, options = {}) {
       return;
     }
     session = s;
+    phone.calls += 1;
     delete el.dataset.muted;
     const who = s.remote_identity;
     peer.textContent = (who.display_name ? who.display_name + " " : "") + (who.uri.user || "");
