@@ -77,7 +77,8 @@ async def test_a_call_worked_from_the_desk_with_its_own_phone_by_keyboard(
         media = PhoneMedia(page)
         try:
             # ---- sign in and sit at the seat: the desk attaches its phone, which registers
-            assert await page.evaluate(f"{PHONE}.childElementCount") == 0
+            await page.wait_for("document.activeElement.id === 'username'")
+            assert await page.evaluate(f"{PHONE}.childElementCount") == 0  # no seat, no phone
             await sign_in_and_sit(page, agent, SEAT)
             await page.wait_for(f"{PHONE}.dataset.state === 'registered'", 30)
             assert "फ़ोन तैयार" in await page.evaluate(f"{PHONE}.textContent")
