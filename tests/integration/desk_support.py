@@ -57,8 +57,8 @@ async def seed_history(
     return str(earlier.json()["number"])
 
 
-async def sign_in_and_sit(page: Page, agent: Agent, seat: str) -> None:
-    """Keyboard only: user name, Tab, password, Enter; the seat, Enter; until in the queue."""
+async def sign_in(page: Page, agent: Agent) -> None:
+    """Keyboard only: user name, Tab, password, Enter; the focus lands on the seat's field."""
     await page.wait_for("document.activeElement.id === 'username'")
     await page.type(agent.username)
     await page.press("Tab")
@@ -66,9 +66,19 @@ async def sign_in_and_sit(page: Page, agent: Agent, seat: str) -> None:
     await page.press("Enter")
     await page.wait_for("document.body.dataset.ready === '1'")
     assert await page.focused() == "seat"
+
+
+async def sit(page: Page, seat: str) -> None:
+    """The seat typed into the focused seat field, Enter; until in the queue."""
+    assert await page.focused() == "seat"
     await page.type(seat)
     await page.press("Enter")
     await page.wait_for("document.getElementById('agent-state').dataset.state === 'in_queue'", 30)
+
+
+async def sign_in_and_sit(page: Page, agent: Agent, seat: str) -> None:
+    await sign_in(page, agent)
+    await sit(page, seat)
 
 
 async def fits_the_screen(page: Page) -> None:

@@ -1,6 +1,6 @@
 """The agent desk (/desk) in a real headless Chromium at 1366x768, driven by the keyboard over
 the DevTools protocol, against the real Asterisk, with an external softphone (a sipp seat) and
-no WebRTC phone in the page:
+the page's own WebRTC phone turned off ("phone in this page"; it never registers):
 
 a sipp citizen dials 1076 and presses through the IVR; the seat answers; the desk shows the
 screen-pop with the caller's earlier complaint and pending callback; the agent files the
@@ -25,6 +25,7 @@ from agi_scripts.readback import READBACK_PROMPTS
 from asterisk_config.instance import AsteriskInstance
 from core.config import Settings
 from core.db.models import Complaint
+from core.domain.queues import webrtc_endpoint
 from helpline.cli import sounds_root
 from helpline.sipp import AgentSeat, citizen_call
 from ivr.numbers import NUMBER_FRAGMENT_IDS
@@ -41,7 +42,8 @@ from tests.integration.desk_support import (
     fits_the_screen,
     readbacks,
     seed_history,
-    sign_in_and_sit,
+    sign_in,
+    sit,
     wrap_up,
 )
 from tests.integration.queue_support import (
@@ -82,8 +84,8 @@ async def test_a_call_worked_from_the_desk_by_keyboard_with_an_external_softphon
 
     base = f"http://{settings.api_host}:{settings.api_port}"
     phone = AgentSeat(settings, SEAT, await seat_password(db, SEAT), workdir=tmp_path)
-    # No WebRTC flags: the desk's own phone cannot register (no microphone, the WSS certificate
-    # untrusted) and the seat's external softphone (sipp) takes the call.
+    # The desk without its phone ("phone in this page" off): the seat's external softphone
+    # (sipp) takes the call.
     async with (
         phone,
         chromium(f"{base}/desk", tmp_path / "chromium", "desk", artifacts="desk") as page,
@@ -91,11 +93,20 @@ async def test_a_call_worked_from_the_desk_by_keyboard_with_an_external_softphon
         await page.viewport()
         try:
             # ---- sign in, sit at the seat, pause and resume: keyboard only
+            await page.wait_for("document.activeElement.id === 'username'")
             assert await page.evaluate("document.documentElement.lang") == "hi"
-            await sign_in_and_sit(page, agent, SEAT)
+            await sign_in(page, agent)
+            await page.evaluate("document.getElementById('use-phone').click()")
+            await page.evaluate("document.getElementById('seat').focus()")
+            await sit(page, SEAT)
             # Signed in: the form is gone from view, and the desk fits 1366x768 unscrolled.
             assert await page.evaluate("document.getElementById('sign-in').offsetParent") is None
             await fits_the_screen(page)
+            assert await page.evaluate("document.getElementById('phone').childElementCount") == 0
+            web = await asyncio.to_thread(
+                AsteriskInstance(settings).cli, f"pjsip show aor {webrtc_endpoint(SEAT)}"
+            )
+            assert "transport=ws" not in web, "the page registered the seat's WebRTC phone"
             await page.screenshot("01-signed-in-at-seat")
             await page.access_key("p")  # a button's access key presses it
             await page.wait_for("document.getElementById('agent-state').dataset.state === 'paused'")

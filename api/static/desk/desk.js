@@ -146,10 +146,19 @@ function drawAgent() {
   $("pause").hidden = state === "paused";
   $("pause-reason").disabled = state === "paused";
   $("resume").hidden = state !== "paused";
-  mountPhone(desk.agent && token ? desk.agent.seat : null);
+  mountPhone(desk.agent && token && $("use-phone").checked ? desk.agent.seat : null);
 }
 
 // ------------------------------------------------------------------ the in-page phone
+// "Phone in this page" (on unless the agent turned it off in this browser): an agent who
+// answers on a desk phone or an external softphone only keeps the page from ringing too.
+$("use-phone").checked = localStorage.getItem("helpline_page_phone") !== "off";
+$("use-phone").addEventListener("change", () => {
+  const live = ["ringing", "calling", "in_call", "on_hold"].includes($("phone").dataset.state);
+  if (live && !$("use-phone").checked) { $("use-phone").checked = true; return; }  // not mid-call
+  localStorage.setItem("helpline_page_phone", $("use-phone").checked ? "on" : "off");
+  drawAgent();
+});
 let phoneSeat = null;  // the seat the phone is (being) attached for
 /** Attach the WebRTC phone for `seat`, or detach it (null): called on every drawAgent(), so
  *  after seat login, seat logout, sign-out and when the seat changes. Without phone.js or
