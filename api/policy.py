@@ -43,9 +43,8 @@ POLICY: Final[Mapping[tuple[str, str], frozenset[Role] | None]] = {
     ("GET", "/review"): None,
     ("GET", "/worklist"): None,
     ("GET", "/pages/reports.js"): None,
-    # The in-page phone: its script, the SIP library it uses, and a page of its own until the
-    # desk mounts it (its settings come from /agents/me/phone with the signed-in token).
-    ("GET", "/phone"): None,
+    # The desk's in-page phone: its script and the SIP library it uses (its settings come from
+    # /agents/me/phone with the signed-in token).
     ("GET", "/pages/phone.js"): None,
     ("GET", "/pages/vendor/jssip.min.js"): None,
     # The agent desk: the page and its modules; its data comes from the API with the token.

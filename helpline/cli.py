@@ -183,7 +183,8 @@ The 1076 helpline is up ({time.monotonic() - started:.0f} s).
   review         http://{settings.api_host}:{settings.api_port}/review (CM office's monthly review)
   worklist       http://{settings.api_host}:{settings.api_port}/worklist (an officer's complaints)
   SIP            {settings.sip_host}:{settings.sip_port} (citizens: {settings.trunk_address})
-  desk phone     {settings.wss_url} (SIP over WSS; in-page phone: /phone)
+  desk           http://{settings.api_host}:{settings.api_port}/desk (agents)
+  desk phone     {settings.wss_url} (SIP over WSS, the desk's in-page phone)
   seats          agent0001..agent{settings.seat_count:04d}; passwords: table `seats` (admin only)
   demo users     {credentials_file(settings)}
   logs           {settings.state_dir / "logs"}

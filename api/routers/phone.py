@@ -1,7 +1,8 @@
 """The desk's in-page phone (docs/agents.md): ``GET /pages/phone.js`` (the phone, a plain ES
-module), ``GET /pages/vendor/jssip.min.js`` (JsSIP from the npm registry, bundled at set-up by
-``scripts/web-deps.sh``: served from here, never from a CDN) and ``GET /phone``, a page of its
-own for the phone until ``/desk`` mounts it. Its settings: ``GET /agents/me/phone``."""
+module) and ``GET /pages/vendor/jssip.min.js`` (JsSIP from the npm registry, bundled at set-up
+by ``scripts/web-deps.sh``: served from here, never from a CDN). ``/desk`` loads both and
+mounts the phone at the agent's seat; its settings: ``GET /agents/me/phone``. (There is no page
+of the phone's own: a second page registering the seat would replace the desk's phone.)"""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from fastapi.responses import PlainTextResponse, Response
 
 router = APIRouter(tags=["phone"], include_in_schema=False)
 
@@ -19,12 +20,6 @@ JSSIP_BUNDLE = Path(__file__).resolve().parents[2] / "build" / "web" / "jssip.mi
 
 def _static(name: str) -> str:
     return resources.files("api").joinpath(name).read_text(encoding="utf-8")
-
-
-@router.get("/phone", response_class=HTMLResponse)
-async def phone_page() -> HTMLResponse:
-    """Sign in (``#token=…`` or the form), sit at a seat, and the phone registers it."""
-    return HTMLResponse(_static("templates/phone.html"), headers={"Cache-Control": "no-store"})
 
 
 @router.get("/pages/phone.js")

@@ -5,11 +5,16 @@
 //   const seat = await HelplinePhone.settings(token);   // GET /agents/me/phone
 //   const phone = HelplinePhone.attach(element, seat);   // draws itself into `element`
 //
+//   phone.detach();                                      // unregisters, empties `element`
+//
+// The desk (/desk, api/static/desk/desk.js) mounts it after seat login and detaches it on seat
+// logout and sign-out. Labels follow the page's <html lang> (hi, en), as the desk toggles it.
 // Keyboard (anywhere on the page): Alt+A answer, Alt+E end (hang up), Alt+H hold/unhold,
-// Alt+M mute/unmute; during a call 0-9 * # send DTMF unless the focus is in a text field.
+// Alt+M mute/unmute (the desk's access keys use other letters: docs/agents.md); during a call
+// 0-9 * # send DTMF unless the focus is in a form field.
 // For tests and the desk: `element.dataset.state` (connecting, registered, unregistered,
-// ringing, calling, in_call, on_hold), `dataset.muted`, and `phone.lastStats` (getStats()
-// figures, refreshed every second in a call).
+// ringing, calling, in_call, on_hold), `dataset.muted`, `phone.calls`, and `phone.lastStats`
+// (getStats() figures, refreshed every second in a call).
 "use strict";
 
 const LABELS = {
@@ -115,14 +120,18 @@ export function attach(el, seat, options = {}) {
   el.append(status, peer, buttons, keypad, audio);
 
   const ring = ringer();
-  let session = null, registered = false, statsTimer = null;
-  const phone = { seat: seat.seat, lastStats: null, dtmfSent: "" };
+  let session = null, registered = false, statsTimer = null, gone = false;
+  // calls: how many calls this phone has had (a caller brought back after a read-back is the
+  // same call, not a new one).
+  const phone = { seat: seat.seat, lastStats: null, dtmfSent: "", calls: 0 };
 
   function setState(state) {
+    if (gone) return;
     el.dataset.state = state;
     render();
   }
   function render() {
+    if (gone) return;
     const state = el.dataset.state;
     status.textContent = label(state) + " · " + seat.seat;
     const muted = el.dataset.muted === "true";
@@ -176,6 +185,7 @@ export function attach(el, seat, options = {}) {
       return;
     }
     session = s;
+    phone.calls += 1;
     delete el.dataset.muted;
     const who = s.remote_identity;
     peer.textContent = (who.display_name ? who.display_name + " " : "") + (who.uri.user || "");
@@ -237,11 +247,20 @@ export function attach(el, seat, options = {}) {
       phone.dtmfSent += digit;
     },
     async stats() { return session && session.connection ? readStats(session.connection) : null; },
+    /** Unregister (JsSIP ends a call in progress first) and leave `el` empty. */
     detach() {
       document.removeEventListener("keydown", onKey);
+      window.removeEventListener("pagehide", stop);
+      observer.disconnect();
       ring.stop();
       clearInterval(statsTimer);
+      gone = true;  // the UA's last events (unregistered, disconnected) draw nothing
       ua.stop();
+      session = null;
+      audio.srcObject = null;
+      el.replaceChildren();
+      el.classList.remove("helpline-phone");
+      for (const key of ["state", "muted", "peer"]) delete el.dataset[key];
     },
   });
 
@@ -258,9 +277,11 @@ export function attach(el, seat, options = {}) {
       phone.dtmf(event.key);
     }
   }
+  const stop = () => ua.stop();
   document.addEventListener("keydown", onKey);
-  window.addEventListener("pagehide", () => ua.stop());
-  new MutationObserver(render).observe(document.documentElement, { attributeFilter: ["lang"] });
+  window.addEventListener("pagehide", stop);
+  const observer = new MutationObserver(render);
+  observer.observe(document.documentElement, { attributeFilter: ["lang"] });
 
   setState("connecting");
   ua.start();

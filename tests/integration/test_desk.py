@@ -1,6 +1,6 @@
 """The agent desk (/desk) in a real headless Chromium at 1366x768, driven by the keyboard over
 the DevTools protocol, against the real Asterisk, with an external softphone (a sipp seat) and
-no WebRTC phone in the page:
+the page's own WebRTC phone turned off ("phone in this page"; it never registers):
 
 a sipp citizen dials 1076 and presses through the IVR; the seat answers; the desk shows the
 screen-pop with the caller's earlier complaint and pending callback; the agent files the
@@ -14,11 +14,7 @@ wrap-up and the status look-up work by keyboard. A screenshot of each step is ke
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
-import os
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -28,21 +24,34 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from agi_scripts.readback import READBACK_PROMPTS
 from asterisk_config.instance import AsteriskInstance
 from core.config import Settings
-from core.db.models import Call, CallbackRequest, CallWrapup, Complaint, ReadbackSession
-from core.domain.queues import is_seat_channel
+from core.db.models import Complaint
+from core.domain.queues import webrtc_endpoint
 from helpline.cli import sounds_root
 from helpline.sipp import AgentSeat, citizen_call
 from ivr.numbers import NUMBER_FRAGMENT_IDS
 from ivr.prompts import missing_prompts
+from tests.integration.browser import chromium
+from tests.integration.desk_support import (
+    DESCRIPTION,
+    IVR_KEYS,
+    KEY_ARGS,
+    bridged_back,
+    complaints_of_call,
+    file_complaint,
+    fill_complaint,
+    fits_the_screen,
+    readbacks,
+    seed_history,
+    sign_in,
+    sit,
+    wrap_up,
+)
 from tests.integration.queue_support import (
-    PASSWORD,
     logout_all,
     make_agents,
     seat_password,
     wait_queue_manager,
 )
-from tests.integration.test_wallboard import Page, chromium
-from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -57,102 +66,6 @@ def test_every_prompt_the_readback_can_play_was_built_for_asterisk(
 
 CALLER = "9876512012"
 SEAT = "agent0231"
-KEY_ARGS: dict[str, Any] = {"first_digit_delay": 1.0, "digit_gap": 2.5}
-DESCRIPTION = "हज़रतगंज में रात को दबंग लोग दुकानदारों को धमका रहे हैं, पुलिस कार्रवाई करे।"
-ARTIFACTS = Path(os.environ.get("HELPLINE_TEST_ARTIFACTS", "test-artifacts")) / "desk"
-
-#: DevTools key events: (key, code, windows virtual key code).
-KEYS = {
-    "Enter": ("Enter", "Enter", 13),
-    "Tab": ("Tab", "Tab", 9),
-    "ArrowDown": ("ArrowDown", "ArrowDown", 40),
-}
-ALT, CTRL = 1, 2
-
-
-class Desk(Page):
-    """The desk's tab: DevTools commands besides Runtime.evaluate, keys, screenshots. (A
-    button's access key presses it; an input's or a select's gives it the focus.)"""
-
-    async def cdp(self, method: str, params: dict[str, Any] | None = None) -> Any:
-        ident = next(self.ids)
-        await self.socket.send(json.dumps({"id": ident, "method": method, "params": params or {}}))
-        while True:
-            reply = json.loads(await self.socket.recv())
-            if reply.get("id") == ident:
-                assert "error" not in reply, reply
-                return reply.get("result")
-
-    async def press(self, name: str, modifiers: int = 0, times: int = 1) -> None:
-        key, code, vk = KEYS[name]
-        for _ in range(times):
-            down: dict[str, Any] = {
-                "type": "rawKeyDown",
-                "key": key,
-                "code": code,
-                "windowsVirtualKeyCode": vk,
-                "modifiers": modifiers,
-            }
-            if name == "Enter":
-                down |= {"type": "keyDown", "text": "\r"}
-            await self.cdp("Input.dispatchKeyEvent", down)
-            await self.cdp(
-                "Input.dispatchKeyEvent",
-                {
-                    "type": "keyUp",
-                    "key": key,
-                    "code": code,
-                    "windowsVirtualKeyCode": vk,
-                    "modifiers": modifiers,
-                },
-            )
-
-    async def access_key(self, letter: str) -> None:
-        """Alt+letter: the element with that ``accesskey`` takes the focus (a button is
-        pressed). Chromium matches access keys on a keyDown's unmodified text."""
-        common = {
-            "key": letter,
-            "code": f"Key{letter.upper()}",
-            "windowsVirtualKeyCode": ord(letter.upper()),
-            "modifiers": ALT,
-        }
-        down = {"type": "keyDown", "text": letter, "unmodifiedText": letter, **common}
-        await self.cdp("Input.dispatchKeyEvent", down)
-        await self.cdp("Input.dispatchKeyEvent", {"type": "keyUp", **common})
-
-    async def type(self, text: str) -> None:
-        await self.cdp("Input.insertText", {"text": text})
-
-    async def focused(self) -> str:
-        return str(await self.evaluate("document.activeElement && document.activeElement.id"))
-
-    async def screenshot(self, name: str) -> Path:
-        shot = await self.cdp("Page.captureScreenshot", {"format": "png"})
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        path = ARTIFACTS / f"{name}.png"
-        path.write_bytes(base64.b64decode(shot["data"]))
-        return path
-
-
-async def choose(page: Desk, select_id: str, code: str) -> None:
-    """On the focused <select>, press ArrowDown until ``code`` is chosen (as an agent would)."""
-    assert await page.focused() == select_id
-    options = await page.evaluate(
-        f"[...document.getElementById({select_id!r}).options].map((o) => o.value)"
-    )
-    current = await page.evaluate(f"document.getElementById({select_id!r}).selectedIndex")
-    await page.press("ArrowDown", times=options.index(code) - current)
-    assert await page.evaluate(f"document.getElementById({select_id!r}).value") == code
-
-
-async def readbacks(db: async_sessionmaker[AsyncSession], uniqueid: str) -> list[ReadbackSession]:
-    async with db() as session:
-        rows = await session.execute(
-            select(ReadbackSession)
-            .where(ReadbackSession.uniqueid == uniqueid)
-            .order_by(ReadbackSession.started_at)
-        )
-        return list(rows.scalars())
 
 
 async def test_a_call_worked_from_the_desk_by_keyboard_with_an_external_softphone(
@@ -165,56 +78,35 @@ async def test_a_call_worked_from_the_desk_by_keyboard_with_an_external_softphon
     await wait_queue_manager(db)
     (agent,) = await make_agents(db, api, "q12desk", 1)
     # This caller's history: an earlier complaint and a callback request still pending.
-    earlier = await api.post(
-        "/complaints",
-        json={
-            "description": "नाली जाम है",
-            "caller_number": CALLER,
-            "department": "urban_dev",
-            "category": "urban_dev.drain",
-            "district": "lucknow",
-        },
-        headers=agent.headers,
-    )
-    assert earlier.status_code == 201, earlier.text
-    async with db() as session:
-        session.add(
-            CallbackRequest(
-                uniqueid="itest-desk-cb", caller_number=CALLER, lang="hi", reason="wait"
-            )
-        )
-        await session.commit()
+    earlier = await seed_history(api, db, agent, CALLER, callback="itest-desk-cb")
     departments = (await api.get("/reference/departments", headers=agent.headers)).json()
     assert any(d["code"] == "police" for d in departments)
 
     base = f"http://{settings.api_host}:{settings.api_port}"
     phone = AgentSeat(settings, SEAT, await seat_password(db, SEAT), workdir=tmp_path)
-    async with phone, chromium(f"{base}/desk", tmp_path / "chromium", "desk") as tab:
-        page = Desk(tab.socket)
-        await page.cdp(
-            "Emulation.setDeviceMetricsOverride",
-            {"width": 1366, "height": 768, "deviceScaleFactor": 1, "mobile": False},
-        )
+    # The desk without its phone ("phone in this page" off): the seat's external softphone
+    # (sipp) takes the call.
+    async with (
+        phone,
+        chromium(f"{base}/desk", tmp_path / "chromium", "desk", artifacts="desk") as page,
+    ):
+        await page.viewport()
         try:
             # ---- sign in, sit at the seat, pause and resume: keyboard only
             await page.wait_for("document.activeElement.id === 'username'")
             assert await page.evaluate("document.documentElement.lang") == "hi"
-            await page.type(agent.username)
-            await page.press("Tab")
-            await page.type(PASSWORD)
-            await page.press("Enter")
-            await page.wait_for("document.body.dataset.ready === '1'")
-            assert await page.focused() == "seat"
+            await sign_in(page, agent)
+            await page.evaluate("document.getElementById('use-phone').click()")
+            await page.evaluate("document.getElementById('seat').focus()")
+            await sit(page, SEAT)
             # Signed in: the form is gone from view, and the desk fits 1366x768 unscrolled.
             assert await page.evaluate("document.getElementById('sign-in').offsetParent") is None
-            assert await page.evaluate(
-                "[document.documentElement.scrollWidth, document.documentElement.scrollHeight]"
-            ) == [1366, 768]
-            await page.type(SEAT)
-            await page.press("Enter")
-            await page.wait_for(
-                "document.getElementById('agent-state').dataset.state === 'in_queue'", 30
+            await fits_the_screen(page)
+            assert await page.evaluate("document.getElementById('phone').childElementCount") == 0
+            web = await asyncio.to_thread(
+                AsteriskInstance(settings).cli, f"pjsip show aor {webrtc_endpoint(SEAT)}"
             )
+            assert "transport=ws" not in web, "the page registered the seat's WebRTC phone"
             await page.screenshot("01-signed-in-at-seat")
             await page.access_key("p")  # a button's access key presses it
             await page.wait_for("document.getElementById('agent-state').dataset.state === 'paused'")
@@ -230,7 +122,7 @@ async def test_a_call_worked_from_the_desk_by_keyboard_with_an_external_softphon
             # ---- a citizen calls: Hindi, skip the open-complaint read-out, new complaint
             call = asyncio.create_task(
                 citizen_call(
-                    settings, "121", hold=150.0, caller_id=CALLER, workdir=tmp_path, **KEY_ARGS
+                    settings, IVR_KEYS, hold=150.0, caller_id=CALLER, workdir=tmp_path, **KEY_ARGS
                 )
             )
             await phone.wait_answered(1, within=40)
@@ -241,7 +133,7 @@ async def test_a_call_worked_from_the_desk_by_keyboard_with_an_external_softphon
             history = await page.evaluate(
                 "[...document.querySelectorAll('#history tr')].map((tr) => tr.dataset.number)"
             )
-            assert history == [earlier.json()["number"]]
+            assert history == [earlier]
             assert await page.evaluate("document.querySelectorAll('#callbacks li').length") == 1
             await page.screenshot("03-screen-pop")
             uniqueid = await page.evaluate("window.HelplineDesk.call.uniqueid")
@@ -251,39 +143,13 @@ async def test_a_call_worked_from_the_desk_by_keyboard_with_an_external_softphon
                 "window.HelplineDesk.dropResponse = (path, o) => path === '/complaints'"
                 " && o.method === 'POST' && !window.dropped && (window.dropped = true)"
             )
-            await page.access_key("v")
-            await choose(page, "department", "police")
-            await page.press("Tab")
-            await choose(page, "category", "police.harassment")
-            await page.press("Tab")
-            await choose(page, "district", "lucknow")
-            await page.press("Tab")  # tehsil: not known
-            await page.press("Tab")
-            await choose(page, "thana", "lucknow_hazratganj")
-            await page.access_key("d")
-            assert await page.focused() == "description"
-            await page.type(DESCRIPTION)
-            assert int(await page.text("count")) == len(DESCRIPTION)
-            await page.wait_for("!document.getElementById('duplicate').hidden")
+            await fill_complaint(page)
             await page.screenshot("04-form-filled")
-            await page.press("Enter", modifiers=CTRL)
-            await page.wait_for("!document.getElementById('filed').hidden", 30)
-            number = await page.text("filed-number")
+            number = await file_complaint(page)
             assert await page.evaluate("window.dropped") is True
             assert int(await page.evaluate("document.body.dataset.retries")) >= 1
-            async with db() as session:
-                filed = (
-                    (
-                        await session.execute(
-                            select(Complaint.number)
-                            .join(Call, Call.id == Complaint.call_id)
-                            .where(Call.uniqueid == uniqueid)
-                        )
-                    )
-                    .scalars()
-                    .all()
-                )
-                assert filed == [number], "a lost answer, retried: still one complaint"
+            filed = await complaints_of_call(db, uniqueid)
+            assert filed == [number], "a lost answer, retried: still one complaint"
             detail = (await api.get(f"/complaints/{number}", headers=agent.headers)).json()
             assert detail["thana"]["code"] == "lucknow_hazratganj"
             assert detail["description"] == DESCRIPTION
@@ -307,23 +173,7 @@ async def test_a_call_worked_from_the_desk_by_keyboard_with_an_external_softphon
             assert first.lang == "hi" and first.outcome == "completed"
             assert "month_" in " ".join(first.prompts)
             await page.screenshot("06-read-back")
-            instance = AsteriskInstance(settings)
-
-            async def bridged_back() -> str | None:
-                shown = await asyncio.to_thread(instance.cli, "core show channels concise")
-                for line in shown.splitlines():
-                    # The caller's channel in Bridge(<the agent's leg>,x), a channel of the seat.
-                    fields = line.split("!")
-                    if (
-                        fields[-1:] == [uniqueid]
-                        and len(fields) > 6
-                        and fields[5] == "Bridge"
-                        and is_seat_channel(fields[6].split(",")[0], SEAT)
-                    ):
-                        return line
-                return None
-
-            await wait_for(bridged_back, 20, what="the caller bridged back to the agent's leg")
+            await bridged_back(settings, uniqueid, SEAT)
             assert phone.calls_answered == 1, "the same leg, no new ring"
             assert not call.done()
 
@@ -338,27 +188,7 @@ async def test_a_call_worked_from_the_desk_by_keyboard_with_an_external_softphon
             assert second.outcome == "completed"
 
             # ---- wrap-up and status look-up
-            await page.access_key("w")
-            assert await page.evaluate("document.getElementById('wrapup-code').value") == (
-                "complaint_filed"
-            )
-            await page.press("Tab")
-            await page.type("संख्या दो बार सुनाई")
-            await page.press("Enter")
-            await page.wait_for(
-                "document.getElementById('wrapup-state').dataset.code === 'complaint_filed'"
-            )
-            async with db() as session:
-                wrapup = (
-                    await session.execute(
-                        select(CallWrapup).join(Call).where(Call.uniqueid == uniqueid)
-                    )
-                ).scalar_one()
-                assert wrapup.code == "complaint_filed" and wrapup.note == "संख्या दो बार सुनाई"
-                disposition = await session.scalar(
-                    select(Call.disposition).where(Call.uniqueid == uniqueid)
-                )
-            assert disposition in (None, "answered")  # the queue manager's, not overwritten
+            await wrap_up(page, db, uniqueid, "संख्या दो बार सुनाई")
             await page.screenshot("07-wrapped-up")
             await page.access_key("f")
             await page.type(number)
@@ -397,4 +227,4 @@ async def test_a_call_worked_from_the_desk_by_keyboard_with_an_external_softphon
             await session.scalar(select(func.count()).where(Complaint.caller_number == CALLER)) == 2
         )
     for step in ("01-signed-in-at-seat", "03-screen-pop", "05-filed", "06-read-back"):
-        assert (ARTIFACTS / f"{step}.png").stat().st_size > 10_000, step
+        assert (page.artifacts / f"{step}.png").stat().st_size > 10_000, step

@@ -1,22 +1,19 @@
 """The desk's in-page phone on the real Asterisk, in headless Chromium with fake media devices:
-the page registers the seat over WSS (TLS pinned to the certificate `helpline up` made), a
-sipp citizen dials 1076 and waits in the queue, the page rings and is answered by keyboard,
-media flows both ways (packets counted from the page's getStats()), hold shows in app_queue's
-member state, mute silences the agent, DTMF reaches Asterisk, and the agent hangs up. Then the
-same seat with an external SIP softphone (sipp over UDP) still answers a queued call.
-Screenshots of each step are kept in ``build/test-artifacts/desk-phone`` (or
-``$HELPLINE_TEST_ARTIFACTS``)."""
+the desk (/desk, signed in with a token, the agent already at the seat) registers the seat over
+WSS (TLS pinned to the certificate `helpline up` made), a sipp citizen dials 1076 and waits in
+the queue, the page rings and is answered by keyboard, media flows both ways (packets counted
+from the page's getStats()), hold shows in app_queue's member state, mute silences the agent,
+DTMF reaches Asterisk, and the agent hangs up. Then the same seat with an external SIP
+softphone (sipp over UDP) still answers a queued call. Screenshots of each step are kept in
+``$HELPLINE_TEST_ARTIFACTS/desk-phone`` (default ``test-artifacts/desk-phone``). The whole
+call worked from the desk with this phone: test_desk_webrtc.py."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import itertools
-import json
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -24,10 +21,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from asterisk_config.instance import AsteriskInstance
-from asterisk_config.tls import spki_sha256, tls_files
 from core.config import Settings
 from core.db.models import Call
 from helpline.sipp import AgentSeat, CallOutcome, citizen_call
+from tests.integration.browser import ALT, PhoneMedia, chromium, webrtc_flags
 from tests.integration.queue_support import login as sit_at
 from tests.integration.queue_support import (
     logout_all,
@@ -35,93 +32,12 @@ from tests.integration.queue_support import (
     seat_password,
     wait_queue_manager,
 )
-from tests.integration.test_wallboard import Page, chromium
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
 SEAT = "agent0302"
-ARTIFACTS = Path(
-    os.environ.get("HELPLINE_TEST_ARTIFACTS")
-    or Path(__file__).resolve().parents[2] / "build" / "test-artifacts"
-)
-_cdp_ids = itertools.count(1_000_000)
-
-
-def webrtc_flags(settings: Settings) -> list[str]:
-    """Fake microphone, no permission prompt, loopback ICE, and the WSS certificate pinned."""
-    return [
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        "--allow-loopback-in-peer-connection",
-        "--autoplay-policy=no-user-gesture-required",
-        f"--ignore-certificate-errors-spki-list={spki_sha256(tls_files(settings).cert)}",
-        "--window-size=800,600",
-    ]
-
-
-async def cdp(page: Page, method: str, params: dict[str, Any] | None = None) -> Any:
-    """One DevTools command on the page's socket (Page.evaluate's loop, any method)."""
-    ident = next(_cdp_ids)
-    await page.socket.send(json.dumps({"id": ident, "method": method, "params": params or {}}))
-    while True:
-        reply = json.loads(await page.socket.recv())
-        if reply.get("id") == ident:
-            assert "error" not in reply, reply
-            return reply.get("result")
-
-
-async def press(page: Page, key: str, *, alt: bool = False) -> None:
-    """A real key press (Input.dispatchKeyEvent), as an agent's keyboard sends it."""
-    base: dict[str, Any] = {"key": key, "modifiers": 1 if alt else 0}
-    if len(key) == 1 and key.isalpha():
-        base["code"] = f"Key{key.upper()}"
-        base["windowsVirtualKeyCode"] = ord(key.upper())
-    down = dict(base, type="keyDown")
-    if not alt:
-        down["text"] = key
-    await cdp(page, "Input.dispatchKeyEvent", down)
-    await cdp(page, "Input.dispatchKeyEvent", dict(base, type="keyUp"))
-
-
-async def screenshot(page: Page, name: str) -> Path:
-    shot = await cdp(page, "Page.captureScreenshot", {"format": "png"})
-    path = ARTIFACTS / "desk-phone" / f"{name}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(base64.b64decode(shot["data"]))
-    return path
-
-
-async def state(page: Page) -> str:
-    return str(await page.evaluate("document.getElementById('phone').dataset.state"))
-
-
-async def stats(page: Page) -> dict[str, Any]:
-    value = await page.evaluate("window.phone && window.phone.lastStats")
-    return value or {}
-
-
-async def stats_after(page: Page, at: float) -> dict[str, Any]:
-    """The page's getStats() figures taken after ``at`` (its clock, ms)."""
-
-    async def fresh() -> dict[str, Any] | None:
-        current = await stats(page)
-        return current if current.get("at", 0) > at else None
-
-    found = await wait_for(fresh, 5, interval=0.2, what="fresh getStats() figures")
-    assert found is not None
-    return found
-
-
-async def now_ms(page: Page) -> float:
-    return float(await page.evaluate("Date.now()"))
-
-
-async def window(page: Page, seconds: float) -> tuple[dict[str, Any], dict[str, Any]]:
-    """getStats() figures at the start and the end of ``seconds`` (a measured window)."""
-    first = await stats_after(page, await now_ms(page))
-    await asyncio.sleep(seconds)  # the window measured, not a wait for something
-    return first, await stats_after(page, await now_ms(page))
+PHONE_STATE = "document.getElementById('phone').dataset.state"
 
 
 async def last_call(db: async_sessionmaker[AsyncSession], caller: str) -> Call | None:
@@ -158,13 +74,18 @@ async def test_the_page_phone_answers_a_queued_citizen_with_media_hold_mute_dtmf
     try:
         await sit_at(api, agent, SEAT)
         async with chromium(
-            f"{base}/phone#token={token}", tmp_path / "chromium", "/phone", webrtc_flags(settings)
+            f"{base}/desk#token={token}",
+            tmp_path / "chromium",
+            "/desk",
+            webrtc_flags(settings),
+            artifacts="desk-phone",
         ) as page:
-            await page.wait_for("document.getElementById('phone').dataset.state === 'registered'")
+            media = PhoneMedia(page)
+            await page.wait_for(f"{PHONE_STATE} === 'registered'")
             contacts = await asyncio.to_thread(asterisk.cli, f"pjsip show aor {SEAT}-web")
             assert "transport=ws" in contacts, contacts
             assert "Not in use" in member_status(asterisk, settings.queue_name)
-            await screenshot(page, "1-registered")
+            await page.screenshot("1-registered")
 
             caller = "9876540302"
             call = asyncio.create_task(
@@ -179,17 +100,15 @@ async def test_the_page_phone_answers_a_queued_citizen_with_media_hold_mute_dtmf
                     rtp_echo=True,
                 )
             )
-            await page.wait_for(
-                "document.getElementById('phone').dataset.state === 'ringing'", within=40
-            )
+            await page.wait_for(f"{PHONE_STATE} === 'ringing'", within=40)
             assert await page.evaluate("document.getElementById('phone').dataset.peer") == caller
-            await screenshot(page, "2-ringing")
-            await press(page, "a", alt=True)
-            await page.wait_for("document.getElementById('phone').dataset.state === 'in_call'")
-            await screenshot(page, "3-in-call")
+            await page.screenshot("2-ringing")
+            await page.press("a", ALT)
+            await page.wait_for(f"{PHONE_STATE} === 'in_call'")
+            await page.screenshot("3-in-call")
 
             # Media both ways: what the page sends comes back through Asterisk and the citizen.
-            first, second = await window(page, 2.0)
+            first, second = await media.window(2.0)
             assert second["dtlsState"] == "connected"
             assert second["packetsSent"] - first["packetsSent"] >= 50, (first, second)
             assert second["packetsReceived"] - first["packetsReceived"] >= 50, (first, second)
@@ -197,13 +116,13 @@ async def test_the_page_phone_answers_a_queued_citizen_with_media_hold_mute_dtmf
             energy_talking = second["inboundAudioEnergy"] - first["inboundAudioEnergy"]
 
             # Mute: the agent's audio stops reaching the citizen (the echo falls silent).
-            await press(page, "m", alt=True)
+            await page.press("m", ALT)
             await page.wait_for("document.getElementById('phone').dataset.muted === 'true'")
             await asyncio.sleep(0.5)  # the echo of audio sent before the mute drains
-            first, second = await window(page, 2.0)
+            first, second = await media.window(2.0)
             energy_muted = second["inboundAudioEnergy"] - first["inboundAudioEnergy"]
-            await screenshot(page, "4-muted")
-            await press(page, "m", alt=True)
+            await page.screenshot("4-muted")
+            await page.press("m", ALT)
             await page.wait_for("document.getElementById('phone').dataset.muted === undefined")
 
             assert energy_talking > 100 * energy_muted + 1e-6, (energy_talking, energy_muted)
@@ -211,23 +130,23 @@ async def test_the_page_phone_answers_a_queued_citizen_with_media_hold_mute_dtmf
 
             # Hold: Asterisk stops sending to the page (it answered the sendonly offer) while
             # the page's own audio still flows; resume brings the citizen back.
-            await press(page, "h", alt=True)
-            await page.wait_for("document.getElementById('phone').dataset.state === 'on_hold'")
+            await page.press("h", ALT)
+            await page.wait_for(f"{PHONE_STATE} === 'on_hold'")
             await asyncio.sleep(0.5)  # packets already on their way drain
-            first, second = await window(page, 1.5)
-            await screenshot(page, "5-on-hold")
+            first, second = await media.window(1.5)
+            await page.screenshot("5-on-hold")
             assert second["packetsReceived"] - first["packetsReceived"] <= 2, (first, second)
             assert second["packetsSent"] - first["packetsSent"] >= 40, (first, second)
             assert "(in call)" in member_status(asterisk, settings.queue_name)
-            await press(page, "h", alt=True)
-            await page.wait_for("document.getElementById('phone').dataset.state === 'in_call'")
-            first, second = await window(page, 1.5)
+            await page.press("h", ALT)
+            await page.wait_for(f"{PHONE_STATE} === 'in_call'")
+            first, second = await media.window(1.5)
             assert second["packetsReceived"] - first["packetsReceived"] >= 40, (first, second)
 
             # DTMF from the keyboard reaches Asterisk on the seat's WebRTC channel.
             for digit in "42":
-                await press(page, digit)
-            await page.wait_for("window.phone.dtmfSent === '42'")
+                await page.press(digit)
+            await page.wait_for("window.HelplineDesk.phone.dtmfSent === '42'")
             log = asterisk.host_path(f"{asterisk.dirs.log}/{dtmf_log}")
 
             def dtmf_seen() -> list[str]:
@@ -239,11 +158,11 @@ async def test_the_page_phone_answers_a_queued_citizen_with_media_hold_mute_dtmf
             assert "".join(digits) == "42", digits
 
             # Hang up from the page: the citizen hears the BYE.
-            await press(page, "e", alt=True)
+            await page.press("e", ALT)
             outcome: CallOutcome = await asyncio.wait_for(call, 30)
             assert outcome.answered and outcome.hangup_by == "remote", outcome.events
-            await page.wait_for("document.getElementById('phone').dataset.state === 'registered'")
-            await screenshot(page, "6-hung-up")
+            await page.wait_for(f"{PHONE_STATE} === 'registered'")
+            await page.screenshot("6-hung-up")
         record = await wait_for(lambda: last_call(db, caller), 10, what="the call's record")
         assert record.disposition == "answered" and record.agent_seat == SEAT
     finally:

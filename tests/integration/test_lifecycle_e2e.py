@@ -48,9 +48,9 @@ from core.domain.complaints import ComplaintStatus, HistoryAction
 from core.domain.credentials import hash_password
 from helpline import services
 from helpline.sipp import AgentSeat, DtmfStep, citizen_call
+from tests.integration.browser import Page, chromium
 from tests.integration.test_ivr_support import ivr_session, language_key_at, seconds
 from tests.integration.test_walking_skeleton import agent_headers, seat_password, wait_call
-from tests.integration.test_wallboard import Page, chromium
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration

@@ -23,8 +23,8 @@ from core.config import Settings
 from core.db.models import AuditLog, Recording, User
 from core.domain.recordings import recording_path
 from helpline.sipp import AgentSeat, citizen_call
+from tests.integration.browser import chromium
 from tests.integration.test_walking_skeleton import seat_password, wait_call
-from tests.integration.test_wallboard import chromium
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ import pytest
 
 from core.config import Settings
 from helpline.cli import demo_complaints
-from tests.integration.test_wallboard import chromium
+from tests.integration.browser import chromium
 
 pytestmark = pytest.mark.integration
 

@@ -6,6 +6,7 @@ seat credentials for admins only, Prometheus metrics."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -361,11 +362,14 @@ async def test_phone_settings_for_the_seat_the_agent_sits_at(stack: Stack) -> No
     assert (await stack.http.get("/agents/me/phone", headers=agent)).status_code == 409
 
 
-async def test_phone_page_and_scripts_are_served_from_here(stack: Stack) -> None:
-    page = await stack.http.get("/phone")
+async def test_the_desk_loads_the_phone_and_its_scripts_are_served_from_here(stack: Stack) -> None:
+    page = await stack.http.get("/desk")
     assert page.status_code == 200
-    assert '<script src="/pages/vendor/jssip.min.js"></script>' in page.text
-    assert 'from "/pages/phone.js"' in page.text and "https://" not in page.text
+    # JsSIP (a classic script) and the phone before the desk's module, all from our origin.
+    scripts = re.findall(r'<script (?:type="module" )?src="([^"]+)"', page.text)
+    assert scripts == ["/pages/vendor/jssip.min.js", "/pages/phone.js", "/pages/desk/desk.js"]
+    assert "https://" not in page.text
+    assert (await stack.http.get("/phone")).status_code == 404  # no page of its own
     script = await stack.http.get("/pages/phone.js")
     assert script.status_code == 200 and script.headers["content-type"].startswith(
         "text/javascript"

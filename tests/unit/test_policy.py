@@ -43,8 +43,7 @@ def test_only_probes_login_pages_and_documentation_are_public() -> None:
         ("GET", "/review"),
         ("GET", "/worklist"),
         ("GET", "/pages/reports.js"),
-        # The in-page phone's page and scripts (its settings need the agent's token).
-        ("GET", "/phone"),
+        # The desk's in-page phone's scripts (its settings need the agent's token).
         ("GET", "/pages/phone.js"),
         ("GET", "/pages/vendor/jssip.min.js"),
         # The agent desk's page and its modules (its data needs the agent's token).

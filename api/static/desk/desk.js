@@ -3,9 +3,10 @@
 // submit), the read-back button, wrap-up, status look-up and the shift's own counts.
 // Plain ES module, no build step; labels come from the page (api/static/desk/labels.json).
 //
-// The WebRTC phone is not part of this file: after sign-in the desk calls
-// window.HelplinePhone?.attach(document.getElementById("phone"), seatInfo) if such a module
-// was loaded, with seatInfo = {username, seat, token}, and again whenever the seat changes.
+// The in-page WebRTC phone is api/static/phone.js (window.HelplinePhone, loaded by the page
+// before this module, with JsSIP): once the agent sits at a seat the desk reads the phone's
+// settings (GET /agents/me/phone) and attaches it to <section id="phone">; on seat logout,
+// sign-out or a change of seat it detaches it (the phone unregisters). See mountPhone().
 
 const $ = (id) => document.getElementById(id);
 const LABELS = JSON.parse($("labels").textContent);
@@ -18,6 +19,8 @@ export const L = (key) => (LABELS[key] ? LABELS[key][lang] : key);
 const desk = {
   me: null, agent: null, call: null, departments: [], districts: [],
   formKey: null, filed: null, wrapup: null,
+  /** The attached in-page phone (HelplinePhone.attach's object), or null. */
+  phone: null,
   /** Tests: (path, options) => true drops that response after the server answered, as a
    *  lost network would (the request was served; the page sees a TypeError). */
   dropResponse: null,
@@ -87,6 +90,7 @@ $("sign-in").addEventListener("submit", async (ev) => {
 $("sign-out").addEventListener("click", () => signOut());
 
 function signOut() {
+  mountPhone(null);
   sessionStorage.removeItem("helpline_token");
   token = null;
   if (socket) { socket.onclose = null; socket.close(); socket = null; }
@@ -129,7 +133,6 @@ function agentState() {
   return desk.agent.paused ? "paused" : "in_queue";
 }
 
-let attachedSeat;
 function drawAgent() {
   const state = agentState();
   const el = $("agent-state");
@@ -143,10 +146,42 @@ function drawAgent() {
   $("pause").hidden = state === "paused";
   $("pause-reason").disabled = state === "paused";
   $("resume").hidden = state !== "paused";
-  const seat = desk.agent ? desk.agent.seat : null;
-  if (seat !== attachedSeat && window.HelplinePhone && typeof window.HelplinePhone.attach === "function") {
-    attachedSeat = seat;
-    window.HelplinePhone.attach($("phone"), { username: desk.me && desk.me.username, seat, token });
+  mountPhone(desk.agent && token && $("use-phone").checked ? desk.agent.seat : null);
+}
+
+// ------------------------------------------------------------------ the in-page phone
+// "Phone in this page" (on unless the agent turned it off in this browser): an agent who
+// answers on a desk phone or an external softphone only keeps the page from ringing too.
+$("use-phone").checked = localStorage.getItem("helpline_page_phone") !== "off";
+$("use-phone").addEventListener("change", () => {
+  const live = ["ringing", "calling", "in_call", "on_hold"].includes($("phone").dataset.state);
+  if (live && !$("use-phone").checked) { $("use-phone").checked = true; return; }  // not mid-call
+  localStorage.setItem("helpline_page_phone", $("use-phone").checked ? "on" : "off");
+  drawAgent();
+});
+let phoneSeat = null;  // the seat the phone is (being) attached for
+/** Attach the WebRTC phone for `seat`, or detach it (null): called on every drawAgent(), so
+ *  after seat login, seat logout, sign-out and when the seat changes. Without phone.js or
+ *  JsSIP the desk works as before, with an external softphone on the seat. */
+async function mountPhone(seat) {
+  const Phone = window.HelplinePhone;
+  if (seat === phoneSeat || !Phone) return;
+  phoneSeat = seat;
+  if (desk.phone) { desk.phone.detach(); desk.phone = null; }
+  const el = $("phone");
+  el.replaceChildren();
+  if (!seat) return;
+  try {
+    const settings = await Phone.settings(token);
+    if (phoneSeat !== seat) return;  // the seat changed (or the agent left) meanwhile
+    desk.phone = Phone.attach(el, settings);
+  } catch (e) {
+    if (phoneSeat !== seat) return;
+    phoneSeat = null;  // the next refresh (every 3 s) tries again
+    const p = document.createElement("p");
+    p.className = "err";
+    p.textContent = L("phone_unavailable") + ": " + String(e.message || e);
+    el.replaceChildren(p);
   }
 }
 
