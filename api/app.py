@@ -18,6 +18,7 @@ from api.routers import (
     auth,
     calls,
     complaints,
+    docs,
     health,
     pages,
     reference,
@@ -82,6 +83,9 @@ def create_app(settings: Settings, *, ami: Any = None, connect_ami: bool = True)
         version="0.1.0",
         description="Agents record complaints, supervisors watch queues, officers resolve.",
         lifespan=lifespan,
+        # Our own /docs and /redoc (api.routers.docs): local assets, no inline script.
+        docs_url=None,
+        redoc_url=None,
         # The access table (api.policy) gates every HTTP route, whatever its handler asks for.
         dependencies=[Depends(authorize)],
     )
@@ -98,6 +102,6 @@ def create_app(settings: Settings, *, ami: Any = None, connect_ami: bool = True)
 
     app.openapi = openapi  # type: ignore[method-assign]
     modules = (health, auth, agents, complaints, reference, calls, seats, stats, wallboard)
-    for module in (*modules, reports, pages):
+    for module in (*modules, reports, pages, docs):
         app.include_router(module.router)
     return app

@@ -77,10 +77,10 @@ class Settings(BaseSettings):
     #: route takes is a complaint (10,000 characters of text, up to 40 KB as UTF-8 Devanagari);
     #: 64 KiB holds it and keeps a flood of large bodies from costing memory.
     api_max_body_bytes: int = Field(default=64 * 1024, gt=0)
-    #: uvicorn: largest request head (request line + headers) in bytes (``h11_max_incomplete_event_size``).
+    #: uvicorn: largest request head, request line and headers (``h11_max_incomplete_event_size``).
     api_max_header_bytes: int = Field(default=16 * 1024, gt=0)
     #: uvicorn: seconds an idle keep-alive connection is kept open.
-    api_keep_alive_seconds: float = Field(default=5.0, gt=0)
+    api_keep_alive_seconds: int = Field(default=5, gt=0)
     #: uvicorn: connections served at once; past it, new requests answer 503.
     api_max_concurrency: int = Field(default=1000, gt=0)
     #: Failed logins within ``login_window_seconds`` that block a user name, and an address,

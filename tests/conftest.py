@@ -24,7 +24,7 @@ from core.reference import Reference, load_reference
 #: with DELETE after unlinking the officers' posts: a TRUNCATE would cascade to ``officers``.
 TABLES = (
     "audit_log, sms_outbox, acr_breaches, complaint_history, complaints, queue_events, calls, "
-    "seat_status, agent_sessions, api_tokens, seats, service_heartbeats"
+    "seat_status, agent_sessions, api_tokens, auth_throttle, seats, service_heartbeats"
 )
 EMPTY_USERS = (
     "UPDATE officers SET user_id = NULL WHERE user_id IS NOT NULL",
