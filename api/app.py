@@ -11,8 +11,10 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import policy
+from api.boundary import Boundary
 from api.deps import authorize
 from api.live import LiveHub
+from api.problems import http_error, request_validation_error, service_error
 from api.routers import (
     agents,
     auth,
@@ -27,8 +29,6 @@ from api.routers import (
     stats,
     wallboard,
 )
-from api.boundary import Boundary
-from api.problems import http_error, request_validation_error, service_error
 from api.services.errors import ServiceError
 from api.services.notify import Notifications
 from core.config import Settings

@@ -137,7 +137,7 @@ def _has_nul(raw: bytes) -> bool:
 def _media_type(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"content-type":
-            return value.split(b";", 1)[0].strip().lower().decode("latin-1")
+            return str(value.split(b";", 1)[0].strip().lower().decode("latin-1"))
     return ""
 
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from api.problems import MEDIA_TYPE, PROBLEM_SCHEMA
 from core.domain.staff import Role
 from core.generated_docs import regenerate, splice
 
@@ -125,8 +126,6 @@ def document_refusals(openapi: dict[str, Any]) -> dict[str, Any]:
     as the one problem shape (``application/problem+json``, :mod:`api.problems`): 401 and
     403 where the table asks for a role (naming the roles); 400 and 413 where a body is read;
     422 where there is any input (body, path or query); the routes' own (404, 409, 429)."""
-    from api.problems import MEDIA_TYPE, PROBLEM_SCHEMA
-
     openapi.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
     schemas = openapi["components"]["schemas"]
     for unused in ("HTTPValidationError", "ValidationError"):

@@ -29,9 +29,7 @@ async def login(
     settings: SettingsDep,
 ) -> TokenOut:
     address = request.client.host if request.client else None
-    return await auth.issue_token(
-        session, settings, form.username, form.password, address=address
-    )
+    return await auth.issue_token(session, settings, form.username, form.password, address=address)
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)

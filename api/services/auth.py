@@ -21,40 +21,38 @@ from core.db.models import ApiToken, AuthThrottle, User
 from core.domain.credentials import hash_password, new_token, token_digest, verify_password
 
 
-#: Hashes (and checks) passwords off the event loop: scrypt takes tens of milliseconds of CPU
-#: (and releases the GIL), so a storm of logins costs those threads, not every request.
-_hash_pool: ThreadPoolExecutor | None = None
-#: Logins hashing or waiting for a thread in this process (the bound: ``login_hash_queue``).
-_hashing = 0
-#: Hashed once per process: a login for a user name that does not exist checks its password
-#: against this, so it costs what a wrong password costs (no user-existence oracle).
-_dummy_hash: str | None = None
+class _Hasher:
+    """Checks passwords off the event loop: scrypt takes tens of milliseconds of CPU (and
+    releases the GIL), so a storm of logins costs these threads, not every request. One per
+    process; bounded: past ``threads + queue`` logins at once, 429 at once."""
 
+    def __init__(self) -> None:
+        self.pool: ThreadPoolExecutor | None = None
+        #: Logins hashing or waiting for a thread in this process.
+        self.busy = 0
+        #: Hashed once per process: a login for a user name that does not exist is checked
+        #: against it, so it costs what a wrong password costs (no user-existence oracle).
+        self.dummy: str | None = None
 
-def _pool(settings: Settings) -> ThreadPoolExecutor:
-    global _hash_pool
-    if _hash_pool is None:
-        _hash_pool = ThreadPoolExecutor(settings.login_hash_threads, thread_name_prefix="scrypt")
-    return _hash_pool
-
-
-async def _verify(settings: Settings, password: str, stored: str | None) -> bool:
-    """``verify_password`` in the hashing pool; 429 at once when the pool's queue is full."""
-    global _hashing, _dummy_hash
-    if _hashing >= settings.login_hash_threads + settings.login_hash_queue:
-        raise TooMany("too many logins at once; try again", retry_after=1)
-    _hashing += 1
-    try:
-        loop = asyncio.get_running_loop()
-        if stored is None:
-            if _dummy_hash is None:
-                _dummy_hash = await loop.run_in_executor(_pool(settings), hash_password, "-")
-            stored = _dummy_hash
-            await loop.run_in_executor(_pool(settings), verify_password, password, stored)
+    async def verify(self, settings: Settings, password: str, stored: str | None) -> bool:
+        if self.busy >= settings.login_hash_threads + settings.login_hash_queue:
+            raise TooMany("too many logins at once; try again", retry_after=1)
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(settings.login_hash_threads, thread_name_prefix="scrypt")
+        self.busy += 1
+        try:
+            loop = asyncio.get_running_loop()
+            if stored is not None:
+                return await loop.run_in_executor(self.pool, verify_password, password, stored)
+            if self.dummy is None:
+                self.dummy = await loop.run_in_executor(self.pool, hash_password, "-")
+            await loop.run_in_executor(self.pool, verify_password, password, self.dummy)
             return False
-        return await loop.run_in_executor(_pool(settings), verify_password, password, stored)
-    finally:
-        _hashing -= 1
+        finally:
+            self.busy -= 1
+
+
+_HASHER = _Hasher()
 
 
 def _throttle_keys(username: str, address: str | None) -> list[tuple[str, str]]:
@@ -144,7 +142,7 @@ async def issue_token(
     # The connection goes back to the pool while the password is hashed: a storm of logins
     # waiting for the hashing threads must not hold every database connection.
     await session.commit()
-    matches = await _verify(settings, password, None if user is None else user.password_hash)
+    matches = await _HASHER.verify(settings, password, None if user is None else user.password_hash)
     if user is None or not matches or not user.active:
         await _count_failure(session, settings, keys)
         raise Unauthenticated("wrong username or password")

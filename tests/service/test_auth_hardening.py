@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.app import create_app
 from api.services import auth
+from api.services.errors import Unauthenticated
 from core.config import Settings
 from core.db.models import AuthThrottle
 from helpline.seed import seed_demo_users, seed_seats
@@ -63,20 +64,24 @@ async def test_a_user_name_is_blocked_after_its_failures_with_retry_after(
     # Two API processes (apps) share the count: it lives in PostgreSQL.
     app_a, one = client_of(settings, "10.0.0.1")
     app_b, two = client_of(settings, "10.0.0.2")
-    async with app_a.router.lifespan_context(app_a), app_b.router.lifespan_context(app_b):
-        async with one, two:
-            assert (await login(one, agent["username"], "wrong")).status_code == 401
-            assert (await login(two, agent["username"], "wrong")).status_code == 401
-            assert (await login(one, agent["username"], "wrong")).status_code == 401
-            # Blocked now, even with the right password, from either process.
-            blocked = await login(two, agent["username"], agent["password"])
-            assert blocked.status_code == 429
-            assert blocked.headers["content-type"] == "application/problem+json"
-            retry = int(blocked.headers["retry-after"])
-            assert 0 < retry <= settings.login_block_seconds
-            # Another user is not blocked by this one's failures.
-            other = users["agent"][1]
-            assert (await login(one, other["username"], other["password"])).status_code == 200
+    async with (
+        app_a.router.lifespan_context(app_a),
+        app_b.router.lifespan_context(app_b),
+        one,
+        two,
+    ):
+        assert (await login(one, agent["username"], "wrong")).status_code == 401
+        assert (await login(two, agent["username"], "wrong")).status_code == 401
+        assert (await login(one, agent["username"], "wrong")).status_code == 401
+        # Blocked now, even with the right password, from either process.
+        blocked = await login(two, agent["username"], agent["password"])
+        assert blocked.status_code == 429
+        assert blocked.headers["content-type"] == "application/problem+json"
+        retry = int(blocked.headers["retry-after"])
+        assert 0 < retry <= settings.login_block_seconds
+        # Another user is not blocked by this one's failures.
+        other = users["agent"][1]
+        assert (await login(one, other["username"], other["password"])).status_code == 200
 
 
 async def test_an_address_is_blocked_after_its_failures(db_settings: Settings, users: Any) -> None:
@@ -99,7 +104,7 @@ async def test_failures_are_counted_atomically_under_concurrency(
 
     async def one_failure() -> None:
         async with sessions() as session:
-            with pytest.raises(auth.Unauthenticated):
+            with pytest.raises(Unauthenticated):
                 await auth.issue_token(session, settings, "ghost", "x", address="10.1.1.1")
 
     await asyncio.gather(*(one_failure() for _ in range(12)))
