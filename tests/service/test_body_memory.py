@@ -5,27 +5,15 @@ token check or parse (issue 16 measured 145 -> 627 MB before)."""
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 from core.config import Settings
-from tests.waiting import wait_for_sync
+from tests.api_server import running_api
 
 BODY = 50 * 1024 * 1024
 BLOCK = b"x" * (1024 * 1024)
-SERVER = """
-import sys, uvicorn
-from api.__main__ import uvicorn_options
-from api.app import create_app
-from core.config import Settings
-settings = Settings(database_url=sys.argv[1], api_port=int(sys.argv[2]))
-app = create_app(settings, connect_ami=False)
-uvicorn.run(app, log_level="warning", **uvicorn_options(settings))
-"""
 
 
 def rss_kib(pid: int) -> int:
@@ -33,13 +21,6 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise AssertionError("no VmRSS")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def send_big(port: int, chunked: bool, answers: list[bytes]) -> None:
@@ -69,25 +50,12 @@ def send_small(port: int, answers: list[bytes]) -> None:
 
 
 def test_six_parallel_50_mb_bodies_do_not_grow_the_api(db_settings: Settings) -> None:
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-c", SERVER, db_settings.database_url, str(port)],
-        cwd=Path(__file__).resolve().parents[2],
-        env={**os.environ, "HELPLINE_STATE_DIR": str(db_settings.state_dir)},
-    )
-    try:
-
-        def up() -> bool:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                return True
-            return False
-
-        wait_for_sync(up, 30, what="the API listening")
+    with running_api(db_settings) as (port, pid):
         # A small refused request first, so the baseline includes the code paths' own memory.
         warm: list[bytes] = []
         send_small(port, warm)
         assert warm and b" 401 " in warm[0].split(b"\r\n")[0], warm
-        before = rss_kib(server.pid)
+        before = rss_kib(pid)
         answers: list[bytes] = []
         threads = [
             threading.Thread(target=send_big, args=(port, n % 2 == 1, answers)) for n in range(6)
@@ -96,13 +64,10 @@ def test_six_parallel_50_mb_bodies_do_not_grow_the_api(db_settings: Settings) ->
             thread.start()
         for thread in threads:
             thread.join(120)
-        after = rss_kib(server.pid)
+        after = rss_kib(pid)
         print(
             f"API RSS before {before / 1024:.1f} MB, after 6 x 50 MB bodies {after / 1024:.1f} MB"
         )
         assert len(answers) == 6 and all(b" 413 " in answer.split(b"\r\n")[0] for answer in answers)
         assert all(b"application/problem+json" in answer for answer in answers)
         assert after - before < 20 * 1024, (before, after)
-    finally:
-        server.terminate()
-        server.wait(10)

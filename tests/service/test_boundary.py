@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
@@ -214,3 +215,16 @@ def test_the_error_log_writes_a_burst_then_counts_what_it_left_out(
     with caplog.at_level(logging.INFO, logger="test.errorlog"):
         assert errors.error(logging.INFO, "again")
     assert "997 earlier error lines left out" in caplog.records[-1].getMessage()
+
+
+async def test_the_api_docs_load_nothing_from_elsewhere(client: httpx.AsyncClient) -> None:
+    for page in ("/docs", "/redoc", "/docs/oauth2-redirect"):
+        html = (await client.get(page)).text
+        assert "<script>" not in html and "cdn" not in html, page
+        sources = re.findall(r'(?:src|href)="([^"]+)"', html)
+        assert sources, page
+        for source in sources:
+            assert source.startswith("/docs/assets/"), source
+            asset = await client.get(source)
+            assert asset.status_code == 200 and b"https://cdn" not in asset.content, source
+    assert_problem(await client.get("/docs/assets/..%2Fapp.py"), 404)
