@@ -90,10 +90,13 @@ class Settings(BaseSettings):
     login_failures_per_address: int = Field(default=30, gt=0)
     login_window_seconds: int = Field(default=900, gt=0)
     login_block_seconds: int = Field(default=900, gt=0)
-    #: Threads that hash passwords (scrypt, off the event loop) and how many logins may wait
-    #: for one; past that a login answers 429 at once instead of queueing.
-    login_hash_threads: int = Field(default=2, gt=0)
-    login_hash_queue: int = Field(default=32, gt=0)
+    #: Threads that hash passwords (scrypt, ~40 ms of CPU each, off the event loop) and how
+    #: many logins may wait for one; past that a login answers 429 at once instead of queueing.
+    #: One thread leaves the other core to the event loop (about 20 logins a second per API
+    #: process: a 500-seat shift signs in within 25 s); a queue of 8 keeps a storm of logins
+    #: from holding database connections that every other request needs.
+    login_hash_threads: int = Field(default=1, gt=0)
+    login_hash_queue: int = Field(default=8, gt=0)
 
     # Business rules
     daily_inbound_budget: int = 88_000

@@ -6,6 +6,7 @@ uvicorn (tests/api_server.py) on a test database; no Asterisk is needed."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,6 @@ from core.config import Settings
 from helpline.seed import seed_demo_users, seed_seats
 from tests.api_server import running_api
 from tests.integration.test_wallboard import chromium
-from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -48,13 +48,14 @@ async def send(page: Any, method: str, params: dict[str, Any]) -> tuple[dict[str
 async def wait_ready(page: Any, ready: str) -> None:
     """Until ``ready`` holds in the page (errors while it is still loading count as not yet)."""
 
-    async def holds() -> bool:
-        reply, _ = await send(
-            page, "Runtime.evaluate", {"expression": ready, "returnByValue": True}
-        )
-        return bool(reply.get("result", {}).get("result", {}).get("value"))
-
-    await wait_for(holds, 30, interval=0.1, what=ready)
+    async with asyncio.timeout(30):
+        while True:
+            reply, _ = await send(
+                page, "Runtime.evaluate", {"expression": ready, "returnByValue": True}
+            )
+            if reply.get("result", {}).get("result", {}).get("value"):
+                return
+            await asyncio.sleep(0.1)  # the poll interval, not a guess at a duration
 
 
 async def csp_reports(page: Any) -> list[str]:

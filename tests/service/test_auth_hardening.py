@@ -22,6 +22,7 @@ from api.services import auth
 from api.services.errors import Unauthenticated
 from core.config import Settings
 from core.db.models import AuthThrottle
+from core.domain.credentials import hash_password, verify_password
 from helpline.seed import seed_demo_users, seed_seats
 
 
@@ -172,14 +173,18 @@ async def test_a_disabled_user_is_refused_on_the_next_request(
 async def test_a_storm_of_bad_logins_does_not_slow_health(
     db_settings: Settings, users: Any
 ) -> None:
-    """25 bad logins a second for 4 s (each hashing: the limits are set out of the way),
-    while /health is timed; its p50 and p99 must stay well below the 580 ms the storm caused when
-    hashing ran on the event loop."""
+    """25 bad logins a second for 4 s (the throttle's limits set out of the way), while
+    /health is timed. Hashing on the event loop kept it busy ~100 % of the time (25 x ~40 ms a
+    second), so /health's median waited about one hash (issue 16: 3 ms -> 580 ms on a real
+    server); off the loop, the median must stay under a third of one hash (a bound that scales
+    with the machine's speed and load), and the p99 under a generous 500 ms."""
     settings = db_settings.model_copy(
         update={"login_failures_per_user": 10_000, "login_failures_per_address": 10_000}
     )
     app, http = client_of(settings)
     agent = users["agent"][0]
+    stored = hash_password("good")
+    one_hash = statistics.median(timed_verify(stored) for _ in range(3))
     async with app.router.lifespan_context(app), http:
         calm = [await timed_health(http) for _ in range(20)]
         stop = asyncio.Event()
@@ -203,10 +208,16 @@ async def test_a_storm_of_bad_logins_does_not_slow_health(
     print(
         f"/health calm p50 {statistics.median(calm) * 1000:.1f} ms; during 25 bad logins/s:"
         f" p50 {p50 * 1000:.1f} ms p99 {p99 * 1000:.1f} ms over {len(during)} requests;"
-        f" logins {sorted(set(outcomes))}"
+        f" logins {sorted(set(outcomes))}; one hash {one_hash * 1000:.1f} ms"
     )
     assert set(outcomes) <= {401, 429} and outcomes.count(401) >= 50
-    assert p50 < 0.1 and p99 < 0.5
+    assert p50 < one_hash / 3 and p99 < 0.5
+
+
+def timed_verify(stored: str) -> float:
+    started = time.perf_counter()
+    verify_password("bad", stored)
+    return time.perf_counter() - started
 
 
 async def timed_health(http: httpx.AsyncClient) -> float:
