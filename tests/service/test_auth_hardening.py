@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.app import create_app
 from api.services import auth
-from api.services.errors import Unauthenticated
+from api.services.errors import TooMany, Unauthenticated
 from core.config import Settings
 from core.db.models import AuthThrottle
 from core.domain.credentials import hash_password, verify_password
@@ -101,7 +101,9 @@ async def test_an_address_is_blocked_after_its_failures(db_settings: Settings, u
 async def test_failures_are_counted_atomically_under_concurrency(
     db_settings: Settings, sessions: async_sessionmaker[AsyncSession], users: Any
 ) -> None:
-    settings = db_settings.model_copy(update={"login_failures_per_user": 1000})
+    settings = db_settings.model_copy(
+        update={"login_failures_per_user": 1000, "login_hash_queue": 20}
+    )
 
     async def one_failure() -> None:
         async with sessions() as session:
@@ -114,6 +116,30 @@ async def test_failures_are_counted_atomically_under_concurrency(
             row.key: row.failures for row in (await session.execute(select(AuthThrottle))).scalars()
         }
     assert rows == {"user:ghost": 12, "addr:10.1.1.1": 12}
+
+
+async def test_logins_past_the_hashing_queue_are_refused_at_once(
+    db_settings: Settings, sessions: async_sessionmaker[AsyncSession], users: Any
+) -> None:
+    settings = db_settings.model_copy(
+        update={"login_hash_threads": 1, "login_hash_queue": 2, "login_failures_per_user": 1000}
+    )
+    agent = users["agent"][0]
+
+    async def attempt() -> str:
+        async with sessions() as session:
+            try:
+                await auth.issue_token(session, settings, agent["username"], "wrong")
+            except TooMany as refused:
+                assert refused.retry_after == 1
+                return "busy"
+            except Unauthenticated:
+                return "checked"
+        return "in"
+
+    outcomes = await asyncio.gather(*(attempt() for _ in range(10)))
+    # One hashing and two waiting at most: the rest were refused without hashing.
+    assert 3 <= outcomes.count("checked") < 10 and outcomes.count("busy") >= 1, outcomes
 
 
 async def test_a_missing_user_costs_what_a_wrong_password_costs(
