@@ -71,3 +71,19 @@ def test_six_parallel_50_mb_bodies_do_not_grow_the_api(db_settings: Settings) ->
         assert len(answers) == 6 and all(b" 413 " in answer.split(b"\r\n")[0] for answer in answers)
         assert all(b"application/problem+json" in answer for answer in answers)
         assert after - before < 20 * 1024, (before, after)
+
+
+def test_the_server_limits_request_heads_and_sends_no_banner(db_settings: Settings) -> None:
+    """uvicorn as configured (api.__main__.uvicorn_options): a request head over
+    ``api_max_header_bytes`` is refused by h11 (400) and no response names the server."""
+    with running_api(db_settings) as (port, _pid):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+            big = "x" * (db_settings.api_max_header_bytes + 1024)
+            # Not yet ended (no blank line): h11 limits the head it holds while waiting for it.
+            conn.sendall(f"GET /health HTTP/1.1\r\nHost: api\r\nX-Big: {big}\r\n".encode())
+            refused = conn.recv(4096)
+        assert refused.split(b"\r\n")[0].startswith(b"HTTP/1.1 400"), refused[:100]
+        answers: list[bytes] = []
+        send_small(port, answers)
+        head = answers[0].split(b"\r\n\r\n")[0].lower()
+        assert b"\r\nserver:" not in head and b"x-content-type-options: nosniff" in head
