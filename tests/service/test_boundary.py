@@ -133,6 +133,11 @@ async def test_nul_and_surrogates_in_a_complaint_are_422_not_500(
     assert_problem(await client.get("/complaints?q=a%00b", headers=agent), 422)
     login = await client.post("/auth/token", data={"username": "a\x00b", "password": "x"})
     assert_problem(login, 422)
+    for raw in (b"username=%ED%A0%80&password=x", b"username=%FF%FE&password=x"):
+        form = {"content-type": "application/x-www-form-urlencoded"}
+        odd = await client.post("/auth/token", content=raw, headers=form)
+        assert odd.status_code in (401, 422), odd.text
+        assert odd.headers["content-type"] == PROBLEM
 
 
 async def test_a_seat_count_is_a_json_number_only(client: httpx.AsyncClient, users: Any) -> None:
