@@ -6,21 +6,35 @@ Settings come from :meth:`core.config.Settings.load`, the one way every entry po
 
 from __future__ import annotations
 
+from typing import Any
+
 import uvicorn
 
 from api.app import create_app
 from core.config import Settings
 
 
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """The server's own limits (docs/operations.md, "Limits"): h11, whose request-head limit
+    uvicorn exposes; no ``Server`` banner; idle keep-alive connections closed; a cap on
+    connections served at once (past it: 503); WebSocket messages no larger than a body.
+    uvicorn has no timeout for reading a request's head: a proxy in front sets one."""
+    return {
+        "host": settings.api_host,
+        "port": settings.api_port,
+        "http": "h11",
+        "h11_max_incomplete_event_size": settings.api_max_header_bytes,
+        "timeout_keep_alive": settings.api_keep_alive_seconds,
+        "limit_concurrency": settings.api_max_concurrency,
+        "ws_max_size": settings.api_max_body_bytes,
+        "server_header": False,
+        "proxy_headers": False,
+    }
+
+
 def main() -> None:
     settings = Settings.load()
-    uvicorn.run(
-        create_app(settings),
-        host=settings.api_host,
-        port=settings.api_port,
-        log_level="info",
-        proxy_headers=False,
-    )
+    uvicorn.run(create_app(settings), log_level="info", **uvicorn_options(settings))
 
 
 if __name__ == "__main__":

@@ -6,18 +6,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request, status
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import policy
+from api.boundary import Boundary
 from api.deps import authorize
 from api.live import LiveHub
+from api.problems import http_error, request_validation_error, service_error
 from api.routers import (
     agents,
     auth,
     calls,
     campaigns,
     complaints,
+    docs,
     health,
     pages,
     phone,
@@ -27,49 +31,12 @@ from api.routers import (
     stats,
     wallboard,
 )
-from api.services.errors import (
-    Conflict,
-    Forbidden,
-    Gone,
-    Invalid,
-    InvalidField,
-    NotFound,
-    ServiceError,
-    TooMany,
-    Unauthenticated,
-)
+from api.services.errors import ServiceError
 from api.services.notify import Notifications
 from core.config import Settings
 from core.db.channels import AGENT_CONNECT_CHANNEL, SEAT_CONFIG_APPLIED_CHANNEL, STATS_CHANNEL
 from core.db.session import create_engine, session_factory
 from core.transport.ami_client import AMIClient
-
-#: The HTTP status of each refusal a service raises.
-STATUS_OF: dict[type[ServiceError], int] = {
-    NotFound: status.HTTP_404_NOT_FOUND,
-    Conflict: status.HTTP_409_CONFLICT,
-    Invalid: status.HTTP_422_UNPROCESSABLE_CONTENT,
-    Unauthenticated: status.HTTP_401_UNAUTHORIZED,
-    Forbidden: status.HTTP_403_FORBIDDEN,
-    TooMany: status.HTTP_429_TOO_MANY_REQUESTS,
-    Gone: status.HTTP_410_GONE,
-}
-
-
-async def service_error(_request: Request, error: Exception) -> JSONResponse:
-    """A service's refusal as ``{"detail": message}`` with its status (the body FastAPI's
-    HTTPException gives, so clients see one shape)."""
-    assert isinstance(error, ServiceError)
-    code = next(
-        (code for kind, code in STATUS_OF.items() if isinstance(error, kind)),
-        status.HTTP_400_BAD_REQUEST,
-    )
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthenticated) else None
-    if isinstance(error, InvalidField):
-        # The shape of FastAPI's own 422, so a desk shows it next to the field either way.
-        detail = [{"loc": [error.where, error.field], "msg": error.reason, "type": "reference"}]
-        return JSONResponse({"detail": detail}, status_code=code)
-    return JSONResponse({"detail": error.message}, status_code=code, headers=headers)
 
 
 def create_app(settings: Settings, *, ami: Any = None, connect_ami: bool = True) -> FastAPI:
@@ -120,10 +87,20 @@ def create_app(settings: Settings, *, ami: Any = None, connect_ami: bool = True)
         version="0.1.0",
         description="Agents record complaints, supervisors watch queues, officers resolve.",
         lifespan=lifespan,
+        # Our own /docs and /redoc (api.routers.docs): local assets, no inline script.
+        docs_url=None,
+        redoc_url=None,
         # The access table (api.policy) gates every HTTP route, whatever its handler asks for.
         dependencies=[Depends(authorize)],
     )
+    # Every error answers one shape (api.problems); the boundary (sizes, text, security
+    # headers, crashes) runs before anything else, the token check included.
     app.add_exception_handler(ServiceError, service_error)
+    app.add_exception_handler(RequestValidationError, request_validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_middleware(
+        Boundary, max_body_bytes=settings.api_max_body_bytes, phone_url=settings.wss_url
+    )
 
     def openapi() -> dict[str, Any]:
         """FastAPI's schema, with the refusals the access table gives each operation."""
@@ -131,6 +108,6 @@ def create_app(settings: Settings, *, ami: Any = None, connect_ami: bool = True)
 
     app.openapi = openapi  # type: ignore[method-assign]
     modules = (health, auth, agents, complaints, reference, calls, seats, stats, wallboard)
-    for module in (*modules, reports, campaigns, pages, phone):
+    for module in (*modules, reports, campaigns, pages, phone, docs):
         app.include_router(module.router)
     return app

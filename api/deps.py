@@ -63,7 +63,7 @@ NotificationsDep = Annotated[Notifications, Depends(get_notifications)]
 ReferenceDep = Annotated[Reference, Depends(get_reference)]
 
 
-def _bearer_token(connection: HTTPConnection) -> str | None:
+def bearer_token(connection: HTTPConnection) -> str | None:
     scheme, _, token = connection.headers.get("authorization", "").partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
 
@@ -84,7 +84,7 @@ async def authorize(connection: HTTPConnection, session: SessionDep) -> User | N
         raise Forbidden(str(missing)) from None
     if roles is None:
         return None
-    token = _bearer_token(connection)
+    token = bearer_token(connection)
     if token is None:
         raise Unauthenticated("not authenticated")
     user = await auth.user_of_token(session, token)

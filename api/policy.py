@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from api.problems import MEDIA_TYPE, PROBLEM_SCHEMA
 from core.domain.staff import Role
 from core.generated_docs import regenerate, splice
 
@@ -50,12 +51,15 @@ POLICY: Final[Mapping[tuple[str, str], frozenset[Role] | None]] = {
     # The agent desk: the page and its modules; its data comes from the API with the token.
     ("GET", "/desk"): None,
     ("GET", "/pages/desk/{name}"): None,
+    ("GET", "/pages/wallboard.js"): None,
     ("POST", "/auth/token"): None,
     ("GET", "/openapi.json"): None,
     ("GET", "/docs"): None,
     ("GET", "/docs/oauth2-redirect"): None,
     ("GET", "/redoc"): None,
+    ("GET", "/docs/assets/{name}"): None,
     ("GET", "/auth/me"): STAFF,
+    ("POST", "/auth/logout"): STAFF,
     # An agent at a seat.
     ("GET", "/agents/me"): DESK,
     ("POST", "/agents/me/login"): DESK,
@@ -141,8 +145,15 @@ def mask_caller_number(number: str | None) -> str | None:
 
 
 def document_refusals(openapi: dict[str, Any]) -> dict[str, Any]:
-    """Add to ``openapi`` (in place, idempotent) the refusals every operation can give: 401
-    and 403 where the table asks for a role (naming the roles), 400 where a body is read."""
+    """Add to ``openapi`` (in place, idempotent) the refusals every operation can give, each
+    as the one problem shape (``application/problem+json``, :mod:`api.problems`): 401 and
+    403 where the table asks for a role (naming the roles); 400 and 413 where a body is read;
+    422 where there is any input (body, path or query); the routes' own (404, 409, 429)."""
+    openapi.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    schemas = openapi["components"]["schemas"]
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    content = {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for path, operations in openapi.get("paths", {}).items():
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
@@ -153,6 +164,12 @@ def document_refusals(openapi: dict[str, Any]) -> dict[str, Any]:
                 responses.setdefault("403", {"description": f"allowed roles: {allowed}"})
             if "requestBody" in operation:
                 responses.setdefault("400", {"description": "the body could not be parsed"})
+                responses.setdefault("413", {"description": "the body is too large"})
+            if "requestBody" in operation or operation.get("parameters"):
+                responses["422"] = {"description": "the input is not valid"}
+            for code, response in responses.items():
+                if code[:1] in ("4", "5"):
+                    response["content"] = content
     return openapi
 
 

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Final, Literal
+from types import UnionType
+from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from core.domain.calls import CallDisposition, ReadbackOutcome, ReadbackThen, WrapupCode
 from core.domain.complaints import ComplaintStatus
@@ -23,8 +32,47 @@ def _number_not_bool_or_text(value: object) -> object:
     return value
 
 
-#: Put after an integer's ``Field`` constraints (before them, pydantic's JSON schema loses them).
+#: The check :class:`StrictInput` makes on every number field, for a model that cannot
+#: derive from it. Put after an integer's ``Field`` constraints.
 JSON_INTEGER = BeforeValidator(_number_not_bool_or_text)
+
+
+def _scalar_kinds(annotation: Any) -> set[Any]:
+    """The scalar types a field's annotation accepts (``int | None`` -> {int, NoneType})."""
+    if get_origin(annotation) in (Union, UnionType):
+        return set().union(*(_scalar_kinds(arg) for arg in get_args(annotation)))
+    if get_origin(annotation) is Annotated:
+        return _scalar_kinds(get_args(annotation)[0])
+    return {annotation}
+
+
+class StrictInput(BaseModel):
+    """The base of every request body: what FastAPI parses is then refused as JSON would
+    mean it. A number field takes a JSON number only (not ``true``, not ``"500"``), a boolean
+    field ``true``/``false`` only (not ``1``, not ``"yes"``), and no float is NaN or infinite
+    (the boundary refuses those in the JSON text already; this holds for any other source).
+    Text is checked for NUL and lone surrogates at the boundary (api.boundary), for every
+    route whatever its model."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _json_scalars(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if field is None:
+            return value
+        kinds = _scalar_kinds(field.annotation)
+        numeric = bool(kinds & {int, float})
+        if str in kinds or not (numeric or bool in kinds):
+            return value
+        if isinstance(value, str | bytes):
+            raise ValueError("must be a JSON " + ("number" if numeric else "boolean"))
+        if isinstance(value, bool) and bool not in kinds:
+            raise ValueError("must be a JSON number, not true or false")
+        if isinstance(value, int | float) and not isinstance(value, bool) and not numeric:
+            raise ValueError("must be true or false")
+        return value
 
 
 class TokenOut(BaseModel):
@@ -43,7 +91,7 @@ class UserOut(BaseModel):
     role: Role
 
 
-class SeatLoginIn(BaseModel):
+class SeatLoginIn(StrictInput):
     seat: str = Field(pattern=r"^agent\d{4}$", examples=["agent0001"])
 
 
@@ -88,7 +136,7 @@ def _not_blank(value: str) -> str:
     return value
 
 
-class ComplaintIn(BaseModel):
+class ComplaintIn(StrictInput):
     description: Annotated[
         str,
         Field(min_length=DESCRIPTION_MIN, max_length=DESCRIPTION_MAX),
@@ -218,13 +266,13 @@ class HealthOut(BaseModel):
     heartbeats: dict[str, HeartbeatOut] = {}
 
 
-class PauseIn(BaseModel):
+class PauseIn(StrictInput):
     reason: PauseReason
 
 
-class RoutingIn(BaseModel):
+class RoutingIn(StrictInput):
     #: Base member penalty: lower rings first (0 = first choice).
-    penalty: Annotated[int, Field(ge=0, le=9), JSON_INTEGER] | None = None
+    penalty: Annotated[int, Field(ge=0, le=9)] | None = None
     skills: list[Skill] | None = None
 
 
@@ -239,9 +287,9 @@ class RoutingOut(BaseModel):
 MAX_SEATS = 9999
 
 
-class SeatCountIn(BaseModel):
+class SeatCountIn(StrictInput):
     #: Strict: ``true`` or ``"500"`` is no seat count.
-    count: Annotated[int, Field(ge=1, le=MAX_SEATS, examples=[1000]), JSON_INTEGER]
+    count: Annotated[int, Field(ge=1, le=MAX_SEATS, examples=[1000])]
 
 
 class SeatsOut(BaseModel):
@@ -283,7 +331,7 @@ class PhoneOut(BaseModel):
 AgentStateOut.model_rebuild()
 
 
-class TransitionIn(BaseModel):
+class TransitionIn(StrictInput):
     """An action on a complaint (``core.domain.lifecycle.Action``: start, resolve, reopen,
     reject_duplicate, request_closure, approve_closure, refuse_closure, reassign, close...)."""
 
@@ -338,7 +386,7 @@ class RecordingOut(BaseModel):
 # ----------------------------------------------------------------------------- the desk
 
 
-class WrapupIn(BaseModel):
+class WrapupIn(StrictInput):
     """The agent's account of a call, after it: one code, and a note for ``other`` (or any)."""
 
     code: WrapupCode
@@ -355,7 +403,7 @@ class WrapupOut(BaseModel):
     disposition: CallDisposition | None
 
 
-class ReadbackIn(BaseModel):
+class ReadbackIn(StrictInput):
     """Read ``complaint`` (filed on this call) to the caller, then ``then``."""
 
     complaint: str = Field(pattern=r"^[0-9]{10}$", examples=["1000000016"])

@@ -79,6 +79,31 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     token_ttl_seconds: int = Field(default=12 * 3600, gt=0)
+    #: Largest request body the API reads (bytes), checked on Content-Length first and counted
+    #: while streaming, before any authentication or parsing: 413 past it. The biggest body any
+    #: route takes is a complaint (10,000 characters of text, up to 40 KB as UTF-8 Devanagari);
+    #: 64 KiB holds it and keeps a flood of large bodies from costing memory.
+    api_max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    #: uvicorn: largest request head, request line and headers (``h11_max_incomplete_event_size``).
+    api_max_header_bytes: int = Field(default=16 * 1024, gt=0)
+    #: uvicorn: seconds an idle keep-alive connection is kept open.
+    api_keep_alive_seconds: int = Field(default=5, gt=0)
+    #: uvicorn: connections served at once; past it, new requests answer 503.
+    api_max_concurrency: int = Field(default=1000, gt=0)
+    #: Failed logins within ``login_window_seconds`` that block a user name, and an address,
+    #: for ``login_block_seconds`` (answered 429 with Retry-After). Stored in PostgreSQL, so
+    #: every API process counts the same failures.
+    login_failures_per_user: int = Field(default=5, gt=0)
+    login_failures_per_address: int = Field(default=30, gt=0)
+    login_window_seconds: int = Field(default=900, gt=0)
+    login_block_seconds: int = Field(default=900, gt=0)
+    #: Threads that hash passwords (scrypt, ~40 ms of CPU each, off the event loop) and how
+    #: many logins may wait for one; past that a login answers 429 at once instead of queueing.
+    #: One thread leaves the other core to the event loop (about 20 logins a second per API
+    #: process: a 500-seat shift signs in within 25 s); a queue of 8 keeps a storm of logins
+    #: from holding database connections that every other request needs.
+    login_hash_threads: int = Field(default=1, gt=0)
+    login_hash_queue: int = Field(default=8, gt=0)
 
     # Business rules
     daily_inbound_budget: int = 88_000

@@ -234,9 +234,10 @@ def cmd_service(name: str) -> Callable[[Settings, argparse.Namespace], int]:
         if name == "api":
             import uvicorn
 
+            from api.__main__ import uvicorn_options
             from api.app import create_app
 
-            uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port)
+            uvicorn.run(create_app(settings), **uvicorn_options(settings))
         elif name == "queue-manager":
             from queue_manager.service import serve
 

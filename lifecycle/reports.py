@@ -64,6 +64,10 @@ class Month:
     as_of: datetime
 
 
+#: No month before this has complaints (the 1076 helpline began in 2018).
+FIRST_YEAR = 2000
+
+
 def month_of(text: str | None, now: datetime | None = None) -> Month:
     """``YYYY-MM`` (default: the current IST month) as a :class:`Month` at ``now``."""
     now = now or datetime.now(UTC)
@@ -79,6 +83,9 @@ def month_of(text: str | None, now: datetime | None = None) -> Month:
             date(year, month, 1)
         except ValueError:
             raise MonthError(f"month {text!r} is not YYYY-MM") from None
+        # Year 1 in IST is before the first UTC instant PostgreSQL's driver can hold (a 500).
+        if year < FIRST_YEAR:
+            raise MonthError(f"month {text!r} is before the helpline's records") from None
     start = datetime(year, month, 1, tzinfo=IST)
     end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=IST)
     if start > now:

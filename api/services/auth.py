@@ -1,31 +1,153 @@
-"""Users and their bearer tokens: issue a token for a password, turn a token back into its
-user (HTTP and WebSocket alike), check a role."""
+"""Users and their bearer tokens: issue a token for a password (throttled, hashed off the
+event loop), turn a token back into its user (HTTP and WebSocket alike), revoke one, check a
+role, disable a user."""
 
 from __future__ import annotations
 
+import asyncio
+import math
 from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.schemas import TokenOut
-from api.services.errors import Forbidden, Unauthenticated
+from api.services.errors import Forbidden, NotFound, TooMany, Unauthenticated
 from core.config import Settings
 from core.db.audit import audit
-from core.db.models import ApiToken, User
+from core.db.models import ApiToken, AuthThrottle, User
 from core.domain.credentials import hash_password, new_token, token_digest, verify_password
 
 
+class _Hasher:
+    """Checks passwords off the event loop: scrypt takes tens of milliseconds of CPU (and
+    releases the GIL), so a storm of logins costs these threads, not every request. One per
+    process; bounded: past ``threads + queue`` logins at once, 429 at once."""
+
+    def __init__(self) -> None:
+        self.pool: ThreadPoolExecutor | None = None
+        #: Logins hashing or waiting for a thread in this process.
+        self.busy = 0
+        #: Hashed once per process: a login for a user name that does not exist is checked
+        #: against it, so it costs what a wrong password costs (no user-existence oracle).
+        self.dummy: str | None = None
+
+    async def verify(self, settings: Settings, password: str, stored: str | None) -> bool:
+        if self.busy >= settings.login_hash_threads + settings.login_hash_queue:
+            raise TooMany("too many logins at once; try again", retry_after=1)
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(settings.login_hash_threads, thread_name_prefix="scrypt")
+        self.busy += 1
+        try:
+            loop = asyncio.get_running_loop()
+            if stored is not None:
+                return await loop.run_in_executor(self.pool, verify_password, password, stored)
+            if self.dummy is None:
+                self.dummy = await loop.run_in_executor(self.pool, hash_password, "-")
+            await loop.run_in_executor(self.pool, verify_password, password, self.dummy)
+            return False
+        finally:
+            self.busy -= 1
+
+
+_HASHER = _Hasher()
+
+
+def _throttle_keys(username: str, address: str | None) -> list[tuple[str, str]]:
+    """(key, kind) of a login: its user name, and its address when known."""
+    keys = [(f"user:{username[:150]}", "user")]
+    if address:
+        keys.append((f"addr:{address[:150]}", "address"))
+    return keys
+
+
+_BLOCKED = text(
+    "SELECT max(blocked_until) - now() FROM auth_throttle"
+    " WHERE key = ANY(:keys) AND blocked_until > now()"
+)
+#: One failure counted, atomically, whatever other API processes do at the same moment: a
+#: window that ran out starts again at 1; reaching the limit blocks the key.
+_FAILED = text(
+    """
+    INSERT INTO auth_throttle AS t (key, failures, window_started_at, blocked_until)
+    VALUES (:key, 1, now(),
+            CASE WHEN 1 >= :limit THEN now() + make_interval(secs => :block) END)
+    ON CONFLICT (key) DO UPDATE SET
+        failures = CASE WHEN t.window_started_at < now() - make_interval(secs => :window)
+                        THEN 1 ELSE t.failures + 1 END,
+        window_started_at = CASE WHEN t.window_started_at < now() - make_interval(secs => :window)
+                                 THEN now() ELSE t.window_started_at END,
+        blocked_until = CASE
+            WHEN (CASE WHEN t.window_started_at < now() - make_interval(secs => :window)
+                       THEN 1 ELSE t.failures + 1 END) >= :limit
+            THEN now() + make_interval(secs => :block)
+            ELSE t.blocked_until END
+    """
+)
+
+
+async def _check_throttle(session: AsyncSession, keys: list[tuple[str, str]]) -> None:
+    remaining = (await session.execute(_BLOCKED, {"keys": [key for key, _ in keys]})).scalar()
+    if remaining is not None:
+        raise TooMany(
+            "too many failed logins; try again later",
+            retry_after=max(1, math.ceil(remaining.total_seconds())),
+        )
+
+
+async def _count_failure(
+    session: AsyncSession, settings: Settings, keys: list[tuple[str, str]]
+) -> None:
+    limits = {
+        "user": settings.login_failures_per_user,
+        "address": settings.login_failures_per_address,
+    }
+    for key, kind in keys:
+        await session.execute(
+            _FAILED,
+            {
+                "key": key,
+                "limit": limits[kind],
+                "window": float(settings.login_window_seconds),
+                "block": float(settings.login_block_seconds),
+            },
+        )
+    await session.commit()
+
+
 async def issue_token(
-    session: AsyncSession, settings: Settings, username: str, password: str
+    session: AsyncSession,
+    settings: Settings,
+    username: str,
+    password: str,
+    *,
+    address: str | None = None,
 ) -> TokenOut:
-    """A new token for an active user whose password matches; the login is audited."""
+    """A new token for an active user whose password matches; the login is audited.
+
+    Throttled per user name and per ``address`` (429 with Retry-After while blocked); the
+    password is checked in the hashing pool, against a dummy hash when there is no such user,
+    so neither a wrong name nor a disabled user answers faster than a wrong password."""
+    keys = _throttle_keys(username, address)
+    await _check_throttle(session, keys)
     user = (
-        await session.execute(select(User).where(User.username == username))
-    ).scalar_one_or_none()
-    if user is None or not user.active or not verify_password(password, user.password_hash):
+        await session.execute(
+            select(User.id, User.role, User.active, User.password_hash).where(
+                User.username == username
+            )
+        )
+    ).one_or_none()
+    # The connection goes back to the pool while the password is hashed: a storm of logins
+    # waiting for the hashing threads must not hold every database connection.
+    await session.commit()
+    matches = await _HASHER.verify(settings, password, None if user is None else user.password_hash)
+    if user is None or not matches or not user.active:
+        await _count_failure(session, settings, keys)
         raise Unauthenticated("wrong username or password")
+    # A success forgives the user name's failures (not the address's).
+    await session.execute(delete(AuthThrottle).where(AuthThrottle.key == keys[0][0]))
     token = new_token()
     now = datetime.now(UTC)
     expires = now + timedelta(seconds=settings.token_ttl_seconds)
@@ -44,6 +166,35 @@ async def issue_token(
     )
     await session.commit()
     return TokenOut(access_token=token, role=user.role, expires_at=expires)
+
+
+async def revoke_token(session: AsyncSession, user: User, token: str) -> None:
+    """End ``token`` (logout): every later request with it answers 401; audited."""
+    await session.execute(delete(ApiToken).where(ApiToken.token_hash == token_digest(token)))
+    audit(
+        session,
+        service="api",
+        actor_user_id=user.id,
+        action="logout",
+        entity="user",
+        entity_id=str(user.id),
+    )
+    await session.commit()
+
+
+async def set_active(session: AsyncSession, username: str, active: bool) -> None:
+    """Enable or disable a user (not committed: the caller decides). A disabled user's tokens
+    are deleted too, though :func:`user_of_token` already refuses them: its one query joins
+    the user and asks for ``active``."""
+    user_id = (
+        await session.execute(
+            update(User).where(User.username == username).values(active=active).returning(User.id)
+        )
+    ).scalar_one_or_none()
+    if user_id is None:
+        raise NotFound(f"no user {username}")
+    if not active:
+        await session.execute(delete(ApiToken).where(ApiToken.user_id == user_id))
 
 
 async def user_of_token(session: AsyncSession, token: str) -> User:

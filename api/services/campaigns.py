@@ -12,6 +12,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.schemas import StrictInput
 from api.services.errors import InvalidField, NotFound
 from core.db.audit import audit
 from core.db.models import (
@@ -49,7 +50,7 @@ class CampaignOut(BaseModel):
     today: CampaignToday
 
 
-class CampaignIn(BaseModel):
+class CampaignIn(StrictInput):
     """Only the fields sent change; ``null`` lifts a campaign's own cap (the global ones stay)."""
 
     paused: bool | None = None
@@ -135,7 +136,7 @@ async def update_campaign(
     return next(c for c in await list_campaigns(session, now) if c.name == campaign)
 
 
-class DncIn(BaseModel):
+class DncIn(StrictInput):
     #: Any Indian spelling (+91, 0, 091, spaces); stored as the 10-digit national number.
     number: CallerNumber
     note: str | None = Field(default=None, max_length=500)

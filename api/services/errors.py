@@ -42,7 +42,16 @@ class Gone(ServiceError):
 
 
 class TooMany(ServiceError):
-    """Refused because a limit was reached (a caller's complaints this month)."""
+    """Refused because a limit was reached (a caller's complaints this month, failed logins);
+    ``retry_after``: seconds until asking again may succeed (the ``Retry-After`` header)."""
+
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
 
 
 class Unauthenticated(ServiceError):

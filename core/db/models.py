@@ -155,6 +155,18 @@ class ApiToken(Base):
     expires_at: Mapped[datetime] = mapped_column()
 
 
+class AuthThrottle(Base):
+    """Failed logins per ``user:<name>`` and per ``addr:<ip>`` within a window, and until
+    when the key is blocked (429). Writer: api (api.services.auth, atomic upserts)."""
+
+    __tablename__ = "auth_throttle"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    window_started_at: Mapped[datetime] = mapped_column()
+    blocked_until: Mapped[datetime | None] = mapped_column()
+
+
 class Seat(Base):
     """A SIP endpoint an agent can sit at (``agent0001``…). Writer: api / ``helpline seed``."""
 

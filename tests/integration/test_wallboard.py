@@ -29,7 +29,8 @@ async def test_wallboard_shows_live_numbers_and_changes_when_a_call_arrives(
     (supervisor,) = await make_agents(db, api, "q5wall", 1, role="supervisor")
     token = supervisor.headers["Authorization"].removeprefix("Bearer ")
     page_html = await api.get("/wallboard")
-    assert page_html.status_code == 200 and "WebSocket" in page_html.text
+    assert page_html.status_code == 200 and "/pages/wallboard.js" in page_html.text
+    assert "WebSocket" in (await api.get("/pages/wallboard.js")).text
     url = f"http://{settings.api_host}:{settings.api_port}/wallboard#token={token}"
     async with chromium(url, tmp_path / "chromium-profile") as page:
         await page.wait_for("Number(document.body.dataset.updates || 0) >= 1")

@@ -145,15 +145,14 @@ QUERIES: dict[str, dict[str, str]] = {
 async def test_every_route_as_every_role_follows_the_table(
     app: FastAPI, client: httpx.AsyncClient, seeded: Users
 ) -> None:
-    tokens = {
-        Role.AGENT: await bearer(client, user_named(seeded, "agent")),
-        Role.SUPERVISOR: await bearer(client, user_named(seeded, "supervisor")),
-        Role.OFFICER: await bearer(
-            client, user_named(seeded, "officer", "police.thana.lucknow_hazratganj")
-        ),
-        Role.CM_OFFICE: await bearer(client, user_named(seeded, "cm_office")),
-        Role.ADMIN: await bearer(client, user_named(seeded, "admin")),
+    logins = {
+        Role.AGENT: user_named(seeded, "agent"),
+        Role.SUPERVISOR: user_named(seeded, "supervisor"),
+        Role.OFFICER: user_named(seeded, "officer", "police.thana.lucknow_hazratganj"),
+        Role.CM_OFFICE: user_named(seeded, "cm_office"),
+        Role.ADMIN: user_named(seeded, "admin"),
     }
+    tokens = {role: await bearer(client, user) for role, user in logins.items()}
     number = (await file_complaint(client, tokens[Role.SUPERVISOR]))["number"]
     checked = 0
     for (method, path), roles in sorted(policy.POLICY.items()):
@@ -185,6 +184,9 @@ async def test_every_route_as_every_role_follows_the_table(
                 assert status == 403, (method, path, role, status, response.text)
             # /health answers 503 by design here: no Asterisk in a service test.
             assert status < 500 or path == "/health", (method, path, role, status, response.text)
+            if (method, path) == ("POST", "/auth/logout") and role is not None:
+                assert status == 204
+                tokens[role] = await bearer(client, logins[role])  # logout ended the old one
             checked += 1
     assert checked == sum(5 if m == "WS" else 6 for m, _ in policy.POLICY)
 
@@ -207,7 +209,7 @@ async def test_a_route_missing_from_the_table_is_refused_to_everyone(
         for headers in ({}, {"Authorization": f"Bearer {admin}"}):
             response = await http.get("/unlisted", headers=headers)
             assert response.status_code == 403
-            assert response.json() == {"detail": "no access policy for GET /unlisted"}
+            assert response.json()["detail"] == "no access policy for GET /unlisted"
 
 
 # ----------------------------------------------------------------------------- masking

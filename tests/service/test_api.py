@@ -307,19 +307,25 @@ async def test_service_refusals_keep_their_status_and_body(
     supervisor = await token(client, seeded, "supervisor")
     agent = await token(client, seeded, "agent")
     missing = await client.put("/agents/nobody/routing", json={"penalty": 1}, headers=supervisor)
-    assert (missing.status_code, missing.json()) == (404, {"detail": "no user nobody"})
+    assert (missing.status_code, missing.json()["detail"]) == (404, "no user nobody")
     not_seated = await client.post("/agents/me/pause", json={"reason": "break"}, headers=agent)
-    assert (not_seated.status_code, not_seated.json()) == (
+    assert (not_seated.status_code, not_seated.json()["detail"]) == (
         409,
-        {"detail": "not logged in at a seat; log in first"},
+        "not logged in at a seat; log in first",
     )
     expired = await client.get("/agents/me", headers={"Authorization": "Bearer nope"})
-    assert expired.json() == {"detail": "invalid or expired token"}
+    assert expired.json() == {
+        "type": "about:blank",
+        "title": "Unauthorized",
+        "status": 401,
+        "detail": "invalid or expired token",
+    }
+    assert expired.headers["content-type"] == "application/problem+json"
     assert expired.headers["www-authenticate"] == "Bearer"
     forbidden = await client.get("/stats", headers=agent)
-    assert (forbidden.status_code, forbidden.json()) == (
+    assert (forbidden.status_code, forbidden.json()["detail"]) == (
         403,
-        {"detail": "needs role: supervisor, cm_office, admin"},
+        "needs role: supervisor, cm_office, admin",
     )
 
 

@@ -287,7 +287,7 @@ async def test_unknown_or_mismatched_codes_are_refused_per_field(
     body = complaint("x y z", "police.harassment", "lucknow") | {"caller_number": "9876543210"}
     response = await client.post("/complaints", json=body | change, headers=headers)
     assert response.status_code == 422, response.text
-    [detail] = response.json()["detail"]
+    [detail] = response.json()["errors"]
     assert detail["loc"] == ["body", field]
     assert change[field] in detail["msg"]
     async with sessions() as session:
@@ -300,7 +300,7 @@ async def test_codes_are_required(client: httpx.AsyncClient, seeded: Users) -> N
         "/complaints", json={"description": "x y z", "caller_number": "9876543210"}, headers=headers
     )
     assert response.status_code == 422
-    missing = {tuple(error["loc"]) for error in response.json()["detail"]}
+    missing = {tuple(error["loc"]) for error in response.json()["errors"]}
     assert missing == {("body", "department"), ("body", "category"), ("body", "district")}
 
 

@@ -49,16 +49,20 @@ def test_only_probes_login_pages_and_documentation_are_public() -> None:
         # The agent desk's page and its modules (its data needs the agent's token).
         ("GET", "/desk"),
         ("GET", "/pages/desk/{name}"),
+        ("GET", "/pages/wallboard.js"),
         ("POST", "/auth/token"),
         ("GET", "/openapi.json"),
         ("GET", "/docs"),
         ("GET", "/docs/oauth2-redirect"),
         ("GET", "/redoc"),
+        # Swagger UI's and ReDoc's files, served locally (no CDN).
+        ("GET", "/docs/assets/{name}"),
     }
     # Officers are kept off the desk's and the supervisors' routes.
     officer = {key for key, roles in policy.POLICY.items() if roles and Role.OFFICER in roles}
     assert officer == {
         ("GET", "/auth/me"),
+        ("POST", "/auth/logout"),
         ("GET", "/complaints"),
         ("GET", "/complaints/{number}"),
         ("POST", "/complaints/{number}/unmask"),

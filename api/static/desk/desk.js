@@ -69,7 +69,8 @@ async function api(path, options = {}) {
   const response = await send(path, options);
   if (response.status === 401) { signOut(); throw new ApiError(401, "signed out"); }
   const body = response.status === 204 ? null : await response.json().catch(() => null);
-  if (!response.ok) throw new ApiError(response.status, body && body.detail !== undefined ? body.detail : response.statusText);
+  // Errors are problem documents (RFC 9457): per-field ones in `errors`, else `detail`.
+  if (!response.ok) throw new ApiError(response.status, body ? (body.errors || body.detail || response.statusText) : response.statusText);
   return body;
 }
 const json = (method, body, headers = {}) => ({
