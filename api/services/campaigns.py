@@ -5,9 +5,10 @@ rows on every claim, so a change here takes effect at the next claim of any dial
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import and_, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,10 +52,12 @@ class CampaignOut(BaseModel):
 
 
 class CampaignIn(StrictInput):
-    """Only the fields sent change; ``null`` lifts a campaign's own cap (the global ones stay)."""
+    """Only the fields sent change; ``null`` lifts a campaign's own cap (the global ones stay).
+    ``max_attempts`` is no such cap: a number when sent, never ``null`` (so the schema leaves
+    ``null`` out, and a ``null`` sent anyway is refused below)."""
 
     paused: bool | None = None
-    max_attempts: int | None = Field(default=None, gt=0, le=20)
+    max_attempts: Annotated[int, Field(gt=0, le=20)] | SkipJsonSchema[None] = None
     max_concurrent: int | None = Field(default=None, ge=0, le=10_000)
     daily_limit: int | None = Field(default=None, ge=0, le=10_000_000)
 

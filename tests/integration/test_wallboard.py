@@ -34,10 +34,14 @@ async def test_wallboard_shows_live_numbers_and_changes_when_a_call_arrives(
     url = f"http://{settings.api_host}:{settings.api_port}/wallboard#token={token}"
     async with chromium(url, tmp_path / "chromium-profile") as page:
         await page.wait_for("Number(document.body.dataset.updates || 0) >= 1")
-        before = (await stats(api, supervisor.headers))["overall"]
+        shown = await stats(api, supervisor.headers)
+        before = shown["overall"]
         assert int(await page.text("offered")) == before["offered"]
         assert int(await page.text("calls_waiting")) == before["calls_waiting"]
-        assert await page.text("outbound") == f"0 / {settings.daily_outbound_budget}"
+        # Today's outbound calls (earlier tests' dialer calls count) against the day's budget.
+        outbound = shown["outbound"]
+        assert outbound["budget"] == settings.daily_outbound_budget
+        assert await page.text("outbound") == f"{outbound['used']} / {outbound['budget']}"
         updates = int(await page.evaluate("Number(document.body.dataset.updates)"))
 
         # A citizen calls; nobody is logged in, so the caller waits in the queue.

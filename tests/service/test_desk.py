@@ -218,7 +218,7 @@ async def test_unknown_or_mismatched_codes_are_refused_per_field(
     body = {"description": "शिकायत", "caller_number": CALLER} | WHAT_WHERE | change
     refused = await client.post("/complaints", json=body, headers=headers)
     assert refused.status_code == 422, refused.text
-    assert refused.json()["detail"][0]["loc"][-1] == field
+    assert refused.json()["errors"][0]["loc"][-1] == field
 
 
 @pytest.mark.parametrize(
