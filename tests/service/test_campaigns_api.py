@@ -57,8 +57,8 @@ async def test_campaigns_listed_and_changed_by_supervisors_only(
     supervisor = await login(client, seeded, "supervisor1")
     listed = await client.get("/campaigns", headers=supervisor)
     assert listed.status_code == 200, listed.text
-    assert [c["name"] for c in listed.json()] == ["callback", "feedback", "followup"]
-    assert listed.json()[1]["max_attempts"] == 3
+    assert [c["name"] for c in listed.json()] == ["callback", "click", "feedback", "followup"]
+    assert listed.json()[2]["max_attempts"] == 3
 
     agent = await login(client, seeded, "agent1")
     assert (await client.get("/campaigns", headers=agent)).status_code == 403
