@@ -366,10 +366,11 @@ async def test_the_dialer_rings_the_seat_first_then_dials_the_citizen(
                         row = (await session.execute(select(DialerAttempt))).scalar_one()
                     return row if row.ended_at is not None else None
 
-                done = await wait_for(ended, 10, what="the attempt ended")
+                done: DialerAttempt | None = await wait_for(ended, 10, what="the attempt ended")
             finally:
                 dialer.stop()
                 await asyncio.wait_for(task, 10)
+    assert done is not None
     assert (done.outcome, done.answered, done.dial_status) == (Outcome.COMPLETED, True, "ANSWER")
     async with sessions() as session:
         state = (await session.execute(select(DialerJob.state))).scalar_one()
