@@ -538,6 +538,29 @@ function drawLookup() {
     dl.append(dt, dd);
   }
   out.appendChild(dl);
+  // Click-to-call: through the dialer (the seat may not dial out); the seat rings first.
+  const call = document.createElement("button");
+  call.type = "button"; call.id = "call-citizen"; call.textContent = L("call_citizen");
+  const state = document.createElement("p");
+  state.id = "call-state"; state.setAttribute("aria-live", "polite");
+  call.addEventListener("click", () => callCitizen(c.number, call, state));
+  out.append(call, state);
+}
+
+async function callCitizen(number, button, state) {
+  const path = "/complaints/" + encodeURIComponent(number) + "/call";
+  button.disabled = true;
+  try {
+    const queued = await api(path, { method: "POST" });
+    state.dataset.state = queued.state; state.textContent = L("call_" + queued.state);
+    for (let i = 0; i < 60; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      const now = await api(path);
+      state.dataset.state = now.state; state.textContent = L("call_" + now.state);
+      if (now.state !== "pending" && now.state !== "dialing") break;
+    }
+  } catch (e) { state.textContent = describe(e); }
+  button.disabled = false;
 }
 
 // ------------------------------------------------------------------ start
