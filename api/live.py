@@ -28,9 +28,10 @@ from api.services.notify import Notifications
 from core.config import Settings
 from core.db.channels import AGENT_CONNECT_CHANNEL, STATS_CHANNEL
 from core.db.models import Call, CallbackRequest, Complaint, SeatStatus
-from core.db.queries import inbound_calls_today, outbound_today
+from core.db.queries import CampaignDay, inbound_calls_today, outbound_today
 from core.domain.calls import CallbackStatus
 from core.domain.clock import day_start
+from core.domain.dialing import Pacing, Window
 from core.domain.queues import (
     PAUSE_REASONS,
     SERVICE_LEVEL_SECONDS,
@@ -83,6 +84,53 @@ class Budget(BaseModel):
     note: str = ""
 
 
+class OutboundLive(BaseModel):
+    """The dialer today (IST), from the same source as ``/metrics``' ``helpline_outbound_*``
+    (:func:`core.db.queries.outbound_today` and the pacing rule)."""
+
+    attempts: int
+    connected: int
+    abandoned: int
+    #: Outbound channels on the line now.
+    active: int
+    budget_left: int
+    #: What the pacing allows to have been dialled by now (budget spread over the window).
+    pace_allowed: int
+    #: attempts / connected / abandoned / active per campaign.
+    campaigns: dict[str, dict[str, int]]
+
+
+def outbound_pacing(settings: Settings) -> Pacing:
+    """The day's budget spread over the calling window, as the dialer paces it."""
+    return Pacing(
+        settings.daily_outbound_budget,
+        Window(settings.dialer_window_start, settings.dialer_window_end),
+        settings.dialer_burst,
+    )
+
+
+def outbound_live(today: dict[str, CampaignDay], settings: Settings, now: datetime) -> OutboundLive:
+    total = today["all"]
+    return OutboundLive(
+        attempts=total.attempts,
+        connected=total.connected,
+        abandoned=total.abandoned,
+        active=total.active,
+        budget_left=max(0, settings.daily_outbound_budget - total.attempts),
+        pace_allowed=outbound_pacing(settings).allowed(now),
+        campaigns={
+            name: {
+                "attempts": day.attempts,
+                "connected": day.connected,
+                "abandoned": day.abandoned,
+                "active": day.active,
+            }
+            for name, day in sorted(today.items())
+            if name != "all"
+        },
+    )
+
+
 class StatsOut(BaseModel):
     at: datetime
     day_start: datetime
@@ -91,6 +139,7 @@ class StatsOut(BaseModel):
     queues: dict[str, QueueStats]
     inbound: Budget
     outbound: Budget
+    outbound_live: OutboundLive
 
 
 _CALLS_SQL = text(
@@ -191,16 +240,15 @@ async def compute_stats(session: AsyncSession, settings: Settings) -> StatsOut:
             if queue in queues:
                 _count_agent(queues[queue].agents, row, now)
     inbound = await inbound_calls_today(session, now)
+    today = await outbound_today(session, now)
     return StatsOut(
         at=now,
         day_start=day,
         overall=overall,
         queues=queues,
         inbound=Budget(used=inbound, budget=settings.daily_inbound_budget),
-        outbound=Budget(
-            used=(await outbound_today(session, now))["all"].attempts,
-            budget=settings.daily_outbound_budget,
-        ),
+        outbound=Budget(used=today["all"].attempts, budget=settings.daily_outbound_budget),
+        outbound_live=outbound_live(today, settings, now),
     )
 
 
