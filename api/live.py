@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.policy import MASKED_ROLES, mask_caller_number
@@ -27,7 +27,15 @@ from api.services.lookups import open_agent_session
 from api.services.notify import Notifications
 from core.config import Settings
 from core.db.channels import AGENT_CONNECT_CHANNEL, STATS_CHANNEL
-from core.db.models import Call, CallbackRequest, Complaint, SeatStatus
+from core.db.models import (
+    Call,
+    CallbackRequest,
+    Complaint,
+    DialerAttempt,
+    DialerJob,
+    SeatStatus,
+    User,
+)
 from core.db.queries import CampaignDay, inbound_calls_today, outbound_today
 from core.domain.calls import CallbackStatus
 from core.domain.clock import day_start
@@ -298,6 +306,7 @@ async def screen_pop(
     return {
         "type": "screen_pop",
         "uniqueid": call.uniqueid,
+        "outbound": await _why_called(session, call.dialer_attempt_id),
         "caller_number": call.caller_number,
         "caller_name": call.caller_name,
         "ivr_path": call.ivr_path,
@@ -309,6 +318,49 @@ async def screen_pop(
         "previous_complaints": complaints,
         "pending_callbacks": callbacks,
     }
+
+
+async def _why_called(session: AsyncSession, attempt_id: str | None) -> dict[str, Any] | None:
+    """Why the dialer called this citizen (None: the citizen called us): the campaign, and a
+    callback request's reason and place in line, or the complaint a click-to-call is about
+    and who asked. One query."""
+    if attempt_id is None:
+        return None
+    row = (
+        await session.execute(
+            select(
+                DialerAttempt.campaign,
+                DialerAttempt.attempt_no,
+                CallbackRequest.reason,
+                CallbackRequest.requested_at,
+                CallbackRequest.place_at,
+                CallbackRequest.lang,
+                Complaint.number,
+                Complaint.status,
+                User.username,
+            )
+            .join(DialerJob, DialerJob.id == DialerAttempt.job_id)
+            .outerjoin(CallbackRequest, CallbackRequest.id == DialerJob.callback_request_id)
+            .outerjoin(Complaint, Complaint.id == DialerJob.complaint_id)
+            .outerjoin(User, User.id == DialerJob.requested_by)
+            .where(DialerAttempt.id == attempt_id)
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    out: dict[str, Any] = {"campaign": str(row.campaign), "attempt": row.attempt_no}
+    if row.requested_at is not None:
+        out["callback"] = {
+            "reason": row.reason,
+            "requested_at": row.requested_at.isoformat(),
+            "place_at": row.place_at.isoformat() if row.place_at else None,
+            "lang": row.lang,
+        }
+    if row.number is not None:
+        out["complaint"] = {"number": row.number, "status": str(row.status)}
+    if row.username is not None:
+        out["requested_by"] = row.username
+    return out
 
 
 def _previous(row: Any, reference: Reference | None) -> dict[str, Any]:

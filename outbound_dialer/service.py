@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -30,10 +31,12 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
+from core.db.channels import AGENT_CONNECT_CHANNEL
 from core.db.models import ServiceHeartbeat
 from core.db.queries import free_agents
 from core.db.session import create_engine, session_factory
@@ -47,6 +50,7 @@ from outbound_dialer.store import (
     ClaimPass,
     DialRules,
     claim_one,
+    click_seat,
     finish_attempt,
     make_callback_jobs,
     make_feedback_jobs,
@@ -273,6 +277,14 @@ class Dialer:
                 async with self.sessions() as session:
                     if await mark_answered(session, uniqueid, now):
                         self.totals["answered"] += 1
+                        seat = await click_seat(session, uniqueid)
+                        if seat is not None:
+                            # The agent answered their click-to-call: the desk's screen-pop
+                            # (delivered by the API's LISTEN at this COMMIT), as AgentConnect's.
+                            payload = json.dumps({"seat": seat, "uniqueid": uniqueid})
+                            await session.execute(
+                                select(func.pg_notify(AGENT_CONNECT_CHANNEL, payload))
+                            )
                     await session.commit()
             else:
                 # The channel's Hangup (with its Q.850 cause) usually follows and ends the

@@ -538,6 +538,16 @@ async def mark_answered(session: AsyncSession, attempt_id: str, now: datetime) -
     return done.scalar_one_or_none() is not None
 
 
+async def click_seat(session: AsyncSession, attempt_id: str) -> str | None:
+    """The seat a click-to-call attempt rang (None for every other campaign)."""
+    seat = await session.scalar(
+        select(DialerJob.seat)
+        .join(DialerAttempt, DialerAttempt.job_id == DialerJob.id)
+        .where(DialerAttempt.id == attempt_id, DialerJob.campaign == Campaign.CLICK)
+    )
+    return None if seat is None else str(seat)
+
+
 async def record_dial_status(
     session: AsyncSession, attempt_id: str, status: str, now: datetime
 ) -> bool:

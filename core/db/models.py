@@ -281,6 +281,11 @@ class Call(Base):
     #: Set once at hang-up.
     disposition: Mapped[CallDisposition | None] = mapped_column(StrEnumColumn(CallDisposition, 32))
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    #: The dialer's call (a callback that reached the queue, a click-to-call): its attempt,
+    #: which says why the citizen was called. NULL for a citizen's own call on the trunk. No
+    #: foreign key (calls -> attempts -> jobs -> complaints -> calls would be a cycle); the
+    #: recorder copies it from an existing attempt's row.
+    dialer_attempt_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class QueueEvent(Base):

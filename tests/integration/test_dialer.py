@@ -27,8 +27,10 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api.live import screen_pop
 from core.config import Settings
 from core.db.models import (
+    Call,
     CallbackRequest,
     Complaint,
     ComplaintHistory,
@@ -551,6 +553,16 @@ async def test_a_callback_waits_for_a_free_agent_then_reaches_them(
             assert found is not None
             [attempt] = await _attempts_of_job(db, found.id)
             assert attempt.answered
+            # Recorded by the queue manager as the dialer's call, connected to the seat: what
+            # the agent's screen-pop read (why the citizen was called).
+            async with db() as session:
+                call = (
+                    await session.execute(select(Call).where(Call.uniqueid == attempt.id))
+                ).scalar_one()
+                pop = await screen_pop(session, attempt.id)
+            assert (call.dialer_attempt_id, call.caller_number) == (attempt.id, "9811100301")
+            assert call.agent_seat == seat
+            assert pop is not None and pop["outbound"]["callback"]["reason"] == "wait"
     finally:
         async with db() as session:
             await session.execute(
@@ -748,6 +760,10 @@ async def test_click_to_call_rings_the_seat_then_the_citizen_through_the_dialer(
                 )
             )
         assert after == int(before or 0) + 1
+        async with db() as session:
+            pop = await screen_pop(session, attempt.id)
+        assert pop is not None and pop["caller_number"] == caller
+        assert pop["outbound"]["complaint"]["number"] == number
     finally:
         # The API as the stack started it (the default window), the module's env kept.
         services.stop(stack_settings, "api")

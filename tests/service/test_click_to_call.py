@@ -14,12 +14,14 @@ import pytest
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api.live import screen_pop
 from api.services import click
 from api.services.errors import Conflict, Invalid, TooMany
 from core.config import Settings
 from core.db.models import (
     AgentSession,
     AuditLog,
+    Call,
     Complaint,
     DialerAttempt,
     DialerBudget,
@@ -28,6 +30,7 @@ from core.db.models import (
     DoNotCall,
     User,
 )
+from core.db.queries import inbound_calls_today
 from core.db.session import create_engine
 from core.domain.clock import helpline_day
 from core.domain.dialing import (
@@ -39,6 +42,7 @@ from core.domain.dialing import (
     RetryPolicy,
     Window,
 )
+from core.protocols.ami import AMIMessage
 from core.reference import Reference
 from core.transport.ami_client import AMIClient
 from core.transport.fake_ami import FakeAMIServer
@@ -50,6 +54,7 @@ from outbound_dialer.store import (
     mark_answered,
     record_dial_status,
 )
+from queue_manager.recorder import CallRecorder
 from tests.service.test_dialer_store import NOW, callbacks, claim_all, rules
 from tests.service.test_routing import Users, api_client
 from tests.service.test_transitions import TEHSIL_OFFICER, file, login, seeded
@@ -375,3 +380,93 @@ async def test_the_dialer_rings_the_seat_first_then_dials_the_citizen(
     async with sessions() as session:
         state = (await session.execute(select(DialerJob.state))).scalar_one()
     assert state is JobState.DONE
+
+
+def ami_event(name: str, uniqueid: str, **fields: str) -> AMIMessage:
+    return AMIMessage([("Event", name), ("Uniqueid", uniqueid), *fields.items()])
+
+
+async def recorded(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, *events: AMIMessage
+) -> None:
+    recorder = CallRecorder(settings)
+    for e in events:
+        async with sessions() as session:
+            await recorder.apply(session, e)
+            await session.commit()
+
+
+async def test_the_screen_pop_says_why_the_dialer_called(
+    client: httpx.AsyncClient,
+    seeded: Users,
+    sessions: async_sessionmaker[AsyncSession],
+    db_settings: Settings,
+    reference_data: Reference,
+) -> None:
+    """The queue manager records the dialer's channels (by the attempt id), with the citizen's
+    number from the attempt; the screen-pop reads why they were called: a callback's reason
+    and place in line, or the complaint an agent clicked; neither counts as an inbound call."""
+    await sit(sessions, "agent1", "agent0001")
+    number = (await file(client, seeded))["number"]
+    async with sessions() as session:
+        await click.call_complaint(
+            session, db_settings, await user(sessions, "agent1"), number, NOW
+        )
+        await session.commit()
+    await callbacks(sessions, ["9876500001"])
+    claimed, _ = await claim_all(sessions, rules(), NOW, BOTH)
+    by_campaign = {c.campaign: c for c in claimed}
+    callback, clicked = by_campaign[Campaign.CALLBACK], by_campaign[Campaign.CLICK]
+    async with sessions() as session:
+        before = await inbound_calls_today(session, datetime.now(UTC))
+    await recorded(
+        sessions,
+        db_settings,
+        # The callback's channel, answered, in the queue, connected to a seat.
+        ami_event(
+            "Newchannel",
+            callback.attempt_id,
+            Channel="PJSIP/trunk-00000001",
+            # Created on the trunk endpoint: its context, as a citizen's own call.
+            Context="from-trunk",
+            Linkedid=callback.attempt_id,
+            CallerIDNum="1600110076",
+        ),
+        ami_event("QueueCallerJoin", callback.attempt_id, Queue="helpline", Position="1"),
+        ami_event(
+            "AgentConnect",
+            callback.attempt_id,
+            Queue="helpline",
+            Interface="Local/agent0002@seat-phones",
+            HoldTime="1",
+        ),
+        # The click-to-call's Local channel (and its other half, not a call of its own).
+        ami_event(
+            "Newchannel",
+            clicked.attempt_id,
+            Channel="Local/agent0001@seat-phones-00000001;1",
+            Context="outbound",
+            CallerIDNum=clicked.number,
+        ),
+        ami_event("Newchannel", f"{clicked.attempt_id};2", Context="seat-phones"),
+        # Not an attempt: no row.
+        ami_event("Newchannel", "dialer-0000", Context="outbound"),
+    )
+    async with sessions() as session:
+        rows = {c.uniqueid: c for c in (await session.execute(select(Call))).scalars().all()}
+        assert set(rows) == {callback.attempt_id, clicked.attempt_id}
+        assert rows[callback.attempt_id].caller_number == "9876500001"
+        assert rows[callback.attempt_id].dialer_attempt_id == callback.attempt_id
+        assert await inbound_calls_today(session, datetime.now(UTC)) == before
+
+        pop = await screen_pop(session, callback.attempt_id, reference_data)
+        assert pop is not None and pop["seat"] == "agent0002"
+        assert pop["outbound"]["campaign"] == "callback"
+        assert pop["outbound"]["callback"]["reason"] == "asked"
+        assert pop["outbound"]["callback"]["place_at"] is not None
+
+        pop = await screen_pop(session, clicked.attempt_id, reference_data)
+        assert pop is not None and pop["caller_number"] == clicked.number
+        assert pop["outbound"]["campaign"] == "click"
+        assert pop["outbound"]["complaint"]["number"] == number
+        assert pop["outbound"]["requested_by"] == "agent1"

@@ -251,6 +251,20 @@ function drawPop() {
   $("pop-lang").textContent = c.ivr_lang ? L("lang_" + c.ivr_lang) : "";
   $("pop-path").textContent = c.ivr_path || "";
   $("pop-hold").textContent = c.hold_seconds === null || c.hold_seconds === undefined ? "" : c.hold_seconds;
+  // Why the dialer called this citizen: a callback request (reason, place in line) or the
+  // complaint a click-to-call is about.
+  const why = c.outbound;
+  let whyText = L("why_inbound");
+  if (why && why.callback) {
+    whyText = L("why_callback") + ": " + why.callback.reason + " · " +
+      new Date(why.callback.place_at || why.callback.requested_at).toLocaleString(lang === "hi" ? "hi-IN" : "en-IN", { timeZone: "Asia/Kolkata" });
+  } else if (why && why.complaint) {
+    whyText = L("why_click") + " " + why.complaint.number + " (" + L("status_" + why.complaint.status) + ")";
+  } else if (why) {
+    whyText = why.campaign;
+  }
+  $("pop-why").textContent = whyText;
+  $("pop-why").dataset.campaign = why ? why.campaign : "";
   const body = $("history");
   body.replaceChildren();
   for (const p of c.previous_complaints || []) {

@@ -1,5 +1,6 @@
 """click-to-call: the campaign ``click`` (an agent's seat rings first, then the citizen), the
-job's seat and requester, the attempt's ``Dial()`` status (what the citizen did)
+job's seat and requester, the attempt's ``Dial()`` status (what the citizen did), and the
+dialer's attempt of a recorded call (``calls.dialer_attempt_id``, for the screen-pop)
 
 The values of the CHECK constraints are written out, not imported: a migration is history.
 
@@ -54,6 +55,11 @@ def upgrade() -> None:
         "(campaign = 'click') = (seat IS NOT NULL)",
     )
     op.add_column("dialer_attempts", sa.Column("dial_status", sa.String(length=16), nullable=True))
+    # A dialer call the queue manager records (a callback in the queue, a click-to-call): the
+    # screen-pop reads why the citizen was called through it; the inbound budget leaves it out.
+    # No foreign key: calls -> dialer_attempts -> dialer_jobs -> complaints -> calls would be
+    # a cycle; the recorder writes it only from an existing attempt's row.
+    op.add_column("calls", sa.Column("dialer_attempt_id", sa.String(length=64), nullable=True))
     op.bulk_insert(
         sa.table(
             "dialer_campaigns",
@@ -73,6 +79,7 @@ def downgrade() -> None:
         ("dialer_campaigns", "name"),
     ):
         op.execute(f"DELETE FROM {table} WHERE {column} = 'click'")
+    op.drop_column("calls", "dialer_attempt_id")
     op.drop_column("dialer_attempts", "dial_status")
     op.drop_constraint(op.f("ck_dialer_jobs_click_seat"), "dialer_jobs", type_="check")
     op.drop_constraint(op.f("fk_dialer_jobs_requested_by_users"), "dialer_jobs", type_="foreignkey")
