@@ -664,11 +664,24 @@ async def file_new(
 WINDOW_KEYS = ("HELPLINE_DIALER_WINDOW_START", "HELPLINE_DIALER_WINDOW_END")
 
 
-async def _restart_api(settings: Settings, api: httpx.AsyncClient, window: tuple[str, str]) -> None:
-    """The API process again, with the calling window ``window`` (its click-to-call checks)."""
+async def _restart_api(
+    settings: Settings, api: httpx.AsyncClient, window: tuple[str, str] | None
+) -> None:
+    """The API process again, with the module's dialer settings and the calling window
+    ``window`` for its click-to-call checks (None: as the stack started it, without them);
+    back once it answers. The test process's environment is left as it was."""
     services.stop(settings, "api")
-    os.environ.update(dict(zip(WINDOW_KEYS, window, strict=True)))
-    services.start(settings, "api")
+    module_env = dict(os.environ)
+    if window is None:  # as the stack started it: none of this module's dialer settings
+        for key in DIALER_ENV:
+            os.environ.pop(key, None)
+    else:  # the module's dialer settings (budget...), with this window
+        os.environ.update(dict(zip(WINDOW_KEYS, window, strict=True)))
+    try:
+        services.start(settings, "api")
+    finally:
+        os.environ.clear()
+        os.environ.update(module_env)
 
     async def up() -> bool:
         with contextlib.suppress(httpx.HTTPError):
@@ -766,11 +779,7 @@ async def test_click_to_call_rings_the_seat_then_the_citizen_through_the_dialer(
         assert pop["outbound"]["complaint"]["number"] == number
     finally:
         # The API as the stack started it (the default window), the module's env kept.
-        services.stop(stack_settings, "api")
-        for key in WINDOW_KEYS:
-            os.environ.pop(key, None)
-        services.start(stack_settings, "api")
-        os.environ.update({key: DIALER_ENV[key] for key in WINDOW_KEYS})
+        await _restart_api(stack_settings, api, None)
         async with db() as session:
             await session.execute(
                 text("UPDATE dialer_campaigns SET paused = true WHERE name = 'click'")
