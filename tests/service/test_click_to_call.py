@@ -6,9 +6,11 @@ number cap, stale ones stopped), and its outcome follows the citizen's ``DialEnd
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy import select, text, update
@@ -18,6 +20,7 @@ from api.live import screen_pop
 from api.services import click
 from api.services.errors import Conflict, Invalid, TooMany
 from core.config import Settings
+from core.db.channels import AGENT_CONNECT_CHANNEL
 from core.db.models import (
     AgentSession,
     AuditLog,
@@ -337,6 +340,9 @@ async def test_the_dialer_rings_the_seat_first_then_dials_the_citizen(
     settings = db_settings.model_copy(
         update={"dialer_poll_seconds": 0.05, "outbound_caller_id": "1600123456"}
     )
+    pops: list[str] = []
+    listener = await asyncpg.connect(db_settings.database_url.replace("+asyncpg", "", 1))
+    await listener.add_listener(AGENT_CONNECT_CHANNEL, lambda *args: pops.append(args[-1]))
     async with FakeAMIServer(username="helpline_outbound_dialer", secret="s") as fake:
         ami = AMIClient("127.0.0.1", fake.port, "helpline_outbound_dialer", "s", ping_interval=1)
         dialer = Dialer(settings, ami, sessions, reference_data, clock=lambda: NOW, campaigns=BOTH)
@@ -362,6 +368,11 @@ async def test_the_dialer_rings_the_seat_first_then_dials_the_citizen(
                 await fake.push_event(
                     "OriginateResponse", Response="Success", Reason="4", Uniqueid=attempt.id
                 )
+                # The seat answered: the desk's screen-pop is asked for, as on AgentConnect.
+                await wait_for(lambda: pops, 10, what="the agent_connect NOTIFY")
+                assert [json.loads(p) for p in pops] == [
+                    {"seat": "agent0001", "uniqueid": attempt.id}
+                ]
                 await fake.push_event("DialEnd", Uniqueid=attempt.id, DialStatus="ANSWER")
                 await fake.push_event("Hangup", Uniqueid=f"{attempt.id};2", Cause="16")
                 await fake.push_event("Hangup", Uniqueid=attempt.id, Cause="16")
@@ -375,6 +386,7 @@ async def test_the_dialer_rings_the_seat_first_then_dials_the_citizen(
             finally:
                 dialer.stop()
                 await asyncio.wait_for(task, 10)
+                await listener.close()
     assert done is not None
     assert (done.outcome, done.answered, done.dial_status) == (Outcome.COMPLETED, True, "ANSWER")
     async with sessions() as session:
