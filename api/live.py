@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.policy import MASKED_ROLES, mask_caller_number
@@ -27,10 +27,19 @@ from api.services.lookups import open_agent_session
 from api.services.notify import Notifications
 from core.config import Settings
 from core.db.channels import AGENT_CONNECT_CHANNEL, STATS_CHANNEL
-from core.db.models import Call, CallbackRequest, Complaint, SeatStatus
-from core.db.queries import inbound_calls_today, outbound_today
+from core.db.models import (
+    Call,
+    CallbackRequest,
+    Complaint,
+    DialerAttempt,
+    DialerJob,
+    SeatStatus,
+    User,
+)
+from core.db.queries import CampaignDay, inbound_calls_today, outbound_today
 from core.domain.calls import CallbackStatus
 from core.domain.clock import day_start
+from core.domain.dialing import Pacing, Window
 from core.domain.queues import (
     PAUSE_REASONS,
     SERVICE_LEVEL_SECONDS,
@@ -83,6 +92,53 @@ class Budget(BaseModel):
     note: str = ""
 
 
+class OutboundLive(BaseModel):
+    """The dialer today (IST), from the same source as ``/metrics``' ``helpline_outbound_*``
+    (:func:`core.db.queries.outbound_today` and the pacing rule)."""
+
+    attempts: int
+    connected: int
+    abandoned: int
+    #: Outbound channels on the line now.
+    active: int
+    budget_left: int
+    #: What the pacing allows to have been dialled by now (budget spread over the window).
+    pace_allowed: int
+    #: attempts / connected / abandoned / active per campaign.
+    campaigns: dict[str, dict[str, int]]
+
+
+def outbound_pacing(settings: Settings) -> Pacing:
+    """The day's budget spread over the calling window, as the dialer paces it."""
+    return Pacing(
+        settings.daily_outbound_budget,
+        Window(settings.dialer_window_start, settings.dialer_window_end),
+        settings.dialer_burst,
+    )
+
+
+def outbound_live(today: dict[str, CampaignDay], settings: Settings, now: datetime) -> OutboundLive:
+    total = today["all"]
+    return OutboundLive(
+        attempts=total.attempts,
+        connected=total.connected,
+        abandoned=total.abandoned,
+        active=total.active,
+        budget_left=max(0, settings.daily_outbound_budget - total.attempts),
+        pace_allowed=outbound_pacing(settings).allowed(now),
+        campaigns={
+            name: {
+                "attempts": day.attempts,
+                "connected": day.connected,
+                "abandoned": day.abandoned,
+                "active": day.active,
+            }
+            for name, day in sorted(today.items())
+            if name != "all"
+        },
+    )
+
+
 class StatsOut(BaseModel):
     at: datetime
     day_start: datetime
@@ -91,6 +147,7 @@ class StatsOut(BaseModel):
     queues: dict[str, QueueStats]
     inbound: Budget
     outbound: Budget
+    outbound_live: OutboundLive
 
 
 _CALLS_SQL = text(
@@ -191,16 +248,15 @@ async def compute_stats(session: AsyncSession, settings: Settings) -> StatsOut:
             if queue in queues:
                 _count_agent(queues[queue].agents, row, now)
     inbound = await inbound_calls_today(session, now)
+    today = await outbound_today(session, now)
     return StatsOut(
         at=now,
         day_start=day,
         overall=overall,
         queues=queues,
         inbound=Budget(used=inbound, budget=settings.daily_inbound_budget),
-        outbound=Budget(
-            used=(await outbound_today(session, now))["all"].attempts,
-            budget=settings.daily_outbound_budget,
-        ),
+        outbound=Budget(used=today["all"].attempts, budget=settings.daily_outbound_budget),
+        outbound_live=outbound_live(today, settings, now),
     )
 
 
@@ -250,6 +306,7 @@ async def screen_pop(
     return {
         "type": "screen_pop",
         "uniqueid": call.uniqueid,
+        "outbound": await _why_called(session, call.dialer_attempt_id),
         "caller_number": call.caller_number,
         "caller_name": call.caller_name,
         "ivr_path": call.ivr_path,
@@ -261,6 +318,49 @@ async def screen_pop(
         "previous_complaints": complaints,
         "pending_callbacks": callbacks,
     }
+
+
+async def _why_called(session: AsyncSession, attempt_id: str | None) -> dict[str, Any] | None:
+    """Why the dialer called this citizen (None: the citizen called us): the campaign, and a
+    callback request's reason and place in line, or the complaint a click-to-call is about
+    and who asked. One query."""
+    if attempt_id is None:
+        return None
+    row = (
+        await session.execute(
+            select(
+                DialerAttempt.campaign,
+                DialerAttempt.attempt_no,
+                CallbackRequest.reason,
+                CallbackRequest.requested_at,
+                CallbackRequest.place_at,
+                CallbackRequest.lang,
+                Complaint.number,
+                Complaint.status,
+                User.username,
+            )
+            .join(DialerJob, DialerJob.id == DialerAttempt.job_id)
+            .outerjoin(CallbackRequest, CallbackRequest.id == DialerJob.callback_request_id)
+            .outerjoin(Complaint, Complaint.id == DialerJob.complaint_id)
+            .outerjoin(User, User.id == DialerJob.requested_by)
+            .where(DialerAttempt.id == attempt_id)
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    out: dict[str, Any] = {"campaign": str(row.campaign), "attempt": row.attempt_no}
+    if row.requested_at is not None:
+        out["callback"] = {
+            "reason": row.reason,
+            "requested_at": row.requested_at.isoformat(),
+            "place_at": row.place_at.isoformat() if row.place_at else None,
+            "lang": row.lang,
+        }
+    if row.number is not None:
+        out["complaint"] = {"number": row.number, "status": str(row.status)}
+    if row.username is not None:
+        out["requested_by"] = row.username
+    return out
 
 
 def _previous(row: Any, reference: Reference | None) -> dict[str, Any]:

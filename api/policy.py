@@ -91,6 +91,9 @@ POLICY: Final[Mapping[tuple[str, str], frozenset[Role] | None]] = {
     # Actions on a complaint: who may take which one is the lifecycle's table
     # (core.domain.lifecycle), within the complaint's scope; every role may ask.
     ("POST", "/complaints/{number}/transitions"): STAFF,
+    # Click-to-call (through the dialer, audited): the agent or supervisor at a seat.
+    ("POST", "/complaints/{number}/call"): DESK,
+    ("GET", "/complaints/{number}/call"): DESK,
     # Accountability: an officer their own scorecard and worklist (api.services.reports checks
     # the post), the monthly review for the CM office and those who run the helpline.
     ("GET", "/officers/{username}/scorecard"): frozenset({OFFICER, SUPERVISOR, CM_OFFICE, ADMIN}),

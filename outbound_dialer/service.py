@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -30,10 +31,12 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
+from core.db.channels import AGENT_CONNECT_CHANNEL
 from core.db.models import ServiceHeartbeat
 from core.db.queries import free_agents
 from core.db.session import create_engine, session_factory
@@ -47,6 +50,7 @@ from outbound_dialer.store import (
     ClaimPass,
     DialRules,
     claim_one,
+    click_seat,
     finish_attempt,
     make_callback_jobs,
     make_feedback_jobs,
@@ -54,6 +58,7 @@ from outbound_dialer.store import (
     mark_abandoned,
     mark_answered,
     open_attempts,
+    record_dial_status,
     record_reason,
     settle_callback_requests,
 )
@@ -67,7 +72,9 @@ HEARTBEAT_SECONDS = 5.0
 #: The dialplan context of outbound calls; its extensions are the campaigns' names.
 CONTEXT = "outbound"
 #: Events this service acts on.
-EVENTS = frozenset({"OriginateResponse", "Hangup", "QueueCallerAbandon"})
+EVENTS = frozenset({"OriginateResponse", "Hangup", "QueueCallerAbandon", "DialEnd"})
+#: Click-to-call: the seat's phones ring first (every phone of the seat, like a queue call).
+SEAT_DIAL = "Local/{seat}@seat-phones"
 #: An attempt younger than this may not have its channel yet: reconciliation leaves it.
 RECONCILE_GRACE = timedelta(seconds=15)
 #: After a failed OriginateResponse, how long its channel's Hangup (with the cause) may take.
@@ -194,13 +201,29 @@ class Dialer:
         ]
         if claimed.complaint_number is not None:
             variables.append(f"DIALER_COMPLAINT={claimed.complaint_number}")
+        trunk = self.settings.dialer_trunk_dial.format(number=claimed.number)
+        caller_id = f'"{self.settings.helpline_number}" <{self.settings.outbound_caller_id}>'
+        channel = trunk
+        if claimed.campaign is Campaign.CLICK and claimed.seat is not None:
+            # The seat rings first, showing whom it will call; once it answers, the
+            # dialplan ([outbound] click) dials the citizen through the trunk with the
+            # helpline's caller ID and bridges the two.
+            channel = SEAT_DIAL.format(seat=claimed.seat)
+            label = f"Complaint {claimed.complaint_number}" if claimed.complaint_number else "Call"
+            caller_id = f'"{label}" <{claimed.number}>'
+            variables += [
+                f"DIALER_TRUNK={trunk}",
+                f"DIALER_CALLER_ID={self.settings.outbound_caller_id}",
+                f"DIALER_CALLER_NAME={self.settings.helpline_number}",
+                f"DIALER_RING={self.settings.dialer_ring_seconds}",
+            ]
         fields: list[tuple[str, str]] = [
-            ("Channel", self.settings.dialer_trunk_dial.format(number=claimed.number)),
+            ("Channel", channel),
             ("Context", CONTEXT),
             ("Exten", claimed.campaign.value),
             ("Priority", "1"),
             ("Timeout", str(self.settings.dialer_ring_seconds * 1000)),
-            ("CallerID", f'"{self.settings.helpline_number}" <{self.settings.outbound_caller_id}>'),
+            ("CallerID", caller_id),
             ("Async", "true"),
             ("ChannelId", claimed.attempt_id),
             *(("Variable", variable) for variable in variables),
@@ -238,14 +261,30 @@ class Dialer:
 
     async def apply_event(self, event: AMIMessage) -> None:
         uniqueid = event.get("Uniqueid") or ""
-        if not uniqueid.startswith(ATTEMPT_PREFIX):
-            return  # an inbound call, or an Originate of someone else
+        if not uniqueid.startswith(ATTEMPT_PREFIX) or ";" in uniqueid:
+            # An inbound call, an Originate of someone else, or the seat's half of a
+            # click-to-call's Local channel (``<attempt>;2``).
+            return
         now = self.clock()
-        if event.name == "OriginateResponse":
+        if event.name == "DialEnd":
+            status = event.get("DialStatus")
+            if status:
+                async with self.sessions() as session:
+                    await record_dial_status(session, uniqueid, status, now)
+                    await session.commit()
+        elif event.name == "OriginateResponse":
             if (event.get("Response") or "").lower() == "success":
                 async with self.sessions() as session:
                     if await mark_answered(session, uniqueid, now):
                         self.totals["answered"] += 1
+                        seat = await click_seat(session, uniqueid)
+                        if seat is not None:
+                            # The agent answered their click-to-call: the desk's screen-pop
+                            # (delivered by the API's LISTEN at this COMMIT), as AgentConnect's.
+                            payload = json.dumps({"seat": seat, "uniqueid": uniqueid})
+                            await session.execute(
+                                select(func.pg_notify(AGENT_CONNECT_CHANNEL, payload))
+                            )
                     await session.commit()
             else:
                 # The channel's Hangup (with its Q.850 cause) usually follows and ends the

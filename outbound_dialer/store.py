@@ -55,6 +55,7 @@ from core.domain.dialing import (
     SurveyResult,
     Window,
     answered_outcome,
+    click_outcome,
     unanswered_outcome,
 )
 from core.domain.lifecycle import WITH_OFFICER, Action
@@ -66,6 +67,9 @@ log = logging.getLogger(__name__)
 #: Prefix of every attempt id (= the channel's uniqueid): a Hangup of any other channel is
 #: dismissed without a query.
 ATTEMPT_PREFIX = "dialer-"
+#: A click-to-call job not claimed within this long (the budget or the channels held it back)
+#: is stopped, never dialled later: the agent who clicked has moved on.
+CLICK_STALE = timedelta(seconds=60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +117,8 @@ class Claimed:
     campaign: Campaign
     number: str
     complaint_number: str | None
+    #: Click-to-call: the seat that rings first.
+    seat: str | None = None
 
 
 @dataclass(slots=True)
@@ -356,6 +362,8 @@ async def claim_one(
                     DialerJob.number,
                     DialerJob.attempts,
                     DialerJob.complaint_id,
+                    DialerJob.not_before,
+                    DialerJob.seat,
                     DialerCampaign.max_attempts,
                     DialerCampaign.max_concurrent,
                     DialerCampaign.daily_limit,
@@ -368,7 +376,9 @@ async def claim_one(
                     DialerCampaign.paused.is_(False),
                 )
                 .order_by(
-                    # Callbacks first, in their place in line (not_before = place_at).
+                    # A click-to-call first (an agent waits for it at the desk), then
+                    # callbacks, in their place in line (not_before = place_at).
+                    (DialerJob.campaign != Campaign.CLICK.value),
                     (DialerJob.campaign != Campaign.CALLBACK.value),
                     DialerJob.not_before,
                     DialerJob.id,
@@ -409,6 +419,13 @@ async def claim_one(
         )
     if not await _reserve_number(session, number, day, rules.per_number_day):
         await session.rollback()
+        if campaign is Campaign.CLICK:  # asked for now, not tomorrow: the agent clicks again
+            await _stop(session, job_id, now)
+            await session.commit()
+            state.stopped_jobs += 1
+            return await claim_one(
+                session, rules, now, dialer, state, campaigns=campaigns, callback_cap=callback_cap
+            )
         tomorrow = rules.window.next_open(rules.window.bounds(now)[1])
         await session.execute(
             update(DialerJob)
@@ -446,7 +463,7 @@ async def claim_one(
             await session.execute(select(Complaint.number).where(Complaint.id == row.complaint_id))
         ).scalar_one()
     await session.commit()
-    return Claimed(attempt_id, job_id, attempt_no, campaign, number, complaint_number)
+    return Claimed(attempt_id, job_id, attempt_no, campaign, number, complaint_number, row.seat)
 
 
 async def _why_not_dial(session: AsyncSession, row: Any, now: datetime) -> str | None:
@@ -456,7 +473,12 @@ async def _why_not_dial(session: AsyncSession, row: Any, now: datetime) -> str |
     if (await session.execute(select(exists().where(DoNotCall.number == number)))).scalar():
         await _stop(session, row.id, now)
         return "do not call"
-    if row.complaint_id is not None:
+    if row.campaign == Campaign.CLICK:
+        if row.not_before < now - CLICK_STALE:
+            # The agent asked a while ago and the limits held it back: no surprise call later.
+            await _stop(session, row.id, now)
+            return "click-to-call too old"
+    elif row.complaint_id is not None:
         status = (
             await session.execute(select(Complaint.status).where(Complaint.id == row.complaint_id))
         ).scalar_one()
@@ -499,11 +521,50 @@ async def _stop(session: AsyncSession, job_id: int, now: datetime) -> None:
 
 
 async def mark_answered(session: AsyncSession, attempt_id: str, now: datetime) -> bool:
-    """OriginateResponse Success: the citizen answered (the script runs now)."""
+    """OriginateResponse Success: the citizen answered (the script runs now). For a
+    click-to-call it is the agent's seat that answered: the citizen is dialled now, and counts
+    as answered only at their ``DialEnd`` ANSWER (:func:`record_dial_status`)."""
+    is_click = DialerAttempt.campaign == Campaign.CLICK.value
     done = await session.execute(
         update(DialerAttempt)
         .where(DialerAttempt.id == attempt_id, DialerAttempt.ended_at.is_(None))
-        .values(answered=True, answered_at=now, originate_reason=4)
+        .values(
+            answered=case((is_click, DialerAttempt.answered), else_=True),
+            answered_at=case((is_click, DialerAttempt.answered_at), else_=now),
+            originate_reason=4,
+        )
+        .returning(DialerAttempt.id)
+    )
+    return done.scalar_one_or_none() is not None
+
+
+async def click_seat(session: AsyncSession, attempt_id: str) -> str | None:
+    """The seat a click-to-call attempt rang (None for every other campaign)."""
+    seat = await session.scalar(
+        select(DialerJob.seat)
+        .join(DialerAttempt, DialerAttempt.job_id == DialerJob.id)
+        .where(DialerAttempt.id == attempt_id, DialerJob.campaign == Campaign.CLICK)
+    )
+    return None if seat is None else str(seat)
+
+
+async def record_dial_status(
+    session: AsyncSession, attempt_id: str, status: str, now: datetime
+) -> bool:
+    """Click-to-call: ``DialEnd`` of the seat's channel towards the citizen. ANSWER: the
+    citizen answered (the attempt is connected: ``answered``)."""
+    answered = status.upper() == "ANSWER"
+    values: dict[str, Any] = {"dial_status": status.upper()[:16]}
+    if answered:
+        values |= {"answered": True, "answered_at": now}
+    done = await session.execute(
+        update(DialerAttempt)
+        .where(
+            DialerAttempt.id == attempt_id,
+            DialerAttempt.campaign == Campaign.CLICK,
+            DialerAttempt.ended_at.is_(None),
+        )
+        .values(**values)
         .returning(DialerAttempt.id)
     )
     return done.scalar_one_or_none() is not None
@@ -581,7 +642,14 @@ async def finish_attempt(
     detail = (
         await session.execute(select(IvrSession.detail).where(IvrSession.uniqueid == attempt_id))
     ).scalar_one_or_none() or {}
-    if attempt.abandoned:
+    if attempt.campaign is Campaign.CLICK and not lost:
+        outcome = click_outcome(
+            attempt.originate_reason == 4,
+            attempt.dial_status,
+            reason if reason is not None else attempt.originate_reason,
+            cause,
+        )
+    elif attempt.abandoned:
         outcome = Outcome.ABANDONED
     elif attempt.answered:
         outcome = answered_outcome(detail.get("result"))

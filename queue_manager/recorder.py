@@ -24,7 +24,14 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.config import Settings
-from core.db.models import AgentSession, Call, CallbackRequest, QueueEvent, Recording
+from core.db.models import (
+    AgentSession,
+    Call,
+    CallbackRequest,
+    DialerAttempt,
+    QueueEvent,
+    Recording,
+)
 from core.domain.calls import CallDisposition
 from core.domain.phone import parse_caller_id, raw_caller_id, safe_text
 from core.domain.queues import seat_of_interface
@@ -32,6 +39,10 @@ from core.domain.recordings import recording_path, retain_until, wav_duration_se
 from core.protocols.ami import AMIMessage as Event
 
 log = logging.getLogger(__name__)
+
+#: The outbound dialer's attempt ids (``outbound_dialer.store.ATTEMPT_PREFIX``): a channel
+#: whose uniqueid starts with it is the dialer's call.
+DIALER_PREFIX = "dialer-"
 
 #: MixMonitor's events (the channel's snapshot, no file name: the file is named by the call's
 #: uniqueid, core.domain.recordings.recording_path).
@@ -100,14 +111,26 @@ class CallRecorder:
             event.get("Linkedid") in (None, "", event.get("Uniqueid"))
         )
 
+    @staticmethod
+    def is_dialer_channel(event: Event) -> bool:
+        """The channel of an outbound dialer attempt: its uniqueid is the attempt's id (the
+        Originate's ChannelId); a Local channel's other half (``<id>;2``) is not it."""
+        uniqueid = event.get("Uniqueid") or ""
+        return uniqueid.startswith(DIALER_PREFIX) and ";" not in uniqueid
+
     async def apply(self, session: AsyncSession, event: Event) -> None:
         name = event.name
         uniqueid = event.get("Uniqueid")
         if not name or not uniqueid:
             return
         at = event_time(event)
-        if name in ("Newchannel", "Hangup", "CoreShowChannel") and self.is_citizen_channel(event):
-            await self._insert_call(session, event, at)
+        if name in ("Newchannel", "Hangup", "CoreShowChannel"):
+            # The dialer's first: its channel to a citizen is created on the trunk endpoint,
+            # so it too is in the from-trunk context (seen on Asterisk 22), with our caller ID.
+            if self.is_dialer_channel(event):
+                await self._insert_dialer_call(session, event, at)
+            elif self.is_citizen_channel(event):
+                await self._insert_call(session, event, at)
         values: dict[str, Any] = {}
         variables = ivr_variables(event)
         if "IVR_DONE" in variables:
@@ -197,6 +220,38 @@ class CallRecorder:
                 caller_name=None if name == "<unknown>" else safe_text(name, CALLER_NAME_LENGTH),
                 dnis=safe_text(event.get("Exten"), DNIS_LENGTH),
                 started_at=at,
+            )
+            .on_conflict_do_nothing(index_elements=["uniqueid"])
+        )
+
+    async def _insert_dialer_call(self, session: AsyncSession, event: Event, at: datetime) -> None:
+        """A row for the dialer's call too, so a callback that reaches the queue (and a
+        click-to-call) has what the screen-pop reads. The citizen's number is the attempt's
+        (the channel's caller ID is the helpline's, or the citizen's shown to the seat); no
+        attempt of that id, no row."""
+        uniqueid = event.get("Uniqueid")
+        source = select(
+            DialerAttempt.id,
+            literal(event.get("Linkedid") or uniqueid),
+            literal(safe_text(event.get("Channel"), CHANNEL_LENGTH)),
+            DialerAttempt.number,
+            DialerAttempt.number,
+            literal(at),
+            DialerAttempt.id,
+        ).where(DialerAttempt.id == uniqueid)
+        await session.execute(
+            insert(Call)
+            .from_select(
+                [
+                    "uniqueid",
+                    "linkedid",
+                    "channel",
+                    "caller_number",
+                    "caller_number_raw",
+                    "started_at",
+                    "dialer_attempt_id",
+                ],
+                source,
             )
             .on_conflict_do_nothing(index_elements=["uniqueid"])
         )

@@ -6,7 +6,8 @@ caller's monthly cap is reached."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from fastapi.responses import FileResponse
@@ -22,7 +23,7 @@ from api.schemas import (
     RecordingOut,
     TransitionIn,
 )
-from api.services import complaints, recordings, transitions
+from api.services import click, complaints, recordings, transitions
 from core.domain.complaints import is_valid_complaint_number
 from core.domain.phone import CallerNumber
 
@@ -109,6 +110,38 @@ async def transition_complaint(
     """Take an action on the complaint (start, resolve, reopen, reassign...): the complaint as
     it now stands, with its history."""
     return await transitions.act(session, reference, user, number, body)
+
+
+@router.post(
+    "/{number}/call",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        404: {"description": "no such complaint"},
+        409: {
+            "description": "outside the calling window, on the do-not-call list, not at a "
+            "seat, click-to-call paused, or a call about it already on its way"
+        },
+        422: {"description": "no caller number, or not a mobile or landline the dialer may call"},
+        429: {"description": "the budget allowed by now, the channels or the number's calls today"},
+    },
+)
+async def call_citizen(
+    number: ComplaintNumber, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """Call the complaint's caller back through the dialer: your seat rings first, and when
+    you answer the citizen is dialled and bridged. Counted in the day's outbound budget;
+    audited. 202: the dialer claims it within its poll interval."""
+    queued = await click.call_complaint(session, settings, user, number, datetime.now(UTC))
+    await session.commit()
+    return queued
+
+
+@router.get("/{number}/call", responses={404: {"description": "no call of yours about it"}})
+async def last_call(
+    number: ComplaintNumber, user: CurrentUser, session: SessionDep
+) -> dict[str, Any]:
+    """Your latest click-to-call about the complaint: its state and outcome."""
+    return await click.last_call(session, number, user)
 
 
 @router.post(

@@ -17,10 +17,16 @@ from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from api.deps import CurrentUser, SessionDep, SettingsDep, websocket_caller
-from api.live import LiveHub, StatsOut, Subscriber, agent_greeting, compute_stats
+from api.live import (
+    LiveHub,
+    StatsOut,
+    Subscriber,
+    agent_greeting,
+    compute_stats,
+    outbound_pacing,
+)
 from core.config import Settings
 from core.db.queries import CampaignDay, outbound_today
-from core.domain.dialing import Pacing, Window
 
 router = APIRouter(tags=["stats"])
 
@@ -105,11 +111,7 @@ def outbound_metrics(
         "Outbound calls left in today's budget",
         registry=registry,
     ).set(max(0, settings.daily_outbound_budget - used))
-    pacing = Pacing(
-        settings.daily_outbound_budget,
-        Window(settings.dialer_window_start, settings.dialer_window_end),
-        settings.dialer_burst,
-    )
+    pacing = outbound_pacing(settings)
     Gauge(
         "helpline_outbound_pace_allowed",
         "Outbound calls the pacing allows by now (budget spread over the window, plus burst)",

@@ -24,6 +24,13 @@ function render(s) {
   $("inbound").textContent = s.inbound.used + " / " + s.inbound.budget;
   $("outbound").textContent = s.outbound.used + " / " + s.outbound.budget;
   $("outbound").title = s.outbound.note;
+  const out = s.outbound_live;
+  $("outbound_calls").textContent = out.attempts + " / " + out.connected + " / " + out.abandoned;
+  $("outbound_calls").title = Object.entries(out.campaigns)
+    .map(([c, d]) => c + ": " + d.attempts + " / " + d.connected + " / " + d.abandoned).join("\n");
+  $("outbound_left").textContent = out.budget_left;
+  $("outbound_pace").textContent = out.pace_allowed;
+  $("outbound_active").textContent = out.active;
   $("paused_by_reason").textContent = "Paused by reason: " + Object.entries(o.agents.paused_by_reason)
     .map(([r, n]) => r + " " + n).join(", ");
   const rows = Object.entries(s.queues).map(([name, q]) =>

@@ -281,6 +281,11 @@ class Call(Base):
     #: Set once at hang-up.
     disposition: Mapped[CallDisposition | None] = mapped_column(StrEnumColumn(CallDisposition, 32))
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    #: The dialer's call (a callback that reached the queue, a click-to-call): its attempt,
+    #: which says why the citizen was called. NULL for a citizen's own call on the trunk. No
+    #: foreign key (calls -> attempts -> jobs -> complaints -> calls would be a cycle); the
+    #: recorder copies it from an existing attempt's row.
+    dialer_attempt_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class QueueEvent(Base):
@@ -796,6 +801,8 @@ class DialerJob(Base):
             "(complaint_id IS NULL) <> (callback_request_id IS NULL)", name="one_subject"
         ),
         CheckConstraint("attempts >= 0", name="attempts"),
+        #: A click-to-call job rings its seat first; no other campaign has one.
+        CheckConstraint("(campaign = 'click') = (seat IS NOT NULL)", name="click_seat"),
         caller_number_check("number"),
         one_of("campaign", Campaign),
         one_of("state", JobState),
@@ -830,6 +837,9 @@ class DialerJob(Base):
     result: Mapped[SurveyResult | None] = mapped_column(StrEnumColumn(SurveyResult, 16))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     finished_at: Mapped[datetime | None] = mapped_column()
+    #: Click-to-call: the seat that rings first, and who asked (an agent or supervisor).
+    seat: Mapped[str | None] = mapped_column(ForeignKey("seats.name"))
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
 
 class DialerAttempt(Base):
@@ -871,6 +881,8 @@ class DialerAttempt(Base):
     abandoned: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     #: Which dialer process sent the Originate (host:pid).
     dialer: Mapped[str] = mapped_column(String(128))
+    #: Click-to-call: ``Dial()``'s DIALSTATUS towards the citizen (``DialEnd``): ANSWER, BUSY...
+    dial_status: Mapped[str | None] = mapped_column(String(16))
 
 
 class DialerBudget(Base):

@@ -21,7 +21,11 @@ async def inbound_calls_today(
 
     An index scan on ``ix_calls_started_at_budget``: the IVR asks before every queued call.
     """
-    query = select(func.count()).select_from(Call).where(Call.started_at >= day_start(now))
+    query = (
+        select(func.count())
+        .select_from(Call)
+        .where(Call.started_at >= day_start(now), Call.dialer_attempt_id.is_(None))
+    )
     if besides is not None:
         query = query.where(Call.uniqueid != besides)
     return int(await session.scalar(query) or 0)

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Final
 
+import phonenumbers
+
 from core.domain.clock import day_start
 
 
@@ -31,6 +33,9 @@ class Campaign(enum.StrEnum):
     FOLLOWUP = "followup"
     #: Callers the IVR promised to call back (``callback_requests``), in request order.
     CALLBACK = "callback"
+    #: An agent or supervisor at the desk calls a citizen about a complaint or a callback
+    #: request: their seat rings first, then the citizen (the only way out for a seat).
+    CLICK = "click"
 
 
 class JobState(enum.StrEnum):
@@ -242,3 +247,56 @@ def answered_outcome(script_result: str | None) -> Outcome:
     if script_result in (Outcome.COMPLETED, Outcome.SILENCE, Outcome.ABANDONED):
         return Outcome(script_result)
     return Outcome.HUNG_UP
+
+
+# ----------------------------------------------------------------------------- click-to-call
+
+#: The number types a seat may have the dialer call: Indian mobiles and fixed lines only (no
+#: toll-free, premium-rate, shared-cost, VoIP, pager or personal numbers).
+DIALABLE_TYPES: Final = frozenset(
+    {
+        phonenumbers.PhoneNumberType.MOBILE,
+        phonenumbers.PhoneNumberType.FIXED_LINE,
+        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+    }
+)
+
+
+def dialable(number: str) -> bool:
+    """``number`` is exactly 10 ASCII digits and, read as an Indian national number, a valid
+    mobile or fixed line: what click-to-call may dial. International numbers, SIP URIs, short
+    codes and premium-rate or toll-free series are refused (the dialplan puts the digits after
+    ``PJSIP/`` and before ``@trunk``, so nothing else may ever reach it)."""
+    if len(number) != 10 or not number.isascii() or not number.isdigit():
+        return False
+    try:
+        parsed = phonenumbers.parse(number, "IN")
+    except phonenumbers.NumberParseException:
+        return False
+    return (
+        parsed.country_code == 91
+        and str(parsed.national_number) == number
+        and phonenumbers.is_valid_number(parsed)
+        and phonenumbers.number_type(parsed) in DIALABLE_TYPES
+    )
+
+
+def click_outcome(
+    agent_answered: bool, dial_status: str | None, reason: int | None, cause: int | None
+) -> Outcome:
+    """How a click-to-call attempt ended. The seat rings first: if nobody there answered, the
+    citizen was never dialled (the seat's outcome from the Hangup cause). Once the agent
+    answered, ``Dial()``'s ``DIALSTATUS`` (the ``DialEnd`` event) says what the citizen did."""
+    if not agent_answered:
+        return unanswered_outcome(reason, cause)
+    return _DIAL_STATUS_OUTCOMES.get((dial_status or "").upper(), Outcome.HUNG_UP)
+
+
+_DIAL_STATUS_OUTCOMES: Final[Mapping[str, Outcome]] = {
+    "ANSWER": Outcome.COMPLETED,
+    "BUSY": Outcome.BUSY,
+    "NOANSWER": Outcome.NO_ANSWER,
+    "CONGESTION": Outcome.CONGESTION,
+    "CHANUNAVAIL": Outcome.FAILED,
+    "CANCEL": Outcome.HUNG_UP,
+}

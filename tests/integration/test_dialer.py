@@ -27,8 +27,10 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api.live import screen_pop
 from core.config import Settings
 from core.db.models import (
+    Call,
     CallbackRequest,
     Complaint,
     ComplaintHistory,
@@ -39,7 +41,7 @@ from core.db.models import (
     ServiceHeartbeat,
 )
 from core.db.session import create_engine, session_factory
-from core.domain.clock import helpline_day
+from core.domain.clock import IST, helpline_day
 from helpline import services
 from helpline.sipp import SCENARIO_DIR, AgentSeat, _step_pcap, free_udp_port, sipp_binary
 from outbound_dialer.store import make_feedback_jobs, make_followup_jobs
@@ -551,6 +553,16 @@ async def test_a_callback_waits_for_a_free_agent_then_reaches_them(
             assert found is not None
             [attempt] = await _attempts_of_job(db, found.id)
             assert attempt.answered
+            # Recorded by the queue manager as the dialer's call, connected to the seat: what
+            # the agent's screen-pop read (why the citizen was called).
+            async with db() as session:
+                call = (
+                    await session.execute(select(Call).where(Call.uniqueid == attempt.id))
+                ).scalar_one()
+                pop = await screen_pop(session, attempt.id)
+            assert (call.dialer_attempt_id, call.caller_number) == (attempt.id, "9811100301")
+            assert call.agent_seat == seat
+            assert pop is not None and pop["outbound"]["callback"]["reason"] == "wait"
     finally:
         async with db() as session:
             await session.execute(
@@ -647,3 +659,129 @@ async def file_new(
     assert filed.status_code == 201, filed.text
     number: str = filed.json()["number"]
     return number
+
+
+WINDOW_KEYS = ("HELPLINE_DIALER_WINDOW_START", "HELPLINE_DIALER_WINDOW_END")
+
+
+async def _restart_api(
+    settings: Settings, api: httpx.AsyncClient, window: tuple[str, str] | None
+) -> None:
+    """The API process again, with the module's dialer settings and the calling window
+    ``window`` for its click-to-call checks (None: as the stack started it, without them);
+    back once it answers. The test process's environment is left as it was."""
+    services.stop(settings, "api")
+    module_env = dict(os.environ)
+    if window is None:  # as the stack started it: none of this module's dialer settings
+        for key in DIALER_ENV:
+            os.environ.pop(key, None)
+    else:  # the module's dialer settings (budget...), with this window
+        os.environ.update(dict(zip(WINDOW_KEYS, window, strict=True)))
+    try:
+        services.start(settings, "api")
+    finally:
+        os.environ.clear()
+        os.environ.update(module_env)
+
+    async def up() -> bool:
+        with contextlib.suppress(httpx.HTTPError):
+            return (await api.get("/health")).status_code < 500
+        return False
+
+    ready: bool = await wait_for(up, 30, interval=0.2, what="the API up again")
+    assert ready
+
+
+async def test_click_to_call_rings_the_seat_then_the_citizen_through_the_dialer(
+    stack_settings: Settings,
+    dialer_ready: Citizens,
+    api: httpx.AsyncClient,
+    demo_users: dict[str, list[dict[str, str]]],
+    db: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+) -> None:
+    """An agent at a sipp seat clicks "call" on a complaint: refused outside the calling
+    window (409); inside it, the seat rings first, and once it answers the citizen (sipp UAS
+    behind the trunk) is dialled from the 1600 number and bridged; the call is the dialer's
+    (an attempt of campaign ``click``) and counted in the day's budget."""
+    await wait_queue_manager(db)
+    caller = "9811100501"
+    number = await file_new(api, demo_users, caller)
+    (agent,) = await make_agents(db, api, "dialclick", 1)
+    seat = "agent0302"
+    async with db() as session:
+        await session.execute(
+            text(
+                "UPDATE dialer_campaigns SET paused = false, max_attempts = 1 WHERE name = 'click'"
+            )
+        )
+        await session.commit()
+    ist_hour = datetime.now(UTC).astimezone(IST).hour
+    closed = ("00:00", "00:01") if ist_hour != 0 else ("12:00", "12:01")
+    try:
+        password = await seat_password(db, seat)
+        async with AgentSeat(stack_settings, seat, password, workdir=tmp_path) as phone:
+            await login(api, agent, seat)
+            try:
+                await _restart_api(stack_settings, api, closed)
+                refused = await api.post(f"/complaints/{number}/call", headers=agent.headers)
+                assert refused.status_code == 409 and "window" in refused.text, refused.text
+                await _restart_api(stack_settings, api, ("00:00", "23:59"))
+                async with db() as session:
+                    before = await session.scalar(
+                        select(func.coalesce(func.sum(DialerBudget.used), 0)).where(
+                            DialerBudget.day == helpline_day(datetime.now(UTC)),
+                            DialerBudget.scope == "all",
+                        )
+                    )
+                with dialer_ready.behave("answer", hold_ms=3000) as citizen:
+                    queued = await api.post(f"/complaints/{number}/call", headers=agent.headers)
+                    assert queued.status_code == 202, queued.text
+                    assert queued.json()["seat"] == seat
+                    await phone.wait_answered(1, within=60)
+
+                    async def done() -> dict[str, Any] | None:
+                        got = await api.get(f"/complaints/{number}/call", headers=agent.headers)
+                        body: dict[str, Any] = got.json()
+                        return body if body["state"] not in ("pending", "dialing") else None
+
+                    final: dict[str, Any] | None = await wait_for(
+                        done, 60, interval=0.5, what="the click-to-call ended"
+                    )
+                    assert final == {
+                        "job": queued.json()["job"],
+                        "seat": seat,
+                        "state": "done",
+                        "outcome": "completed",
+                    }
+                    invited = re.findall(r"^INVITE sip:(\d+)@", citizen.messages(), re.M)
+                    assert invited == [caller]
+                    assert citizen.count("ANSWERED") == 1
+                    assert f"sip:{CALLER_ID}@" in citizen.messages()
+            finally:
+                await logout_all(api, [agent])
+        [attempt] = await _attempts_of_job(db, queued.json()["job"])
+        assert (attempt.campaign, attempt.answered, attempt.dial_status) == (
+            "click",
+            True,
+            "ANSWER",
+        )
+        async with db() as session:
+            after = await session.scalar(
+                select(DialerBudget.used).where(
+                    DialerBudget.day == attempt.day, DialerBudget.scope == "all"
+                )
+            )
+        assert after == int(before or 0) + 1
+        async with db() as session:
+            pop = await screen_pop(session, attempt.id)
+        assert pop is not None and pop["caller_number"] == caller
+        assert pop["outbound"]["complaint"]["number"] == number
+    finally:
+        # The API as the stack started it (the default window), the module's env kept.
+        await _restart_api(stack_settings, api, None)
+        async with db() as session:
+            await session.execute(
+                text("UPDATE dialer_campaigns SET paused = true WHERE name = 'click'")
+            )
+            await session.commit()

@@ -42,6 +42,13 @@ async def test_wallboard_shows_live_numbers_and_changes_when_a_call_arrives(
         outbound = shown["outbound"]
         assert outbound["budget"] == settings.daily_outbound_budget
         assert await page.text("outbound") == f"{outbound['used']} / {outbound['budget']}"
+        # The dialer's live figures, pushed with the rest (the same source as /metrics).
+        live = shown["outbound_live"]
+        calls = f"{live['attempts']} / {live['connected']} / {live['abandoned']}"
+        assert await page.text("outbound_calls") == calls
+        assert await page.text("outbound_left") == str(live["budget_left"])
+        assert await page.text("outbound_active") == str(live["active"])
+        assert int(await page.text("outbound_pace")) >= 0
         updates = int(await page.evaluate("Number(document.body.dataset.updates)"))
 
         # A citizen calls; nobody is logged in, so the caller waits in the queue.

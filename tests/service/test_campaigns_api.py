@@ -4,6 +4,7 @@ coverage report of a month, and the outbound figures in /metrics and /stats."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta
 
@@ -57,8 +58,8 @@ async def test_campaigns_listed_and_changed_by_supervisors_only(
     supervisor = await login(client, seeded, "supervisor1")
     listed = await client.get("/campaigns", headers=supervisor)
     assert listed.status_code == 200, listed.text
-    assert [c["name"] for c in listed.json()] == ["callback", "feedback", "followup"]
-    assert listed.json()[1]["max_attempts"] == 3
+    assert [c["name"] for c in listed.json()] == ["callback", "click", "feedback", "followup"]
+    assert listed.json()[2]["max_attempts"] == 3
 
     agent = await login(client, seeded, "agent1")
     assert (await client.get("/campaigns", headers=agent)).status_code == 403
@@ -220,6 +221,25 @@ async def test_outbound_figures_in_metrics_stats_and_campaigns(
     supervisor = await login(client, seeded, "supervisor1")
     stats = (await client.get("/stats", headers=supervisor)).json()
     assert stats["outbound"]["used"] == 2
+    # The wallboard's outbound figures (pushed on /ws/stats with the rest): the same numbers.
+    live = stats["outbound_live"]
+    pace = re.search(r"^helpline_outbound_pace_allowed (\S+)$", metrics, re.M)
+    assert pace is not None
+    assert {k: live[k] for k in ("attempts", "connected", "abandoned", "active")} == {
+        "attempts": 2,
+        "connected": 1,
+        "abandoned": 0,
+        "active": 2,
+    }
+    assert live["budget_left"] == 54998
+    # Asked a moment after /metrics: the pacing may have let a call or two more through.
+    assert 0 <= live["pace_allowed"] - int(float(pace.group(1))) <= 5
+    assert live["campaigns"]["callback"] == {
+        "attempts": 2,
+        "connected": 1,
+        "abandoned": 0,
+        "active": 2,
+    }
     listed = {c["name"]: c for c in (await client.get("/campaigns", headers=supervisor)).json()}
     assert listed["callback"]["today"] == {
         "attempts": 2,

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.domain import dialing
 from core.domain.clock import IST
 from core.domain.dialing import (
     RETRIED,
@@ -159,3 +160,36 @@ def test_a_job_s_life_keeps_its_cap_and_the_window(
         attempts.append(at)
         at = policy.next_try(outcome, len(attempts), cap, at)
     assert len(attempts) <= cap
+
+
+# ----------------------------------------------------------------------------- click-to-call
+
+
+@pytest.mark.parametrize(
+    ("number", "ok"),
+    [
+        ("9876543210", True),  # mobile
+        ("5222234567", True),  # Lucknow landline (0522)
+        ("1800180018", False),  # toll-free
+        ("+919876543210", False),  # only the stored 10 digits, never a dial string
+        ("919876543210", False),
+        ("98765 43210", False),
+        ("sip:9876543210@evil.example", False),
+        ("1076", False),  # a short code
+        ("0000000000", False),
+        ("९८७६५४३२१०", False),  # Devanagari digits
+    ],
+)
+def test_only_indian_mobiles_and_landlines_are_dialable(number: str, ok: bool) -> None:
+    assert dialing.dialable(number) is ok
+
+
+def test_a_click_outcome_is_the_seats_until_it_answers_then_the_citizens() -> None:
+    out = dialing.Outcome
+    assert dialing.click_outcome(False, None, None, 19) is out.NO_ANSWER
+    assert dialing.click_outcome(False, None, 0, None) is out.FAILED
+    assert dialing.click_outcome(True, "ANSWER", None, 16) is out.COMPLETED
+    assert dialing.click_outcome(True, "BUSY", None, 16) is out.BUSY
+    assert dialing.click_outcome(True, "NOANSWER", None, 16) is out.NO_ANSWER
+    assert dialing.click_outcome(True, "CHANUNAVAIL", None, 16) is out.FAILED
+    assert dialing.click_outcome(True, None, None, 16) is out.HUNG_UP

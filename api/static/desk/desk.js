@@ -251,6 +251,20 @@ function drawPop() {
   $("pop-lang").textContent = c.ivr_lang ? L("lang_" + c.ivr_lang) : "";
   $("pop-path").textContent = c.ivr_path || "";
   $("pop-hold").textContent = c.hold_seconds === null || c.hold_seconds === undefined ? "" : c.hold_seconds;
+  // Why the dialer called this citizen: a callback request (reason, place in line) or the
+  // complaint a click-to-call is about.
+  const why = c.outbound;
+  let whyText = L("why_inbound");
+  if (why && why.callback) {
+    whyText = L("why_callback") + ": " + why.callback.reason + " · " +
+      new Date(why.callback.place_at || why.callback.requested_at).toLocaleString(lang === "hi" ? "hi-IN" : "en-IN", { timeZone: "Asia/Kolkata" });
+  } else if (why && why.complaint) {
+    whyText = L("why_click") + " " + why.complaint.number + " (" + L("status_" + why.complaint.status) + ")";
+  } else if (why) {
+    whyText = why.campaign;
+  }
+  $("pop-why").textContent = whyText;
+  $("pop-why").dataset.campaign = why ? why.campaign : "";
   const body = $("history");
   body.replaceChildren();
   for (const p of c.previous_complaints || []) {
@@ -538,6 +552,29 @@ function drawLookup() {
     dl.append(dt, dd);
   }
   out.appendChild(dl);
+  // Click-to-call: through the dialer (the seat may not dial out); the seat rings first.
+  const call = document.createElement("button");
+  call.type = "button"; call.id = "call-citizen"; call.textContent = L("call_citizen");
+  const state = document.createElement("p");
+  state.id = "call-state"; state.setAttribute("aria-live", "polite");
+  call.addEventListener("click", () => callCitizen(c.number, call, state));
+  out.append(call, state);
+}
+
+async function callCitizen(number, button, state) {
+  const path = "/complaints/" + encodeURIComponent(number) + "/call";
+  button.disabled = true;
+  try {
+    const queued = await api(path, { method: "POST" });
+    state.dataset.state = queued.state; state.textContent = L("call_" + queued.state);
+    for (let i = 0; i < 60; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      const now = await api(path);
+      state.dataset.state = now.state; state.textContent = L("call_" + now.state);
+      if (now.state !== "pending" && now.state !== "dialing") break;
+    }
+  } catch (e) { state.textContent = describe(e); }
+  button.disabled = false;
 }
 
 // ------------------------------------------------------------------ start
