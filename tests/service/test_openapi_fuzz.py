@@ -36,7 +36,7 @@ from helpline.seed import seed_demo_users, seed_seats
 #: a do-not-call number), so a schema-valid request may be refused with the documented 422
 #: there; everywhere else valid data must pass.
 WIDENED = (
-    r"^/(calls|complaints(/check|/\{number\}(/unmask|/transitions"
+    r"^/(calls|complaints(/check|/\{number\}(/unmask|/transitions|/call"
     r"|/recordings(/\{recording_id\}/audio)?)?)?|reports/(monthly|feedback)|dnc)$"
 )
 #: Strings with NUL or lone surrogates are refused (422) by the boundary, before any route;
