@@ -21,12 +21,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from core.config import Settings
 from helpline import services
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 
 def _step(message: str) -> None:
@@ -271,45 +274,45 @@ def _aware_time(text: str) -> datetime:
     return moment
 
 
+class _Report(Protocol):
+    def lines(self) -> list[str]: ...
+
+
+def _print_pass(
+    settings: Settings,
+    one_pass: Callable[[async_sessionmaker[AsyncSession]], Awaitable[_Report]],
+) -> int:
+    """Run one worker pass (``helpline sla run``, ``helpline recordings prune``) on a small
+    pool of its own and print what it did, a line each."""
+    from core.db.session import create_engine, session_factory
+
+    async def run() -> list[str]:
+        engine = create_engine(settings, pool_size=1)
+        try:
+            return (await one_pass(session_factory(engine))).lines()
+        finally:
+            await engine.dispose()
+
+    for line in asyncio.run(run()):
+        print(line)
+    return 0
+
+
 def cmd_sla_run(settings: Settings, args: argparse.Namespace) -> int:
     """``helpline sla run [--as-of T]``: one SLA pass; one line per escalation, a summary."""
-    from core.db.session import create_engine, session_factory
     from lifecycle.sla import run_pass
 
     as_of: datetime = args.as_of or datetime.now(UTC)
     reference = settings.load_reference()
-
-    async def one_pass() -> list[str]:
-        engine = create_engine(settings, pool_size=1)
-        try:
-            report = await run_pass(session_factory(engine), reference, as_of)
-        finally:
-            await engine.dispose()
-        return report.lines()
-
-    for line in asyncio.run(one_pass()):
-        print(line)
-    return 0
+    return _print_pass(settings, lambda sessions: run_pass(sessions, reference, as_of))
 
 
 def cmd_recordings_prune(settings: Settings, args: argparse.Namespace) -> int:
     """``helpline recordings prune [--as-of T]``: one retention pass; what it deleted."""
-    from core.db.session import create_engine, session_factory
     from lifecycle.recordings import prune
 
     as_of: datetime = args.as_of or datetime.now(UTC)
-
-    async def one_pass() -> list[str]:
-        engine = create_engine(settings, pool_size=1)
-        try:
-            report = await prune(session_factory(engine), settings, as_of)
-        finally:
-            await engine.dispose()
-        return report.lines()
-
-    for line in asyncio.run(one_pass()):
-        print(line)
-    return 0
+    return _print_pass(settings, lambda sessions: prune(sessions, settings, as_of))
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:

@@ -145,6 +145,22 @@ async def _terminate(proc: asyncio.subprocess.Process, grace: float = 2.0) -> No
         await asyncio.shield(proc.wait())
 
 
+async def _run_to_end(
+    args: Sequence[str], wd: Path, name: str, within: float
+) -> tuple[int | None, int | None]:
+    """Run one sipp to its end (at most ``within`` s, then it is stopped): its own exit code
+    (None when it had to be stopped), and the exit code it ended with either way."""
+    proc = await _spawn(args, wd, name)
+    try:
+        async with asyncio.timeout(within):
+            rc: int | None = await proc.wait()
+    except TimeoutError:
+        rc = None
+    finally:
+        await _terminate(proc)
+    return rc, proc.returncode
+
+
 async def _spawn(args: Sequence[str], workdir: Path, name: str) -> asyncio.subprocess.Process:
     # A local file: opening it cannot block for long.
     out = open(workdir / f"{name}.stdout", "wb")  # noqa: SIM115, ASYNC230 - handed to the child
@@ -364,14 +380,7 @@ async def citizen_call(
         *(["-rtp_echo"] if rtp_echo else []),
         *_common_args(wd, "citizen", limit),
     ]
-    proc = await _spawn(args, wd, "citizen")
-    try:
-        async with asyncio.timeout(limit + 5.0):
-            rc: int | None = await proc.wait()
-    except TimeoutError:
-        rc = None
-    finally:
-        await _terminate(proc)
+    rc, returncode = await _run_to_end(args, wd, "citizen", limit + 5.0)
     events = _parse_events(wd / "citizen.log")
     ticks: dict[str, int | None] = {what: tick for what, _, tick in events}
     answered = "ANSWERED" in ticks
@@ -397,7 +406,7 @@ async def citizen_call(
         setup_time=setup,
         duration=duration,
         digits_sent="".join(arg or "" for what, arg, _ in events if what == "DTMF"),
-        returncode=rc if rc is not None else proc.returncode,
+        returncode=returncode,
         successful=rc == 0 and "END" in ticks,
         events=[f"{w} {a or ''} {t or ''}".strip() for w, a, t in events],
         errors=errors,
@@ -438,14 +447,7 @@ async def seat_dial(
         *("-mp", str(free_udp_port(ip, span=4, avoid=avoid)), "-m", "1", "-l", "1"),
         *_common_args(wd, "dial", limit),
     ]
-    proc = await _spawn(args, wd, "dial")
-    try:
-        async with asyncio.timeout(limit + 5.0):
-            rc: int | None = await proc.wait()
-    except TimeoutError:
-        rc = None
-    finally:
-        await _terminate(proc)
+    rc, returncode = await _run_to_end(args, wd, "dial", limit + 5.0)
     events = _parse_events(wd / "dial.log")
     ticks: dict[str, int | None] = {what: tick for what, _, tick in events}
     t_invite, t_answer = ticks.get("INVITE"), ticks.get("ANSWERED")
@@ -461,7 +463,7 @@ async def seat_dial(
         setup_time=(t_answer - t_invite) / 1000.0 if t_answer and t_invite else None,
         duration=(end_tick - t_answer) / 1000.0 if end_tick and t_answer else None,
         digits_sent="",
-        returncode=rc if rc is not None else proc.returncode,
+        returncode=returncode,
         successful=rc == 0 and "END" in ticks,
         events=[f"{w} {a or ''} {t or ''}".strip() for w, a, t in events],
         errors=_tail(wd / "dial.errors"),
@@ -545,14 +547,7 @@ class AgentSeat:
             *_common_args(wd, "register", self.register_timeout),
         ]
         t0 = time.monotonic()
-        proc = await _spawn(args, wd, "register")
-        try:
-            async with asyncio.timeout(self.register_timeout + 3.0):
-                rc = await proc.wait()
-        except TimeoutError:
-            rc = None
-        finally:
-            await _terminate(proc)
+        rc, _ = await _run_to_end(args, wd, "register", self.register_timeout + 3.0)
         if rc != 0 or not any(w == "REGISTERED" for w, _, _ in _parse_events(wd / "register.log")):
             raise SippError(
                 f"{self.name} failed to register (sipp exit {rc}); see {wd}\n"
