@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
@@ -16,7 +17,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.app import create_app
-from api.problems import ErrorLog
+from api.problems import ERRORS, ErrorLog
 from core.config import Settings
 from helpline.seed import seed_demo_users, seed_seats
 
@@ -193,6 +194,10 @@ async def test_an_unexpected_error_is_a_500_problem_without_traceback(
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(policy.POLICY, ("GET", "/boom"), None)
+        # A fresh window of the process's error-log budget: earlier tests' errors in this
+        # process (a whole suite writes many) must not have used it up.
+        patch.setattr(ERRORS, "_window_start", -math.inf)
+        patch.setattr(ERRORS, "_written", 0)
         async with (
             app.router.lifespan_context(app),
             httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://api") as http,
