@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -423,18 +423,7 @@ async def test_three_dialers_never_pass_a_small_budget_nor_dial_a_job_twice(
 
             # Give all three dialers many more passes (0.5 s apart) to overspend: wait until
             # the shared heartbeat row was written twice more (every 5 s by any of them).
-            async def beat() -> datetime:
-                async with db() as session:
-                    row = await session.get(ServiceHeartbeat, "dialer", populate_existing=True)
-                assert row is not None
-                return row.seen_at
-
-            first = await beat()
-            await wait_for(
-                lambda: _later_than(beat, first + timedelta(seconds=6)),
-                30,
-                what="two more heartbeats",
-            )
+            await more_dialer_passes(db, "two more heartbeats")
             assert all(p.poll() is None for p in extra), "a dialer process died"
             invited = re.findall(r"^INVITE sip:(\d+)@", busy.messages(), re.MULTILINE)
         attempts = [a for number in numbers for a in await attempts_of(db, number)]
@@ -482,8 +471,22 @@ def _stop_dialers(procs: list[subprocess.Popen[bytes]]) -> None:
             proc.wait()
 
 
-async def _later_than(beat: Callable[[], Awaitable[datetime]], when: datetime) -> bool:
-    return await beat() >= when
+async def more_dialer_passes(db: async_sessionmaker[AsyncSession], what: str) -> None:
+    """Until the dialers' shared heartbeat row was written twice more (every 5 s by any of
+    them): many more passes (0.5 s apart) have run meanwhile."""
+
+    async def beat() -> datetime:
+        async with db() as session:
+            row = await session.get(ServiceHeartbeat, "dialer", populate_existing=True)
+        assert row is not None
+        return row.seen_at
+
+    first = await beat()
+
+    async def later() -> bool:
+        return await beat() >= first + timedelta(seconds=6)
+
+    await wait_for(later, 30, what=what)
 
 
 async def test_a_callback_waits_for_a_free_agent_then_reaches_them(
@@ -524,18 +527,7 @@ async def test_a_callback_waits_for_a_free_agent_then_reaches_them(
 
             await wait_for(job, 30, what="the callback job")
 
-            async def beat() -> datetime:
-                async with db() as session:
-                    row = await session.get(ServiceHeartbeat, "dialer", populate_existing=True)
-                assert row is not None
-                return row.seen_at
-
-            first = await beat()
-            await wait_for(
-                lambda: _later_than(beat, first + timedelta(seconds=6)),
-                30,
-                what="the dialer's passes with no agent free",
-            )
+            await more_dialer_passes(db, "the dialer's passes with no agent free")
             # Nobody to connect them to: not dialled.
             assert "INVITE sip:9811100301@" not in citizen.messages()
 
