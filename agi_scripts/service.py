@@ -20,11 +20,15 @@ from agi_scripts.readback import ReadbackScript
 from agi_scripts.store import PostgresStore
 from agi_scripts.waiting import WaitingScript
 from core.config import Settings
+from core.db.heartbeat import keep_beating
 from core.db.session import create_engine, session_factory
 from core.transport.fastagi import FastAGIServer, Script, tune_gc_for_serving
 from ivr.menus import MenuTree, load_menus
 
 log = logging.getLogger(__name__)
+
+#: The FastAGI server's row in ``service_heartbeats``.
+HEARTBEAT_SERVICE = "agi"
 
 
 def build_routes(settings: Settings, store: PostgresStore, tree: MenuTree) -> dict[str, Script]:
@@ -73,7 +77,19 @@ async def serve(settings: Settings, drain_timeout: float = 10.0, menus: Path | N
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        heartbeat = asyncio.create_task(
+            keep_beating(
+                session_factory(engine),
+                HEARTBEAT_SERVICE,
+                lambda: {
+                    "active_calls": server.active_calls,
+                    "bad_handshakes": server.bad_handshakes,
+                },
+            ),
+            name="agi-heartbeat",
+        )
         await stop.wait()
+        heartbeat.cancel()
         log.info("draining %d live call(s)", server.active_calls)
         await server.close(drain_timeout)
     finally:

@@ -256,13 +256,30 @@ class HeartbeatOut(BaseModel):
     detail: dict[str, Any]
 
 
+class PartHealth(BaseModel):
+    """One part of the helpline as ``/health`` and ``helpline status`` see it."""
+
+    ok: bool
+    #: Seconds since the part last showed it lives (its heartbeat row; Asterisk: the last
+    #: bytes on the API's AMI link; the database: 0, it answered this probe); None: never.
+    age_seconds: float | None
+    detail: str
+
+
 class HealthOut(BaseModel):
+    #: ``ok`` when every part below is; ``degraded`` (HTTP 503) when any probe fails or any
+    #: service's heartbeat is older than ``stale_after_seconds`` or missing.
     status: Literal["ok", "degraded"]
     database: ServiceHealth
     ami: ServiceHealth
     fastagi: ServiceHealth
+    #: Each part by name: database, asterisk, fastagi, queue_manager, dialer, sla.
+    parts: dict[str, PartHealth] = {}
+    #: The parts that are not ok, by name (empty when ``status`` is ``ok``).
+    failing: list[str] = []
+    stale_after_seconds: float = 0.0
     #: Every row of ``service_heartbeats``, by service: what each background service last
-    #: said of itself. Informational: ``status`` depends on the three probes above only.
+    #: said of itself (its counters in ``detail``).
     heartbeats: dict[str, HeartbeatOut] = {}
 
 

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from core.config import Settings
-from helpline import services
+from helpline import services, supervisor
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -168,8 +168,13 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
             f"{settings.state_dir / 'logs' / f'asterisk-{settings.instance}.log'}",
         )
     for name in services.SERVICES:
+        before = services.state(settings, name)
+        if before.pid is not None and not before.running:
+            _step(f"{name}: had died (pid {before.pid}); starting it again")
         service = services.start(settings, name)
         _step(f"{name}: pid {service.pid}, log {service.log}")
+    watcher = services.start(settings, supervisor.NAME)
+    _step(f"supervise: pid {watcher.pid} (restarts a service that dies), log {watcher.log}")
     _step("waiting for /health")
     try:
         wait_healthy(settings)
@@ -201,6 +206,8 @@ Status / stop:       .venv/bin/helpline status  |  .venv/bin/helpline down"""
 def cmd_down(settings: Settings, args: argparse.Namespace) -> int:
     from asterisk_config.instance import AsteriskInstance
 
+    if services.stop(settings, supervisor.NAME):  # first, so it restarts nothing we stop
+        _step(f"{supervisor.NAME}: stopped")
     for name in reversed(services.SERVICES):
         if services.stop(settings, name):
             _step(f"{name}: stopped")
@@ -215,12 +222,46 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     from asterisk_config.instance import AsteriskInstance
 
     print(f"Asterisk: {'running' if AsteriskInstance(settings).is_running() else 'stopped'}")
-    for name in services.SERVICES:
+    restarts = supervisor.read_restarts(settings)
+    for name in (*services.SERVICES, supervisor.NAME):
         service = services.state(settings, name)
-        print(f"{name}: {'running, pid ' + str(service.pid) if service.running else 'stopped'}")
+        line = f"{name}: {'running, pid ' + str(service.pid) if service.running else 'stopped'}"
+        if service.pid is not None and not service.running:
+            line = f"{name}: DEAD (pid {service.pid} is gone; log {service.log})"
+        if name in restarts:
+            line += f"; restarted {restarts[name]['count']}x, last at {restarts[name]['last_at']}"
+        print(line)
     code, body = health(settings)
-    print(f"/health: {code or 'unreachable'}\n{json.dumps(body, indent=2)}")
+    if code == 0:  # the API is down: read the heartbeats from the database ourselves
+        print(f"/health: unreachable ({body.get('error')}); the database's view:")
+        body = asyncio.run(_health_without_api(settings))
+    else:
+        print(f"/health: {code} {body.get('status')}")
+    for part, seen in body.get("parts", {}).items():
+        age = seen.get("age_seconds")
+        age_text = "never" if age is None else f"{age:.1f} s ago"
+        verdict = "ok" if seen.get("ok") else "FAILING"
+        print(f"  {part:<14} {verdict:<8} {age_text:<12} {seen.get('detail')}")
     return 0 if code == 200 else 1
+
+
+async def _health_without_api(settings: Settings) -> dict[str, Any]:
+    from api.services.health import check
+    from core.db.session import create_engine, session_factory
+
+    engine = create_engine(settings, pool_size=1)
+    try:
+        return (await check(session_factory(engine), None, settings)).model_dump(mode="json")
+    finally:
+        await engine.dispose()
+
+
+def cmd_supervise(settings: Settings, args: argparse.Namespace) -> int:
+    def say(line: str) -> None:
+        print(f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} {line}", flush=True)
+
+    supervisor.Supervisor(settings, say=say).run()
+    return 0
 
 
 def cmd_call(settings: Settings, args: argparse.Namespace) -> int:
@@ -392,6 +433,9 @@ def parser() -> argparse.ArgumentParser:
                 "e.g. 2026-12-20T10:00:00+05:30",
             )
             sla_run.set_defaults(func=cmd_sla_run)
+    sub.add_parser(
+        supervisor.NAME, help="restart a service of this instance that dies (`helpline up` runs it)"
+    ).set_defaults(func=cmd_supervise)
     recordings = sub.add_parser("recordings", help="call recordings")
     recordings_sub = recordings.add_subparsers(dest="recordings_command", required=True)
     prune_parser = recordings_sub.add_parser(

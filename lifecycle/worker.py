@@ -14,19 +14,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
 from core.db.channels import SMS_OUTBOX_CHANNEL
-from core.db.models import ServiceHeartbeat
-from core.db.session import create_engine, raw_connection, session_factory
+from core.db.heartbeat import keep_beating
+from core.db.session import create_engine, listen_forever, session_factory
+from core.outage import Outage
 from lifecycle.notifications import DeliveryReport, RetryPolicy, deliver_due
 from lifecycle.recordings import RecordingSchedule
 from lifecycle.sla import SlaSchedule
@@ -37,8 +36,6 @@ log = logging.getLogger(__name__)
 
 #: The heartbeat row's name (``service_heartbeats.service``) and the CLI subcommand's.
 SERVICE = "sla"
-HEARTBEAT_SECONDS = 5.0
-LISTEN_RETRY_SECONDS = 2.0
 
 #: One SLA escalation pass over the open complaints at ``now``.
 SlaPass = Callable[[async_sessionmaker[AsyncSession], datetime], Awaitable[None]]
@@ -74,6 +71,7 @@ class LifecycleWorker:
         self.listening = asyncio.Event()
         self.totals = DeliveryReport()
         self.last_pass_at: datetime | None = None
+        self._pass_outage = Outage(log, "lifecycle pass")
 
     def stop(self) -> None:
         self.stopping.set()
@@ -83,7 +81,12 @@ class LifecycleWorker:
         """Until :meth:`stop`: the loop, the LISTEN and the heartbeat."""
         helpers = [
             asyncio.create_task(self._listen(), name="sla-listen"),
-            asyncio.create_task(self._heartbeat_loop(), name="sla-heartbeat"),
+            asyncio.create_task(
+                keep_beating(
+                    self.sessions, SERVICE, self.heartbeat_detail, started_at=self.started_at
+                ),
+                name="sla-heartbeat",
+            ),
         ]
         try:
             await self._loop()
@@ -97,8 +100,10 @@ class LifecycleWorker:
             self._wake.clear()
             try:
                 await self.run_once(datetime.now(UTC))
-            except Exception:
-                log.exception("lifecycle pass failed; trying again after the poll interval")
+            except Exception as error:
+                self._pass_outage.failed(error)  # tried again after the poll interval
+            else:
+                self._pass_outage.ok()
             if self.stopping.is_set():
                 break
             self._idle.set()
@@ -131,39 +136,18 @@ class LifecycleWorker:
         return report
 
     async def _listen(self) -> None:
-        """LISTEN for new outbox rows; reconnects if the link breaks (polling covers the gap)."""
+        """LISTEN for new outbox rows (polling covers any gap); a pass runs after every
+        (re)connect for rows queued while we were not listening."""
+        await listen_forever(
+            self.settings,
+            {SMS_OUTBOX_CHANNEL: lambda _payload: self._wake.set()},
+            name=SERVICE,
+            on_listening=self._wake.set,
+            listening=self.listening,
+        )
 
-        def on_notify(_conn: object, _pid: int, _channel: str, _payload: str) -> None:
-            self._wake.set()
-
-        while True:
-            lost = asyncio.Event()
-            try:
-                async with raw_connection(self.settings) as conn:
-                    conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
-                    await conn.add_listener(SMS_OUTBOX_CHANNEL, on_notify)
-                    self._wake.set()  # rows queued while we were not listening
-                    self.listening.set()
-                    await lost.wait()
-                    self.listening.clear()
-            except (OSError, TimeoutError) as error:
-                log.warning("LISTEN %s failed (%r)", SMS_OUTBOX_CHANNEL, error)
-            log.warning("LISTEN %s lost; reconnecting", SMS_OUTBOX_CHANNEL)
-            await asyncio.sleep(LISTEN_RETRY_SECONDS)
-
-    async def _heartbeat_loop(self) -> None:
-        while True:
-            try:
-                await self.heartbeat()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("heartbeat failed")
-            await asyncio.sleep(HEARTBEAT_SECONDS)
-
-    async def heartbeat(self) -> None:
-        now = datetime.now(UTC)
-        detail: dict[str, Any] = {
+    def heartbeat_detail(self) -> dict[str, Any]:
+        return {
             "provider": self.provider.name,
             "sms_sent": self.totals.sent,
             "sms_retried": self.totals.retried,
@@ -171,13 +155,6 @@ class LifecycleWorker:
             "sla_pass": self.sla_pass is not None,
             "last_pass_at": self.last_pass_at.isoformat() if self.last_pass_at else None,
         }
-        row = {"pid": os.getpid(), "started_at": self.started_at, "seen_at": now, "detail": detail}
-        async with self.sessions() as session:
-            statement = insert(ServiceHeartbeat).values(service=SERVICE, **row)
-            await session.execute(
-                statement.on_conflict_do_update(index_elements=["service"], set_=row)
-            )
-            await session.commit()
 
 
 async def serve(settings: Settings) -> None:

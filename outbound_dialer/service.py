@@ -32,15 +32,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
 from core.db.channels import AGENT_CONNECT_CHANNEL
-from core.db.models import ServiceHeartbeat
+from core.db.heartbeat import keep_beating
 from core.db.queries import free_agents
 from core.db.session import create_engine, session_factory
 from core.domain.dialing import Campaign
+from core.outage import Outage
 from core.protocols.ami import AMIMessage
 from core.reference import Reference
 from core.transport.ami_client import AMIActionError, AMIClient, AMIError
@@ -68,7 +68,6 @@ log = logging.getLogger(__name__)
 #: The heartbeat row's name and the CLI subcommand's.
 SERVICE = "dialer"
 AMI_SERVICE = "outbound_dialer"
-HEARTBEAT_SECONDS = 5.0
 #: The dialplan context of outbound calls; its extensions are the campaigns' names.
 CONTEXT = "outbound"
 #: Events this service acts on.
@@ -120,6 +119,7 @@ class Dialer:
         self._jobs_made_at: datetime | None = None
         self.totals: dict[str, int] = {"originated": 0, "refused": 0, "answered": 0, "ended": 0}
         self.last_stop: str | None = None
+        self._pass_outage = Outage(log, "dialer pass")
         ami.add_on_connect(self._on_connect)
         self._events = ami.subscribe(filter=EVENTS, name=SERVICE)
 
@@ -130,7 +130,11 @@ class Dialer:
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
             consumer = tasks.create_task(self._consume_events())
-            heartbeat = tasks.create_task(self._heartbeat_loop())
+            heartbeat = tasks.create_task(
+                keep_beating(
+                    self.sessions, SERVICE, self.heartbeat_detail, started_at=self.started_at
+                )
+            )
             periodic = tasks.create_task(self._periodic_reconcile())
             try:
                 await self._loop()
@@ -147,8 +151,10 @@ class Dialer:
             if self.reconciled.is_set():
                 try:
                     await self.run_once(self.clock())
-                except Exception:
-                    log.exception("dialer pass failed; trying again after the poll interval")
+                except Exception as error:
+                    self._pass_outage.failed(error)  # tried again after the poll interval
+                else:
+                    self._pass_outage.ok()
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.dialer_poll_seconds)
@@ -378,34 +384,13 @@ class Dialer:
 
     # ------------------------------------------------------------------ heartbeat
 
-    async def _heartbeat_loop(self) -> None:
-        while True:
-            try:
-                await self.heartbeat()
-            except Exception:
-                log.exception("heartbeat failed")
-            await asyncio.sleep(HEARTBEAT_SECONDS)
-
-    async def heartbeat(self) -> None:
-        detail: dict[str, Any] = {
+    def heartbeat_detail(self) -> dict[str, Any]:
+        return {
             "ami_connected": self.ami.connected.is_set(),
             "reconciled": self.reconciled.is_set(),
             "last_stop": self.last_stop,
             **self.totals,
         }
-        row = {
-            "pid": os.getpid(),
-            "started_at": self.started_at,
-            "seen_at": datetime.now(UTC),
-            "detail": detail,
-        }
-        async with self.sessions() as session:
-            # Any number of dialers may run: the row says the newest beat of any of them.
-            statement = insert(ServiceHeartbeat).values(service=SERVICE, **row)
-            await session.execute(
-                statement.on_conflict_do_update(index_elements=["service"], set_=row)
-            )
-            await session.commit()
 
 
 def ami_client(settings: Settings) -> AMIClient:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -28,9 +27,10 @@ from core.db.channels import (
     SEAT_CONFIG_CHANNEL,
     STATS_CHANNEL,
 )
-from core.db.models import Call, ServiceHeartbeat
+from core.db.heartbeat import keep_beating
+from core.db.models import Call
 from core.db.models import SeatStatus as SeatStatusRow
-from core.db.session import create_engine, raw_connection, session_factory
+from core.db.session import create_engine, listen_forever, session_factory
 from core.domain.queues import all_queues
 from core.protocols.ami import AMIMessage
 from core.transport.ami_client import AMIClient
@@ -46,7 +46,6 @@ from queue_manager.seats import SeatKeeper
 log = logging.getLogger(__name__)
 
 SERVICE = "queue_manager"
-HEARTBEAT_SECONDS = 5.0
 STATS_DEBOUNCE_SECONDS = 0.1
 #: Events this service acts on; everything else is filtered out at the subscription.
 EVENTS = frozenset(
@@ -94,7 +93,11 @@ class QueueManager:
             tasks.create_task(self._apply_intents())
             tasks.create_task(self._apply_seat_config())
             tasks.create_task(self._notify_stats())
-            tasks.create_task(self._heartbeat())
+            tasks.create_task(
+                keep_beating(
+                    self.sessions, SERVICE, self.heartbeat_detail, started_at=self.started_at
+                )
+            )
 
     # ------------------------------------------------------------------ events
 
@@ -257,29 +260,22 @@ class QueueManager:
     # ------------------------------------------------------------------ intents, seat config
 
     async def _listen(self) -> None:
-        """LISTEN for the API's signals; reconnects to PostgreSQL if the link breaks."""
-        while True:
-            lost = asyncio.Event()
-            try:
-                async with raw_connection(self.settings) as conn:
+        """LISTEN for the API's signals; after every (re)connect, whatever changed while we
+        were not listening is applied (every seat's intent, the seat config)."""
 
-                    def on_intent(_conn: object, _pid: int, _channel: str, payload: str) -> None:
-                        self._intents.put_nowait(payload)
+        def caught_up() -> None:
+            self._intents.put_nowait("*")
+            self._config_wanted.set()
 
-                    def on_seats(_conn: object, _pid: int, _channel: str, _payload: str) -> None:
-                        self._config_wanted.set()
-
-                    conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
-                    await conn.add_listener(AGENT_INTENT_CHANNEL, on_intent)
-                    await conn.add_listener(SEAT_CONFIG_CHANNEL, on_seats)
-                    # Whatever changed while we were not listening:
-                    self._intents.put_nowait("*")
-                    self._config_wanted.set()
-                    await lost.wait()
-            except (OSError, TimeoutError) as exc:
-                log.warning("LISTEN connection failed (%r)", exc)
-            log.warning("LISTEN connection lost; reconnecting in 2 s")
-            await asyncio.sleep(2.0)
+        await listen_forever(
+            self.settings,
+            {
+                AGENT_INTENT_CHANNEL: self._intents.put_nowait,
+                SEAT_CONFIG_CHANNEL: lambda _payload: self._config_wanted.set(),
+            },
+            name=SERVICE,
+            on_listening=caught_up,
+        )
 
     async def _apply_intents(self) -> None:
         while True:
@@ -323,37 +319,14 @@ class QueueManager:
             await self._notify(STATS_CHANNEL, "")
             await asyncio.sleep(STATS_DEBOUNCE_SECONDS)
 
-    async def _heartbeat(self) -> None:
-        while True:
-            async with self.sessions() as session:
-                now = datetime.now(UTC)
-                detail = {
-                    "ami_connected": self.ami.connected.is_set(),
-                    "events_applied": self.events_applied,
-                    "seats_in_queue": sum(
-                        1 for s in self.live.seats.values() if self.settings.queue_name in s.members
-                    ),
-                }
-                statement = insert(ServiceHeartbeat).values(
-                    service=SERVICE,
-                    pid=os.getpid(),
-                    started_at=self.started_at,
-                    seen_at=now,
-                    detail=detail,
-                )
-                await session.execute(
-                    statement.on_conflict_do_update(
-                        index_elements=["service"],
-                        set_={
-                            "pid": os.getpid(),
-                            "started_at": self.started_at,
-                            "seen_at": now,
-                            "detail": detail,
-                        },
-                    )
-                )
-                await session.commit()
-            await asyncio.sleep(HEARTBEAT_SECONDS)
+    def heartbeat_detail(self) -> dict[str, Any]:
+        return {
+            "ami_connected": self.ami.connected.is_set(),
+            "events_applied": self.events_applied,
+            "seats_in_queue": sum(
+                1 for s in self.live.seats.values() if self.settings.queue_name in s.members
+            ),
+        }
 
 
 async def serve(settings: Settings) -> None:

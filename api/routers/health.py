@@ -1,7 +1,8 @@
-"""``GET /health``: is each part a caller depends on reachable right now?
+"""``GET /health``: is each part of the helpline alive right now?
 
-200 when the database, AMI and the FastAGI server all answer; 503 (same body) otherwise, so a
-load balancer or ``helpline up`` can wait on it.
+200 when the database, AMI and the FastAGI server answer and every service's heartbeat is fresh;
+503 (same body, ``failing`` names the parts) otherwise, so ``helpline up``, an operator's monitor
+or a load balancer can wait on it (docs/operations.md "Health").
 """
 
 from __future__ import annotations

@@ -25,6 +25,8 @@ from api.live import (
     compute_stats,
     outbound_pacing,
 )
+from api.schemas import HealthOut
+from api.services import health as probes
 from core.config import Settings
 from core.db.queries import CampaignDay, outbound_today
 
@@ -39,10 +41,13 @@ async def stats(user: CurrentUser, session: SessionDep, settings: SettingsDep) -
 
 
 @router.get("/metrics", response_class=Response, include_in_schema=True)
-async def metrics(session: SessionDep, settings: SettingsDep) -> Response:
-    """Prometheus text format; aggregate numbers only (no caller data), like ``/health``."""
+async def metrics(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    """Prometheus text format; aggregate numbers only (no caller data), and each part's health
+    as ``/health`` reports it."""
     data = await compute_stats(session, settings)
     registry = CollectorRegistry()
+    state = request.app.state
+    health_metrics(registry, await probes.check(state.sessions, state.ami, settings))
     labels = ["queue"]
     gauges = {
         name: Gauge(f"helpline_{name}", doc, labels, registry=registry)
@@ -84,6 +89,20 @@ async def metrics(session: SessionDep, settings: SettingsDep) -> Response:
     budget.labels("outbound").set(data.outbound.used)
     outbound_metrics(registry, await outbound_today(session, data.at), settings, data.at)
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def health_metrics(registry: CollectorRegistry, report: HealthOut) -> None:
+    """``/health``'s verdict per part: up (1/0) and the age of its last sign of life."""
+    up = Gauge("helpline_part_up", "1 if the part is ok (as /health)", ["part"], registry=registry)
+    age = Gauge(
+        "helpline_part_age_seconds",
+        "Seconds since the part last showed it lives (-1: never)",
+        ["part"],
+        registry=registry,
+    )
+    for name, part in report.parts.items():
+        up.labels(name).set(1 if part.ok else 0)
+        age.labels(name).set(-1 if part.age_seconds is None else part.age_seconds)
 
 
 def outbound_metrics(

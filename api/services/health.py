@@ -1,17 +1,21 @@
-"""Is each part a caller depends on reachable right now: the database, AMI, the FastAGI
-server. Never raises: a probe that fails is a "not ok" with the reason."""
+"""Is each part of the helpline alive right now: the database, Asterisk (AMI), the FastAGI
+server, and every background service by its heartbeat row (a row older than
+:data:`core.db.heartbeat.STALE_AFTER_SECONDS`, or none, is a stale service). Never raises: a
+probe that fails is a "not ok" with the reason."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.schemas import HealthOut, HeartbeatOut, ServiceHealth
+from api.schemas import HealthOut, HeartbeatOut, PartHealth, ServiceHealth
 from core.config import Settings
+from core.db.heartbeat import EXPECTED_SERVICES, STALE_AFTER_SECONDS
 from core.db.models import ServiceHeartbeat
 
 PROBE_TIMEOUT = 2.0
@@ -71,20 +75,71 @@ async def _fastagi(settings: Settings) -> ServiceHealth:
     return ServiceHealth(ok=True, detail=f"{settings.agi_url} accepts connections")
 
 
+def _service(name: str, beat: HeartbeatOut | None) -> PartHealth:
+    if beat is None:
+        return PartHealth(ok=False, age_seconds=None, detail=f"no heartbeat from {name} yet")
+    if beat.age_seconds > STALE_AFTER_SECONDS:
+        return PartHealth(
+            ok=False,
+            age_seconds=beat.age_seconds,
+            detail=f"stale: last heartbeat {beat.age_seconds:.0f} s ago (pid {beat.pid})",
+        )
+    return PartHealth(ok=True, age_seconds=beat.age_seconds, detail=f"pid {beat.pid}")
+
+
+def _parts(
+    database: ServiceHealth,
+    ami_health: ServiceHealth,
+    ami: Any,
+    fastagi: ServiceHealth,
+    heartbeats: dict[str, HeartbeatOut],
+) -> dict[str, PartHealth]:
+    heard = getattr(ami, "last_heard", None)
+    parts = {
+        "database": PartHealth(
+            ok=database.ok, age_seconds=0.0 if database.ok else None, detail=database.detail
+        ),
+        "asterisk": PartHealth(
+            ok=ami_health.ok,
+            age_seconds=None if heard is None else round(time.monotonic() - heard, 3),
+            detail=ami_health.detail,
+        ),
+    }
+    if not database.ok:  # no rows to read: the services' state is unknown, not stale
+        unknown = "unknown: the database does not answer"
+        for name in ("fastagi", *[n for n in EXPECTED_SERVICES if n != "agi"]):
+            parts[name] = PartHealth(ok=False, age_seconds=None, detail=unknown)
+        return parts
+    agi = _service("agi", heartbeats.get("agi"))
+    parts["fastagi"] = PartHealth(
+        ok=fastagi.ok and agi.ok,
+        age_seconds=agi.age_seconds,
+        detail=f"{fastagi.detail}; heartbeat: {agi.detail}",
+    )
+    for name in EXPECTED_SERVICES:
+        if name != "agi":
+            parts[name] = _service(name, heartbeats.get(name))
+    return parts
+
+
 async def check(
     sessions: async_sessionmaker[AsyncSession], ami: Any, settings: Settings
 ) -> HealthOut:
-    """Probe the three at once; ``ami`` is the API's AMI client (``connected`` and
-    ``fully_booted`` events) or None. The services' heartbeats are listed alongside."""
+    """Probe the database, AMI and FastAGI at once and read the services' heartbeats; ``ami``
+    is the API's AMI client (``connected``, ``fully_booted``, ``last_heard``) or None."""
     database, fastagi, heartbeats = await asyncio.gather(
         _database(sessions), _fastagi(settings), _heartbeats(sessions)
     )
     ami_health = _ami(ami)
-    ok = database.ok and ami_health.ok and fastagi.ok
+    parts = _parts(database, ami_health, ami, fastagi, heartbeats)
+    failing = [name for name, part in parts.items() if not part.ok]
     return HealthOut(
-        status="ok" if ok else "degraded",
+        status="degraded" if failing else "ok",
         database=database,
         ami=ami_health,
         fastagi=fastagi,
+        parts=parts,
+        failing=failing,
+        stale_after_seconds=STALE_AFTER_SECONDS,
         heartbeats=heartbeats,
     )

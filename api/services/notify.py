@@ -13,15 +13,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from functools import partial
 from typing import TypeVar
 
 from core.config import Settings
-from core.db.session import raw_connection
+from core.db.session import listen_forever
 
 log = logging.getLogger(__name__)
-
-#: Seconds between attempts to re-make a lost LISTEN connection.
-RECONNECT_SECONDS = 2.0
 
 PayloadHandler = Callable[[str], None]
 T = TypeVar("T")
@@ -81,25 +79,13 @@ class Notifications:
                 event.set()
 
     async def _listen(self) -> None:
-        while True:
-            lost = asyncio.Event()
-            try:
-                async with raw_connection(self.settings) as conn:
-
-                    def received(_c: object, _pid: int, channel: str, payload: str) -> None:
-                        self.deliver(channel, payload)
-
-                    conn.add_termination_listener(lambda _c, lost=lost: lost.set())
-                    for channel in self.channels:
-                        await conn.add_listener(channel, received)
-                    self.listening.set()
-                    self._wake_all()
-                    await lost.wait()
-            except (OSError, TimeoutError) as exc:
-                log.warning("LISTEN failed (%r)", exc)
-            finally:
-                self.listening.clear()
-            await asyncio.sleep(RECONNECT_SECONDS)
+        await listen_forever(
+            self.settings,
+            {channel: partial(self.deliver, channel) for channel in self.channels},
+            name="api",
+            on_listening=self._wake_all,
+            listening=self.listening,
+        )
 
 
 async def wait_until(

@@ -1,9 +1,13 @@
-"""Engine and session factory, plus a plain asyncpg connection for LISTEN/NOTIFY."""
+"""Engine and session factory, plus a plain asyncpg connection for LISTEN/NOTIFY and the one
+LISTEN loop every service uses (:func:`listen_forever`)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from typing import NoReturn
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -15,6 +19,13 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from core.config import Settings
+from core.outage import Outage
+
+log = logging.getLogger(__name__)
+
+#: First wait before connecting again after the LISTEN link broke; doubles up to the max.
+LISTEN_RETRY_SECONDS = 1.0
+LISTEN_RETRY_MAX_SECONDS = 30.0
 
 
 def create_engine(settings: Settings, *, pool_size: int = 10) -> AsyncEngine:
@@ -44,7 +55,55 @@ async def raw_connection(settings: Settings) -> AsyncIterator[asyncpg.Connection
     try:
         yield conn
     finally:
-        await conn.close()
+        try:
+            await conn.close(timeout=5)
+        except Exception:  # a link the server cut or that hangs: drop it without a goodbye
+            conn.terminate()
+
+
+async def listen_forever(
+    settings: Settings,
+    handlers: Mapping[str, Callable[[str], None]],
+    *,
+    name: str,
+    on_listening: Callable[[], None] = lambda: None,
+    listening: asyncio.Event | None = None,
+) -> NoReturn:
+    """LISTEN on every channel of ``handlers`` (channel -> ``handler(payload)``, which must not
+    block) on a dedicated connection, for ever.
+
+    When the link breaks or cannot be made -- PostgreSQL restarting, refusing connections,
+    unreachable, any driver error -- it waits (1 s, doubling to 30 s) and connects again; it
+    never ends but by cancellation. A NOTIFY sent while it was away is lost, so
+    ``on_listening`` runs after every (re)connect for the caller to catch up (re-read, wake).
+    ``listening`` is set while the link is up. One log line when an outage starts and one
+    when it ends.
+    """
+    wait = LISTEN_RETRY_SECONDS
+    outage = Outage(log, f"{name}: LISTEN")
+    while True:
+        lost = asyncio.Event()
+        try:
+            async with raw_connection(settings) as conn:
+                conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
+                for channel, handler in handlers.items():
+                    await conn.add_listener(
+                        channel, lambda _c, _pid, _ch, payload, handler=handler: handler(payload)
+                    )
+                outage.ok()
+                wait = LISTEN_RETRY_SECONDS
+                if listening is not None:
+                    listening.set()
+                on_listening()
+                await lost.wait()
+                log.warning("%s: LISTEN link lost; reconnecting", name)
+        except Exception as error:  # the database is away: never the end of the service
+            outage.failed(error)
+        finally:
+            if listening is not None:
+                listening.clear()
+        await asyncio.sleep(wait)
+        wait = min(wait * 2, LISTEN_RETRY_MAX_SECONDS)
 
 
 async def ensure_database(settings: Settings) -> bool:

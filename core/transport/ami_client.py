@@ -38,6 +38,7 @@ import contextlib
 import inspect
 import logging
 import random
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -330,6 +331,9 @@ class AMIClient:
         self.stats = AMIStats()
         #: Last connection/login error, for health endpoints.
         self.last_error: BaseException | None = None
+        #: ``time.monotonic()`` of the last bytes Asterisk sent (a Ping's answer at least every
+        #: ``ping_interval``): how fresh ``/health``'s view of Asterisk is.
+        self.last_heard: float | None = None
         #: AMI version from the greeting of the current/last link.
         self.server_version: str | None = None
 
@@ -684,6 +688,7 @@ class AMIClient:
             if not data:
                 self.connected.clear()
                 raise AMIDisconnected(f"AMI {self.name}: connection closed by the server")
+            self.last_heard = time.monotonic()
             parser.feed(data)
             self._dispatch_all(parser.take(), tracker)
 
