@@ -32,6 +32,7 @@ from core.db.models import Call
 from core.db.models import SeatStatus as SeatStatusRow
 from core.db.session import create_engine, listen_forever, session_factory
 from core.domain.queues import all_queues
+from core.outage import Outage
 from core.protocols.ami import AMIMessage
 from core.transport.ami_client import AMIClient
 from queue_manager.live import MEMBER_EVENTS, LiveSeats
@@ -52,6 +53,8 @@ EVENTS = frozenset(
     {"Newchannel", "Newstate", "VarSet", "Hangup", *QUEUE_EVENTS, *MEMBER_EVENTS, *RECORDING_EVENTS}
 )
 #: Events after which the supervisors' numbers may have changed.
+#: Resyncs after lost events are at least this far apart (a database outage fails every event).
+RESYNC_MIN_SECONDS = 5.0
 STATS_EVENTS = frozenset({"Hangup", *(QUEUE_EVENTS - {"AgentDump"}), *MEMBER_EVENTS})
 
 
@@ -78,6 +81,11 @@ class QueueManager:
         self._intents: asyncio.Queue[str] = asyncio.Queue()
         self._config_wanted = asyncio.Event()
         self._stats_dirty = asyncio.Event()
+        self._resync_wanted = asyncio.Event()
+        self._apply_outage = Outage(log, "applying AMI events")
+        self._reconcile_outage = Outage(log, "reconciliation with Asterisk")
+        #: Resyncs after lost events (not counting the reconcile after each AMI login).
+        self.resyncs = 0
         self._seat_write_lock = asyncio.Lock()
         #: Set after each reconciliation (tests wait on it).
         self.reconciled = asyncio.Event()
@@ -89,6 +97,7 @@ class QueueManager:
         self._config_wanted.set()  # whatever changed while we were not running
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._consume_events())
+            tasks.create_task(self._resync())
             tasks.create_task(self._listen())
             tasks.create_task(self._apply_intents())
             tasks.create_task(self._apply_seat_config())
@@ -104,6 +113,24 @@ class QueueManager:
     async def _consume_events(self) -> None:
         async for event in self._events:
             await self.apply_event(event)
+            if self._events.ack_resync():
+                log.warning(
+                    "AMI events were dropped (%d so far): resyncing from Asterisk",
+                    self._events.dropped,
+                )
+                self._resync_wanted.set()
+
+    async def _resync(self) -> None:
+        """Rebuild from Asterisk's own state (as after a reconnect) when events were lost: the
+        subscription overflowed, or an event could not be applied (the database was away).
+        At most one resync per :data:`RESYNC_MIN_SECONDS`, however many losses."""
+        while True:
+            await self._resync_wanted.wait()
+            self._resync_wanted.clear()
+            await self.ami.fully_booted.wait()
+            self.resyncs += 1
+            await self.reconcile(self.ami)
+            await asyncio.sleep(RESYNC_MIN_SECONDS)
 
     async def apply_event(self, event: AMIMessage) -> None:
         try:
@@ -111,9 +138,13 @@ class QueueManager:
                 await self.recorder.apply(session, event)
                 await session.commit()
             self.events_applied += 1
-        except Exception:
-            # One bad event must not stop the recording of every later call.
-            log.exception("could not apply %s %s", event.name, event.get("Uniqueid"))
+        except Exception as error:
+            # One bad event must not stop the recording of every later call; what it would have
+            # written is rebuilt by a resync from Asterisk's state.
+            self._apply_outage.failed(error)
+            self._resync_wanted.set()
+        else:
+            self._apply_outage.ok()
         seat = self.live.apply(event, event_time(event))
         if seat is not None:
             try:
@@ -170,14 +201,18 @@ class QueueManager:
     # ------------------------------------------------------------------ reconcile
 
     async def reconcile(self, _ami: AMIClient) -> None:
-        """After every (re)connect: AMI never replays what we missed, so rebuild from queries."""
+        """After every (re)connect and after lost events: AMI never replays what we missed, so
+        rebuild from queries (app_queue's members and callers, the live channels)."""
         try:
             await self._reconcile_seats(None)
             await self._record_live_channels()
-            log.info("reconciled seats and live calls after AMI connect %d", self.ami.generation)
-        except Exception:
-            log.exception("reconciliation after connect failed; retrying on the next intent")
+            log.info("reconciled seats and live calls (AMI link %d)", self.ami.generation)
+        except Exception as error:  # retried on the next intent and the next resync
+            self._reconcile_outage.failed(error)
             self._intents.put_nowait("*")
+            self._resync_wanted.set()
+        else:
+            self._reconcile_outage.ok()
         self._config_wanted.set()
         self._stats_dirty.set()
         self.reconciled.set()
@@ -323,6 +358,8 @@ class QueueManager:
         return {
             "ami_connected": self.ami.connected.is_set(),
             "events_applied": self.events_applied,
+            "events_dropped": self._events.dropped,
+            "resyncs": self.resyncs,
             "seats_in_queue": sum(
                 1 for s in self.live.seats.values() if self.settings.queue_name in s.members
             ),

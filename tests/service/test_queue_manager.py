@@ -4,8 +4,10 @@ events (idempotent), agent intent applied to app_queue, and reconciliation after
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
@@ -32,10 +34,11 @@ class Harness:
     sessions: async_sessionmaker[AsyncSession]
 
 
-@pytest.fixture
-async def harness(
-    db_settings: Settings, sessions: async_sessionmaker[AsyncSession]
+@contextlib.asynccontextmanager
+async def running_manager(
+    db_settings: Settings, sessions: async_sessionmaker[AsyncSession], **ami_options: Any
 ) -> AsyncIterator[Harness]:
+    """Three seats and an agent user; the queue manager running against the fake AMI server."""
     async with sessions() as session:
         await seed_seats(session, 3)
         session.add(
@@ -53,6 +56,7 @@ async def harness(
             ping_interval=0.5,
             backoff_initial=0.05,
             backoff_max=0.2,
+            **ami_options,
         )
         manager = QueueManager(db_settings, ami, sessions)
         async with ami:
@@ -65,6 +69,14 @@ async def harness(
                 task.cancel()
                 with pytest.raises(asyncio.CancelledError):
                     await task
+
+
+@pytest.fixture
+async def harness(
+    db_settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[Harness]:
+    async with running_manager(db_settings, sessions) as running:
+        yield running
 
 
 async def wait_for(condition_sql: str, sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -289,3 +301,25 @@ async def test_agent_intent_is_applied_and_reapplied_after_a_reconnect(
     async with harness.sessions() as session:
         status = await session.get(SeatStatus, "agent0002")
         assert status is not None and status.agent_session_id is None
+
+
+async def test_lost_events_are_rebuilt_by_a_resync_from_asterisk(
+    db_settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A burst larger than the subscription drops events (here the caller's Hangup); the queue
+    manager resyncs from CoreShowChannels instead of keeping the call open for ever."""
+    async with running_manager(db_settings, sessions, event_queue_size=8) as h:
+        name, fields = CALL_EVENTS[0]
+        await h.fake.push_event(name, fields)
+        await wait_for(f"SELECT count(*) = 1 FROM calls WHERE uniqueid = '{CALLER}'", h.sessions)
+        burst = b"".join(
+            raw_event("Newstate", {"Uniqueid": f"1732870001.{i}".encode(), "ChannelState": b"4"})
+            for i in range(40)
+        ) + raw_event("Hangup", {"Uniqueid": CALLER.encode(), "Cause": b"16"})
+        assert h.manager.resyncs == 0
+        await h.fake.push_raw(burst)  # one read: 41 events into a queue of 8
+        await wait_for(
+            f"SELECT ended_at IS NOT NULL FROM calls WHERE uniqueid = '{CALLER}'", h.sessions
+        )
+        assert h.manager.resyncs == 1
+        assert h.manager.heartbeat_detail()["events_dropped"] >= 30
