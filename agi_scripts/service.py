@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from datetime import UTC, datetime
 from pathlib import Path
 
 from agi_scripts.ivr import IVRScript
@@ -22,6 +23,7 @@ from agi_scripts.waiting import WaitingScript
 from core.config import Settings
 from core.db.heartbeat import keep_beating
 from core.db.session import create_engine, session_factory
+from core.outage import Outage
 from core.transport.fastagi import FastAGIServer, Script, tune_gc_for_serving
 from ivr.menus import MenuTree, load_menus
 
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 
 #: The FastAGI server's row in ``service_heartbeats``.
 HEARTBEAT_SERVICE = "agi"
+ORPHAN_PASS_SECONDS = 60.0
 
 
 def build_routes(settings: Settings, store: PostgresStore, tree: MenuTree) -> dict[str, Script]:
@@ -58,6 +61,22 @@ def build_server(settings: Settings, routes: dict[str, Script]) -> FastAGIServer
     )
 
 
+async def close_orphans(store: PostgresStore) -> None:
+    """Every :data:`ORPHAN_PASS_SECONDS` (and at start, after a crash): close the IVR sessions
+    a dead FastAGI process left open (:meth:`PostgresStore.close_orphaned_sessions`)."""
+    outage = Outage(log, "closing orphaned IVR sessions")
+    while True:
+        try:
+            closed = await store.close_orphaned_sessions(datetime.now(UTC))
+        except Exception as error:
+            outage.failed(error)
+        else:
+            outage.ok()
+            if closed:
+                log.warning("closed %d IVR session(s) left open by a dead process", len(closed))
+        await asyncio.sleep(ORPHAN_PASS_SECONDS)
+
+
 async def serve(settings: Settings, drain_timeout: float = 10.0, menus: Path | None = None) -> None:
     """Serve until SIGTERM/SIGINT, then stop accepting and let live calls finish (drain).
 
@@ -66,7 +85,8 @@ async def serve(settings: Settings, drain_timeout: float = 10.0, menus: Path | N
     tree = load_menus(menus)
     engine = create_engine(settings, pool_size=10)
     try:
-        routes = build_routes(settings, PostgresStore(settings, session_factory(engine)), tree)
+        store = PostgresStore(settings, session_factory(engine))
+        routes = build_routes(settings, store, tree)
         server = build_server(settings, routes)
         await server.start()
         # Start-up is done (menus, prompts, pool): freeze that heap and make young GC passes
@@ -88,8 +108,10 @@ async def serve(settings: Settings, drain_timeout: float = 10.0, menus: Path | N
             ),
             name="agi-heartbeat",
         )
+        orphans = asyncio.create_task(close_orphans(store), name="agi-orphans")
         await stop.wait()
         heartbeat.cancel()
+        orphans.cancel()
         log.info("draining %d live call(s)", server.active_calls)
         await server.close(drain_timeout)
     finally:

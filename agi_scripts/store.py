@@ -438,6 +438,24 @@ class PostgresStore:
             await session.execute(stmt)
             await session.commit()
 
+    async def close_orphaned_sessions(self, now: datetime) -> list[str]:
+        """Close the IVR sessions a dead FastAGI process left open (``outcome`` NULL): those
+        whose call ended more than :data:`ORPHAN_GRACE` ago (the script's own save would have
+        landed by then), and those older than the server's call deadline, after which no script
+        runs. They become ``failed`` -- the dialplan sent those callers to the queue -- at the
+        node they were last at, with ``detail.closed_by = "reconciliation"``. A script that
+        saves later still wins (its upsert overwrites); a closed session is never touched.
+        Returns the uniqueids closed."""
+        deadline = timedelta(seconds=self.settings.agi_call_timeout) + ORPHAN_GRACE
+        async with self.sessions() as session:
+            rows = await session.execute(
+                _CLOSE_ORPHANS,
+                {"now": now, "ended_before": now - ORPHAN_GRACE, "started_before": now - deadline},
+            )
+            closed = [row.uniqueid for row in rows]
+            await session.commit()
+        return closed
+
     async def save_readback(self, record: ReadbackRecord) -> None:
         """Upsert on (uniqueid, started_at): the row written when the read-back starts is
         completed at its end."""
@@ -483,3 +501,29 @@ _APPEND_VISIT = text(
         || :detail
     """
 ).bindparams(*(bindparam(name, type_=JSONB) for name in ("prompts", "entry", "detail")))
+
+
+#: How long after its call ended an open IVR session is taken for orphaned.
+ORPHAN_GRACE: Final = timedelta(seconds=30)
+
+_CLOSE_ORPHANS = text(
+    """
+    WITH orphan AS (
+        SELECT s.id, COALESCE(c.ended_at, :now) AS ended
+          FROM ivr_sessions AS s
+          LEFT JOIN calls AS c ON c.uniqueid = s.uniqueid
+         WHERE s.outcome IS NULL
+           AND (c.ended_at < :ended_before OR s.started_at < :started_before)
+           FOR UPDATE OF s SKIP LOCKED
+    )
+    UPDATE ivr_sessions AS s
+       SET outcome = 'failed',
+           ended_at = o.ended,
+           duration_ms = GREATEST(0, (EXTRACT(EPOCH FROM o.ended - s.started_at) * 1000)::int),
+           last_node = COALESCE(s.last_node, s.path -> -1 ->> 'node'),
+           detail = s.detail || '{"closed_by": "reconciliation"}'::jsonb
+      FROM orphan AS o
+     WHERE s.id = o.id AND s.outcome IS NULL
+ RETURNING s.uniqueid
+    """
+)

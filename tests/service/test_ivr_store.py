@@ -205,3 +205,68 @@ async def test_budget_spent_call_stores_its_callback(
     assert job is not None and job.uniqueid == "pg.1" and job.reason == "budget"
     assert row is not None and row.outcome == "callback"
     assert row.detail["callback_id"] == job.id
+
+
+async def test_sessions_left_open_by_a_dead_process_are_closed_as_failed(
+    store: PostgresStore,
+) -> None:
+    """Issue 15: an IVR session whose FastAGI process died stays open for ever, unless the
+    reconciliation closes it: once its call has ended (past the grace), or past the server's
+    call deadline; never a live one, never one already closed."""
+    now = datetime.now(UTC)
+    path = [{"node": "welcome", "type": "play"}, {"node": "main_menu", "type": "menu"}]
+
+    def opened(uniqueid: str, started: datetime) -> SessionRecord:
+        record = SessionRecord(uniqueid, None, "anonymous", "hi", started)
+        record.path = list(path)
+        return record
+
+    ended_long_ago = opened("dead.1", now - timedelta(minutes=5))
+    deadline = timedelta(seconds=store.settings.agi_call_timeout)
+    no_call_too_old = opened("dead.2", now - deadline - timedelta(minutes=1))
+    ended_just_now = opened("live.1", now - timedelta(minutes=2))
+    still_on_the_line = opened("live.2", now - timedelta(minutes=3))
+    finished = opened("done.1", now - timedelta(minutes=5))
+    for record in (ended_long_ago, no_call_too_old, ended_just_now, still_on_the_line, finished):
+        await store.save_session(record)
+    finished.outcome, finished.last_node = IvrOutcome.QUEUED, "queue"
+    await store.save_session(finished)
+    async with store.sessions() as session:
+        session.add_all(
+            [
+                Call(
+                    uniqueid="dead.1",
+                    started_at=now - timedelta(minutes=5),
+                    ended_at=now - timedelta(minutes=4),
+                ),
+                Call(
+                    uniqueid="live.1",
+                    started_at=now - timedelta(minutes=2),
+                    ended_at=now - timedelta(seconds=5),
+                ),
+                Call(uniqueid="live.2", started_at=now - timedelta(minutes=3)),
+                Call(
+                    uniqueid="done.1",
+                    started_at=now - timedelta(minutes=5),
+                    ended_at=now - timedelta(minutes=4),
+                ),
+            ]
+        )
+        await session.commit()
+
+    assert sorted(await store.close_orphaned_sessions(now)) == ["dead.1", "dead.2"]
+    assert await store.close_orphaned_sessions(now) == []  # idempotent
+    async with store.sessions() as session:
+        rows = {r.uniqueid: r for r in (await session.execute(select(IvrSession))).scalars()}
+    dead = rows["dead.1"]
+    assert dead.outcome is IvrOutcome.FAILED and dead.last_node == "main_menu"
+    assert dead.ended_at == now - timedelta(minutes=4) and dead.duration_ms == 60_000
+    assert dead.detail["closed_by"] == "reconciliation"
+    assert rows["dead.2"].outcome is IvrOutcome.FAILED and rows["dead.2"].ended_at == now
+    assert rows["live.1"].outcome is None and rows["live.2"].outcome is None
+    assert rows["done.1"].outcome is IvrOutcome.QUEUED and "closed_by" not in rows["done.1"].detail
+
+    ended_just_now.outcome, ended_just_now.last_node = IvrOutcome.ABANDONED, "main_menu"
+    await store.save_session(ended_just_now)  # the script's own save, late, still wins
+    later = now + timedelta(minutes=1)
+    assert await store.close_orphaned_sessions(later) == []
