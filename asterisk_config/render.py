@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
+from sqlalchemy.engine import make_url
 
 from core.config import AMI_SERVICES, Settings
 from core.domain.credentials import SIP_REALM, sip_ha1
@@ -40,6 +41,7 @@ CONFIG_FILES: tuple[str, ...] = (
     "indications.conf",
     "cdr.conf",
     "cel.conf",
+    "cel_pgsql.conf",
 )
 
 #: Config files of loaded modules that we leave at their defaults: written with only a comment so
@@ -60,7 +62,7 @@ TLS_CERT_NAME = "webrtc.crt"
 TLS_KEY_NAME = "webrtc.key"
 
 #: Files holding secrets (AMI secrets, seats' digests): written mode 0600.
-SECRET_FILES: frozenset[str] = frozenset({"manager.conf", "pjsip.conf"})
+SECRET_FILES: frozenset[str] = frozenset({"manager.conf", "pjsip.conf", "cel_pgsql.conf"})
 
 #: The explicit module list (autoload=no), grouped for readability of modules.conf.
 MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -149,6 +151,10 @@ MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
             "func_callerid.so",
             "func_devstate.so",
         ),
+    ),
+    (
+        "Asterisk's own record of every channel (CEL) into PostgreSQL: the back-fill's source",
+        ("cel_pgsql.so",),
     ),
 )
 
@@ -285,6 +291,24 @@ def _ip(what: str, value: str) -> str:
     return value
 
 
+def _cel_database(database_url: str) -> dict[str, Any]:
+    """Where cel_pgsql writes: the helpline's own database, as libpq needs it (an IP address:
+    there is no DNS in the chroot; ``localhost`` is taken for 127.0.0.1)."""
+    url = make_url(database_url)
+    host = "127.0.0.1" if url.host in (None, "localhost") else url.host
+    values: dict[str, Any] = {
+        "host": _ip("database host", host),
+        "port": _port("database port", url.port or 5432),
+        "dbname": _token("database name", url.database or ""),
+        "user": _token("database user", url.username or ""),
+        "password": url.password or "",
+    }
+    _no_newlines("database password", values["password"])
+    if ";" in values["password"] or values["password"] != values["password"].strip():
+        raise RenderError("the database password must not hold ';' or surrounding spaces")
+    return values
+
+
 def _port(what: str, value: int) -> int:
     if not 1 <= value <= 65535:
         raise RenderError(f"{what}={value} is not a port number")
@@ -405,6 +429,7 @@ def render_configs(
     wss_host = _ip("wss_host", settings.wss_host)
     wss_port = _port("wss_port", settings.wss_port)
     ctx: dict[str, Any] = {
+        "cel": _cel_database(settings.database_url),
         "instance": instance,
         "dirs": dirs,
         "modules": MODULES,

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     ami_action_timeout: float = 10.0
     ami_ping_interval: float = 5.0
     ami_reconnect_max_backoff: float = 30.0
+    #: How far back the queue manager looks in Asterisk's CEL for calls it did not see end,
+    #: after each (re)connect and resync (``helpline backfill --since`` reaches further).
+    backfill_lookback_minutes: int = Field(default=180, gt=0)
     #: Per-service AMI secrets, generated; keyed by service name in :data:`AMI_SERVICES`.
     ami_secret_queue_manager: str = ""
     ami_secret_api: str = ""

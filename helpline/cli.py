@@ -22,7 +22,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from core.config import Settings
@@ -356,6 +356,16 @@ def cmd_recordings_prune(settings: Settings, args: argparse.Namespace) -> int:
     return _print_pass(settings, lambda sessions: prune(sessions, settings, as_of))
 
 
+def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
+    """``helpline backfill [--since T]``: calls missed by the queue manager, from CEL."""
+    from queue_manager.backfill import backfill_since
+
+    since: datetime = args.since or datetime.now(UTC) - timedelta(
+        minutes=settings.backfill_lookback_minutes
+    )
+    return _print_pass(settings, lambda sessions: backfill_since(sessions, settings, since))
+
+
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     prepare_database(settings)
     return 0
@@ -448,6 +458,17 @@ def parser() -> argparse.ArgumentParser:
         help="the pass's time, ISO 8601 with its offset (default: now)",
     )
     prune_parser.set_defaults(func=cmd_recordings_prune)
+    backfill_parser = sub.add_parser(
+        "backfill", help="record the calls the queue manager missed, from Asterisk's CEL"
+    )
+    backfill_parser.add_argument(
+        "--since",
+        type=_aware_time,
+        default=None,
+        help="calls that ended since, ISO 8601 with its offset (default: "
+        "HELPLINE_BACKFILL_LOOKBACK_MINUTES ago)",
+    )
+    backfill_parser.set_defaults(func=cmd_backfill)
     sub.add_parser("migrate", help="create/upgrade the database schema").set_defaults(
         func=cmd_migrate
     )

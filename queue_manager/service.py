@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, text, update
@@ -35,6 +35,7 @@ from core.domain.queues import all_queues
 from core.outage import Outage
 from core.protocols.ami import AMIMessage
 from core.transport.ami_client import AMIClient
+from queue_manager.backfill import backfill
 from queue_manager.live import MEMBER_EVENTS, LiveSeats
 from queue_manager.recorder import QUEUE_EVENTS, RECORDING_EVENTS, CallRecorder, event_time
 from queue_manager.seatconfig import (
@@ -86,6 +87,8 @@ class QueueManager:
         self._reconcile_outage = Outage(log, "reconciliation with Asterisk")
         #: Resyncs after lost events (not counting the reconcile after each AMI login).
         self.resyncs = 0
+        #: Calls completed from Asterisk's CEL (queue_manager/backfill.py).
+        self.backfilled = 0
         self._seat_write_lock = asyncio.Lock()
         #: Set after each reconciliation (tests wait on it).
         self.reconciled = asyncio.Event()
@@ -272,7 +275,13 @@ class QueueManager:
                 if channel.name == "CoreShowChannel":
                     live.add(channel.get("Uniqueid") or "")
                     await self.recorder.apply(session, channel)
-            # Calls that ended while we were not listening (e.g. Asterisk restarted).
+            # Calls that ended while we were not listening, as Asterisk's CEL recorded them;
+            # then those it did not record either (e.g. Asterisk restarted) end now.
+            since = before - timedelta(minutes=self.settings.backfill_lookback_minutes)
+            filled = await backfill(session, self.recorder, since)
+            if filled.calls:
+                log.warning("back-filled %d call(s) from Asterisk's CEL", filled.calls)
+            self.backfilled += filled.calls
             gone = (
                 (
                     await session.execute(
@@ -360,6 +369,7 @@ class QueueManager:
             "events_applied": self.events_applied,
             "events_dropped": self._events.dropped,
             "resyncs": self.resyncs,
+            "backfilled": self.backfilled,
             "seats_in_queue": sum(
                 1 for s in self.live.seats.values() if self.settings.queue_name in s.members
             ),

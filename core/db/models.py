@@ -932,3 +932,39 @@ class DoNotCall(Base):
     added_at: Mapped[datetime] = mapped_column(server_default=func.now())
     added_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     note: Mapped[str | None] = mapped_column(Text)
+
+
+class AsteriskCel(Base):
+    """Asterisk's own record of every channel event (CEL), written by Asterisk's ``cel_pgsql``
+    (the column names are its own; ``eventtime`` in UTC without a zone: ``usegmtime``). The
+    queue manager back-fills from it the calls it did not see (queue_manager/backfill.py).
+    Writer: Asterisk."""
+
+    __tablename__ = "asterisk_cel"
+    __table_args__ = (
+        Index("ix_asterisk_cel_linkedid", "linkedid", "eventtime"),
+        Index("ix_asterisk_cel_eventtype", "eventtype", "eventtime"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    eventtime: Mapped[datetime] = mapped_column(DateTime(timezone=False))
+    amaflags: Mapped[int | None] = mapped_column(Integer)
+    eventtype: Mapped[str | None] = mapped_column(Text)
+    userdeftype: Mapped[str | None] = mapped_column(Text)
+    cid_name: Mapped[str | None] = mapped_column(Text)
+    cid_num: Mapped[str | None] = mapped_column(Text)
+    cid_ani: Mapped[str | None] = mapped_column(Text)
+    cid_rdnis: Mapped[str | None] = mapped_column(Text)
+    cid_dnid: Mapped[str | None] = mapped_column(Text)
+    exten: Mapped[str | None] = mapped_column(Text)
+    context: Mapped[str | None] = mapped_column(Text)
+    channame: Mapped[str | None] = mapped_column(Text)
+    appname: Mapped[str | None] = mapped_column(Text)
+    appdata: Mapped[str | None] = mapped_column(Text)
+    accountcode: Mapped[str | None] = mapped_column(Text)
+    peeraccount: Mapped[str | None] = mapped_column(Text)
+    uniqueid: Mapped[str | None] = mapped_column(Text)
+    linkedid: Mapped[str | None] = mapped_column(Text)
+    userfield: Mapped[str | None] = mapped_column(Text)
+    peer: Mapped[str | None] = mapped_column(Text)
+    extra: Mapped[str | None] = mapped_column(Text)
