@@ -7,6 +7,7 @@ helpline call          place a demo call from the "PSTN trunk" with sipp and rep
 helpline agi | queue-manager | api | sla | dialer     run one service in the foreground
 helpline sla run [--as-of 2026-12-20T10:00:00+05:30]   one SLA escalation pass, printed
 helpline recordings prune [--as-of T]       one recordings retention pass, printed
+helpline privacy prune [--as-of T]          one privacy pass (anonymisation by data class)
 helpline migrate | seed | prompts build | asterisk {provision,start,stop,render,cli}
 helpline demo-complaints   complaints in every status, so /review and /worklist have content
 """
@@ -314,6 +315,14 @@ def cmd_recordings_prune(settings: Settings, args: argparse.Namespace) -> int:
     return _print_pass(settings, lambda sessions: prune(sessions, settings, as_of))
 
 
+def cmd_privacy_prune(settings: Settings, args: argparse.Namespace) -> int:
+    """``helpline privacy prune [--as-of T]``: one privacy pass; rows anonymised per step."""
+    from lifecycle.privacy import prune
+
+    as_of: datetime = args.as_of or datetime.now(UTC)
+    return _print_pass(settings, lambda sessions: prune(sessions, settings, as_of))
+
+
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     prepare_database(settings)
     return 0
@@ -403,6 +412,19 @@ def parser() -> argparse.ArgumentParser:
         help="the pass's time, ISO 8601 with its offset (default: now)",
     )
     prune_parser.set_defaults(func=cmd_recordings_prune)
+    privacy = sub.add_parser("privacy", help="personal data (DPDP)")
+    privacy_sub = privacy.add_subparsers(dest="privacy_command", required=True)
+    privacy_prune = privacy_sub.add_parser(
+        "prune",
+        help="anonymise personal data past its retention, by data class (open complaints never)",
+    )
+    privacy_prune.add_argument(
+        "--as-of",
+        type=_aware_time,
+        default=None,
+        help="the pass's time, ISO 8601 with its offset (default: now)",
+    )
+    privacy_prune.set_defaults(func=cmd_privacy_prune)
     sub.add_parser("migrate", help="create/upgrade the database schema").set_defaults(
         func=cmd_migrate
     )
