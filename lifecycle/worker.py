@@ -3,8 +3,8 @@
 One loop: deliver due SMS from the outbox (woken early by the ``sms_outbox`` NOTIFY that
 :func:`lifecycle.notifications.enqueue` sends at COMMIT, otherwise every
 ``sms_poll_seconds``), then the SLA escalation pass when one is plugged in (see
-:attr:`LifecycleWorker.sla_pass`) the recordings' retention pass and the privacy pass (both hourly). A
-heartbeat row in ``service_heartbeats`` says it lives.
+:attr:`LifecycleWorker.sla_pass`), the recordings' retention pass and the privacy pass
+(lifecycle.privacy), both hourly. A heartbeat row in ``service_heartbeats`` says it lives.
 SIGTERM (``helpline down``) lets the pass in flight finish, so no claimed SMS waits out a
 lease needlessly, then exits.
 """
