@@ -149,6 +149,9 @@ async def api_slice(http: httpx.AsyncClient, users: Users) -> str:
         (body | {"category": "police.no_such_category"}, desk),
         (body | {"description": DESCRIPTION + "\x00"}, desk),
         (body | {"caller_number": CALLER[:9]}, desk),
+        (body | {"description": DESCRIPTION * 200}, desk),
+        (body | {"caller_name": NAME * 20}, desk),
+        (body | {"description": DESCRIPTION, "department": ["police"], "extra": CALLER}, desk),
         (body, {}),
     ):
         refused = await http.post("/complaints", json=changed, headers=headers)

@@ -5,7 +5,12 @@ calls by day and disposition) are the same before and after."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -310,3 +315,24 @@ def test_every_data_class_has_a_retention() -> None:
     periods = privacy.retention(Settings())
     assert {step.data_class for step in privacy.STEPS} == set(periods)
     assert periods["complaints"] == timedelta(days=365) and periods["calls"] == timedelta(180)
+
+
+async def test_helpline_privacy_prune_runs_one_pass_and_prints_it(
+    db_settings: Settings, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    await populate(sessions)
+    env = os.environ | {
+        "HELPLINE_DATABASE_URL": db_settings.database_url,
+        "HELPLINE_STATE_DIR": str(tmp_path),
+    }
+    command = [sys.executable, "-m", "helpline", "privacy", "prune", "--as-of", AS_OF.isoformat()]
+    first = await asyncio.to_thread(
+        subprocess.run, command, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert first.returncode == 0, first.stderr
+    assert "complaints: 2" in first.stdout.splitlines()
+    assert first.stdout.splitlines()[-1].endswith(": 22 rows anonymised or deleted")
+    again = await asyncio.to_thread(
+        subprocess.run, command, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert again.stdout.splitlines()[-1].endswith(": 0 rows anonymised or deleted")
