@@ -372,7 +372,8 @@ class Complaint(Base):
 class ComplaintHistory(Base):
     """One row per transition or assignment of a complaint, in the transaction that made it:
     who (NULL = the helpline itself), when, from and to which status and officer, why.
-    Append-only. Writer: api (complaints service)."""
+    Append-only; the privacy pass clears the notes of an anonymised complaint (lifecycle.privacy).
+    Writer: api (complaints service)."""
 
     __tablename__ = "complaint_history"
     __table_args__ = (
