@@ -335,4 +335,5 @@ async def test_helpline_privacy_prune_runs_one_pass_and_prints_it(
     again = await asyncio.to_thread(
         subprocess.run, command, env=env, capture_output=True, text=True, timeout=120
     )
+    assert again.returncode == 0, again.stderr
     assert again.stdout.splitlines()[-1].endswith(": 0 rows anonymised or deleted")
