@@ -43,8 +43,9 @@ robustness: $(STAMP) ## hostile FastAGI peers while good calls run; fails if a c
 	$(PY) -m bench robustness
 
 FUZZ_RUNS ?= 100000
-fuzz: $(STAMP) ## every atheris target in fuzz/, FUZZ_RUNS inputs each
-	set -e; for target in fuzz/*.py; do echo "== $$target"; $(PY) $$target -atheris_runs=$(FUZZ_RUNS); done
+FUZZ_SECONDS ?= 120
+fuzz: $(STAMP) ## every atheris target in fuzz/, FUZZ_RUNS inputs each (at most FUZZ_SECONDS)
+	set -e; for target in fuzz/*.py; do echo "== $$target"; $(PY) $$target -atheris_runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_SECONDS); done
 
 deps: $(STAMP) ## Python venv, Debian packages, the desk's browser libraries, a running PostgreSQL
 	bash scripts/system-deps.sh

@@ -56,6 +56,7 @@ from agi_scripts.store import (
     QueueCheck,
     SessionRecord,
 )
+from core import logs
 from core.config import Settings
 from core.domain.calls import IvrOutcome
 from core.domain.complaints import ComplaintStatus, is_valid_complaint_number
@@ -684,10 +685,11 @@ class IVRScript:
         flow = IVRFlow(call, self.tree, self.store, self.settings)
         with contextlib.suppress(AGIHangup):
             await flow.run()
+        # The caller masked (DPDP: no full number in a log line; core.logs).
         log.info(
             "call %s from %s: %s -> %s",
             call.uniqueid,
-            flow.record.caller_number_raw,
+            logs.masked_number(flow.record.caller_number),
             flow.ivr_path(),
             flow.record.outcome,
         )

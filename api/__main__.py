@@ -11,6 +11,7 @@ from typing import Any
 import uvicorn
 
 from api.app import create_app
+from core import logs
 from core.config import Settings
 
 
@@ -29,11 +30,14 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "ws_max_size": settings.api_max_body_bytes,
         "server_header": False,
         "proxy_headers": False,
+        # Its handlers with the privacy net: the access log carries query strings (?caller=).
+        "log_config": logs.uvicorn_log_config(),
     }
 
 
 def main() -> None:
     settings = Settings.load()
+    logs.configure()
     uvicorn.run(create_app(settings), log_level="info", **uvicorn_options(settings))
 
 

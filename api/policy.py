@@ -20,6 +20,7 @@ from typing import Any, Final
 from api.problems import MEDIA_TYPE, PROBLEM_SCHEMA
 from core.domain.staff import Role
 from core.generated_docs import regenerate, splice
+from core.logs import masked_number
 
 AGENT, SUPERVISOR, OFFICER, CM_OFFICE, ADMIN = (
     Role.AGENT,
@@ -141,10 +142,8 @@ def allows(method: str, path: str, role: str | None) -> bool:
 
 def mask_caller_number(number: str | None) -> str | None:
     """``9876543210`` as ``98XXXXX210``: enough to tell two callers apart on a list, not
-    enough to ring one."""
-    if number is None or len(number) < 6:
-        return None if number is None else "X" * len(number)
-    return number[:2] + "X" * (len(number) - 5) + number[-3:]
+    enough to ring one (the same form the logs use, :func:`core.logs.masked_number`)."""
+    return None if number is None else masked_number(number)
 
 
 def document_refusals(openapi: dict[str, Any]) -> dict[str, Any]:

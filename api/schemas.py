@@ -177,6 +177,29 @@ class OfficerOut(BaseModel):
     level: Level
 
 
+#: Shortest reason accepted for unmasking a caller's number: a few words, not "x".
+UNMASK_REASON_MIN: Final = 10
+
+
+class UnmaskIn(StrictInput):
+    """Why the full number is needed (``POST /complaints/{number}/unmask``): kept in the audit
+    row, so a later review can ask whether it was a good reason."""
+
+    reason: str = Field(
+        min_length=UNMASK_REASON_MIN,
+        max_length=500,
+        examples=["calling the citizen back about the site inspection on 12 March"],
+    )
+
+    @field_validator("reason")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        text = " ".join(value.split())
+        if len(text) < UNMASK_REASON_MIN:
+            raise ValueError(f"say why, in at least {UNMASK_REASON_MIN} characters")
+        return text
+
+
 class CallerNumberOut(BaseModel):
     """A complaint's caller number unmasked (``POST /complaints/{number}/unmask``, audited)."""
 

@@ -184,6 +184,29 @@ class Settings(BaseSettings):
     #: may cite what the caller said.
     recording_retention_days: int = Field(default=365, gt=0)
 
+    # Privacy (India's DPDP Act): retention by data class, enforced by the ``sla`` worker's
+    # hourly privacy pass and ``helpline privacy prune`` (lifecycle.privacy; docs/lifecycle.md
+    # "Retention and anonymisation"). Each is days after the row's own clock.
+    #: Callers' numbers, raw caller IDs and caller names on ``calls`` and ``ivr_sessions``,
+    #: from the call's start. 180: two quarters of repeat-caller history for the desk.
+    privacy_call_days: int = Field(default=180, gt=0)
+    #: Numbers of settled callback requests, finished dialer jobs and ended attempts (and the
+    #: per-number daily counters, deleted), from when they ended. 180, as for calls.
+    privacy_outbound_days: int = Field(default=180, gt=0)
+    #: A closed (or rejected-as-duplicate) complaint's personal data -- number, name,
+    #: description, resolution text, history notes -- from its last transition; the complaint
+    #: itself stays for the statistics. 365: the CM's annual review and an appeal's window.
+    privacy_complaint_days: int = Field(default=365, gt=0)
+    #: Bodies and numbers of SMS that are sent, dead or skipped, from when they were queued.
+    privacy_sms_days: int = Field(default=90, gt=0)
+    #: Audit-log rows, deleted. 1095: three years of who saw or changed what.
+    privacy_audit_days: int = Field(default=1095, gt=0)
+    #: Asterisk's CEL rows (``asterisk_cel``: callers' numbers, every channel's events),
+    #: deleted. 30: the back-fill needs hours; a month leaves room to investigate a call.
+    privacy_cel_days: int = Field(default=30, gt=0)
+    #: Rows per UPDATE/DELETE of the privacy pass (each batch its own short transaction).
+    privacy_batch: int = Field(default=1000, gt=0)
+
     # Outbound dialer (outbound_dialer; docs/dialer.md says why each default)
     #: Caller ID of outbound calls: Indian government service calls use 1600-series numbers.
     outbound_caller_id: str = Field(default="1600110076", pattern=r"^1600[0-9]{6}$")

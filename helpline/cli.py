@@ -7,6 +7,7 @@ helpline call          place a demo call from the "PSTN trunk" with sipp and rep
 helpline agi | queue-manager | api | sla | dialer     run one service in the foreground
 helpline sla run [--as-of 2026-12-20T10:00:00+05:30]   one SLA escalation pass, printed
 helpline recordings prune [--as-of T]       one recordings retention pass, printed
+helpline privacy prune [--as-of T]          one privacy pass (anonymisation by data class)
 helpline migrate | seed | prompts build | asterisk {provision,start,stop,render,cli}
 helpline demo-complaints   complaints in every status, so /review and /worklist have content
 """
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 import time
 import urllib.error
@@ -272,9 +272,9 @@ def cmd_call(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_service(name: str) -> Callable[[Settings, argparse.Namespace], int]:
     def run(settings: Settings, args: argparse.Namespace) -> int:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
-        )
+        from core import logs
+
+        logs.configure()
         if name == "api":
             import uvicorn
 
@@ -364,6 +364,14 @@ def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
         minutes=settings.backfill_lookback_minutes
     )
     return _print_pass(settings, lambda sessions: backfill_since(sessions, settings, since))
+
+
+def cmd_privacy_prune(settings: Settings, args: argparse.Namespace) -> int:
+    """``helpline privacy prune [--as-of T]``: one privacy pass; rows anonymised per step."""
+    from lifecycle.privacy import prune
+
+    as_of: datetime = args.as_of or datetime.now(UTC)
+    return _print_pass(settings, lambda sessions: prune(sessions, settings, as_of))
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -469,6 +477,19 @@ def parser() -> argparse.ArgumentParser:
         "HELPLINE_BACKFILL_LOOKBACK_MINUTES ago)",
     )
     backfill_parser.set_defaults(func=cmd_backfill)
+    privacy = sub.add_parser("privacy", help="personal data (DPDP)")
+    privacy_sub = privacy.add_subparsers(dest="privacy_command", required=True)
+    privacy_prune = privacy_sub.add_parser(
+        "prune",
+        help="anonymise personal data past its retention, by data class (open complaints never)",
+    )
+    privacy_prune.add_argument(
+        "--as-of",
+        type=_aware_time,
+        default=None,
+        help="the pass's time, ISO 8601 with its offset (default: now)",
+    )
+    privacy_prune.set_defaults(func=cmd_privacy_prune)
     sub.add_parser("migrate", help="create/upgrade the database schema").set_defaults(
         func=cmd_migrate
     )

@@ -3,8 +3,8 @@
 One loop: deliver due SMS from the outbox (woken early by the ``sms_outbox`` NOTIFY that
 :func:`lifecycle.notifications.enqueue` sends at COMMIT, otherwise every
 ``sms_poll_seconds``), then the SLA escalation pass when one is plugged in (see
-:attr:`LifecycleWorker.sla_pass`) and the recordings' retention pass (hourly). A
-heartbeat row in ``service_heartbeats`` says it lives.
+:attr:`LifecycleWorker.sla_pass`), the recordings' retention pass and the privacy pass
+(lifecycle.privacy), both hourly. A heartbeat row in ``service_heartbeats`` says it lives.
 SIGTERM (``helpline down``) lets the pass in flight finish, so no claimed SMS waits out a
 lease needlessly, then exits.
 """
@@ -27,6 +27,7 @@ from core.db.heartbeat import keep_beating
 from core.db.session import create_engine, listen_forever, session_factory
 from core.outage import Outage
 from lifecycle.notifications import DeliveryReport, RetryPolicy, deliver_due
+from lifecycle.privacy import PrivacySchedule
 from lifecycle.recordings import RecordingSchedule
 from lifecycle.sla import SlaSchedule
 from lifecycle.sms_providers import SmsProvider, provider_from_settings
@@ -50,6 +51,7 @@ class LifecycleWorker:
         *,
         sla_pass: SlaPass | None = None,
         recording_pass: SlaPass | None = None,
+        privacy_pass: SlaPass | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -62,6 +64,9 @@ class LifecycleWorker:
         #: The recordings' retention pass (lifecycle.recordings.RecordingSchedule in
         #: :func:`serve`): deletes files past their retention, after the SLA pass.
         self.recording_pass = recording_pass
+        #: The privacy pass (lifecycle.privacy.PrivacySchedule in :func:`serve`): anonymises
+        #: personal data past its retention, by data class, after the recordings' pass.
+        self.privacy_pass = privacy_pass
         self.started_at = datetime.now(UTC)
         self.stopping = asyncio.Event()
         self._wake = asyncio.Event()
@@ -132,6 +137,8 @@ class LifecycleWorker:
             await self.sla_pass(self.sessions, now)
         if self.recording_pass is not None and not self.stopping.is_set():
             await self.recording_pass(self.sessions, now)
+        if self.privacy_pass is not None and not self.stopping.is_set():
+            await self.privacy_pass(self.sessions, now)
         self.last_pass_at = now
         return report
 
@@ -170,6 +177,7 @@ async def serve(settings: Settings) -> None:
         provider,
         sla_pass=schedule,
         recording_pass=RecordingSchedule(settings),
+        privacy_pass=PrivacySchedule(settings),
     )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

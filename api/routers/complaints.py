@@ -22,6 +22,7 @@ from api.schemas import (
     ComplaintOut,
     RecordingOut,
     TransitionIn,
+    UnmaskIn,
 )
 from api.services import click, complaints, recordings, transitions
 from core.domain.complaints import is_valid_complaint_number
@@ -148,10 +149,11 @@ async def last_call(
     "/{number}/unmask", responses={404: {"description": "no such complaint in your scope"}}
 )
 async def unmask_caller_number(
-    number: ComplaintNumber, user: CurrentUser, session: SessionDep
+    number: ComplaintNumber, body: UnmaskIn, user: CurrentUser, session: SessionDep
 ) -> CallerNumberOut:
-    """The caller's full number, for a role that sees it masked; audited every time."""
-    return await complaints.unmask(session, number, viewer=user)
+    """The caller's full number, for a role that sees it masked, with a reason (required);
+    the audit row (who, why) is committed before the number is returned."""
+    return await complaints.unmask(session, number, viewer=user, reason=body.reason)
 
 
 @router.get(

@@ -195,9 +195,12 @@ async def latest(
     return [_masked(complaint_out(reference, *row), viewer) for row in rows]
 
 
-async def unmask(session: AsyncSession, number: str, *, viewer: User) -> CallerNumberOut:
+async def unmask(
+    session: AsyncSession, number: str, *, viewer: User, reason: str
+) -> CallerNumberOut:
     """The caller's number of complaint ``number`` in full, for a viewer who sees it masked;
-    every call writes an audit row (who, which complaint), committed with nothing else."""
+    every call writes an audit row (who, which complaint, why), committed before the number is
+    returned: if the audit cannot be written, nobody sees the number."""
     _check_number(number)
     row = (
         await session.execute(
@@ -215,7 +218,7 @@ async def unmask(session: AsyncSession, number: str, *, viewer: User) -> CallerN
         action="caller_number_unmasked",
         entity="complaint",
         entity_id=str(row.id),
-        detail={"number": number, "role": viewer.role},
+        detail={"number": number, "role": viewer.role, "reason": reason},
     )
     await session.commit()
     return CallerNumberOut(number=number, caller_number=row.caller_number)

@@ -363,12 +363,17 @@ class Complaint(Base):
     reopen_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     #: An open complaint of the same caller and category when this one was filed.
     duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("complaints.id"))
+    #: When the citizen's personal data (number, name, description, resolution text, history
+    #: notes) was anonymised, long after closure (lifecycle.privacy); the rest stays for the
+    #: statistics.
+    anonymised_at: Mapped[datetime | None] = mapped_column()
 
 
 class ComplaintHistory(Base):
     """One row per transition or assignment of a complaint, in the transaction that made it:
     who (NULL = the helpline itself), when, from and to which status and officer, why.
-    Append-only. Writer: api (complaints service)."""
+    Append-only; the privacy pass clears the notes of an anonymised complaint (lifecycle.privacy).
+    Writer: api (complaints service)."""
 
     __tablename__ = "complaint_history"
     __table_args__ = (
@@ -449,7 +454,8 @@ class Recording(Base):
 
 
 class AuditLog(Base):
-    """Append-only record of who did what. Every service appends; nobody updates or deletes."""
+    """Append-only record of who did what. Every service appends; nobody updates; only the
+    privacy pass deletes rows past ``privacy_audit_days`` (lifecycle.privacy)."""
 
     __tablename__ = "audit_log"
 
@@ -593,7 +599,8 @@ class CallbackRequest(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     uniqueid: Mapped[str] = mapped_column(String(64), unique=True)
-    caller_number: Mapped[CallerNumber] = mapped_column(CallerNumberColumn())
+    #: NULL once anonymised (lifecycle.privacy: a settled request past its retention).
+    caller_number: Mapped[CallerNumber | None] = mapped_column(CallerNumberColumn())
     lang: Mapped[str] = mapped_column(String(8))
     reason: Mapped[CallbackReason] = mapped_column(StrEnumColumn(CallbackReason, 32))
     ivr_path: Mapped[str | None] = mapped_column(Text)
@@ -826,7 +833,8 @@ class DialerJob(Base):
     dedupe_key: Mapped[str] = mapped_column(String(64))
     #: Feedback: the resolution asked about (its ``complaint_history`` row), for the reports.
     resolution_id: Mapped[int | None] = mapped_column(ForeignKey("complaint_history.id"))
-    number: Mapped[CallerNumber] = mapped_column(CallerNumberColumn(), index=True)
+    #: NULL once anonymised (lifecycle.privacy: a finished job past its retention).
+    number: Mapped[CallerNumber | None] = mapped_column(CallerNumberColumn(), index=True)
     not_before: Mapped[datetime] = mapped_column(server_default=func.now())
     attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     state: Mapped[JobState] = mapped_column(
@@ -866,7 +874,8 @@ class DialerAttempt(Base):
     job_id: Mapped[int] = mapped_column(ForeignKey("dialer_jobs.id"))
     attempt_no: Mapped[int] = mapped_column(Integer)
     campaign: Mapped[Campaign] = mapped_column(StrEnumColumn(Campaign, 16))
-    number: Mapped[CallerNumber] = mapped_column(CallerNumberColumn())
+    #: NULL once anonymised (lifecycle.privacy: an ended attempt past its retention).
+    number: Mapped[CallerNumber | None] = mapped_column(CallerNumberColumn())
     #: The IST day whose budget the attempt was counted in.
     day: Mapped[date] = mapped_column(Date)
     started_at: Mapped[datetime] = mapped_column()

@@ -34,6 +34,9 @@ def create_engine(settings: Settings, *, pool_size: int = 10) -> AsyncEngine:
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
+        # Statements' parameters hold callers' numbers and complaint texts: never in a log line
+        # or an exception's text, even with the sqlalchemy loggers at INFO (core.logs).
+        hide_parameters=True,
         # A stuck query must not hold a caller's request forever.
         connect_args={"command_timeout": 30, "server_settings": {"application_name": "helpline"}},
     )

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from asterisk_config.instance import AsteriskInstance
+from core import logs
 from core.config import Settings
 from core.db.session import create_engine, session_factory
 from helpline import services
@@ -66,6 +67,25 @@ def stack_settings(
         for name in reversed(services.SERVICES):
             services.stop(settings, name)
         AsteriskInstance(settings).stop()
+    # After every test on the stack: no full phone number in our services' logs (DPDP; the
+    # in-process scan of complaint texts is tests/service/test_log_privacy.py).
+    leaks = numbers_in_logs(settings)
+    print(f"\nlog privacy: {len(services.SERVICES)} service logs scanned, {len(leaks)} leaks")
+    assert not leaks, "full phone numbers in the services' logs:\n" + "\n".join(leaks)
+
+
+def numbers_in_logs(settings: Settings) -> list[str]:
+    """Lines of our services' log files holding a valid Indian phone number (Asterisk's own
+    log is not ours: it records caller IDs by design, and stays on the machine)."""
+    leaks = []
+    for name in services.SERVICES:
+        path = services.log_file(settings, name)
+        if not path.exists():
+            continue
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            if logs.mask_numbers(line) != line:
+                leaks.append(f"{path.name}:{number}: {line[:200]}")
+    return leaks
 
 
 @pytest.fixture(scope="session")

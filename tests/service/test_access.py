@@ -251,9 +251,22 @@ async def test_caller_numbers_are_masked_for_officers_and_the_cm_office_and_unma
             query = select(func.count()).where(AuditLog.action == "caller_number_unmasked")
             return (await session.execute(query)).scalar_one()
 
+    reason = {"reason": "calling the citizen about the site visit"}
+    # No reason, or a blank one: refused before anything is read, and not audited.
+    for body in (None, {}, {"reason": "   x      "}, {"reason": ""}):
+        refused = await client.post(
+            f"/complaints/{number}/unmask",
+            headers={"Authorization": f"Bearer {tokens['officer']}"},
+            json=body,
+        )
+        assert refused.status_code == 422, (body, refused.text)
+        assert CALLER not in refused.text
+    assert await unmasked() == 0
     for attempt, name in enumerate(("officer", "cm_office", "officer"), start=1):
         response = await client.post(
-            f"/complaints/{number}/unmask", headers={"Authorization": f"Bearer {tokens[name]}"}
+            f"/complaints/{number}/unmask",
+            headers={"Authorization": f"Bearer {tokens[name]}"},
+            json=reason,
         )
         assert response.status_code == 200, response.text
         assert response.json() == {"number": number, "caller_number": CALLER}
@@ -269,14 +282,21 @@ async def test_caller_numbers_are_masked_for_officers_and_the_cm_office_and_unma
             )
         ).one()
     assert row[1] == "police.thana.lucknow_hazratganj"
-    assert (row[0].entity, row[0].detail) == ("complaint", {"number": number, "role": "officer"})
+    assert (row[0].entity, row[0].detail) == (
+        "complaint",
+        {"number": number, "role": "officer", "reason": reason["reason"]},
+    )
     # Out of scope: not found (and not audited); roles that see numbers have nothing to unmask.
     outside = await client.post(
-        f"/complaints/{number}/unmask", headers={"Authorization": f"Bearer {tokens['elsewhere']}"}
+        f"/complaints/{number}/unmask",
+        headers={"Authorization": f"Bearer {tokens['elsewhere']}"},
+        json=reason,
     )
     assert outside.status_code == 404
     agent = await client.post(
-        f"/complaints/{number}/unmask", headers={"Authorization": f"Bearer {tokens['agent']}"}
+        f"/complaints/{number}/unmask",
+        headers={"Authorization": f"Bearer {tokens['agent']}"},
+        json=reason,
     )
     assert agent.status_code == 403
     assert await unmasked() == 3

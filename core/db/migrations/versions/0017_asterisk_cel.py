@@ -2,7 +2,7 @@
 second source from which the queue manager back-fills calls it did not see
 
 Revision ID: 0017_asterisk_cel
-Revises: 0014_click_to_call
+Revises: 0016_anonymise
 Create Date: 2026-12-06
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0017_asterisk_cel"
-down_revision: str | None = "0014_click_to_call"
+down_revision: str | None = "0016_anonymise"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
