@@ -72,6 +72,8 @@ MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
             "res_sorcery_astdb.so",
             "res_timing_timerfd.so",
             "res_rtp_asterisk.so",
+            # Security events (failed SIP/AMI logins) to logger.conf's security.log: fail2ban.
+            "res_security_log.so",
         ),
     ),
     (
