@@ -7,14 +7,14 @@ Settings come from :meth:`core.config.Settings.load`, the one way every entry po
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from agi_scripts.service import serve
+from core import logsafe
 from core.config import Settings
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logsafe.configure()
     asyncio.run(serve(Settings.load()))
 
 

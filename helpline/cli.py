@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 import time
 import urllib.error
@@ -231,9 +230,9 @@ def cmd_call(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_service(name: str) -> Callable[[Settings, argparse.Namespace], int]:
     def run(settings: Settings, args: argparse.Namespace) -> int:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
-        )
+        from core import logsafe
+
+        logsafe.configure()
         if name == "api":
             import uvicorn
 

@@ -8,14 +8,14 @@ holds this service's AMI secret).
 from __future__ import annotations
 
 import asyncio
-import logging
 
+from core import logsafe
 from core.config import Settings
 from queue_manager.service import serve
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logsafe.configure()
     asyncio.run(serve(Settings.load()))
 
 
