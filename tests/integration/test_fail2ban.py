@@ -125,7 +125,7 @@ def _found(log: Path, filter_file: Path) -> list[str]:
 
 
 async def test_failed_sip_and_ami_logins_are_found_by_fail2bans_asterisk_filter(
-    stack_settings: Settings,
+    stack_settings: Settings, tmp_path: Path
 ) -> None:
     if not _fail2ban_installed():
         pytest.fail("fail2ban missing: scripts/system-deps.sh installs it")
@@ -134,6 +134,16 @@ async def test_failed_sip_and_ami_logins_are_found_by_fail2bans_asterisk_filter(
     log = instance.host_path(f"{instance.dirs.log}/security.log")
     server = (settings.sip_host, settings.sip_port)
     started = time.monotonic()
+    # The instance's log outlives a run: only what this test makes is read.
+    offset = (await asyncio.to_thread(log.stat)).st_size if log.exists() else 0
+    ours = tmp_path / "security.log"
+
+    def this_run() -> Path:
+        with log.open("rb") as whole:
+            whole.seek(offset)
+            ours.write_bytes(whole.read())
+        return ours
+
     async with asyncio.timeout(60):
         wrong = await asyncio.to_thread(_wrong_password_register, server, "agent0001")
         unknown = await asyncio.to_thread(_wrong_password_register, server, "admin")
@@ -148,13 +158,13 @@ async def test_failed_sip_and_ami_logins_are_found_by_fail2bans_asterisk_filter(
     async def ready() -> bool:
         if not await asyncio.to_thread(log.exists):
             return False
-        found = await asyncio.to_thread(_found, log, SHIPPED_FILTER)
+        found = await asyncio.to_thread(_found, await asyncio.to_thread(this_run), SHIPPED_FILTER)
         return found.count(SIP_ATTACKER) >= 2 and found.count(AMI_ATTACKER) >= 2
 
     await wait_for(
         ready, 15, interval=1.0, what=f"fail2ban's asterisk filter finding the attackers in {log}"
     )
-    found = await asyncio.to_thread(_found, log, SHIPPED_FILTER)
+    found = await asyncio.to_thread(_found, await asyncio.to_thread(this_run), SHIPPED_FILTER)
     print(f"fail2ban-regex found {found} in {time.monotonic() - started:.1f} s")
     assert set(found) == {SIP_ATTACKER, AMI_ATTACKER, "127.0.0.1"}, found
     # The jail reads this file: its log path covers every instance's security.log.
