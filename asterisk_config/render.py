@@ -74,6 +74,8 @@ MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
             "res_sorcery_astdb.so",
             "res_timing_timerfd.so",
             "res_rtp_asterisk.so",
+            # Security events (failed SIP/AMI logins) to logger.conf's security.log: fail2ban.
+            "res_security_log.so",
         ),
     ),
     (
@@ -158,13 +160,22 @@ MODULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
 )
 
-#: AMI permissions per service: (read classes, write classes).
+#: AMI permissions per service: (read classes, write classes), the least each needs. An action
+#: is allowed when the user holds any one of its classes (manager.c); ``Ping``, ``QueueStatus``,
+#: ``Login`` and ``Logoff`` need none. Read ``system`` brings ``FullyBooted``. Write:
+#:
+#: * queue_manager: ``agent`` (QueueAdd/Remove/Pause/Penalty), ``reporting`` (CoreShowChannels);
+#: * api: ``call`` (the desk's read-back: Setvar, Getvar, Redirect); it reads no events;
+#: * outbound_dialer: ``originate`` (Originate to our dialplan), ``reporting`` (CoreShowChannels).
+#:
+#: No one holds write ``system`` (an Originate of ``System()``), ``command`` (the CLI) or
+#: ``config``; the lint (asterisk_config/lint.py) fails the rendered manager.conf if one does.
 AMI_PERMISSIONS: Mapping[str, tuple[str, str]] = {
-    "queue_manager": ("system,call,agent,user,reporting", "system,call,agent,reporting"),
-    "api": ("system,call,agent,user,reporting", "system,call,agent,reporting,originate"),
-    "outbound_dialer": ("system,call,agent,user,reporting", "system,call,reporting,originate"),
+    "queue_manager": ("system,call,agent,user,reporting", "agent,reporting"),
+    "api": ("system", "call"),
+    "outbound_dialer": ("system,call,agent", "originate,reporting"),
 }
-_DEFAULT_PERMISSIONS = ("system,call,agent,user,reporting", "system,call,reporting")
+_DEFAULT_PERMISSIONS = ("system", "reporting")
 
 #: High-volume events none of our services reads; dropped per user in manager.conf (advanced
 #: eventfilters, no regex cost). IVR state arrives via ``channelvars`` on every channel event.

@@ -18,6 +18,7 @@ import re
 from typing import Any, Final
 
 from core.domain.phone import parse_caller_id
+from core.logsafe import SafeFormatter
 
 FORMAT: Final = "%(asctime)s %(name)s %(levelname)s %(message)s"
 
@@ -83,10 +84,13 @@ def pin_libraries() -> None:
 
 
 def configure(level: int = logging.INFO) -> None:
-    """The processes' logging: one stderr handler on the root logger, with the privacy net."""
+    """The processes' logging: one stderr handler on the root logger, through the safe
+    formatter and with the privacy net."""
     logging.basicConfig(level=level, format=FORMAT)
     pin_libraries()
     for handler in logging.getLogger().handlers:
+        # One line per record whatever a caller ID holds (core.logsafe), numbers masked.
+        handler.setFormatter(SafeFormatter(FORMAT))
         if not any(isinstance(f, PrivacyFilter) for f in handler.filters):
             handler.addFilter(PrivacyFilter())
 

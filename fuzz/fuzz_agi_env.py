@@ -3,11 +3,14 @@
 Run standalone: ``.venv/bin/python fuzz/fuzz_agi_env.py -atheris_runs=100000``. The input is
 split into chunks of fuzzer-chosen sizes (a Devanagari character may be cut anywhere).
 Invariants: only AGIProtocolError escapes; the buffer never exceeds the cap; a parsed
-environment has a str script, str query values and a tuple of args.
+environment has a str script, str query values and a tuple of args, and only what Asterisk
+sends: keys ``agi_[a-z0-9_]+``, each once, values without control characters (a duplicated or
+injected key, or a value carrying CR/ESC/NUL, must have been refused).
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -19,6 +22,8 @@ with atheris.instrument_imports():
     from core.protocols.agi import AGIProtocolError, EnvironmentParser
 
 MAX_BYTES = 512
+KEY = re.compile(r"agi_[a-z0-9_]{1,60}")
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 TOKENS = [
     b"agi_network_script: ",
@@ -31,6 +36,13 @@ TOKENS = [
     b": ",
     b"\n",
     b"\r\n",
+    b"\r",
+    b"\x1b[2J",
+    b"\x00",
+    b"\xc2\x85",
+    b"AGI_X: ",
+    b" agi_x: ",
+    b"agi_network_script: admin\n",
 ]
 
 
@@ -53,6 +65,11 @@ def test_one_input(data: bytes) -> None:
                 assert isinstance(env.script, str)
                 assert all(isinstance(v, str) for v in env.query.values())
                 assert isinstance(env.args, tuple)
+                lines = parser._text.split("\n")[:-1]  # the lines as taken
+                keys = [line.partition(":")[0] for line in lines]
+                assert len(keys) == len(set(keys)), keys
+                assert all(KEY.fullmatch(key) for key in keys), keys
+                assert not any(CONTROL.search(v) for v in env.variables.values())
                 assert len(parser.leftover) <= len(chunk)
                 return
         parser.feed_eof()

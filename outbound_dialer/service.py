@@ -39,7 +39,7 @@ from core.db.channels import AGENT_CONNECT_CHANNEL
 from core.db.heartbeat import keep_beating
 from core.db.queries import free_agents
 from core.db.session import create_engine, session_factory
-from core.domain.dialing import Campaign
+from core.domain.dialing import Campaign, dialable
 from core.outage import Outage
 from core.protocols.ami import AMIMessage
 from core.reference import Reference
@@ -199,7 +199,17 @@ class Dialer:
         return dialled
 
     async def originate(self, claimed: Claimed, now: datetime) -> None:
-        """Send the one ``Originate`` of a committed attempt."""
+        """Send the one ``Originate`` of a committed attempt, if its number may be dialled.
+
+        :func:`core.domain.dialing.dialable` decides for every call we place (click-to-call
+        asks it too, for a clear 422): a 10-digit Indian mobile or landline, never an
+        international, premium-rate, toll-free or short number or a SIP URI. Whatever a job
+        holds, nothing else reaches the trunk's dial string or the ``Variable`` fields."""
+        if not dialable(claimed.number):
+            self.totals["refused"] += 1
+            log.warning("attempt %s: not a dialable number; not dialled", claimed.attempt_id)
+            await self._finish(claimed.attempt_id, now, reason=0)
+            return
         variables = [
             f"DIALER_ATTEMPT={claimed.attempt_id}",
             f"DIALER_CAMPAIGN={claimed.campaign.value}",

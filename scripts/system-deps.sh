@@ -14,6 +14,7 @@ PACKAGES=(
   chromium         # headless browser: the wallboard, review, worklist and desk phone page tests
   openssl          # the WSS certificate of the desk phone (asterisk_config/tls.py)
   fonts-lohit-deva # a Devanagari font, so Chromium renders the Hindi pages (not boxes)
+  fail2ban         # its shipped asterisk filter and fail2ban-regex: the ban tests (deploy/fail2ban)
 )
 
 missing=()

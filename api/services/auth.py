@@ -5,6 +5,8 @@ role, disable a user."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import logging
 import math
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
@@ -13,12 +15,20 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.problems import ErrorLog
 from api.schemas import TokenOut
 from api.services.errors import Forbidden, NotFound, TooMany, Unauthenticated
 from core.config import Settings
 from core.db.audit import audit
 from core.db.models import ApiToken, AuthThrottle, User
 from core.domain.credentials import hash_password, new_token, token_digest, verify_password
+from core.domain.phone import safe_text
+
+#: One line per failed login, the client's address first and the user name escaped after it
+#: (a name cannot forge a line or an address): what fail2ban's ``helpline-api`` filter reads
+#: (deploy/fail2ban, docs/operations.md "fail2ban"). The throttle bounds the failures per
+#: address; this budget, apart from the error log's, bounds a storm from many addresses.
+FAILED_LOGINS = ErrorLog(logging.getLogger("api.auth"), burst=100, period=10.0)
 
 
 class _Hasher:
@@ -53,6 +63,15 @@ class _Hasher:
 
 
 _HASHER = _Hasher()
+
+
+def _address_for_log(address: str | None) -> str:
+    """The client's address as an IP address, else ``unknown`` (a forwarded header that is no
+    address must not reach the line a ban is made from)."""
+    try:
+        return str(ipaddress.ip_address(address or ""))
+    except ValueError:
+        return "unknown"
 
 
 def _throttle_keys(username: str, address: str | None) -> list[tuple[str, str]]:
@@ -145,6 +164,12 @@ async def issue_token(
     matches = await _HASHER.verify(settings, password, None if user is None else user.password_hash)
     if user is None or not matches or not user.active:
         await _count_failure(session, settings, keys)
+        FAILED_LOGINS.error(
+            logging.WARNING,
+            "login failed from %s for user '%s'",
+            _address_for_log(address),
+            safe_text(username, 64) or "",
+        )
         raise Unauthenticated("wrong username or password")
     # A success forgives the user name's failures (not the address's).
     await session.execute(delete(AuthThrottle).where(AuthThrottle.key == keys[0][0]))

@@ -262,12 +262,23 @@ DIALABLE_TYPES: Final = frozenset(
 )
 
 
+#: National series that are no citizen's line, refused whatever libphonenumber's metadata says
+#: of them: 1600 (caller IDs of government and bank service calls: ``outbound_caller_id``;
+#: typed "mobile" by libphonenumber), 140 (telemarketers), 1800 (toll-free), 1860 (shared cost),
+#: 1900 (premium rate).
+SPECIAL_SERIES: Final = ("1600", "140", "1800", "1860", "1900")
+
+
 def dialable(number: str) -> bool:
     """``number`` is exactly 10 ASCII digits and, read as an Indian national number, a valid
-    mobile or fixed line: what click-to-call may dial. International numbers, SIP URIs, short
-    codes and premium-rate or toll-free series are refused (the dialplan puts the digits after
-    ``PJSIP/`` and before ``@trunk``, so nothing else may ever reach it)."""
+    mobile or fixed line of no :data:`SPECIAL_SERIES`: the one rule of what the dialer may
+    call (every ``Originate``: outbound_dialer.service; click-to-call refuses earlier with a
+    422). International numbers, SIP URIs, short codes and premium-rate or toll-free series are
+    refused (the dialplan puts the digits after ``PJSIP/`` and before ``@trunk``, so nothing
+    else may ever reach it)."""
     if len(number) != 10 or not number.isascii() or not number.isdigit():
+        return False
+    if number.startswith(SPECIAL_SERIES):
         return False
     try:
         parsed = phonenumbers.parse(number, "IN")

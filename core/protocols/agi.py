@@ -158,9 +158,9 @@ class _HandshakeVariables(Mapping[str, str]):
     Why: a script reads a few of the ~22 variables, and a dict of them (44 strings) cost more
     CPU per call than the rest of the handshake and ~2.4 KB per parked call (docs/capacity.md,
     "Plain path (issue 10)"). ``text`` is the handshake's lines as :class:`EnvironmentParser`
-    took them: decoded, each ending in LF (a CR before it dropped), each checked to be ``key:
-    value`` with a key. The key of a line is its text before the first ``:``, stripped; a
-    repeated key keeps its last value; one space after the colon is dropped.
+    took them: decoded, each ending in LF (a CR before it dropped), each checked to be
+    ``agi_<name>: value`` with a key sent once. The key of a line is its text before the first
+    ``:``; one space after the colon is dropped.
     """
 
     __slots__ = ("_text",)
@@ -213,12 +213,16 @@ class _HandshakeVariables(Mapping[str, str]):
         return f"{type(self).__name__}({dict(self)!r})"
 
 
-#: Handshake lines as taken (CR dropped, LF kept), each a key (text with a non-blank character
-#: before the first ":"), the ":" and the value. Possessive: nothing is ever given back (and
-#: sre's loops run faster so).
-_HANDSHAKE_LINES: Final = re.compile(r"(?:[^\S\n]*+[^\s:][^:\n]*+:.*+\n)*+")
-#: Every line's key, stripped.
-_HANDSHAKE_KEYS: Final = re.compile(r"^[^\S\n]*([^:\n]*?)[^\S\n]*:", re.MULTILINE).findall
+#: Handshake lines as taken (CR dropped, LF kept), each ``agi_<name>: value`` exactly as
+#: Asterisk's ``setup_env()`` writes them: a key of lower-case letters, digits and ``_``, a colon,
+#: one optional space, and a value without control characters (C0, DEL, C1). Anything else is a
+#: peer that is not Asterisk, or a value that tried to smuggle a line (a caller name with a CR or
+#: an escape sequence) into the handshake. Possessive: nothing is ever given back.
+_HANDSHAKE_LINES: Final = re.compile(r"(?:agi_[a-z0-9_]{1,60}+: ?+[^\x00-\x1f\x7f-\x9f]*+\n)*+")
+#: A line's key and the rest, to say what is wrong with a refused line.
+_HANDSHAKE_KEY: Final = re.compile(r"(agi_[a-z0-9_]{1,60}): ?")
+#: Every line's key (lines already checked).
+_HANDSHAKE_KEYS: Final = re.compile(r"^([^:\n]*):", re.MULTILINE).findall
 
 
 class EnvironmentParser:
@@ -226,10 +230,12 @@ class EnvironmentParser:
 
     Each feed takes every line completed so far (one decode for all of them: a UTF-8 sequence
     never holds an LF, so that is each line decoded alone) and keeps the incomplete last line.
-    A line is ``key: value``: the key stripped, one space after the colon dropped, a CR before
-    the LF dropped; a repeated key keeps its last value; a line without a colon or key is an
-    error at once. The lines are checked with one regular expression and kept as text; the
-    variables are found in it when read (:class:`_HandshakeVariables`). Bytes that follow the
+    A line is ``agi_<name>: value`` (:data:`_HANDSHAKE_LINES`): one space after the colon
+    dropped, a CR before the LF dropped. A key of other characters, a value with a control
+    character or a key sent twice is an error at once: the session ends (the dialplan then
+    sends the caller to the queue), so no injected or overriding key reaches a script. The
+    lines are checked with one regular expression and kept as text; the variables are found
+    in it when read (:class:`_HandshakeVariables`). Bytes that follow the
     terminating empty line (none from a real Asterisk, which waits for our first command) are
     kept in :attr:`leftover` for the reply parser.
     """
@@ -238,6 +244,7 @@ class EnvironmentParser:
         self._max = max_bytes
         self._buf = bytearray()  # the incomplete last line (never holds an LF)
         self._text = ""  # the lines taken
+        self._keys: set[str] = set()  # their keys
         self._env: AGIEnvironment | None = None
         self._total = 0  # bytes of the lines taken
         self.leftover = b""
@@ -295,7 +302,18 @@ class EnvironmentParser:
         assert checked is not None  # it matches zero lines at least
         if checked.end() != len(text):
             line = text[checked.end() :].partition("\n")[0]
-            raise AGIProtocolError(f"malformed AGI handshake line: {line[:80]!r}")
+            key = _HANDSHAKE_KEY.match(line)
+            if key is None:
+                raise AGIProtocolError(f"malformed AGI handshake line: {line[:80]!r}")
+            raise AGIProtocolError(
+                f"control character in the AGI handshake value of {key[1]}: "
+                f"{line[key.end() :][:80]!r}"
+            )
+        keys = self._keys
+        for key in _HANDSHAKE_KEYS(text):
+            if key in keys:
+                raise AGIProtocolError(f"AGI handshake key sent twice: {key}")
+            keys.add(key)
         self._text += text
 
     def feed_eof(self) -> None:

@@ -169,6 +169,27 @@ async def test_a_refused_originate_fails_at_once(
         assert running.dialer.totals["refused"] == 1
 
 
+async def test_a_number_of_no_dialable_shape_is_never_originated(
+    db_settings: Settings,
+    fake: FakeAMIServer,
+    sessions: async_sessionmaker[AsyncSession],
+    reference_data: Reference,
+) -> None:
+    # What the tables' CHECK lets through but the trunk must never see: toll-free and
+    # service caller-ID series (core.domain.dialing.dialable decides for every Originate).
+    await callbacks(sessions, ["1800180018", "1600110076", "9876500001"])
+    async with start(db_settings, fake, sessions, reference_data) as running:
+        await wait_for(lambda: len(running.originates()) == 1, 10, what="the one Originate")
+
+        async def refused() -> list[DialerAttempt] | None:
+            failed = [a for a in await attempts(sessions) if a.outcome is Outcome.FAILED]
+            return failed if len(failed) == 2 else None
+
+        await wait_for(refused, 10, what="both undialable attempts failed")
+        assert [o.get("Channel") for o in running.originates()] == ["PJSIP/9876500001@trunk"]
+        assert running.dialer.totals["refused"] == 2
+
+
 async def test_after_a_crash_live_channels_are_reconciled_before_any_redial(
     db_settings: Settings,
     fake: FakeAMIServer,

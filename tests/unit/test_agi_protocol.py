@@ -174,8 +174,8 @@ def test_env_invalid_utf8_is_replaced_not_fatal() -> None:
 def test_env_cap() -> None:
     parser = EnvironmentParser()
     with pytest.raises(AGIProtocolError, match="larger than"):
-        for _ in range(MAX_HANDSHAKE_BYTES):
-            parser.feed(b"agi_x: " + b"y" * 100 + b"\n")
+        for n in range(MAX_HANDSHAKE_BYTES):
+            parser.feed(b"agi_x%d: " % n + b"y" * 100 + b"\n")
     assert parser.buffered <= MAX_HANDSHAKE_BYTES
     with pytest.raises(AGIProtocolError, match="larger than"):
         EnvironmentParser().feed(b"a" * (MAX_HANDSHAKE_BYTES + 1))
@@ -188,6 +188,61 @@ def test_env_truncated_and_malformed() -> None:
         parser.feed_eof()
     with pytest.raises(AGIProtocolError, match="malformed"):
         EnvironmentParser().feed(b"GET / HTTP/1.1\n")
+
+
+#: Handshakes a real Asterisk never sends: an injected or overriding key, a key of other
+#: characters, a value with a control character (what a caller name with CR or an escape
+#: sequence would smuggle). Each must end the session with the reason, whatever the reads.
+_DUPLICATE_ID = b"agi_callerid: 1\nagi_callerid: 2\n"
+HOSTILE_HANDSHAKES: list[tuple[bytes, str]] = [
+    (HANDSHAKE.replace(b"agi_arg_2: z\n", b"agi_arg_2: z\nagi_network_script: admin\n"), "twice"),
+    (HANDSHAKE.replace(b"agi_callerid: 9415012345\n", _DUPLICATE_ID), "twice"),
+    (HANDSHAKE.replace(b"agi_dnid: 1076\n", b"agi_dnid: 1076\nAGI_DNID: 1\n"), "malformed"),
+    (HANDSHAKE.replace(b"agi_dnid: 1076\n", b"agi_dnid: 1076\n agi_dnid: 1\n"), "malformed"),
+    (HANDSHAKE.replace(b"agi_dnid: 1076\n", b"agi_dnid: 1076\nagi_x-y: 1\n"), "malformed"),
+    (HANDSHAKE.replace(b"agi_dnid: 1076\n", b"agi_dnid: 1076\nagi_x : 1\n"), "malformed"),
+    (HANDSHAKE.replace(b"agi_dnid: 1076\n", b"agi_dnid: 1076\nagi_\xe0\xa4\x95: 1\n"), "malformed"),
+    (HANDSHAKE.replace("रमेश".encode(), b"x\ry"), "control character"),
+    (HANDSHAKE.replace("रमेश".encode(), b"\x1b[2J"), "control character"),
+    (HANDSHAKE.replace("रमेश".encode(), b"a\x00b"), "control character"),
+    (HANDSHAKE.replace("रमेश".encode(), b"a\tb"), "control character"),
+    (HANDSHAKE.replace("रमेश".encode(), b"a\x7fb"), "control character"),
+    (HANDSHAKE.replace("रमेश".encode(), "a\x85b".encode()), "control character"),
+]
+
+
+def _refusal(chunks: list[bytes]) -> str:
+    parser = EnvironmentParser()
+    with pytest.raises(AGIProtocolError) as refused:
+        for chunk in chunks:
+            assert parser.feed(chunk) is None
+    assert parser.environment is None
+    return str(refused.value)
+
+
+@pytest.mark.parametrize(("stream", "reason"), HOSTILE_HANDSHAKES)
+def test_env_refuses_injected_duplicated_and_controlled(stream: bytes, reason: str) -> None:
+    assert reason in _refusal([stream])
+    assert reason in _refusal([stream[i : i + 1] for i in range(len(stream))])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(HOSTILE_HANDSHAKES),
+    st.lists(st.integers(min_value=0, max_value=len(HANDSHAKE) + 40), max_size=30),
+)
+def test_env_refusals_do_not_depend_on_the_reads(
+    hostile: tuple[bytes, str], cuts: list[int]
+) -> None:
+    stream, reason = hostile
+    assert reason in _refusal([c for c in _chunks(stream, cuts) if c])
+
+
+def test_env_key_sent_twice_across_reads_is_refused() -> None:
+    parser = EnvironmentParser()
+    parser.feed(b"agi_network_script: ivr\nagi_callerid: 94150")
+    with pytest.raises(AGIProtocolError, match="sent twice: agi_network_script"):
+        parser.feed(b"12345\nagi_network_script: readback\n\n")
 
 
 def test_env_script_from_request_and_percent_decoding() -> None:

@@ -31,8 +31,10 @@ def handshake_rules(stream: bytes) -> tuple[dict[str, str], bytes] | str | None:
     """``(variables, leftover)``, ``"error"``, or ``None`` while the empty line is missing.
 
     Lines end with LF, a CR before it is dropped; the first empty line ends the handshake; a
-    line is ``key:value``, the key stripped, one space after the colon dropped; the last value
-    of a repeated key wins; a line without a colon or a key is an error.
+    line is ``key:value``, one space after the colon dropped. The key is ``agi_`` and 1-60
+    lower-case ASCII letters, digits or ``_`` (what Asterisk sends); a line whose key is
+    otherwise, or without a colon, is an error; so is a key sent twice and a value holding a
+    control character (C0, DEL or C1).
     """
     variables: dict[str, str] = {}
     lines = stream.split(b"\n")
@@ -41,9 +43,17 @@ def handshake_rules(stream: bytes) -> tuple[dict[str, str], bytes] | str | None:
         if not line:
             return variables, b"\n".join(lines[n + 1 :])
         key, colon, value = line.partition(":")
-        if not colon or not key.strip():
+        name = key.removeprefix("agi_")
+        if (
+            not colon
+            or not key.startswith("agi_")
+            or not 1 <= len(name) <= 60
+            or any(c not in "abcdefghijklmnopqrstuvwxyz0123456789_" for c in name)
+            or key in variables
+            or any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value)
+        ):
             return "error"
-        variables[key.strip()] = value.removeprefix(" ")
+        variables[key] = value.removeprefix(" ")
     return None
 
 
@@ -158,6 +168,9 @@ HANDSHAKE_PIECES = st.sampled_from(
         "\r\n",
         "\n",
         "\xa0",
+        "\x1b",
+        "\x85",
+        "\x7f",
         "रमेश",
         "?",
         "=",
@@ -169,7 +182,9 @@ HANDSHAKE_PIECES = st.sampled_from(
 HANDSHAKE_LINE = st.one_of(
     st.builds(
         lambda key, sep, value: f"{key}{sep}{value}",
-        st.sampled_from(["agi_network_script", "agi_request", "agi_arg_1", "agi_arg_2", "agi_x"]),
+        st.sampled_from(
+            ["agi_network_script", "agi_request", "agi_arg_1", "agi_arg_2", "agi_x", "agi_X", "x"]
+        ),
         st.sampled_from([": ", ":", ":  ", " : ", "\t:"]),
         st.lists(HANDSHAKE_PIECES, max_size=4).map("".join),
     ),

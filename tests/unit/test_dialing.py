@@ -21,6 +21,7 @@ from core.domain.dialing import (
     answered_outcome,
     unanswered_outcome,
 )
+from core.domain.phone import CallerNumber
 
 DAY = datetime(2026, 12, 7, tzinfo=IST)
 WINDOW = Window()
@@ -193,3 +194,68 @@ def test_a_click_outcome_is_the_seats_until_it_answers_then_the_citizens() -> No
     assert dialing.click_outcome(True, "NOANSWER", None, 16) is out.NO_ANSWER
     assert dialing.click_outcome(True, "CHANUNAVAIL", None, 16) is out.FAILED
     assert dialing.click_outcome(True, None, None, 16) is out.HUNG_UP
+
+
+# Property tests of the one dial rule (issue 16): whatever text reaches it, only a 10-digit
+# Indian mobile or landline number of no special series is dialable.
+
+_DIGITS = st.text(alphabet="0123456789", min_size=0, max_size=14)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(max_size=24))
+def test_nothing_but_ten_ascii_digits_is_ever_dialable(text: str) -> None:
+    if dialing.dialable(text):
+        assert len(text) == 10 and text.isascii() and text.isdigit(), text
+
+
+@settings(max_examples=300, deadline=None)
+@given(_DIGITS)
+def test_a_dialable_number_is_a_caller_number_of_its_own_digits(digits: str) -> None:
+    if dialing.dialable(digits):
+        assert CallerNumber(digits) == digits
+        assert digits[0] != "0" and not digits.startswith(dialing.SPECIAL_SERIES)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["+", "00", "+1", "+44", "+92", "+880", "0091", "+91", "0"]),
+    st.text(alphabet="0123456789", min_size=8, max_size=12),
+)
+def test_international_and_prefixed_forms_are_never_dialable(prefix: str, rest: str) -> None:
+    # Only the stored 10 national digits are ever dialled; any prefix (+91 too) is refused.
+    assert not dialing.dialable(prefix + rest)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(dialing.SPECIAL_SERIES),
+    st.text(alphabet="0123456789", min_size=6, max_size=6),
+)
+def test_special_series_are_never_dialable(series: str, rest: str) -> None:
+    assert not dialing.dialable((series + rest)[:10])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from(["sip:", "sips:", "tel:", "PJSIP/", "Local/", ""]),
+    st.from_regex(r"[6-9][0-9]{9}", fullmatch=True),
+    st.sampled_from(["@evil.example", "@trunk", "&PJSIP/1900123456@trunk", ",", ";", ""]),
+)
+def test_sip_uris_and_dial_strings_are_never_dialable(head: str, number: str, tail: str) -> None:
+    text = head + number + tail
+    assert dialing.dialable(text) is (text == number and dialing.dialable(number))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="0123456789", min_size=2, max_size=6))
+def test_short_codes_are_never_dialable(code: str) -> None:
+    assert not dialing.dialable(code)  # 1076, 112, 100, 1930 ...
+
+
+@pytest.mark.parametrize(
+    "number",
+    ["9876543210", "7010000000", "6000000001", "5222234567", "1123456789", "2225678901"],
+)
+def test_mobiles_and_landlines_stay_dialable(number: str) -> None:
+    assert dialing.dialable(number)
