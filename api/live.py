@@ -16,7 +16,7 @@ import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 from sqlalchemy import select, text
@@ -76,7 +76,11 @@ class QueueStats(BaseModel):
     answered: int = 0
     abandoned: int = 0
     answered_within_sl: int = 0
-    #: answered within the service level / answered (None before the first answer).
+    #: Abandoned after waiting longer than the service level: the calls the service level
+    #: counts as missed besides those answered late.
+    abandoned_after_sl: int = 0
+    #: answered within the service level / (answered + abandoned after it): see
+    #: :func:`service_level` (None while nothing counts).
     service_level: float | None = None
     #: Average speed of answer (queue join → agent connected), seconds.
     asa_seconds: float | None = None
@@ -84,6 +88,65 @@ class QueueStats(BaseModel):
     aht_seconds: float | None = None
     #: abandoned / offered.
     abandon_rate: float | None = None
+
+
+def service_level(answered_within: int, answered: int, abandoned_after: int) -> float | None:
+    """The share of callers answered within the threshold T, among those who were answered or
+    gave up after T: answered within T / (answered + abandoned after T), the convention of
+    most call-centre wallboards (callers who hang up within T never let the centre miss the
+    target and count neither way). Asterisk's ``ServicelevelPerf`` leaves all abandons out
+    (answered within / answered) and its ``ServicelevelPerf2`` counts abandons within T as
+    met; docs/capacity.md "How the wallboard counts" compares the three."""
+    counted = answered + abandoned_after
+    return round(answered_within / counted, 4) if counted else None
+
+
+class AgentsNeeded(Protocol):
+    """``core.domain.erlang.agents_needed``: agents for ``target_sl`` answered within
+    ``threshold_s`` at this arrival rate and handle time."""
+
+    def __call__(
+        self,
+        calls_per_hour: float,
+        aht_s: float,
+        target_sl: float = ...,
+        threshold_s: float = ...,
+    ) -> int: ...
+
+
+#: What fills each trend bucket's ``agents_needed`` (None: left null).
+STAFFING: AgentsNeeded | None = None
+#: The trend's bucket: half an hour, the industry's usual interval for staffing.
+BUCKET_SECONDS = 1800
+#: A half hour younger than this is too short to tell an hourly rate from (the current one).
+MIN_RATE_SECONDS = 300.0
+#: The service level target the trend asks Erlang C to staff for.
+TARGET_SL = 0.8
+
+
+class TrendBucket(BaseModel):
+    """One half hour of the IST day: the calls that joined the queue in it and the agents
+    logged in during it."""
+
+    start: datetime
+    offered: int = 0
+    answered: int = 0
+    abandoned: int = 0
+    answered_within_sl: int = 0
+    abandoned_after_sl: int = 0
+    service_level: float | None = None
+    #: Talk + wrap-up of the bucket's answered calls (the day's when none has ended yet).
+    aht_seconds: float | None = None
+    #: Time-weighted mean of the agents logged in: agent-seconds in the half hour (up to now,
+    #: for the current one) / its seconds.
+    agents_logged_in: float = 0.0
+    #: Erlang C's agents for this half hour's arrival rate and AHT (null without STAFFING).
+    agents_needed: int | None = None
+
+
+class Trend(BaseModel):
+    bucket_seconds: int = BUCKET_SECONDS
+    buckets: list[TrendBucket] = []
 
 
 class Budget(BaseModel):
@@ -148,30 +211,68 @@ class StatsOut(BaseModel):
     inbound: Budget
     outbound: Budget
     outbound_live: OutboundLive
+    #: The day so far by half hour (all queues together).
+    trend: Trend = Trend()
 
 
+#: The wait of a call answered within the service level, and of one abandoned after it (the
+#: service level's two outcomes; a call abandoned within it counts in neither: see
+#: :func:`service_level`).
+_ANSWERED_IN_SL = (
+    "agent_connected_at IS NOT NULL"
+    " AND agent_connected_at - queue_joined_at <= make_interval(secs => :sl)"
+)
+_ABANDONED = "abandoned_at IS NOT NULL AND agent_connected_at IS NULL"
+_ABANDONED_AFTER_SL = (
+    f"{_ABANDONED} AND abandoned_at - queue_joined_at > make_interval(secs => :sl)"
+)
+
+#: One scan of the day's calls, three groupings: per queue, overall, and per half hour of the
+#: IST day (the trend; a call belongs to the half hour in which it joined the queue).
 _CALLS_SQL = text(
-    """
-    SELECT queue, GROUPING(queue) AS total,
-      count(*) FILTER (WHERE queue_joined_at >= :day) AS offered,
-      count(*) FILTER (WHERE queue_joined_at >= :day AND agent_connected_at IS NOT NULL)
-        AS answered,
-      count(*) FILTER (WHERE queue_joined_at >= :day AND abandoned_at IS NOT NULL
-                         AND agent_connected_at IS NULL) AS abandoned,
-      count(*) FILTER (WHERE queue_joined_at >= :day AND agent_connected_at IS NOT NULL
-                         AND agent_connected_at - queue_joined_at <= make_interval(secs => :sl))
-        AS answered_sl,
+    f"""
+    SELECT queue, bucket, GROUPING(queue, bucket) AS level,
+      count(*) FILTER (WHERE today) AS offered,
+      count(*) FILTER (WHERE today AND agent_connected_at IS NOT NULL) AS answered,
+      count(*) FILTER (WHERE today AND {_ABANDONED}) AS abandoned,
+      count(*) FILTER (WHERE today AND {_ANSWERED_IN_SL}) AS answered_sl,
+      count(*) FILTER (WHERE today AND {_ABANDONED_AFTER_SL}) AS abandoned_late,
       avg(extract(epoch FROM agent_connected_at - queue_joined_at))
-        FILTER (WHERE queue_joined_at >= :day AND agent_connected_at IS NOT NULL) AS asa,
-      avg(talk_seconds) FILTER (WHERE queue_joined_at >= :day AND talk_seconds IS NOT NULL)
-        AS talk,
+        FILTER (WHERE today AND agent_connected_at IS NOT NULL) AS asa,
+      avg(talk_seconds) FILTER (WHERE today AND talk_seconds IS NOT NULL) AS talk,
       count(*) FILTER (WHERE queue_left_at IS NULL AND ended_at IS NULL) AS waiting,
       min(queue_joined_at) FILTER (WHERE queue_left_at IS NULL AND ended_at IS NULL) AS oldest
-    FROM calls
-    WHERE queue_joined_at >= :day
-       OR (queue_joined_at IS NOT NULL AND queue_left_at IS NULL AND ended_at IS NULL
-           AND queue_joined_at >= :day - interval '1 day')
-    GROUP BY GROUPING SETS ((queue), ())
+    FROM (
+      SELECT calls.*, queue_joined_at >= :day AS today,
+        floor(extract(epoch FROM queue_joined_at - :day) / {BUCKET_SECONDS})::int AS bucket
+      FROM calls
+      WHERE queue_joined_at >= :day
+         OR (queue_joined_at IS NOT NULL AND queue_left_at IS NULL AND ended_at IS NULL
+             AND queue_joined_at >= :day - interval '1 day')
+    ) c
+    GROUP BY GROUPING SETS ((queue), (), (bucket))
+    """
+)
+
+_WIDTH = f"make_interval(secs => {BUCKET_SECONDS})"
+
+#: Agent-seconds logged in (``agent_sessions``, the agents' own login and logout) in each half
+#: hour of the day so far, up to now. (The FILTER matters: on a bucket without sessions,
+#: ``greatest()`` ignores the NULL and the overlap would be the whole half hour.)
+_AGENTS_TREND_SQL = text(
+    f"""
+    WITH p AS (SELECT CAST(:day AS timestamptz) AS day, CAST(:now AS timestamptz) AS now),
+    b AS (SELECT i, p.day + make_interval(secs => i * {BUCKET_SECONDS}) AS start
+          FROM p, generate_series(0, CAST(:buckets AS integer) - 1) AS i)
+    SELECT b.i AS bucket,
+      coalesce(sum(extract(epoch FROM
+        least(coalesce(s.logged_out_at, p.now), b.start + {_WIDTH}, p.now)
+        - greatest(s.logged_in_at, b.start))) FILTER (WHERE s.id IS NOT NULL), 0) AS seconds
+    FROM p CROSS JOIN b
+    LEFT JOIN agent_sessions s
+      ON s.logged_in_at < least(b.start + {_WIDTH}, p.now)
+     AND coalesce(s.logged_out_at, p.now) > b.start
+    GROUP BY b.i
     """
 )
 
@@ -190,11 +291,11 @@ def _fill_calls(stats: QueueStats, row: Any, now: datetime) -> None:
     stats.answered = row.answered
     stats.abandoned = row.abandoned
     stats.answered_within_sl = row.answered_sl
+    stats.abandoned_after_sl = row.abandoned_late
     stats.calls_waiting = row.waiting
     if row.oldest is not None:
         stats.longest_wait_seconds = round(max(0.0, (now - row.oldest).total_seconds()), 1)
-    if row.answered:
-        stats.service_level = round(row.answered_sl / row.answered, 4)
+    stats.service_level = service_level(row.answered_sl, row.answered, row.abandoned_late)
     if row.asa is not None:
         stats.asa_seconds = round(float(row.asa), 2)
     if row.talk is not None:
@@ -228,16 +329,84 @@ def _count_agent(agents: AgentCounts, row: Any, now: datetime) -> None:
         agents.available += 1
 
 
-async def compute_stats(session: AsyncSession, settings: Settings) -> StatsOut:
-    now = datetime.now(UTC)
+#: ``GROUPING(queue, bucket)`` of a row of :data:`_CALLS_SQL`.
+_PER_QUEUE, _PER_BUCKET, _OVERALL = 1, 2, 3
+
+
+def trend_buckets(day: datetime, now: datetime) -> int:
+    """Half hours of the day begun by ``now`` (the current one included)."""
+    return int((now - day).total_seconds() // BUCKET_SECONDS) + 1
+
+
+def build_trend(
+    day: datetime,
+    now: datetime,
+    calls: dict[int, Any],
+    agent_seconds: dict[int, float],
+    day_aht: float | None,
+    agents_needed: AgentsNeeded | None = None,
+) -> Trend:
+    """The day's half hours from the grouped rows (``calls`` by bucket; a bucket without calls
+    is absent) and the agent-seconds logged in per bucket. The arrival rate of the current,
+    unfinished half hour is its calls over the time it has run (at least
+    :data:`MIN_RATE_SECONDS`)."""
+    buckets: list[TrendBucket] = []
+    for i in range(trend_buckets(day, now)):
+        start = day + timedelta(seconds=i * BUCKET_SECONDS)
+        elapsed = min(float(BUCKET_SECONDS), (now - start).total_seconds())
+        bucket = TrendBucket(
+            start=start,
+            agents_logged_in=round(agent_seconds.get(i, 0.0) / max(elapsed, 1.0), 2),
+        )
+        row = calls.get(i)
+        if row is not None:
+            bucket.offered = row.offered
+            bucket.answered = row.answered
+            bucket.abandoned = row.abandoned
+            bucket.answered_within_sl = row.answered_sl
+            bucket.abandoned_after_sl = row.abandoned_late
+            bucket.service_level = service_level(row.answered_sl, row.answered, row.abandoned_late)
+            if row.talk is not None:
+                bucket.aht_seconds = round(float(row.talk) + WRAPUP_SECONDS, 2)
+        aht = bucket.aht_seconds if bucket.aht_seconds is not None else day_aht
+        if agents_needed is not None:
+            if bucket.offered == 0:
+                bucket.agents_needed = 0
+            elif aht is not None:
+                per_hour = bucket.offered * 3600.0 / max(elapsed, MIN_RATE_SECONDS)
+                bucket.agents_needed = agents_needed(
+                    per_hour, aht, target_sl=TARGET_SL, threshold_s=float(SERVICE_LEVEL_SECONDS)
+                )
+        buckets.append(bucket)
+    return Trend(buckets=buckets)
+
+
+async def compute_stats(
+    session: AsyncSession,
+    settings: Settings,
+    now: datetime | None = None,
+    agents_needed: AgentsNeeded | None = STAFFING,
+) -> StatsOut:
+    now = now or datetime.now(UTC)
     day = day_start(now)
     queues = {name: QueueStats() for name in all_queues(settings.queue_name)}
     overall = QueueStats()
-    for row in (await session.execute(_CALLS_SQL, {"day": day, "sl": SERVICE_LEVEL_SECONDS})).all():
-        if row.total:
+    by_bucket: dict[int, Any] = {}
+    params = {"day": day, "sl": SERVICE_LEVEL_SECONDS}
+    for row in (await session.execute(_CALLS_SQL, params)).all():
+        if row.level == _OVERALL:
             _fill_calls(overall, row, now)
-        elif row.queue is not None:
+        elif row.level == _PER_QUEUE and row.queue is not None:
             _fill_calls(queues.setdefault(row.queue, QueueStats()), row, now)
+        elif row.level == _PER_BUCKET and row.bucket is not None and row.bucket >= 0:
+            by_bucket[row.bucket] = row
+    agent_seconds = {
+        row.bucket: float(row.seconds)
+        for row in await session.execute(
+            _AGENTS_TREND_SQL, {"day": day, "now": now, "buckets": trend_buckets(day, now)}
+        )
+    }
+    trend = build_trend(day, now, by_bucket, agent_seconds, overall.aht_seconds, agents_needed)
     empty: dict[str, int] = {reason: 0 for reason in PAUSE_REASONS}
     overall.agents.paused_by_reason = dict(empty)
     for stats in queues.values():
@@ -257,6 +426,7 @@ async def compute_stats(session: AsyncSession, settings: Settings) -> StatsOut:
         inbound=Budget(used=inbound, budget=settings.daily_inbound_budget),
         outbound=Budget(used=today["all"].attempts, budget=settings.daily_outbound_budget),
         outbound_live=outbound_live(today, settings, now),
+        trend=trend,
     )
 
 
