@@ -93,6 +93,7 @@ async def check_trend(page: Page, shown: dict[str, Any]) -> None:
         "legend": True,
         "needed": [i % 4 + 1 for i in range(len(buckets))],
     }
+    await page.screenshot("wallboard-trend")
 
 
 async def test_wallboard_shows_live_numbers_and_changes_when_a_call_arrives(
