@@ -93,6 +93,7 @@ async def check_trend(page: Page, shown: dict[str, Any]) -> None:
         "legend": True,
         "needed": [i % 4 + 1 for i in range(len(buckets))],
     }
+    await page.viewport(1600, 1000)  # wide: the trend beside the tiles
     await page.screenshot("wallboard-trend")
 
 
