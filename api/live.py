@@ -227,32 +227,70 @@ _ABANDONED_AFTER_SL = (
     f"{_ABANDONED} AND abandoned_at - queue_joined_at > make_interval(secs => :sl)"
 )
 
-#: One scan of the day's calls, three groupings: per queue, overall, and per half hour of the
-#: IST day (the trend; a call belongs to the half hour in which it joined the queue).
+#: One scan of the day's calls, grouped by queue and half hour of the IST day (a call belongs to
+#: the half hour in which it joined the queue); :class:`CallCounts` adds the groups up into the
+#: queues' figures, the day's and the trend's. (A single fine grouping measured cheaper than
+#: ``GROUPING SETS`` over the same scan, and ``date_part`` cheaper than numeric ``extract``.)
 _CALLS_SQL = text(
     f"""
-    SELECT queue, bucket, GROUPING(queue, bucket) AS level,
+    SELECT queue, bucket,
       count(*) FILTER (WHERE today) AS offered,
       count(*) FILTER (WHERE today AND agent_connected_at IS NOT NULL) AS answered,
       count(*) FILTER (WHERE today AND {_ABANDONED}) AS abandoned,
       count(*) FILTER (WHERE today AND {_ANSWERED_IN_SL}) AS answered_sl,
       count(*) FILTER (WHERE today AND {_ABANDONED_AFTER_SL}) AS abandoned_late,
-      avg(extract(epoch FROM agent_connected_at - queue_joined_at))
-        FILTER (WHERE today AND agent_connected_at IS NOT NULL) AS asa,
-      avg(talk_seconds) FILTER (WHERE today AND talk_seconds IS NOT NULL) AS talk,
+      sum(date_part('epoch', agent_connected_at - queue_joined_at))
+        FILTER (WHERE today AND agent_connected_at IS NOT NULL) AS asa_sum,
+      sum(talk_seconds) FILTER (WHERE today) AS talk_sum,
+      count(talk_seconds) FILTER (WHERE today) AS talked,
       count(*) FILTER (WHERE queue_left_at IS NULL AND ended_at IS NULL) AS waiting,
       min(queue_joined_at) FILTER (WHERE queue_left_at IS NULL AND ended_at IS NULL) AS oldest
     FROM (
       SELECT calls.*, queue_joined_at >= :day AS today,
-        floor(extract(epoch FROM queue_joined_at - :day) / {BUCKET_SECONDS})::int AS bucket
+        floor(date_part('epoch', queue_joined_at - :day) / {BUCKET_SECONDS})::int AS bucket
       FROM calls
       WHERE queue_joined_at >= :day
          OR (queue_joined_at IS NOT NULL AND queue_left_at IS NULL AND ended_at IS NULL
              AND queue_joined_at >= :day - interval '1 day')
     ) c
-    GROUP BY GROUPING SETS ((queue), (), (bucket))
+    GROUP BY queue, bucket
     """
 )
+
+
+@dataclass
+class CallCounts:
+    """Sums of :data:`_CALLS_SQL`'s groups: a queue's, the day's or a half hour's."""
+
+    offered: int = 0
+    answered: int = 0
+    abandoned: int = 0
+    answered_sl: int = 0
+    abandoned_late: int = 0
+    asa_sum: float = 0.0
+    talk_sum: float = 0.0
+    talked: int = 0
+    waiting: int = 0
+    oldest: datetime | None = None
+
+    def add(self, row: Any) -> None:
+        self.offered += row.offered
+        self.answered += row.answered
+        self.abandoned += row.abandoned
+        self.answered_sl += row.answered_sl
+        self.abandoned_late += row.abandoned_late
+        self.asa_sum += float(row.asa_sum or 0)
+        self.talk_sum += float(row.talk_sum or 0)
+        self.talked += row.talked
+        self.waiting += row.waiting
+        if row.oldest is not None and (self.oldest is None or row.oldest < self.oldest):
+            self.oldest = row.oldest
+
+    @property
+    def aht_seconds(self) -> float | None:
+        """Talk + wrap-up of the calls that have ended."""
+        return round(self.talk_sum / self.talked + WRAPUP_SECONDS, 2) if self.talked else None
+
 
 _WIDTH = f"make_interval(secs => {BUCKET_SECONDS})"
 
@@ -286,22 +324,21 @@ _SEATS_SQL = text(
 )
 
 
-def _fill_calls(stats: QueueStats, row: Any, now: datetime) -> None:
-    stats.offered = row.offered
-    stats.answered = row.answered
-    stats.abandoned = row.abandoned
-    stats.answered_within_sl = row.answered_sl
-    stats.abandoned_after_sl = row.abandoned_late
-    stats.calls_waiting = row.waiting
-    if row.oldest is not None:
-        stats.longest_wait_seconds = round(max(0.0, (now - row.oldest).total_seconds()), 1)
-    stats.service_level = service_level(row.answered_sl, row.answered, row.abandoned_late)
-    if row.asa is not None:
-        stats.asa_seconds = round(float(row.asa), 2)
-    if row.talk is not None:
-        stats.aht_seconds = round(float(row.talk) + WRAPUP_SECONDS, 2)
-    if row.offered:
-        stats.abandon_rate = round(row.abandoned / row.offered, 4)
+def _fill_calls(stats: QueueStats, counts: CallCounts, now: datetime) -> None:
+    stats.offered = counts.offered
+    stats.answered = counts.answered
+    stats.abandoned = counts.abandoned
+    stats.answered_within_sl = counts.answered_sl
+    stats.abandoned_after_sl = counts.abandoned_late
+    stats.calls_waiting = counts.waiting
+    if counts.oldest is not None:
+        stats.longest_wait_seconds = round(max(0.0, (now - counts.oldest).total_seconds()), 1)
+    stats.service_level = service_level(counts.answered_sl, counts.answered, counts.abandoned_late)
+    if counts.answered:
+        stats.asa_seconds = round(counts.asa_sum / counts.answered, 2)
+    stats.aht_seconds = counts.aht_seconds
+    if counts.offered:
+        stats.abandon_rate = round(counts.abandoned / counts.offered, 4)
 
 
 def _count_agent(agents: AgentCounts, row: Any, now: datetime) -> None:
@@ -329,10 +366,6 @@ def _count_agent(agents: AgentCounts, row: Any, now: datetime) -> None:
         agents.available += 1
 
 
-#: ``GROUPING(queue, bucket)`` of a row of :data:`_CALLS_SQL`.
-_PER_QUEUE, _PER_BUCKET, _OVERALL = 1, 2, 3
-
-
 def trend_buckets(day: datetime, now: datetime) -> int:
     """Half hours of the day begun by ``now`` (the current one included)."""
     return int((now - day).total_seconds() // BUCKET_SECONDS) + 1
@@ -341,13 +374,13 @@ def trend_buckets(day: datetime, now: datetime) -> int:
 def build_trend(
     day: datetime,
     now: datetime,
-    calls: dict[int, Any],
+    calls: dict[int, CallCounts],
     agent_seconds: dict[int, float],
     day_aht: float | None,
     agents_needed: AgentsNeeded | None = None,
 ) -> Trend:
-    """The day's half hours from the grouped rows (``calls`` by bucket; a bucket without calls
-    is absent) and the agent-seconds logged in per bucket. The arrival rate of the current,
+    """The day's half hours from the calls' counts by bucket (a bucket without calls is
+    absent) and the agent-seconds logged in per bucket. The arrival rate of the current,
     unfinished half hour is its calls over the time it has run (at least
     :data:`MIN_RATE_SECONDS`)."""
     buckets: list[TrendBucket] = []
@@ -358,16 +391,17 @@ def build_trend(
             start=start,
             agents_logged_in=round(agent_seconds.get(i, 0.0) / max(elapsed, 1.0), 2),
         )
-        row = calls.get(i)
-        if row is not None:
-            bucket.offered = row.offered
-            bucket.answered = row.answered
-            bucket.abandoned = row.abandoned
-            bucket.answered_within_sl = row.answered_sl
-            bucket.abandoned_after_sl = row.abandoned_late
-            bucket.service_level = service_level(row.answered_sl, row.answered, row.abandoned_late)
-            if row.talk is not None:
-                bucket.aht_seconds = round(float(row.talk) + WRAPUP_SECONDS, 2)
+        counts = calls.get(i)
+        if counts is not None:
+            bucket.offered = counts.offered
+            bucket.answered = counts.answered
+            bucket.abandoned = counts.abandoned
+            bucket.answered_within_sl = counts.answered_sl
+            bucket.abandoned_after_sl = counts.abandoned_late
+            bucket.service_level = service_level(
+                counts.answered_sl, counts.answered, counts.abandoned_late
+            )
+            bucket.aht_seconds = counts.aht_seconds
         aht = bucket.aht_seconds if bucket.aht_seconds is not None else day_aht
         if agents_needed is not None:
             if bucket.offered == 0:
@@ -390,16 +424,20 @@ async def compute_stats(
     now = now or datetime.now(UTC)
     day = day_start(now)
     queues = {name: QueueStats() for name in all_queues(settings.queue_name)}
-    overall = QueueStats()
-    by_bucket: dict[int, Any] = {}
+    day_counts = CallCounts()
+    by_queue: dict[str, CallCounts] = {}
+    by_bucket: dict[int, CallCounts] = {}
     params = {"day": day, "sl": SERVICE_LEVEL_SECONDS}
     for row in (await session.execute(_CALLS_SQL, params)).all():
-        if row.level == _OVERALL:
-            _fill_calls(overall, row, now)
-        elif row.level == _PER_QUEUE and row.queue is not None:
-            _fill_calls(queues.setdefault(row.queue, QueueStats()), row, now)
-        elif row.level == _PER_BUCKET and row.bucket is not None and row.bucket >= 0:
-            by_bucket[row.bucket] = row
+        day_counts.add(row)
+        if row.queue is not None:
+            by_queue.setdefault(row.queue, CallCounts()).add(row)
+        if row.bucket is not None and row.bucket >= 0:  # yesterday's callers still waiting: < 0
+            by_bucket.setdefault(row.bucket, CallCounts()).add(row)
+    overall = QueueStats()
+    _fill_calls(overall, day_counts, now)
+    for name, counts in by_queue.items():
+        _fill_calls(queues.setdefault(name, QueueStats()), counts, now)
     agent_seconds = {
         row.bucket: float(row.seconds)
         for row in await session.execute(
