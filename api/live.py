@@ -16,7 +16,7 @@ import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 from sqlalchemy import select, text
@@ -76,7 +76,11 @@ class QueueStats(BaseModel):
     answered: int = 0
     abandoned: int = 0
     answered_within_sl: int = 0
-    #: answered within the service level / answered (None before the first answer).
+    #: Abandoned after waiting longer than the service level: the calls the service level
+    #: counts as missed besides those answered late.
+    abandoned_after_sl: int = 0
+    #: answered within the service level / (answered + abandoned after it): see
+    #: :func:`service_level` (None while nothing counts).
     service_level: float | None = None
     #: Average speed of answer (queue join → agent connected), seconds.
     asa_seconds: float | None = None
@@ -84,6 +88,65 @@ class QueueStats(BaseModel):
     aht_seconds: float | None = None
     #: abandoned / offered.
     abandon_rate: float | None = None
+
+
+def service_level(answered_within: int, answered: int, abandoned_after: int) -> float | None:
+    """The share of callers answered within the threshold T, among those who were answered or
+    gave up after T: answered within T / (answered + abandoned after T), the convention of
+    most call-centre wallboards (callers who hang up within T never let the centre miss the
+    target and count neither way). Asterisk's ``ServicelevelPerf`` leaves all abandons out
+    (answered within / answered) and its ``ServicelevelPerf2`` counts abandons within T as
+    met; docs/capacity.md "How the wallboard counts" compares the three."""
+    counted = answered + abandoned_after
+    return round(answered_within / counted, 4) if counted else None
+
+
+class AgentsNeeded(Protocol):
+    """``core.domain.erlang.agents_needed``: agents for ``target_sl`` answered within
+    ``threshold_s`` at this arrival rate and handle time."""
+
+    def __call__(
+        self,
+        calls_per_hour: float,
+        aht_s: float,
+        target_sl: float = ...,
+        threshold_s: float = ...,
+    ) -> int: ...
+
+
+#: What fills each trend bucket's ``agents_needed`` (None: left null).
+STAFFING: AgentsNeeded | None = None
+#: The trend's bucket: half an hour, the industry's usual interval for staffing.
+BUCKET_SECONDS = 1800
+#: A half hour younger than this is too short to tell an hourly rate from (the current one).
+MIN_RATE_SECONDS = 300.0
+#: The service level target the trend asks Erlang C to staff for.
+TARGET_SL = 0.8
+
+
+class TrendBucket(BaseModel):
+    """One half hour of the IST day: the calls that joined the queue in it and the agents
+    logged in during it."""
+
+    start: datetime
+    offered: int = 0
+    answered: int = 0
+    abandoned: int = 0
+    answered_within_sl: int = 0
+    abandoned_after_sl: int = 0
+    service_level: float | None = None
+    #: Talk + wrap-up of the bucket's answered calls (the day's when none has ended yet).
+    aht_seconds: float | None = None
+    #: Time-weighted mean of the agents logged in: agent-seconds in the half hour (up to now,
+    #: for the current one) / its seconds.
+    agents_logged_in: float = 0.0
+    #: Erlang C's agents for this half hour's arrival rate and AHT (null without STAFFING).
+    agents_needed: int | None = None
+
+
+class Trend(BaseModel):
+    bucket_seconds: int = BUCKET_SECONDS
+    buckets: list[TrendBucket] = []
 
 
 class Budget(BaseModel):
@@ -148,30 +211,106 @@ class StatsOut(BaseModel):
     inbound: Budget
     outbound: Budget
     outbound_live: OutboundLive
+    #: The day so far by half hour (all queues together).
+    trend: Trend = Trend()
 
 
+#: The wait of a call answered within the service level, and of one abandoned after it (the
+#: service level's two outcomes; a call abandoned within it counts in neither: see
+#: :func:`service_level`).
+_ANSWERED_IN_SL = (
+    "agent_connected_at IS NOT NULL"
+    " AND agent_connected_at - queue_joined_at <= make_interval(secs => :sl)"
+)
+_ABANDONED = "abandoned_at IS NOT NULL AND agent_connected_at IS NULL"
+_ABANDONED_AFTER_SL = (
+    f"{_ABANDONED} AND abandoned_at - queue_joined_at > make_interval(secs => :sl)"
+)
+
+#: One scan of the day's calls, grouped by queue and half hour of the IST day (a call belongs to
+#: the half hour in which it joined the queue); :class:`CallCounts` adds the groups up into the
+#: queues' figures, the day's and the trend's. (A single fine grouping measured cheaper than
+#: ``GROUPING SETS`` over the same scan, and ``date_part`` cheaper than numeric ``extract``.)
 _CALLS_SQL = text(
-    """
-    SELECT queue, GROUPING(queue) AS total,
-      count(*) FILTER (WHERE queue_joined_at >= :day) AS offered,
-      count(*) FILTER (WHERE queue_joined_at >= :day AND agent_connected_at IS NOT NULL)
-        AS answered,
-      count(*) FILTER (WHERE queue_joined_at >= :day AND abandoned_at IS NOT NULL
-                         AND agent_connected_at IS NULL) AS abandoned,
-      count(*) FILTER (WHERE queue_joined_at >= :day AND agent_connected_at IS NOT NULL
-                         AND agent_connected_at - queue_joined_at <= make_interval(secs => :sl))
-        AS answered_sl,
-      avg(extract(epoch FROM agent_connected_at - queue_joined_at))
-        FILTER (WHERE queue_joined_at >= :day AND agent_connected_at IS NOT NULL) AS asa,
-      avg(talk_seconds) FILTER (WHERE queue_joined_at >= :day AND talk_seconds IS NOT NULL)
-        AS talk,
+    f"""
+    SELECT queue, bucket,
+      count(*) FILTER (WHERE today) AS offered,
+      count(*) FILTER (WHERE today AND agent_connected_at IS NOT NULL) AS answered,
+      count(*) FILTER (WHERE today AND {_ABANDONED}) AS abandoned,
+      count(*) FILTER (WHERE today AND {_ANSWERED_IN_SL}) AS answered_sl,
+      count(*) FILTER (WHERE today AND {_ABANDONED_AFTER_SL}) AS abandoned_late,
+      sum(date_part('epoch', agent_connected_at - queue_joined_at))
+        FILTER (WHERE today AND agent_connected_at IS NOT NULL) AS asa_sum,
+      sum(talk_seconds) FILTER (WHERE today) AS talk_sum,
+      count(talk_seconds) FILTER (WHERE today) AS talked,
       count(*) FILTER (WHERE queue_left_at IS NULL AND ended_at IS NULL) AS waiting,
       min(queue_joined_at) FILTER (WHERE queue_left_at IS NULL AND ended_at IS NULL) AS oldest
-    FROM calls
-    WHERE queue_joined_at >= :day
-       OR (queue_joined_at IS NOT NULL AND queue_left_at IS NULL AND ended_at IS NULL
-           AND queue_joined_at >= :day - interval '1 day')
-    GROUP BY GROUPING SETS ((queue), ())
+    FROM (
+      SELECT calls.*, queue_joined_at >= :day AS today,
+        floor(date_part('epoch', queue_joined_at - :day) / {BUCKET_SECONDS})::int AS bucket
+      FROM calls
+      WHERE queue_joined_at >= :day
+         OR (queue_joined_at IS NOT NULL AND queue_left_at IS NULL AND ended_at IS NULL
+             AND queue_joined_at >= :day - interval '1 day')
+    ) c
+    GROUP BY queue, bucket
+    """
+)
+
+
+@dataclass
+class CallCounts:
+    """Sums of :data:`_CALLS_SQL`'s groups: a queue's, the day's or a half hour's."""
+
+    offered: int = 0
+    answered: int = 0
+    abandoned: int = 0
+    answered_sl: int = 0
+    abandoned_late: int = 0
+    asa_sum: float = 0.0
+    talk_sum: float = 0.0
+    talked: int = 0
+    waiting: int = 0
+    oldest: datetime | None = None
+
+    def add(self, row: Any) -> None:
+        self.offered += row.offered
+        self.answered += row.answered
+        self.abandoned += row.abandoned
+        self.answered_sl += row.answered_sl
+        self.abandoned_late += row.abandoned_late
+        self.asa_sum += float(row.asa_sum or 0)
+        self.talk_sum += float(row.talk_sum or 0)
+        self.talked += row.talked
+        self.waiting += row.waiting
+        if row.oldest is not None and (self.oldest is None or row.oldest < self.oldest):
+            self.oldest = row.oldest
+
+    @property
+    def aht_seconds(self) -> float | None:
+        """Talk + wrap-up of the calls that have ended."""
+        return round(self.talk_sum / self.talked + WRAPUP_SECONDS, 2) if self.talked else None
+
+
+_WIDTH = f"make_interval(secs => {BUCKET_SECONDS})"
+
+#: Agent-seconds logged in (``agent_sessions``, the agents' own login and logout) in each half
+#: hour of the day so far, up to now. (The FILTER matters: on a bucket without sessions,
+#: ``greatest()`` ignores the NULL and the overlap would be the whole half hour.)
+_AGENTS_TREND_SQL = text(
+    f"""
+    WITH p AS (SELECT CAST(:day AS timestamptz) AS day, CAST(:now AS timestamptz) AS now),
+    b AS (SELECT i, p.day + make_interval(secs => i * {BUCKET_SECONDS}) AS start
+          FROM p, generate_series(0, CAST(:buckets AS integer) - 1) AS i)
+    SELECT b.i AS bucket,
+      coalesce(sum(extract(epoch FROM
+        least(coalesce(s.logged_out_at, p.now), b.start + {_WIDTH}, p.now)
+        - greatest(s.logged_in_at, b.start))) FILTER (WHERE s.id IS NOT NULL), 0) AS seconds
+    FROM p CROSS JOIN b
+    LEFT JOIN agent_sessions s
+      ON s.logged_in_at < least(b.start + {_WIDTH}, p.now)
+     AND coalesce(s.logged_out_at, p.now) > b.start
+    GROUP BY b.i
     """
 )
 
@@ -185,22 +324,21 @@ _SEATS_SQL = text(
 )
 
 
-def _fill_calls(stats: QueueStats, row: Any, now: datetime) -> None:
-    stats.offered = row.offered
-    stats.answered = row.answered
-    stats.abandoned = row.abandoned
-    stats.answered_within_sl = row.answered_sl
-    stats.calls_waiting = row.waiting
-    if row.oldest is not None:
-        stats.longest_wait_seconds = round(max(0.0, (now - row.oldest).total_seconds()), 1)
-    if row.answered:
-        stats.service_level = round(row.answered_sl / row.answered, 4)
-    if row.asa is not None:
-        stats.asa_seconds = round(float(row.asa), 2)
-    if row.talk is not None:
-        stats.aht_seconds = round(float(row.talk) + WRAPUP_SECONDS, 2)
-    if row.offered:
-        stats.abandon_rate = round(row.abandoned / row.offered, 4)
+def _fill_calls(stats: QueueStats, counts: CallCounts, now: datetime) -> None:
+    stats.offered = counts.offered
+    stats.answered = counts.answered
+    stats.abandoned = counts.abandoned
+    stats.answered_within_sl = counts.answered_sl
+    stats.abandoned_after_sl = counts.abandoned_late
+    stats.calls_waiting = counts.waiting
+    if counts.oldest is not None:
+        stats.longest_wait_seconds = round(max(0.0, (now - counts.oldest).total_seconds()), 1)
+    stats.service_level = service_level(counts.answered_sl, counts.answered, counts.abandoned_late)
+    if counts.answered:
+        stats.asa_seconds = round(counts.asa_sum / counts.answered, 2)
+    stats.aht_seconds = counts.aht_seconds
+    if counts.offered:
+        stats.abandon_rate = round(counts.abandoned / counts.offered, 4)
 
 
 def _count_agent(agents: AgentCounts, row: Any, now: datetime) -> None:
@@ -228,16 +366,85 @@ def _count_agent(agents: AgentCounts, row: Any, now: datetime) -> None:
         agents.available += 1
 
 
-async def compute_stats(session: AsyncSession, settings: Settings) -> StatsOut:
-    now = datetime.now(UTC)
+def trend_buckets(day: datetime, now: datetime) -> int:
+    """Half hours of the day begun by ``now`` (the current one included)."""
+    return int((now - day).total_seconds() // BUCKET_SECONDS) + 1
+
+
+def build_trend(
+    day: datetime,
+    now: datetime,
+    calls: dict[int, CallCounts],
+    agent_seconds: dict[int, float],
+    day_aht: float | None,
+    agents_needed: AgentsNeeded | None = None,
+) -> Trend:
+    """The day's half hours from the calls' counts by bucket (a bucket without calls is
+    absent) and the agent-seconds logged in per bucket. The arrival rate of the current,
+    unfinished half hour is its calls over the time it has run (at least
+    :data:`MIN_RATE_SECONDS`)."""
+    buckets: list[TrendBucket] = []
+    for i in range(trend_buckets(day, now)):
+        start = day + timedelta(seconds=i * BUCKET_SECONDS)
+        elapsed = min(float(BUCKET_SECONDS), (now - start).total_seconds())
+        bucket = TrendBucket(
+            start=start,
+            agents_logged_in=round(agent_seconds.get(i, 0.0) / max(elapsed, 1.0), 2),
+        )
+        counts = calls.get(i)
+        if counts is not None:
+            bucket.offered = counts.offered
+            bucket.answered = counts.answered
+            bucket.abandoned = counts.abandoned
+            bucket.answered_within_sl = counts.answered_sl
+            bucket.abandoned_after_sl = counts.abandoned_late
+            bucket.service_level = service_level(
+                counts.answered_sl, counts.answered, counts.abandoned_late
+            )
+            bucket.aht_seconds = counts.aht_seconds
+        aht = bucket.aht_seconds if bucket.aht_seconds is not None else day_aht
+        if agents_needed is not None:
+            if bucket.offered == 0:
+                bucket.agents_needed = 0
+            elif aht is not None:
+                per_hour = bucket.offered * 3600.0 / max(elapsed, MIN_RATE_SECONDS)
+                bucket.agents_needed = agents_needed(
+                    per_hour, aht, target_sl=TARGET_SL, threshold_s=float(SERVICE_LEVEL_SECONDS)
+                )
+        buckets.append(bucket)
+    return Trend(buckets=buckets)
+
+
+async def compute_stats(
+    session: AsyncSession,
+    settings: Settings,
+    now: datetime | None = None,
+    agents_needed: AgentsNeeded | None = STAFFING,
+) -> StatsOut:
+    now = now or datetime.now(UTC)
     day = day_start(now)
     queues = {name: QueueStats() for name in all_queues(settings.queue_name)}
+    day_counts = CallCounts()
+    by_queue: dict[str, CallCounts] = {}
+    by_bucket: dict[int, CallCounts] = {}
+    params = {"day": day, "sl": SERVICE_LEVEL_SECONDS}
+    for row in (await session.execute(_CALLS_SQL, params)).all():
+        day_counts.add(row)
+        if row.queue is not None:
+            by_queue.setdefault(row.queue, CallCounts()).add(row)
+        if row.bucket is not None and row.bucket >= 0:  # yesterday's callers still waiting: < 0
+            by_bucket.setdefault(row.bucket, CallCounts()).add(row)
     overall = QueueStats()
-    for row in (await session.execute(_CALLS_SQL, {"day": day, "sl": SERVICE_LEVEL_SECONDS})).all():
-        if row.total:
-            _fill_calls(overall, row, now)
-        elif row.queue is not None:
-            _fill_calls(queues.setdefault(row.queue, QueueStats()), row, now)
+    _fill_calls(overall, day_counts, now)
+    for name, counts in by_queue.items():
+        _fill_calls(queues.setdefault(name, QueueStats()), counts, now)
+    agent_seconds = {
+        row.bucket: float(row.seconds)
+        for row in await session.execute(
+            _AGENTS_TREND_SQL, {"day": day, "now": now, "buckets": trend_buckets(day, now)}
+        )
+    }
+    trend = build_trend(day, now, by_bucket, agent_seconds, overall.aht_seconds, agents_needed)
     empty: dict[str, int] = {reason: 0 for reason in PAUSE_REASONS}
     overall.agents.paused_by_reason = dict(empty)
     for stats in queues.values():
@@ -257,6 +464,7 @@ async def compute_stats(session: AsyncSession, settings: Settings) -> StatsOut:
         inbound=Budget(used=inbound, budget=settings.daily_inbound_budget),
         outbound=Budget(used=today["all"].attempts, budget=settings.daily_outbound_budget),
         outbound_live=outbound_live(today, settings, now),
+        trend=trend,
     )
 
 

@@ -36,7 +36,8 @@ router = APIRouter(tags=["stats"])
 @router.get("/stats")
 async def stats(user: CurrentUser, session: SessionDep, settings: SettingsDep) -> StatsOut:
     """Live numbers per queue and overall: waiting callers, agents by state, today's offered /
-    answered / abandoned / service level / ASA / AHT / abandon rate, budgets used today."""
+    answered / abandoned / service level (answered within 20 s / answered + abandoned after
+    20 s) / ASA / AHT / abandon rate, budgets used today, and the day's half-hour ``trend``."""
     return await compute_stats(session, settings)
 
 
@@ -58,6 +59,14 @@ async def metrics(request: Request, session: SessionDep, settings: SettingsDep) 
             ("calls_answered_today", "Callers connected to an agent today"),
             ("calls_abandoned_today", "Callers who hung up while waiting today"),
             ("calls_answered_within_sl_today", "Answered within the service level today"),
+            (
+                "calls_abandoned_after_sl_today",
+                "Hung up after waiting longer than the service level today",
+            ),
+            (
+                "service_level_today",
+                "Answered within the service level / (answered + abandoned after it), today",
+            ),
             ("asa_seconds", "Average speed of answer today"),
             ("aht_seconds", "Average handling time (talk + wrap-up) today"),
         )
@@ -73,6 +82,9 @@ async def metrics(request: Request, session: SessionDep, settings: SettingsDep) 
         gauges["calls_answered_today"].labels(queue).set(q.answered)
         gauges["calls_abandoned_today"].labels(queue).set(q.abandoned)
         gauges["calls_answered_within_sl_today"].labels(queue).set(q.answered_within_sl)
+        gauges["calls_abandoned_after_sl_today"].labels(queue).set(q.abandoned_after_sl)
+        if q.service_level is not None:
+            gauges["service_level_today"].labels(queue).set(q.service_level)
         gauges["asa_seconds"].labels(queue).set(q.asa_seconds or 0.0)
         gauges["aht_seconds"].labels(queue).set(q.aht_seconds or 0.0)
         for state in ("logged_in", "available", "on_call", "ringing", "in_wrapup", "paused"):
