@@ -200,7 +200,12 @@ def render_doc_section() -> str:
             cells = ["yes" if role in roles else "-" for role in _ORDER]
         lines.append(f"| {method} | `{path}` | " + " | ".join(cells) + " |")
     masked = ", ".join(role.value for role in _ORDER if role in MASKED_ROLES)
-    lines += ["", f"Caller numbers are masked for: {masked}.", "", DOC_END]
+    lines += ["", f"Caller numbers are masked for: {masked}.", ""]
+    # Which objects of those routes each role reaches.
+    from api.services.access import render_ownership  # noqa: PLC0415 - access imports us
+
+    lines += ["Ownership (`api/services/access.py`, `OWNERSHIP`):", ""]
+    lines += [*render_ownership(_ORDER), "", DOC_END]
     return "\n".join(lines)
 
 

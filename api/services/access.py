@@ -86,6 +86,30 @@ OWNERSHIP: Final[Mapping[Subject, Mapping[Role, Reach]]] = {
 }
 
 
+#: How each subject reads in the generated docs (docs/lifecycle.md, ``python -m api.policy``).
+SUBJECT_LABELS: Final[Mapping[Subject, str]] = {
+    Subject.COMPLAINT: "complaint (read, list, history, act, unmask)",
+    Subject.CALL_HISTORY: "call history (`GET /calls?caller=`)",
+    Subject.CALL_WORK: "call work (file on, wrap up, read back, read-backs)",
+    Subject.RECORDING: "recording (list, audio)",
+    Subject.OFFICER_REPORT: "officer report (scorecard, worklist)",
+    Subject.SCREEN_POP: "screen-pop (`/ws/agent`: the call at their seat)",
+    Subject.CLICK_CALL: "click-to-call job (`GET /complaints/{number}/call`)",
+}
+
+
+def render_ownership(roles: tuple[Role, ...]) -> list[str]:
+    """:data:`OWNERSHIP` as Markdown table lines, one row per subject."""
+    lines = [
+        "| subject | " + " | ".join(role.value for role in roles) + " |",
+        "|---|" + "---|" * len(roles),
+    ]
+    for subject, row in OWNERSHIP.items():
+        cells = " | ".join(row[role].value for role in roles)
+        lines.append(f"| {SUBJECT_LABELS[subject]} | {cells} |")
+    return lines
+
+
 def reach(user: User, subject: Subject) -> Reach:
     """How far ``user``'s role reaches into ``subject`` (an unknown role: nowhere)."""
     try:
