@@ -29,12 +29,18 @@ from api.routers import (
     reports,
     seats,
     stats,
+    users,
     wallboard,
 )
 from api.services.errors import ServiceError
 from api.services.notify import Notifications
 from core.config import Settings
-from core.db.channels import AGENT_CONNECT_CHANNEL, SEAT_CONFIG_APPLIED_CHANNEL, STATS_CHANNEL
+from core.db.channels import (
+    AGENT_CONNECT_CHANNEL,
+    SEAT_CONFIG_APPLIED_CHANNEL,
+    STATS_CHANNEL,
+    USER_ACCESS_CHANNEL,
+)
 from core.db.session import create_engine, session_factory
 from core.transport.ami_client import AMIClient
 
@@ -66,7 +72,13 @@ def create_app(settings: Settings, *, ami: Any = None, connect_ami: bool = True)
             app.state.ami = own_ami
         # One LISTEN per process: live stats, screen-pops and the services' confirmation waits.
         app.state.notifications = Notifications(
-            settings, (STATS_CHANNEL, AGENT_CONNECT_CHANNEL, SEAT_CONFIG_APPLIED_CHANNEL)
+            settings,
+            (
+                STATS_CHANNEL,
+                AGENT_CONNECT_CHANNEL,
+                SEAT_CONFIG_APPLIED_CHANNEL,
+                USER_ACCESS_CHANNEL,
+            ),
         )
         app.state.live_hub = LiveHub(
             settings, app.state.sessions, app.state.notifications, app.state.reference
@@ -108,6 +120,6 @@ def create_app(settings: Settings, *, ami: Any = None, connect_ami: bool = True)
 
     app.openapi = openapi  # type: ignore[method-assign]
     modules = (health, auth, agents, complaints, reference, calls, seats, stats, wallboard)
-    for module in (*modules, reports, campaigns, pages, phone, docs):
+    for module in (*modules, reports, campaigns, users, pages, phone, docs):
         app.include_router(module.router)
     return app

@@ -29,6 +29,8 @@ optional_bearer = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 #: WebSocket close codes: the 4000 range mirrors HTTP 401 and 403.
 WS_UNAUTHORISED = 4401
 WS_FORBIDDEN = 4403
+#: An open WebSocket whose user was disabled (RFC 6455's policy violation).
+WS_POLICY_VIOLATION = 1008
 
 
 def get_settings(request: Request) -> Settings:

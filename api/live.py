@@ -26,7 +26,7 @@ from api.policy import MASKED_ROLES, mask_caller_number
 from api.services.lookups import open_agent_session
 from api.services.notify import Notifications
 from core.config import Settings
-from core.db.channels import AGENT_CONNECT_CHANNEL, STATS_CHANNEL
+from core.db.channels import AGENT_CONNECT_CHANNEL, STATS_CHANNEL, USER_ACCESS_CHANNEL
 from core.db.models import (
     Call,
     CallbackRequest,
@@ -638,6 +638,8 @@ class Subscriber:
     #: The subscriber's role: what of a screen-pop it may see (api.policy.MASKED_ROLES).
     role: str | None = None
     queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(maxsize=32))
+    #: Set when the subscriber's user was disabled: the socket closes (1008) at once.
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
 
     def offer(self, message: str) -> None:
         if self.queue.full():
@@ -669,6 +671,7 @@ class LiveHub:
 
     async def start(self) -> None:
         self.notifications.on(AGENT_CONNECT_CHANNEL, self._on_agent_connect)
+        self.notifications.on(USER_ACCESS_CHANNEL, self._on_user_disabled)
         self._spawn(self._publish(), "live-hub publish")
 
     async def close(self) -> None:
@@ -688,6 +691,17 @@ class LiveHub:
         async with self.sessions() as session:
             stats = await compute_stats(session, self.settings)
         return json.dumps({"type": "stats", **stats.model_dump(mode="json")})
+
+    def _on_user_disabled(self, payload: str) -> None:
+        """End every WebSocket of the user ``payload`` names (any process's NOTIFY)."""
+        try:
+            user_id = int(payload)
+        except ValueError:
+            log.warning("live hub: %s payload is not a user id", USER_ACCESS_CHANNEL)
+            return
+        for subscriber in (*self.stats_subscribers, *self.agent_subscribers):
+            if subscriber.user_id == user_id:
+                subscriber.ended.set()
 
     def _on_agent_connect(self, payload: str) -> None:
         self._spawn(self._deliver_pop(payload), "live-hub screen-pop")

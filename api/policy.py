@@ -74,7 +74,7 @@ POLICY: Final[Mapping[tuple[str, str], frozenset[Role] | None]] = {
     ("GET", "/agents/me/shift"): DESK,
     # Call history is not a department's: officers have no reason to search it.
     ("GET", "/calls"): frozenset({AGENT, SUPERVISOR, CM_OFFICE, ADMIN}),
-    # The desk on a call: its agent (api.services.access.check_handled_call) or a supervisor.
+    # The desk on a call: its agent (api.services.access.check_call_work) or a supervisor.
     ("PUT", "/calls/{uniqueid}/wrapup"): DESK,
     ("POST", "/calls/{uniqueid}/readback"): DESK,
     ("GET", "/calls/{uniqueid}/readbacks"): DESK,
@@ -105,6 +105,8 @@ POLICY: Final[Mapping[tuple[str, str], frozenset[Role] | None]] = {
     ("GET", "/campaigns"): frozenset({SUPERVISOR, CM_OFFICE, ADMIN}),
     ("PUT", "/campaigns/{name}"): frozenset({SUPERVISOR, ADMIN}),
     ("POST", "/dnc"): frozenset({SUPERVISOR, ADMIN}),
+    # Users: an admin disables one (every token and WebSocket of theirs ends; audited).
+    ("PUT", "/users/{username}/active"): frozenset({ADMIN}),
     ("GET", "/reference/departments"): STAFF,
     ("GET", "/reference/districts"): STAFF,
     # Seats and live numbers: supervisors watch, admins configure; the CM office reads reports.
@@ -197,7 +199,12 @@ def render_doc_section() -> str:
             cells = ["yes" if role in roles else "-" for role in _ORDER]
         lines.append(f"| {method} | `{path}` | " + " | ".join(cells) + " |")
     masked = ", ".join(role.value for role in _ORDER if role in MASKED_ROLES)
-    lines += ["", f"Caller numbers are masked for: {masked}.", "", DOC_END]
+    lines += ["", f"Caller numbers are masked for: {masked}.", ""]
+    # Which objects of those routes each role reaches.
+    from api.services.access import render_ownership  # noqa: PLC0415 - access imports us
+
+    lines += ["Ownership (`api/services/access.py`, `OWNERSHIP`):", ""]
+    lines += [*render_ownership(_ORDER), "", DOC_END]
     return "\n".join(lines)
 
 

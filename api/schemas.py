@@ -91,6 +91,17 @@ class UserOut(BaseModel):
     role: Role
 
 
+class UserActiveIn(StrictInput):
+    active: bool
+
+
+class UserActiveOut(BaseModel):
+    username: str
+    active: bool
+    #: Tokens of the user deleted by this change (0 when enabling).
+    tokens_ended: int
+
+
 class SeatLoginIn(StrictInput):
     seat: str = Field(pattern=r"^agent\d{4}$", examples=["agent0001"])
 

@@ -31,7 +31,7 @@ async def list_calls(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[CallOut]:
     """Calls from ``caller`` (any Indian format: +91…, 0…, 10 digits), newest first."""
-    return await calls.of_caller(session, caller, limit=limit)
+    return await calls.of_caller(session, caller, limit=limit, viewer=user)
 
 
 #: An Asterisk channel's uniqueid (``helpline-demo-1733456789.42``: asterisk.conf's systemname).

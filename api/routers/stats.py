@@ -15,8 +15,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, WebSocket, WebSocketDisconnect
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from sqlalchemy import select
 
-from api.deps import CurrentUser, SessionDep, SettingsDep, websocket_caller
+from api.deps import WS_POLICY_VIOLATION, CurrentUser, SessionDep, SettingsDep, websocket_caller
 from api.live import (
     LiveHub,
     StatsOut,
@@ -28,6 +29,7 @@ from api.live import (
 from api.schemas import HealthOut
 from api.services import health as probes
 from core.config import Settings
+from core.db.models import User
 from core.db.queries import CampaignDay, outbound_today
 
 router = APIRouter(tags=["stats"])
@@ -151,7 +153,8 @@ def outbound_metrics(
 
 
 async def _pump(websocket: WebSocket, subscriber: Subscriber) -> None:
-    """Send the subscriber's messages until the client goes; reading detects the close."""
+    """Send the subscriber's messages until the client goes (reading detects the close) or
+    the subscriber is ended (its user disabled: closed with 1008, policy violation)."""
 
     async def drain_client() -> None:
         with contextlib.suppress(WebSocketDisconnect):
@@ -159,20 +162,33 @@ async def _pump(websocket: WebSocket, subscriber: Subscriber) -> None:
                 await websocket.receive_text()
 
     reader = asyncio.create_task(drain_client())
+    ended = asyncio.create_task(subscriber.ended.wait())
     try:
-        while not reader.done():
+        while not reader.done() and not subscriber.ended.is_set():
             getter = asyncio.create_task(subscriber.queue.get())
-            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {getter, reader, ended}, return_when=asyncio.FIRST_COMPLETED
+            )
             if getter not in done:
                 getter.cancel()
                 break
             await websocket.send_text(getter.result())
+        if subscriber.ended.is_set() and not reader.done():
+            await websocket.close(code=WS_POLICY_VIOLATION, reason="user disabled")
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
+        for task in (reader, ended):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def _still_active(websocket: WebSocket, user_id: int) -> bool:
+    """Whether the user is still enabled once subscribed: a disable committed between the
+    token check and the subscription sent its NOTIFY before anyone listened for this one."""
+    async with websocket.app.state.sessions() as session:
+        return bool(await session.scalar(select(User.active).where(User.id == user_id)))
 
 
 def _hub(websocket: WebSocket | Request) -> LiveHub:
@@ -184,13 +200,16 @@ def _hub(websocket: WebSocket | Request) -> LiveHub:
 async def ws_stats(websocket: WebSocket, token: Annotated[str | None, Query()] = None) -> None:
     """The same body as ``GET /stats`` (plus ``"type": "stats"``), pushed on every change."""
     await websocket.accept()
-    if await websocket_caller(websocket, token) is None:
+    user = await websocket_caller(websocket, token)
+    if user is None:
         return
     hub = _hub(websocket)
-    subscriber = Subscriber()
+    subscriber = Subscriber(user_id=user.id, role=user.role)
     subscriber.offer(await hub.stats_json())
     hub.stats_subscribers.add(subscriber)
     try:
+        if not await _still_active(websocket, user.id):
+            subscriber.ended.set()
         await _pump(websocket, subscriber)
     finally:
         hub.stats_subscribers.discard(subscriber)
@@ -209,6 +228,8 @@ async def ws_agent(websocket: WebSocket, token: Annotated[str | None, Query()] =
     subscriber = Subscriber(user_id=user.id, role=user.role)
     hub.agent_subscribers.add(subscriber)
     try:
+        if not await _still_active(websocket, user.id):
+            subscriber.ended.set()
         async with websocket.app.state.sessions() as session:
             for message in await agent_greeting(
                 session, user.id, user.username, websocket.app.state.reference, user.role

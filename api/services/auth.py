@@ -12,14 +12,15 @@ from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.problems import ErrorLog
-from api.schemas import TokenOut
-from api.services.errors import Forbidden, NotFound, TooMany, Unauthenticated
+from api.schemas import TokenOut, UserActiveOut
+from api.services.errors import Conflict, Forbidden, NotFound, TooMany, Unauthenticated
 from core.config import Settings
 from core.db.audit import audit
+from core.db.channels import USER_ACCESS_CHANNEL
 from core.db.models import ApiToken, AuthThrottle, User
 from core.domain.credentials import hash_password, new_token, token_digest, verify_password
 from core.domain.phone import safe_text
@@ -207,10 +208,16 @@ async def revoke_token(session: AsyncSession, user: User, token: str) -> None:
     await session.commit()
 
 
-async def set_active(session: AsyncSession, username: str, active: bool) -> None:
-    """Enable or disable a user (not committed: the caller decides). A disabled user's tokens
-    are deleted too, though :func:`user_of_token` already refuses them: its one query joins
-    the user and asks for ``active``."""
+async def set_active(
+    session: AsyncSession, username: str, active: bool, *, actor: User | None = None
+) -> UserActiveOut:
+    """Enable or disable a user (not committed: the caller decides). Disabling ends all of
+    the user's tokens at once (every later request with one is 401, as :func:`user_of_token`
+    also asks for ``active``) and notifies every API process (sent at COMMIT) to close the
+    user's open WebSockets; a disabled user's login answers as a wrong password does. With an
+    ``actor`` (the admin route), audited, and an admin may not disable themselves."""
+    if actor is not None and not active and actor.username == username:
+        raise Conflict("you cannot disable yourself; ask another admin")
     user_id = (
         await session.execute(
             update(User).where(User.username == username).values(active=active).returning(User.id)
@@ -218,8 +225,27 @@ async def set_active(session: AsyncSession, username: str, active: bool) -> None
     ).scalar_one_or_none()
     if user_id is None:
         raise NotFound(f"no user {username}")
+    ended = 0
     if not active:
-        await session.execute(delete(ApiToken).where(ApiToken.user_id == user_id))
+        ended = len(
+            (
+                await session.execute(
+                    delete(ApiToken).where(ApiToken.user_id == user_id).returning(ApiToken.user_id)
+                )
+            ).all()
+        )
+        await session.execute(select(func.pg_notify(USER_ACCESS_CHANNEL, str(user_id))))
+    if actor is not None:
+        audit(
+            session,
+            service="api",
+            actor_user_id=actor.id,
+            action="user_enabled" if active else "user_disabled",
+            entity="user",
+            entity_id=str(user_id),
+            detail={"username": username, "tokens_ended": ended},
+        )
+    return UserActiveOut(username=username, active=active, tokens_ended=ended)
 
 
 async def user_of_token(session: AsyncSession, token: str) -> User:

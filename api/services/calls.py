@@ -6,15 +6,22 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.schemas import CallOut
-from core.db.models import Call
+from api.services.access import Subject, call_scope
+from core.db.models import Call, User
 from core.domain.phone import CallerNumber
 
 
-async def of_caller(session: AsyncSession, caller: CallerNumber, *, limit: int) -> list[CallOut]:
-    """Calls from ``caller``, newest first."""
+async def of_caller(
+    session: AsyncSession, caller: CallerNumber, *, limit: int, viewer: User
+) -> list[CallOut]:
+    """Calls from ``caller`` within ``viewer``'s reach (access.OWNERSHIP's ``call_history``),
+    newest first. The number is not masked for anyone: it is the one the asker searched by."""
     rows = (
         await session.execute(
-            select(Call).where(Call.caller_number == caller).order_by(Call.id.desc()).limit(limit)
+            select(Call)
+            .where(Call.caller_number == caller, call_scope(viewer, Subject.CALL_HISTORY))
+            .order_by(Call.id.desc())
+            .limit(limit)
         )
     ).scalars()
     return [CallOut.model_validate(row) for row in rows]

@@ -28,7 +28,6 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from api.policy import MASKED_ROLES, mask_caller_number
 from api.schemas import (
     CallerNumberOut,
     ComplaintCheckOut,
@@ -37,7 +36,7 @@ from api.schemas import (
     OfficerOut,
     PlaceOut,
 )
-from api.services.access import check_handled_call, complaint_scope
+from api.services.access import caller_number_as_seen, check_call_work, complaint_scope
 from api.services.errors import Conflict, Invalid, InvalidField, NotFound, TooMany
 from api.services.lookups import current_call, open_agent_session
 from core.config import Settings
@@ -133,11 +132,10 @@ def complaint_out(
 def _masked(complaint: ComplaintOut, viewer: User) -> ComplaintOut:
     """The complaint as ``viewer`` may see it: the caller's number masked for the roles that
     do not work the calls."""
-    if viewer.role not in MASKED_ROLES or complaint.caller_number is None:
+    shown = caller_number_as_seen(viewer, complaint.caller_number)
+    if shown == complaint.caller_number:
         return complaint
-    return complaint.model_copy(
-        update={"caller_number": mask_caller_number(complaint.caller_number)}
-    )
+    return complaint.model_copy(update={"caller_number": shown})
 
 
 async def _one(
@@ -276,7 +274,7 @@ async def _resolve_call(session: AsyncSession, user: User, body: ComplaintIn) ->
         ).scalar_one_or_none()
         if call is None:
             raise NotFound(f"no call {body.call_uniqueid}")
-        await check_handled_call(session, user, call)
+        await check_call_work(session, user, call)
         return call
     agent_session = await open_agent_session(session, user.id)
     if agent_session is not None:

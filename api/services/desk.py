@@ -26,7 +26,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.schemas import ReadbackIn, ReadbackOut, ReadbackSessionOut, ShiftOut, WrapupIn, WrapupOut
-from api.services.access import check_handled_call
+from api.services.access import check_call_work
 from api.services.errors import Conflict, NotFound
 from core.db.audit import audit
 from core.db.models import Call, CallWrapup, Complaint, ReadbackSession, User
@@ -53,7 +53,7 @@ async def _call(session: AsyncSession, uniqueid: str) -> Call:
 async def wrap_up(session: AsyncSession, user: User, uniqueid: str, body: WrapupIn) -> WrapupOut:
     """Store (or correct) the agent's wrap-up of the call; only its agent (or a supervisor)."""
     call = await _call(session, uniqueid)
-    await check_handled_call(session, user, call)
+    await check_call_work(session, user, call)
     values = {"call_id": call.id, "code": body.code, "note": body.note, "user_id": user.id}
     stmt = insert(CallWrapup).values(**values, at=func.now())
     await session.execute(
@@ -134,7 +134,7 @@ async def read_back(
     handled (:class:`Forbidden`), a complaint not filed on this call, a call that ended or is
     not bridged to this call's seat, or Asterisk not reachable (:class:`Conflict`)."""
     call = await _call(session, uniqueid)
-    await check_handled_call(session, user, call)
+    await check_call_work(session, user, call)
     complaint_call = (
         await session.execute(select(Complaint.call_id).where(Complaint.number == body.complaint))
     ).one_or_none()
@@ -204,7 +204,7 @@ async def _agent_leg(ami: Any, call: Call) -> str:
 async def readbacks(session: AsyncSession, user: User, uniqueid: str) -> list[ReadbackSessionOut]:
     """The read-backs of the call, oldest first (what the caller heard, digit by digit)."""
     call = await _call(session, uniqueid)
-    await check_handled_call(session, user, call)
+    await check_call_work(session, user, call)
     rows = (
         await session.execute(
             select(ReadbackSession)

@@ -1,13 +1,14 @@
 """Call recordings, played from the complaint filed on the call.
 
-Who may: supervisors, the CM office and admins, any complaint's; an officer, a complaint within
-their jurisdiction (:mod:`api.services.access`, the same condition as reading it: others get
-404, as for the complaint); an agent, only a complaint filed on a call they answered (their own
-conversation, for a dispute or their own quality check; not their colleagues' calls, which
-hold citizens' voices and numbers they have no reason to hear): on any other call the list is
-empty and the audio 404, as if it had none. Each play writes an audit row
-(who, which complaint, which recording), committed before the first byte is sent. A recording
-whose file the retention pass deleted, or that is missing, is 410 with the reason.
+Who may is :data:`api.services.access.OWNERSHIP`'s ``recording`` row: supervisors, the CM
+office and admins, any complaint's; an officer, a complaint within their jurisdiction (the
+same condition as reading it: others get 404, as for the complaint); an agent, only a
+complaint filed on a call they answered (their own conversation, for a dispute or their own
+quality check; not their colleagues' calls, which hold citizens' voices and numbers they have
+no reason to hear): on any other call the list is empty and the audio 404, as if it had none.
+Each play writes an audit row (who, which complaint, which recording), committed before the
+first byte is sent. A recording whose file the retention pass deleted, or that is missing, is
+410 with the reason.
 """
 
 from __future__ import annotations
@@ -19,14 +20,13 @@ from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.schemas import RecordingOut
-from api.services.access import complaint_scope
+from api.services.access import complaint_scope, recording_scope
 from api.services.errors import Gone, Invalid, NotFound
 from core.config import Settings
 from core.db.audit import audit
 from core.db.models import Call, Complaint, Recording, User
 from core.domain.complaints import is_valid_complaint_number
 from core.domain.recordings import is_recording_path
-from core.domain.staff import Role
 
 #: The audio's media type (MixMonitor's 8 kHz 16-bit PCM wav).
 MEDIA_TYPE = "audio/wav"
@@ -52,7 +52,7 @@ async def _complaint_call(session: AsyncSession, number: str, viewer: User) -> C
         condition = and_(condition, scope)
     found = (
         await session.execute(
-            select(Complaint.id, Call)
+            select(Complaint.id, Call, recording_scope(viewer).label("may_hear"))
             .outerjoin(Call, Call.id == Complaint.call_id)
             .where(condition)
         )
@@ -60,7 +60,7 @@ async def _complaint_call(session: AsyncSession, number: str, viewer: User) -> C
     if found is None:
         raise NotFound(f"no complaint {number}")
     call: Call | None = found[1]
-    if viewer.role == Role.AGENT and (call is None or call.agent_user_id != viewer.id):
+    if call is None or not found.may_hear:
         return None
     return call
 

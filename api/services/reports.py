@@ -9,15 +9,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.services.access import Reach, Subject, reach
 from api.services.errors import Forbidden, InvalidField, NotFound
 from core.db.models import RefOfficer, User
-from core.domain.staff import Role
 from core.reference import Reference
 from lifecycle import reports
 from lifecycle.reports import Metric, Month
-
-#: Roles that may see any officer's scorecard and worklist (an officer sees only their own).
-SEE_ANY_OFFICER = frozenset({Role.SUPERVISOR, Role.CM_OFFICE, Role.ADMIN})
 
 
 def month(text: str | None, now: datetime | None = None) -> Month:
@@ -43,7 +40,8 @@ async def officer_post(
     post = linked if linked is not None else username
     if post not in reference.officers:
         raise NotFound(f"no officer {username!r}")
-    if asker.role not in SEE_ANY_OFFICER:
+    # Whose reports: api.services.access.OWNERSHIP's officer_report row (an officer: own).
+    if reach(asker, Subject.OFFICER_REPORT) is not Reach.ALL:
         own = (
             await session.execute(select(RefOfficer.code).where(RefOfficer.user_id == asker.id))
         ).scalar_one_or_none()

@@ -18,3 +18,6 @@ AGENT_CONNECT_CHANNEL = "agent_connect"
 SEAT_CONFIG_APPLIED_CHANNEL = "seat_config_applied"
 #: whoever queues an SMS → the ``sla`` worker: ``sms_outbox`` has a new row (sent at COMMIT).
 SMS_OUTBOX_CHANNEL = "sms_outbox"
+#: api → every API process: a user was disabled; payload: the user's id. Their open
+#: WebSockets close with 1008 (policy violation), whichever process holds them.
+USER_ACCESS_CHANNEL = "user_access"

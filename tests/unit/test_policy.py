@@ -116,3 +116,26 @@ def test_the_doc_check_fails_on_a_stale_file_and_the_writer_fixes_it(tmp_path: P
     assert policy.main(["--check", str(stale)]) == 0
     text = stale.read_text()
     assert text.startswith("intro\n\n") and text.endswith("\n\noutro\n") and "old" not in text
+
+
+def test_ownership_names_every_role_for_every_subject_and_reaches_no_further_than_the_routes() -> (
+    None
+):
+    """Every subject of api.services.access.OWNERSHIP says something of every role, and a role
+    the access table keeps off all of a subject's routes reaches none of its objects."""
+    from api.services.access import OWNERSHIP, Reach, Subject
+
+    routes = {
+        Subject.CALL_HISTORY: [("GET", "/calls")],
+        Subject.CALL_WORK: [("PUT", "/calls/{uniqueid}/wrapup")],
+        Subject.OFFICER_REPORT: [("GET", "/officers/{username}/worklist")],
+        Subject.SCREEN_POP: [("WS", "/ws/agent")],
+        Subject.CLICK_CALL: [("GET", "/complaints/{number}/call")],
+    }
+    for subject in Subject:
+        assert set(OWNERSHIP[subject]) == set(Role), subject
+        for method, path in routes.get(subject, []):
+            allowed = policy.POLICY[(method, path)] or frozenset(Role)
+            for role in Role:
+                if role not in allowed:
+                    assert OWNERSHIP[subject][role] is Reach.NONE, (subject, role)
