@@ -17,11 +17,17 @@ from sqlalchemy.ext.asyncio import (
 from core.config import Settings
 
 
-def create_engine(settings: Settings, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(
+    settings: Settings, *, pool_size: int = 10, max_overflow: int | None = None
+) -> AsyncEngine:
+    """``pool_size`` connections kept open once made, and ``max_overflow`` (default: as many
+    again) opened past them when busy and closed on return. Overflow suits a process that is
+    rarely busy; under steady load it opens and closes a connection per request (a new backend,
+    authentication, asyncpg's type introspection: milliseconds each), so the API keeps all."""
     return create_async_engine(
         settings.database_url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
         pool_pre_ping=True,
         # A stuck query must not hold a caller's request forever.
         connect_args={"command_timeout": 30, "server_settings": {"application_name": "helpline"}},
