@@ -52,7 +52,7 @@ LOADGEN_SOURCE = Path(__file__).resolve().parent / "http_loadgen.c"
 AGENT = "bench_agent"
 #: The issue's bound for ours at 300 requests/s, and the step rates of the saturation search.
 P99_BOUND_MS = 10.0
-STEPS = (300, 400, 500, 650, 800, 1000, 1250, 1600, 2000, 2500, 3200)
+STEPS = (50, 100, 150, 200, 300, 400, 500, 650, 800, 1000, 1250, 1600, 2000, 2500, 3200)
 QUICK_STEPS = (20, 40)
 
 #: Ours, as ``python -m api`` serves it (tests/api_server.py does the same).
