@@ -380,7 +380,10 @@ def measure(
         run_at(min(100, args.rate), args.warmup)
         cpu_before = cpu_seconds(pid)
         at_rate = run_at(args.rate, args.seconds)
-        cpu_ms = (cpu_seconds(pid) - cpu_before) * 1000 / max(1, at_rate["requests"])
+        # Per answered request: under contention (other work on CPU 0) the server answers
+        # fewer, and its CPU per answer is the figure that does not depend on its share.
+        answered = at_rate["requests"] - at_rate["errors"]
+        cpu_ms = (cpu_seconds(pid) - cpu_before) * 1000 / max(1, answered)
         saturation = []
         for step in steps:
             result = run_at(step, args.step_seconds)

@@ -173,8 +173,10 @@ static int parse_response(conn_t *c, int *close_after) {
     *close_after = 0;
     for (char *line = strstr(c->buf, "\r\n") + 2; line < end; line = strstr(line, "\r\n") + 2) {
         if (!strncasecmp(line, "content-length:", 15)) length = strtol(line + 15, NULL, 10);
-        else if (!strncasecmp(line, "connection:", 11) && !strncasecmp(line + 11 + strspn(line + 11, " "), "close", 5))
-            *close_after = 1;
+        else if (!strncasecmp(line, "connection:", 11)) {
+            const char *value = line + 11 + strspn(line + 11, " ");
+            if (!strncasecmp(value, "close", 5)) *close_after = 1;
+        }
     }
     if (c->used < head + length) return -1;
     return status;
