@@ -33,7 +33,9 @@ WS_FORBIDDEN = 4403
 WS_POLICY_VIOLATION = 1008
 
 
-def get_settings(request: Request) -> Settings:
+# The getters are ``async def`` although they only read app.state: FastAPI runs a plain
+# ``def`` dependency in its thread pool, a thread hop on every request for an attribute read.
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -43,17 +45,17 @@ async def get_session(connection: HTTPConnection) -> AsyncIterator[AsyncSession]
         yield session
 
 
-def get_reference(request: Request) -> Reference:
+async def get_reference(request: Request) -> Reference:
     reference: Reference = request.app.state.reference
     return reference
 
 
-def get_notifications(request: Request) -> Notifications:
+async def get_notifications(request: Request) -> Notifications:
     notifications: Notifications = request.app.state.notifications
     return notifications
 
 
-def get_ami(request: Request) -> Any:
+async def get_ami(request: Request) -> Any:
     """The API's AMI client (None when the app was built without one)."""
     return request.app.state.ami
 

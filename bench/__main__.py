@@ -1,4 +1,4 @@
-"""``python -m bench <agi|ami|robustness> [options]``: the last line printed is one JSON object.
+"""``python -m bench <agi|ami|api|robustness> [options]``: the last line printed is one JSON object.
 
 Each benchmark measures our protocol layer and its peer (panoramisk 1.4) in the same run and
 reports both plus their ratio; ``robustness`` exits non-zero when a criterion fails.
@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bench import agi, ami, robustness
+from bench import agi, ami, api, robustness
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,6 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     benches: dict[str, Callable[[list[str]], dict[str, Any]]] = {
         "agi": agi.run,
         "ami": ami.run,
+        "api": api.run,
         "robustness": robustness.run,
     }
     if not args or args[0] not in benches:

@@ -12,7 +12,7 @@ from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.problems import ErrorLog
@@ -248,15 +248,22 @@ async def set_active(
     return UserActiveOut(username=username, active=active, tokens_ended=ended)
 
 
+#: Built once: every request runs it, and building a statement (and its cache key) anew costs
+#: about as much CPU as running it (bench/api.py; docs/benchmarks.md).
+_USER_OF_TOKEN = (
+    select(User)
+    .join(ApiToken, ApiToken.user_id == User.id)
+    .where(ApiToken.token_hash == bindparam("digest"))
+    .where(ApiToken.expires_at > bindparam("now"))
+    .where(User.active.is_(True))
+)
+
+
 async def user_of_token(session: AsyncSession, token: str) -> User:
     """The active user a live token belongs to; the one check behind every request."""
     user = (
         await session.execute(
-            select(User)
-            .join(ApiToken, ApiToken.user_id == User.id)
-            .where(ApiToken.token_hash == token_digest(token))
-            .where(ApiToken.expires_at > datetime.now(UTC))
-            .where(User.active.is_(True))
+            _USER_OF_TOKEN, {"digest": token_digest(token), "now": datetime.now(UTC)}
         )
     ).scalar_one_or_none()
     if user is None:

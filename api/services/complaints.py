@@ -160,11 +160,22 @@ async def by_number(
 ) -> ComplaintOut:
     """The complaint ``number`` as ``viewer`` may see it; :class:`NotFound` also when it lies
     outside their scope (a 403 would tell them the number exists)."""
+    return (await stored_by_number(session, reference, number, viewer=viewer))[0]
+
+
+async def stored_by_number(
+    session: AsyncSession, reference: Reference, number: str, *, viewer: User
+) -> tuple[ComplaintOut, Complaint]:
+    """:func:`by_number` and the row it was read from (its id, resolution...), in one query."""
     _check_number(number)
-    found = await _one(session, reference, _in_scope(Complaint.number == number, viewer))
-    if found is None:
+    row = (
+        await session.execute(
+            _with_names().where(_in_scope(Complaint.number == number, viewer)).limit(1)
+        )
+    ).one_or_none()
+    if row is None:
         raise NotFound(f"no complaint {number}")
-    return _masked(found, viewer)
+    return _masked(complaint_out(reference, *row), viewer), row[0]
 
 
 async def latest(

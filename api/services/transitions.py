@@ -11,9 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.schemas import ComplaintDetailOut, HistoryEntryOut, TransitionIn
-from api.services.complaints import by_number
+from api.services.complaints import by_number, stored_by_number
 from api.services.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
-from core.db.models import Complaint, ComplaintHistory, User
+from core.db.models import ComplaintHistory, User
 from core.domain.lifecycle import RefusalKind
 from core.reference import Reference
 from lifecycle.transitions import ComplaintMissing, TransitionRefused, apply_action
@@ -63,15 +63,8 @@ async def detail(
 ) -> ComplaintDetailOut:
     """Complaint ``number`` as ``viewer`` may see it (scope and masking as
     :func:`api.services.complaints.by_number`), with resolution, reopen count and its history
-    (one query for the history)."""
-    summary = await by_number(session, reference, number, viewer=viewer)
-    found = (
-        await session.execute(
-            select(Complaint.id, Complaint.resolution_text, Complaint.resolved_at).where(
-                Complaint.number == number
-            )
-        )
-    ).one()
+    (two queries: the complaint, then its history)."""
+    summary, found = await stored_by_number(session, reference, number, viewer=viewer)
     rows = (
         await session.execute(
             select(ComplaintHistory, User.username)

@@ -28,11 +28,17 @@ LISTEN_RETRY_SECONDS = 1.0
 LISTEN_RETRY_MAX_SECONDS = 30.0
 
 
-def create_engine(settings: Settings, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(
+    settings: Settings, *, pool_size: int = 10, max_overflow: int | None = None
+) -> AsyncEngine:
+    """``pool_size`` connections kept open once made, and ``max_overflow`` (default: as many
+    again) opened past them when busy and closed on return. Overflow suits a process that is
+    rarely busy; under steady load it opens and closes a connection per request (a new backend,
+    authentication, asyncpg's type introspection: milliseconds each), so the API keeps all."""
     return create_async_engine(
         settings.database_url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
         pool_pre_ping=True,
         # Statements' parameters hold callers' numbers and complaint texts: never in a log line
         # or an exception's text, even with the sqlalchemy loggers at INFO (core.logs).

@@ -18,14 +18,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run_bench(name: str) -> tuple[int, dict[str, Any]]:
+def run_bench(name: str, timeout: float = 120) -> tuple[int, dict[str, Any]]:
     proc = subprocess.run(
         [sys.executable, "-m", "bench", name, "--quick"],
         cwd=REPO,
         check=False,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
     lines = proc.stdout.strip().splitlines()
     assert lines, f"no output; stderr:\n{proc.stderr[-2000:]}"
