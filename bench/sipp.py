@@ -43,7 +43,7 @@ from typing import Any
 import asyncpg
 import httpx
 import websockets
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -52,7 +52,7 @@ from api.services.seats import seat_name
 from asterisk_config.instance import AsteriskInstance
 from bench.common import cpu_seconds, machine
 from core.config import Settings
-from core.db.models import ApiToken, Seat, User
+from core.db.models import ApiToken, Seat, SeatStatus, User
 from core.db.session import asyncpg_dsn, create_engine, session_factory
 from core.domain.credentials import hash_password, new_token, token_digest
 from helpline import services
@@ -73,6 +73,8 @@ PASSWORD = "bench-sipp-password"
 KEYS_AT = (1.0, 3.5)
 #: Seconds the IVR may take from the last key to the queue (added to the citizen's stay).
 IVR_TO_QUEUE = 2.0
+#: Seats per registering sipp run (its scenario holds every seat's REGISTER exchange).
+REGISTER_CHUNK = 40
 
 
 @dataclass
@@ -196,7 +198,13 @@ async def _make_agents(
     return agents, round(min(plan.api_logins, plan.seats) / spent, 1) if spent > 0 else 0.0
 
 
-async def _login(api: httpx.AsyncClient, agents: list[Agent], concurrency: int) -> None:
+async def _login(
+    sessions: async_sessionmaker[AsyncSession],
+    api: httpx.AsyncClient,
+    agents: list[Agent],
+    concurrency: int,
+) -> None:
+    """Every agent sits at their seat (``POST /agents/me/login``); until app_queue has all."""
     gate = asyncio.Semaphore(concurrency)
 
     async def one(agent: Agent) -> None:
@@ -206,10 +214,26 @@ async def _login(api: httpx.AsyncClient, agents: list[Agent], concurrency: int) 
                 json={"seat": agent.seat},
                 headers={"Authorization": f"Bearer {agent.token}"},
             )
-            if response.status_code != 200 or response.json().get("state") != "in_queue":
+            # "pending": stored, the queue manager applies it shortly (waited for below).
+            if response.status_code != 200 or response.json().get("state") not in (
+                "in_queue",
+                "pending",
+            ):
                 raise RuntimeError(f"{agent.username} at {agent.seat}: {response.text}")
 
     await asyncio.gather(*(one(a) for a in agents))
+    seats = [a.seat for a in agents]
+    deadline = time.monotonic() + 180
+    while True:
+        async with sessions() as session:
+            ready = await session.scalar(
+                select(func.count()).where(SeatStatus.seat.in_(seats), SeatStatus.in_queue)
+            )
+        if ready == len(seats):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{len(seats) - (ready or 0)} seats never joined the queue")
+        await asyncio.sleep(0.5)
 
 
 async def _logout(api: httpx.AsyncClient, agents: list[Agent], concurrency: int) -> None:
@@ -407,30 +431,37 @@ class SeatPhones:
         self.registered_in: float | None = None
 
     async def register(self) -> float:
-        scenario = self.workdir / "seats_register.xml"
-        scenario.write_text(_register_scenario(self.seats, int(self.lifetime) + 120))
+        """Every seat from this one port, :data:`REGISTER_CHUNK` seats per sipp run in turn
+        (sipp 3.6.1 will not parse a scenario file past 64 KB)."""
+        t0 = time.monotonic()
+        for first in range(0, len(self.seats), REGISTER_CHUNK):
+            await self._register(self.seats[first : first + REGISTER_CHUNK], first)
+        self.registered_in = time.monotonic() - t0
+        return self.registered_in
+
+    async def _register(self, seats: Sequence[tuple[str, str]], first: int) -> None:
+        name = f"register{first:04d}"
+        scenario = self.workdir / f"{name}.xml"
+        scenario.write_text(_register_scenario(seats, int(self.lifetime) + 120))
         scenario.chmod(0o600)  # seats' SIP passwords
-        within = 30.0 + len(self.seats) * 0.1
+        within = 30.0 + len(seats) * 0.1
         args = [
             f"{self.settings.sip_host}:{self.settings.sip_port}",
             *("-sf", str(scenario), "-i", self.ip, "-p", str(self.port), "-m", "1"),
-            *_common_args(self.workdir, "register", within),
+            *_common_args(self.workdir, name, within),
         ]
-        t0 = time.monotonic()
-        proc = await _spawn(args, self.workdir, "register")
+        proc = await _spawn(args, self.workdir, name)
         try:
             async with asyncio.timeout(within + 5):
                 rc = await proc.wait()
         finally:
             await _terminate(proc)
-        log = (self.workdir / "register.log").read_text(errors="replace")
+        log = (self.workdir / f"{name}.log").read_text(errors="replace")
         if rc != 0 or "REGISTERED_ALL" not in log:
             raise RuntimeError(
-                f"{len(self.seats)} seats failed to register (sipp exit {rc}); see "
-                f"{self.workdir}\n{_tail(self.workdir / 'register.errors')}"
+                f"seats {seats[0][0]}..{seats[-1][0]} failed to register (sipp exit {rc}); see "
+                f"{self.workdir}\n{_tail(self.workdir / f'{name}.errors')}"
             )
-        self.registered_in = time.monotonic() - t0
-        return self.registered_in
 
     async def start(self) -> None:
         await self.register()
@@ -720,7 +751,7 @@ async def run_load(settings: Settings, plan: LoadPlan, workdir: Path) -> dict[st
             agents, setup["api_logins_per_s"] = await _make_agents(sessions, api, plan)
             setup["tokens_s"] = round(time.monotonic() - t, 2)
             t = time.monotonic()
-            await _login(api, agents, plan.concurrency)
+            await _login(sessions, api, agents, plan.concurrency)
             setup["login_s"] = round(time.monotonic() - t, 2)
             t = time.monotonic()
             sockets = [asyncio.create_task(_agent_socket(settings, a, stop)) for a in agents]
@@ -900,8 +931,8 @@ def run(argv: list[str]) -> dict[str, Any]:
     fds = _raise_fd_limit()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="helpline-bench-sipp-") as tmp:
-        state_dir = Path(tmp) / "state"
-        state_dir.mkdir()
+        state_dir = (args.keep or Path(tmp)) / "state"
+        state_dir.mkdir(parents=True)
         with bench_stack(args.port_offset, state_dir, skip_ivr=args.no_ivr) as settings:
             workdir = args.keep or Path(tmp) / "sipp"
             workdir.mkdir(parents=True, exist_ok=True)
