@@ -73,6 +73,8 @@ PASSWORD = "bench-sipp-password"
 KEYS_AT = (1.0, 3.5)
 #: Seconds the IVR may take from the last key to the queue (added to the citizen's stay).
 IVR_TO_QUEUE = 2.0
+#: Asterisk's RTP ports in the bench: room for 1,000 channels with media at once.
+RTP_PORTS = (46000, 49999)
 #: Seats per registering sipp run (its scenario holds every seat's REGISTER exchange).
 REGISTER_CHUNK = 40
 
@@ -845,8 +847,10 @@ def bench_stack(offset: int, state_dir: Path, *, skip_ivr: bool = False) -> Iter
         "HELPLINE_AGI_PORT": str(26573 + offset),
         "HELPLINE_API_PORT": str(26000 + offset),
         "HELPLINE_WSS_PORT": str(26089 + offset),
-        "HELPLINE_RTP_PORT_START": str(31000 + offset * 10),
-        "HELPLINE_RTP_PORT_END": str(31999 + offset * 10),
+        # Four ports per answered call (two channels, RTP + RTCP) plus the IVR's: the test
+        # instances' 1,000 ports ran out at 250 calls up ("couldn't allocate a port for RTP").
+        "HELPLINE_RTP_PORT_START": str(RTP_PORTS[0]),
+        "HELPLINE_RTP_PORT_END": str(RTP_PORTS[1]),
         "HELPLINE_DATABASE_URL": url,
         # The dialer runs (its passes and heartbeats cost what they cost) but dials nobody:
         # the trunk here is our sipp citizens, which do not answer calls.
