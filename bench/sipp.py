@@ -109,6 +109,7 @@ class Agent:
     token: str = ""
     pops: list[dict[str, Any]] = field(default_factory=list)
     hello: asyncio.Event = field(default_factory=asyncio.Event)
+    sockets_retried: int = 0
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -248,20 +249,39 @@ async def _logout(api: httpx.AsyncClient, agents: list[Agent], concurrency: int)
     await asyncio.gather(*(one(a) for a in agents), return_exceptions=True)
 
 
-async def _agent_socket(settings: Settings, agent: Agent, stop: asyncio.Event) -> None:
+async def _agent_socket(
+    settings: Settings, agent: Agent, stop: asyncio.Event, gate: asyncio.Semaphore
+) -> None:
+    """The agent's ``/ws/agent`` until ``stop``, counting screen-pops. Opened ``gate`` at a
+    time and retried: a desk that fails to connect tries again (the PostgreSQL these runs
+    share with other work may refuse a connection: "too many clients")."""
     url = f"ws://{settings.api_host}:{settings.api_port}/ws/agent?token={agent.token}"
-    async with websockets.connect(url, open_timeout=60, ping_interval=None) as ws:
-        while not stop.is_set():
-            try:
-                async with asyncio.timeout(0.5):
-                    raw = await ws.recv()
-            except TimeoutError:
-                continue
-            message = json.loads(raw)
-            if message.get("type") == "hello":
-                agent.hello.set()
-            elif message.get("type") == "screen_pop":
-                agent.pops.append(message)
+    for attempt in range(10):
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                async with gate:
+                    ws = await stack.enter_async_context(
+                        websockets.connect(url, open_timeout=60, ping_interval=None)
+                    )
+                    first = json.loads(await asyncio.wait_for(ws.recv(), 60))
+                    if first.get("type") != "hello":
+                        raise RuntimeError(f"{agent.username}: {first}")
+                    agent.hello.set()
+                while not stop.is_set():
+                    try:
+                        async with asyncio.timeout(0.5):
+                            raw = await ws.recv()
+                    except TimeoutError:
+                        continue
+                    message = json.loads(raw)
+                    if message.get("type") == "screen_pop":
+                        agent.pops.append(message)
+                return
+        except (OSError, TimeoutError, websockets.WebSocketException):
+            if agent.hello.is_set() or stop.is_set():
+                raise
+            agent.sockets_retried += 1
+            await asyncio.sleep(0.5 * (attempt + 1))
 
 
 # --------------------------------------------------------------------------- seats' phones
@@ -756,10 +776,12 @@ async def run_load(settings: Settings, plan: LoadPlan, workdir: Path) -> dict[st
             await _login(sessions, api, agents, plan.concurrency)
             setup["login_s"] = round(time.monotonic() - t, 2)
             t = time.monotonic()
-            sockets = [asyncio.create_task(_agent_socket(settings, a, stop)) for a in agents]
-            async with asyncio.timeout(120):
+            gate = asyncio.Semaphore(plan.concurrency)
+            sockets = [asyncio.create_task(_agent_socket(settings, a, stop, gate)) for a in agents]
+            async with asyncio.timeout(180):
                 await asyncio.gather(*(a.hello.wait() for a in agents))
             setup["sockets_s"] = round(time.monotonic() - t, 2)
+            setup["socket_retries"] = sum(a.sockets_retried for a in agents)
 
             pids = _backend_pids(settings)
             cpu0, db0 = _cpu(pids), await _db_counters(settings)
@@ -911,7 +933,7 @@ def run(argv: list[str]) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench sipp")
     parser.add_argument("--seats", type=int, default=500)
     parser.add_argument("--rates", default="5,10,15,20,25,30", help="calls/s of each step")
-    parser.add_argument("--step-seconds", type=float, default=20.0)
+    parser.add_argument("--step-seconds", type=float, default=15.0)
     parser.add_argument("--talk", default="20,30", help="an agent talks MIN,MAX seconds")
     parser.add_argument("--patience", type=float, default=20.0, help="seconds in the queue")
     parser.add_argument("--ring", type=float, default=1.0, help="seconds a seat rings")

@@ -22,8 +22,8 @@ async def test_twenty_seats_two_calls_a_second_every_call_once_and_popped_once(
         seats=20,
         rates=[2.0],
         step_seconds=15.0,
-        talk=(2.0, 4.0),
-        ring=0.5,
+        talk=(1.0, 2.0),
+        ring=0.3,
         # Seats and users of their own (other tests sit at agent0001.. and agent0101..).
         first_seat=471,
         user_prefix="sippload",
