@@ -909,7 +909,7 @@ def bench_stack(offset: int, state_dir: Path, *, skip_ivr: bool = False) -> Iter
 def _skip_ivr(settings: Settings) -> None:
     """The peer: the trunk's number straight to ``Queue()`` (no AGI), then reload."""
     instance = AsteriskInstance(settings)
-    path = instance.host_path(f"{instance.config_path}/extensions.conf")
+    path = instance.host_path(f"{instance.dirs.etc}/extensions.conf")
     conf = path.read_text()
     marker = " same => n,AGI("
     start = conf.index("[from-trunk]")
