@@ -18,8 +18,10 @@ seconds (``/proc``), database transactions and rows per call (``pg_stat_database
 ``pg_stat_statements`` is not preloaded on this PostgreSQL and enabling it needs a restart of
 the shared server), and the screen-pops: every answered call's delivered once, to its seat.
 
-The peer: ``--no-ivr`` renders the same stack with the trunk's number going straight to
-``Queue()`` (no AGI), the cost of Asterisk and the queue without our IVR.
+No peer runs in the same run: there is no second IVR backend to swap in, and the obvious
+baseline (the same stack with the trunk's number straight to ``Queue()``) needs a dialplan
+the queue manager does not re-render at start (an edited ``extensions.conf`` was overwritten
+by its seat-config render): not built yet.
 """
 
 from __future__ import annotations
@@ -856,7 +858,7 @@ async def run_load(settings: Settings, plan: LoadPlan, workdir: Path) -> dict[st
 
 
 @contextlib.contextmanager
-def bench_stack(offset: int, state_dir: Path, *, skip_ivr: bool = False) -> Iterator[Settings]:
+def bench_stack(offset: int, state_dir: Path) -> Iterator[Settings]:
     """The whole helpline as ``helpline up`` starts it, at ports shifted by ``offset``, on a
     fresh database that is dropped afterwards."""
     base = Settings.load(Path(os.environ.get("HELPLINE_STATE_DIR", ".helpline")))
@@ -884,8 +886,6 @@ def bench_stack(offset: int, state_dir: Path, *, skip_ivr: bool = False) -> Iter
     try:
         seats = seed(settings)
         prepare_asterisk(settings, seats)
-        if skip_ivr:
-            _skip_ivr(settings)
         for name in services.SERVICES:
             services.start(settings, name)
         wait_healthy(settings, timeout=90)
@@ -906,22 +906,6 @@ def bench_stack(offset: int, state_dir: Path, *, skip_ivr: bool = False) -> Iter
         asyncio.run(drop())
 
 
-def _skip_ivr(settings: Settings) -> None:
-    """The peer: the trunk's number straight to ``Queue()`` (no AGI), then reload."""
-    instance = AsteriskInstance(settings)
-    path = instance.host_path(f"{instance.dirs.etc}/extensions.conf")
-    conf = path.read_text()
-    marker = " same => n,AGI("
-    start = conf.index("[from-trunk]")
-    at = conf.index(marker, start)
-    line_end = conf.index("\n", at)
-    conf = (
-        conf[:at] + " same => n,Set(IVR_DONE=1)\n same => n,Set(IVR_ROUTE=queue)" + conf[line_end:]
-    )
-    path.write_text(conf)
-    instance.cli("dialplan reload")
-
-
 def _raise_fd_limit() -> int:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = hard if hard != resource.RLIM_INFINITY else 65536
@@ -937,7 +921,6 @@ def run(argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--talk", default="20,30", help="an agent talks MIN,MAX seconds")
     parser.add_argument("--patience", type=float, default=20.0, help="seconds in the queue")
     parser.add_argument("--ring", type=float, default=1.0, help="seconds a seat rings")
-    parser.add_argument("--no-ivr", action="store_true", help="the peer: trunk → Queue()")
     parser.add_argument("--keep", type=Path, help="keep sipp's files in this directory")
     parser.add_argument("--quick", action="store_true", help="20 seats, 2 calls/s for 15 s")
     parser.add_argument(
@@ -959,14 +942,15 @@ def run(argv: list[str]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="helpline-bench-sipp-") as tmp:
         state_dir = (args.keep or Path(tmp)) / "state"
         state_dir.mkdir(parents=True)
-        with bench_stack(args.port_offset, state_dir, skip_ivr=args.no_ivr) as settings:
+        with bench_stack(args.port_offset, state_dir) as settings:
             workdir = args.keep or Path(tmp) / "sipp"
             workdir.mkdir(parents=True, exist_ok=True)
             result = asyncio.run(run_load(settings, plan, workdir))
     load = os.getloadavg()
     return {
         "bench": "sipp",
-        "peer": "no IVR (trunk → Queue())" if args.no_ivr else None,
+        "peer": None,
+        "peer_note": "not measured: see docs/benchmarks.md#sipp",
         **result,
         "wall_s": round(time.monotonic() - started, 1),
         "fd_limit": fds,
