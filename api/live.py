@@ -28,6 +28,7 @@ from api.services.notify import Notifications
 from core.config import Settings
 from core.db.channels import AGENT_CONNECT_CHANNEL, STATS_CHANNEL, USER_ACCESS_CHANNEL
 from core.db.models import (
+    AgentSession,
     Call,
     CallbackRequest,
     Complaint,
@@ -607,6 +608,18 @@ async def seat_of_user(session: AsyncSession, user_id: int) -> str | None:
     return agent_session.seat if agent_session else None
 
 
+async def user_at_seat(session: AsyncSession, seat: str) -> int | None:
+    """Who sits at ``seat`` now (at most one open login per seat: a partial UNIQUE index)."""
+    user_id: int | None = (
+        await session.execute(
+            select(AgentSession.user_id).where(
+                AgentSession.seat == seat, AgentSession.logged_out_at.is_(None)
+            )
+        )
+    ).scalar_one_or_none()
+    return user_id
+
+
 async def current_call_of_seat(session: AsyncSession, seat: str) -> str | None:
     status = await session.get(SeatStatus, seat, populate_existing=True)
     return status.current_call_uniqueid if status else None
@@ -664,7 +677,8 @@ class LiveHub:
         self.sessions = sessions
         self.notifications = notifications
         self.stats_subscribers: set[Subscriber] = set()
-        self.agent_subscribers: set[Subscriber] = set()
+        #: ``/ws/agent`` sockets by their user: a screen-pop goes to the seat's one user.
+        self._agents: dict[int, set[Subscriber]] = {}
         self.latest: str | None = None
         self.pushes = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -681,6 +695,24 @@ class LiveHub:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    def add_agent(self, subscriber: Subscriber) -> None:
+        """An agent's socket opened (``user_id`` set: anonymous sockets get no screen-pops)."""
+        if subscriber.user_id is not None:
+            self._agents.setdefault(subscriber.user_id, set()).add(subscriber)
+
+    def remove_agent(self, subscriber: Subscriber) -> None:
+        if subscriber.user_id is None:
+            return
+        sockets = self._agents.get(subscriber.user_id)
+        if sockets is not None:
+            sockets.discard(subscriber)
+            if not sockets:
+                del self._agents[subscriber.user_id]
+
+    @property
+    def agent_sockets(self) -> int:
+        return sum(len(sockets) for sockets in self._agents.values())
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(work, name=name)
@@ -699,7 +731,7 @@ class LiveHub:
         except ValueError:
             log.warning("live hub: %s payload is not a user id", USER_ACCESS_CHANNEL)
             return
-        for subscriber in (*self.stats_subscribers, *self.agent_subscribers):
+        for subscriber in (*self.stats_subscribers, *self._agents.get(user_id, ())):
             if subscriber.user_id == user_id:
                 subscriber.ended.set()
 
@@ -727,16 +759,15 @@ class LiveHub:
                     subscriber.offer(message)
 
     async def _deliver_pop(self, payload: str) -> None:
+        """The pop is computed once per answered call and sent to the sockets of the one user
+        at the seat: one query for who sits there, then the pop's own, however many agents
+        are connected (the queries per call do not grow with the agents)."""
         try:
             data = json.loads(payload)
             seat, uniqueid = str(data["seat"]), str(data["uniqueid"])
-            targets: list[Subscriber] = []
             async with self.sessions() as session:
-                for subscriber in list(self.agent_subscribers):
-                    if subscriber.user_id is None:
-                        continue
-                    if await seat_of_user(session, subscriber.user_id) == seat:
-                        targets.append(subscriber)
+                user_id = await user_at_seat(session, seat)
+                targets = list(self._agents.get(user_id, ())) if user_id is not None else []
                 if not targets:
                     return
                 pop = await screen_pop(session, uniqueid, self.reference)

@@ -564,7 +564,9 @@ class AgentSeat:
         scenario = wd / "agent_uas.xml"
         scenario.write_text(
             _ENV.get_template("agent_uas.xml").render(
-                answer=self.answer, answer_delay_ms=max(1, int(self.answer_delay * 1000))
+                answer=self.answer,
+                answer_delay_ms=max(1, int(self.answer_delay * 1000)),
+                events=True,
             ),
             encoding="utf-8",
         )

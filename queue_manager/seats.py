@@ -89,9 +89,13 @@ class SeatKeeper:
         self.sessions = sessions
         self.queues = all_queues(settings.queue_name)
 
-    async def status(self) -> list[AMIMessage]:
-        """``QueueStatus`` of every queue (members and waiting callers)."""
-        return await self.ami.action_list("QueueStatus")
+    async def status(self, seat: str | None = None) -> list[AMIMessage]:
+        """``QueueStatus`` of every queue (members and waiting callers); with ``seat``, only
+        that seat's members (app_queue's ``Member`` filter), so applying one agent's login
+        costs the same with 5 or 500 agents logged in (not a list of every member, twice)."""
+        if seat is None:
+            return await self.ami.action_list("QueueStatus")
+        return await self.ami.action_list("QueueStatus", {"Member": interface_of_seat(seat)})
 
     def members_from(self, events: list[AMIMessage]) -> dict[str, dict[str, Member]]:
         """Seat → queue → member, for our queues only."""
@@ -104,8 +108,8 @@ class SeatKeeper:
                 found.setdefault(member.seat, {})[member.queue] = member
         return found
 
-    async def members(self) -> dict[str, dict[str, Member]]:
-        return self.members_from(await self.status())
+    async def members(self, seat: str | None = None) -> dict[str, dict[str, Member]]:
+        return self.members_from(await self.status(seat))
 
     async def desired(self, seat: str | None = None) -> dict[str, Intent]:
         async with self.sessions() as session:
@@ -132,13 +136,14 @@ class SeatKeeper:
         self, only_seat: str | None = None
     ) -> tuple[dict[str, Intent], list[AMIMessage]]:
         """Make app_queue match the open agent sessions (all seats, or one). Returns the intents
-        and a fresh ``QueueStatus`` for the caller to record."""
-        members = await self.members()
+        and a fresh ``QueueStatus`` (of that one seat's members, if one) for the caller to
+        record."""
+        members = await self.members(only_seat)
         desired = await self.desired(only_seat)
         seats = set(desired) | ({only_seat} if only_seat else set(members))
         for seat in sorted(seats):
             await self._apply(seat, desired.get(seat), members.get(seat, {}))
-        return desired, await self.status()
+        return desired, await self.status(only_seat)
 
     async def _apply(self, seat: str, want: Intent | None, have: dict[str, Member]) -> None:
         for queue in self.queues:

@@ -226,7 +226,7 @@ async def ws_agent(websocket: WebSocket, token: Annotated[str | None, Query()] =
         return
     hub = _hub(websocket)
     subscriber = Subscriber(user_id=user.id, role=user.role)
-    hub.agent_subscribers.add(subscriber)
+    hub.add_agent(subscriber)
     try:
         if not await _still_active(websocket, user.id):
             subscriber.ended.set()
@@ -237,4 +237,4 @@ async def ws_agent(websocket: WebSocket, token: Annotated[str | None, Query()] =
                 subscriber.offer(message)
         await _pump(websocket, subscriber)
     finally:
-        hub.agent_subscribers.discard(subscriber)
+        hub.remove_agent(subscriber)

@@ -107,7 +107,7 @@ def emergency_line(settings: Settings) -> Iterator[EmergencyLine]:
     wd = Path(tempfile.mkdtemp(prefix="emergency-"))
     (wd / "events").mkdir()
     template = jinja2.Template((SCENARIO_DIR / "agent_uas.xml").read_text(), autoescape=True)
-    (wd / "uas.xml").write_text(template.render(answer=True, answer_delay_ms=200))
+    (wd / "uas.xml").write_text(template.render(answer=True, answer_delay_ms=200, events=True))
     args = [
         *("-sf", str(wd / "uas.xml"), "-s", "emergency", "-i", ip, "-mi", ip),
         *("-p", str(port), "-mp", str(media), "-nostdin", "-aa"),
