@@ -11,7 +11,8 @@ abandonment can never make a short-staffed queue look well served. Without aband
 
 Numerics: Erlang B by its recursion in log space (no factorials, no overflow or underflow for
 thousands of agents); Erlang A as the birth-death chain of the number in the system, its
-stationary distribution in log space, and the tagged caller's wait by uniformization.
+stationary distribution in log space, and a waiting caller's chance to reach an agent in time
+in closed form (an incomplete beta function; see :func:`_answered_by`).
 """
 
 from __future__ import annotations
@@ -251,31 +252,30 @@ def _answered_by(
     ahead: list[float], service_rate: float, theta: float, threshold_s: float
 ) -> float:
     """For a caller who finds ``k`` callers ahead with probability ``ahead[k]`` (all agents
-    busy): the probability that they reach an agent within ``threshold_s``. Uniformization of
-    the pure-death chain of their place in line (absorbed by an agent, or by giving up),
-    after ``m`` jumps of a Poisson(``rate * threshold_s``) count."""
+    busy): the probability that they reach an agent within ``threshold_s``.
+
+    With ``j`` ahead the caller's line moves at ``service_rate + j*theta`` and they give up
+    at ``theta``: each of the ``m = k + 1`` steps to an agent lasts Exp(theta*(c + i)),
+    ``c = service_rate/theta``, i = 1..m, and is a move up with probability
+    ``(c+i-1)/(c+i)``, independently of its length. All ``m`` are moves up with probability
+    ``c/(c+m)`` (the product telescopes), and the steps' total S has ``exp(-theta*S)`` ~
+    Beta(c+1, m) (Renyi's representation of exponential order statistics), so
+    ``P(S <= t) = I_x(m, c+1)`` with ``x = 1 - exp(-theta*t)``: the regularized incomplete
+    beta function, taken for m = 1, 2, ... by ``I_x(m+1, b) = I_x(m, b) - x^m (1-x)^b /
+    (m B(m, b))`` from ``I_x(1, b) = 1 - (1-x)^b``, its term carried in logs."""
     if threshold_s == 0:
         return 0.0
-    top = len(ahead) - 1
-    moves = [service_rate + k * theta for k in range(top + 1)]
-    rate = moves[top] + theta
-    stays = [1.0 - (move + theta) / rate for move in moves]
-    ups = [move / rate for move in moves]
-    mean = rate * threshold_s
-    jumps = int(mean + 10.0 * math.sqrt(mean) + 20)
-    place = list(ahead)
-    served = 0.0  # reached an agent within m jumps
-    served_by_t = 0.0
-    log_mean = math.log(mean)
-    weight_left = 1.0
-    for m in range(jumps + 1):
-        weight = math.exp(-mean + m * log_mean - math.lgamma(m + 1))
-        served_by_t += weight * served
-        weight_left -= weight
-        served += place[0] * ups[0]
-        place = [
-            place[k] * stays[k] + (place[k + 1] * ups[k + 1] if k < top else 0.0)
-            for k in range(top + 1)
-        ]
-    # Past the last jump counted (Poisson mass < 1e-20) the place no longer matters.
-    return served_by_t + max(0.0, weight_left) * served
+    c = service_rate / theta
+    b = c + 1.0
+    x = -math.expm1(-theta * threshold_s)
+    log_x = math.log(x)
+    log_rest = -theta * threshold_s  # log(1 - x)
+    in_time = -math.expm1(b * log_rest)  # I_x(1, b)
+    log_term = log_x + b * log_rest + math.log(b)  # log(x^m (1-x)^b / B(m, b)), m = 1
+    total = 0.0
+    for k, share in enumerate(ahead):
+        m = k + 1
+        total += share * c / (c + m) * in_time
+        in_time = max(0.0, in_time - math.exp(log_term) / m)
+        log_term += log_x + math.log((m + b) / m)
+    return total

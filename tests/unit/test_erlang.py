@@ -202,3 +202,42 @@ def test_design_day_profile_and_its_table_in_the_docs() -> None:
     assert design_day.main(["--check"]) == 0, (
         "docs/capacity.md is out of date: python -m core.domain.design_day"
     )
+
+
+def answered_by_uniformization(
+    ahead: list[float], service_rate: float, theta: float, threshold_s: float
+) -> float:
+    """The oracle of ``erlang._answered_by``, by another road: the waiting caller's place in
+    line as a pure-death chain (absorbed by an agent or by giving up), uniformized, weighted by
+    the Poisson number of jumps within the threshold."""
+    top = len(ahead) - 1
+    moves = [service_rate + k * theta for k in range(top + 1)]
+    rate = moves[top] + theta
+    mean = rate * threshold_s
+    place, served, total = list(ahead), 0.0, 0.0
+    for jumps in range(int(mean + 10 * math.sqrt(mean) + 20) + 1):
+        total += math.exp(-mean + jumps * math.log(mean) - math.lgamma(jumps + 1)) * served
+        served += place[0] * moves[0] / rate
+        place = [
+            place[k] * (1 - (moves[k] + theta) / rate)
+            + (place[k + 1] * moves[k + 1] / rate if k < top else 0.0)
+            for k in range(top + 1)
+        ]
+    return total
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.floats(min_value=0, max_value=1), min_size=1, max_size=60),
+    st.floats(min_value=0.01, max_value=10),
+    st.floats(min_value=0.001, max_value=1),
+    st.floats(min_value=0.5, max_value=40),
+)
+def test_waiting_callers_answered_in_time_closed_form_equals_uniformization(
+    ahead: list[float], service_rate: float, theta: float, threshold: float
+) -> None:
+    scale = sum(ahead) or 1.0
+    shares = [share / scale for share in ahead]
+    assert erlang._answered_by(shares, service_rate, theta, threshold) == pytest.approx(
+        answered_by_uniformization(shares, service_rate, theta, threshold), abs=1e-9
+    )
