@@ -20,6 +20,7 @@ from api.routers import (
     auth,
     calls,
     campaigns,
+    capacity,
     complaints,
     docs,
     health,
@@ -108,6 +109,6 @@ def create_app(settings: Settings, *, ami: Any = None, connect_ami: bool = True)
 
     app.openapi = openapi  # type: ignore[method-assign]
     modules = (health, auth, agents, complaints, reference, calls, seats, stats, wallboard)
-    for module in (*modules, reports, campaigns, pages, phone, docs):
+    for module in (*modules, reports, campaigns, capacity, pages, phone, docs):
         app.include_router(module.router)
     return app
