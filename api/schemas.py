@@ -449,10 +449,12 @@ class CapacityQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    #: Calls reaching the queue per hour now (default: those of the last 60 minutes).
-    calls_per_hour: float | None = Field(default=None, ge=0, le=100_000)
+    #: Calls reaching the queue per hour now (default: those of the last 60 minutes). At
+    #: most ~5x the design day's busiest hour; with ``aht`` at most 25,000 erlangs, which
+    #: Erlang A answers within seconds.
+    calls_per_hour: float | None = Field(default=None, ge=0, le=50_000)
     #: Handle time, talk + wrap-up, seconds (default: today's answered calls').
-    aht: float | None = Field(default=None, ge=1, le=7_200)
+    aht: float | None = Field(default=None, ge=1, le=1_800)
     #: Share of calls to answer within ``threshold`` seconds.
     target: float = Field(default=0.8, ge=0.05, le=0.99)
     threshold: float = Field(default=20.0, ge=0, le=600)

@@ -25,8 +25,6 @@ from core.domain.queues import WRAPUP_SECONDS
 
 #: Handle time assumed before any call of the day was answered (the docs' middle column).
 DEFAULT_AHT_S = 240.0
-#: The largest offered load computed (erlangs): a few thousand agents, answered in ~1 s.
-MAX_ERLANGS = 5_000.0
 
 _TODAY_SQL = text(
     """
@@ -116,15 +114,8 @@ def plan(
     else:
         rate, now_source = float(figures.last_hour if figures else 0), "last_hour"
 
-    def estimate(calls_per_hour: float, hour: int | None, field: str) -> CapacityEstimate:
+    def estimate(calls_per_hour: float, hour: int | None) -> CapacityEstimate:
         load = erlang.offered_load(calls_per_hour, aht)
-        if load > MAX_ERLANGS:
-            raise InvalidField(
-                field,
-                f"{calls_per_hour:,.0f} calls/h at {aht:,.0f} s is {load:,.0f} erlangs; "
-                f"at most {MAX_ERLANGS:,.0f} are computed",
-                where="query",
-            )
         agents = erlang.agents_needed(
             calls_per_hour,
             aht,
@@ -158,14 +149,14 @@ def plan(
             abandon_rate=round(shown.abandon_probability, 4),
         )
 
-    now_estimate = estimate(rate, None, "calls_per_hour")
+    now_estimate = estimate(rate, None)
     peak_today = None
     if figures is not None and figures.by_hour:
         hour, calls = max(figures.by_hour.items(), key=lambda item: (item[1], -item[0]))
         if calls:
-            peak_today = estimate(float(calls), hour, "aht")
+            peak_today = estimate(float(calls), hour)
     peak = design_day.busiest_hour()
-    design = estimate(design_day.peak_calls_per_hour(), peak, "aht")
+    design = estimate(design_day.peak_calls_per_hour(), peak)
     logged_in = figures.agents_logged_in if figures is not None else None
     needs = [("now", now_estimate), ("the design day's busiest hour", design)]
     if peak_today is not None:
