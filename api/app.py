@@ -20,6 +20,7 @@ from api.routers import (
     auth,
     calls,
     campaigns,
+    capacity,
     complaints,
     docs,
     health,
@@ -122,6 +123,6 @@ def create_app(settings: Settings, *, ami: Any = None, connect_ami: bool = True)
 
     app.openapi = openapi  # type: ignore[method-assign]
     modules = (health, auth, agents, complaints, reference, calls, seats, stats, wallboard)
-    for module in (*modules, reports, campaigns, users, pages, phone, docs):
+    for module in (*modules, reports, campaigns, users, capacity, pages, phone, docs):
         app.include_router(module.router)
     return app

@@ -41,6 +41,7 @@ from core.db.queries import CampaignDay, inbound_calls_today, outbound_today
 from core.domain.calls import CallbackStatus
 from core.domain.clock import day_start
 from core.domain.dialing import Pacing, Window
+from core.domain.erlang import agents_needed
 from core.domain.queues import (
     PAUSE_REASONS,
     SERVICE_LEVEL_SECONDS,
@@ -110,13 +111,14 @@ class AgentsNeeded(Protocol):
         self,
         calls_per_hour: float,
         aht_s: float,
+        *,
         target_sl: float = ...,
         threshold_s: float = ...,
     ) -> int: ...
 
 
-#: What fills each trend bucket's ``agents_needed`` (None: left null).
-STAFFING: AgentsNeeded | None = None
+#: What fills each trend bucket's ``agents_needed``: Erlang C for 80 % in 20 s.
+STAFFING: AgentsNeeded | None = agents_needed
 #: The trend's bucket: half an hour, the industry's usual interval for staffing.
 BUCKET_SECONDS = 1800
 #: A half hour younger than this is too short to tell an hourly rate from (the current one).

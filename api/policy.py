@@ -114,6 +114,7 @@ POLICY: Final[Mapping[tuple[str, str], frozenset[Role] | None]] = {
     ("PUT", "/seats/count"): frozenset({ADMIN}),
     ("GET", "/seats/{name}/credentials"): frozenset({ADMIN}),
     ("GET", "/stats"): frozenset({SUPERVISOR, CM_OFFICE, ADMIN}),
+    ("GET", "/capacity"): frozenset({SUPERVISOR, CM_OFFICE, ADMIN}),
     ("WS", "/ws/stats"): frozenset({SUPERVISOR, CM_OFFICE, ADMIN}),
 }
 

@@ -493,3 +493,71 @@ class ShiftOut(BaseModel):
     #: Talk time plus the queue's wrap-up, averaged over answered calls that ended (seconds).
     average_handle_seconds: float | None
     wrapups: int
+
+
+class CapacityQuery(BaseModel):
+    """``GET /capacity``'s query: figures that replace today's live ones (each optional)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    #: Calls reaching the queue per hour now (default: those of the last 60 minutes). At
+    #: most ~5x the design day's busiest hour; with ``aht`` at most 25,000 erlangs, which
+    #: Erlang A answers within seconds.
+    calls_per_hour: float | None = Field(default=None, ge=0, le=50_000)
+    #: Handle time, talk + wrap-up, seconds (default: today's answered calls').
+    aht: float | None = Field(default=None, ge=1, le=1_800)
+    #: Share of calls to answer within ``threshold`` seconds.
+    target: float = Field(default=0.8, ge=0.05, le=0.99)
+    threshold: float = Field(default=20.0, ge=0, le=600)
+    #: Callers' mean patience, seconds: Erlang A (abandonment) instead of Erlang C.
+    patience: float | None = Field(default=None, ge=1, le=7_200)
+
+
+class CapacityEstimate(BaseModel):
+    """The agents one arrival rate needs, and what that many give."""
+
+    #: IST hour it is for (``"11:00"``), or None for "now".
+    hour: str | None
+    calls_per_hour: float
+    #: Offered load: calls_per_hour × aht / 3600.
+    erlangs: float
+    agents_needed: int
+    #: At ``agents_needed`` agents (None when no calls come).
+    service_level: float | None
+    mean_wait_s: float | None
+    occupancy: float | None
+    abandon_rate: float | None
+
+
+class CapacityTarget(BaseModel):
+    service_level: float
+    threshold_s: float
+    #: None: Erlang C (nobody gives up); else Erlang A with this mean patience.
+    patience_s: float | None
+    model: Literal["erlang_c", "erlang_a"]
+
+
+class CapacityOut(BaseModel):
+    at: datetime
+    target: CapacityTarget
+    #: Handle time used (talk + wrap-up), and where it came from.
+    aht_s: float
+    aht_source: Literal["given", "today", "default"]
+    #: Calls reached the queue today (IST) so far and the answered ones with a talk time
+    #: (None with given figures and no database).
+    calls_today: int | None
+    answered_today: int | None
+    now_source: Literal["given", "last_hour"]
+    now: CapacityEstimate
+    #: The busiest IST hour today so far (None: no calls yet, or no database).
+    peak_today: CapacityEstimate | None
+    #: The busiest hour of the 88,000-call design day (core.domain.design_day).
+    design_peak: CapacityEstimate
+    #: Enabled seats, and agents in the queue now (None without a database).
+    seats_configured: int
+    agents_logged_in: int | None
+    #: The configured seats cover the most agents any estimate needs.
+    seats_suffice: bool
+    #: The agents logged in cover the agents needed now (None without a database).
+    logged_in_suffice: bool | None
+    verdict: str

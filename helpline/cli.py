@@ -8,6 +8,7 @@ helpline agi | queue-manager | api | sla | dialer     run one service in the for
 helpline sla run [--as-of 2026-12-20T10:00:00+05:30]   one SLA escalation pass, printed
 helpline recordings prune [--as-of T]       one recordings retention pass, printed
 helpline privacy prune [--as-of T]          one privacy pass (anonymisation by data class)
+helpline capacity [--calls-per-hour N --aht SECONDS] [--json]   agents needed vs seats
 helpline migrate | seed | prompts build | asterisk {provision,start,stop,render,cli}
 helpline demo-complaints   complaints in every status, so /review and /worklist have content
 """
@@ -374,6 +375,86 @@ def cmd_privacy_prune(settings: Settings, args: argparse.Namespace) -> int:
     return _print_pass(settings, lambda sessions: prune(sessions, settings, as_of))
 
 
+def cmd_capacity(settings: Settings, args: argparse.Namespace) -> int:
+    """``helpline capacity``: the agents needed now and at the peak hour against the seats,
+    from today's figures in the database, or from ``--calls-per-hour`` and ``--aht`` alone
+    (no database). The same service as ``GET /capacity``."""
+    from pydantic import ValidationError
+
+    from api.schemas import CapacityOut, CapacityQuery
+    from api.services import capacity
+    from api.services.errors import InvalidField
+    from core.db.session import create_engine, session_factory
+
+    try:
+        query = CapacityQuery(
+            calls_per_hour=args.calls_per_hour,
+            aht=args.aht,
+            target=args.target,
+            threshold=args.threshold,
+            patience=args.patience,
+        )
+    except ValidationError as error:
+        problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in error.errors())
+        return _fail(f"capacity: {problems}", "see helpline capacity --help")
+
+    async def live() -> CapacityOut:
+        engine = create_engine(settings, pool_size=1)
+        try:
+            async with session_factory(engine)() as session:
+                return await capacity.capacity(session, query)
+        finally:
+            await engine.dispose()
+
+    try:
+        if query.calls_per_hour is not None and query.aht is not None:
+            out = capacity.given(query, settings.seat_count)
+        else:
+            out = asyncio.run(live())
+    except InvalidField as error:
+        return _fail(f"capacity: {error}", "give smaller figures")
+    if args.json:
+        print(out.model_dump_json())
+    else:
+        print("\n".join(capacity_lines(out)))
+    return 0 if out.seats_suffice else 3
+
+
+def capacity_lines(out: Any) -> list[str]:
+    """``helpline capacity``'s text: a line per estimate, the seats, the verdict."""
+    target = out.target
+    model = (
+        "Erlang C" if target.patience_s is None else f"Erlang A, patience {target.patience_s:g} s"
+    )
+    lines = [
+        f"target: {target.service_level:.0%} answered within {target.threshold_s:g} s ({model}); "
+        f"handle time {out.aht_s:g} s ({out.aht_source})"
+    ]
+    if out.calls_today is not None:
+        lines.append(
+            f"today: {out.calls_today} calls reached the queue, {out.answered_today} answered"
+        )
+    named = [("now (" + out.now_source.replace("_", " ") + ")", out.now)]
+    if out.peak_today is not None:
+        named.append((f"today's busiest hour {out.peak_today.hour}", out.peak_today))
+    named.append((f"design day's busiest hour {out.design_peak.hour}", out.design_peak))
+    for name, estimate in named:
+        line = f"{name}: {estimate.calls_per_hour:,.0f} calls/h -> {estimate.agents_needed} agents"
+        if estimate.service_level is not None:
+            line += (
+                f" (service level {estimate.service_level:.1%}, mean wait "
+                f"{estimate.mean_wait_s:g} s, occupancy {estimate.occupancy:.1%}"
+            )
+            if target.patience_s is not None:
+                line += f", abandoned {estimate.abandon_rate:.1%}"
+            line += ")"
+        lines.append(line)
+    logged_in = "unknown" if out.agents_logged_in is None else str(out.agents_logged_in)
+    lines.append(f"seats configured: {out.seats_configured}; agents logged in: {logged_in}")
+    lines.append(out.verdict)
+    return lines
+
+
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     prepare_database(settings)
     return 0
@@ -490,6 +571,22 @@ def parser() -> argparse.ArgumentParser:
         help="the pass's time, ISO 8601 with its offset (default: now)",
     )
     privacy_prune.set_defaults(func=cmd_privacy_prune)
+    cap = sub.add_parser(
+        "capacity",
+        help="agents needed now and at the peak hour against the seats (Erlang C/A); "
+        "exits 3 when the seats are not enough",
+    )
+    cap.add_argument(
+        "--calls-per-hour", type=float, default=None, help="calls reaching the queue per hour"
+    )
+    cap.add_argument("--aht", type=float, default=None, help="handle time, talk + wrap-up, s")
+    cap.add_argument("--target", type=float, default=0.8, help="service level (default 0.8)")
+    cap.add_argument("--threshold", type=float, default=20.0, help="seconds (default 20)")
+    cap.add_argument(
+        "--patience", type=float, default=None, help="callers' mean patience, s (Erlang A)"
+    )
+    cap.add_argument("--json", action="store_true", help="one JSON object, as GET /capacity")
+    cap.set_defaults(func=cmd_capacity)
     sub.add_parser("migrate", help="create/upgrade the database schema").set_defaults(
         func=cmd_migrate
     )

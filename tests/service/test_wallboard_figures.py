@@ -74,6 +74,7 @@ class FakeStaffing:
         self,
         calls_per_hour: float,
         aht_s: float,
+        *,
         target_sl: float = 0.8,
         threshold_s: float = 20.0,
     ) -> int:
@@ -188,8 +189,14 @@ async def test_trend_by_half_hour_in_one_calls_query(
     assert body["trend"]["buckets"][18]["agents_needed"] == 1
     # Without a staffing function, the column is there and null.
     async with sessions() as session:
-        plain = await compute_stats(session, db_settings, now=NOW)
+        plain = await compute_stats(session, db_settings, now=NOW, agents_needed=None)
     assert all(b.agents_needed is None for b in plain.trend.buckets)
+    # By default it is Erlang C's: every half hour with calls needs at least one agent.
+    async with sessions() as session:
+        erlang = await compute_stats(session, db_settings, now=NOW)
+    assert erlang.trend.buckets[18].agents_needed is not None
+    assert erlang.trend.buckets[18].agents_needed >= 1
+    assert erlang.trend.buckets[5].agents_needed == 0
 
 
 async def test_statements_do_not_grow_with_the_buckets(
