@@ -15,6 +15,7 @@ Unit tests of the flow use an in-memory store with the same interface
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -25,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
 from core.db.models import Call, CallbackRequest, Complaint, IvrSession, ReadbackSession
-from core.db.queries import inbound_calls_today
+from core.db.queries import inbound_today_count
 from core.domain.calls import CallbackReason, CallbackStatus, IvrOutcome
 from core.domain.clock import days_between
 from core.domain.complaints import SETTLED_STATES, ComplaintStatus
@@ -236,9 +237,16 @@ def _info(row: Complaint) -> ComplaintInfo:
 class PostgresStore:
     """:class:`IVRStore` on PostgreSQL through ``core.db`` sessions."""
 
-    def __init__(self, settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.settings = settings
         self.sessions = sessions
+        #: The helpline's "now" (a benchmark's compressed day passes its own).
+        self.clock = clock
 
     async def open_complaints(self, caller_number: CallerNumber) -> list[ComplaintInfo]:
         query = (
@@ -267,7 +275,7 @@ class PostgresStore:
         lower bound of the wait right now, (b) is what app_queue itself announces. Both come
         from ``calls``, which the queue manager keeps from AMI, so the IVR needs no AMI user.
         """
-        now = datetime.now(UTC)
+        now = self.clock()
         in_queue = (
             Call.queue_joined_at.is_not(None)
             & Call.queue_left_at.is_(None)
@@ -275,26 +283,26 @@ class PostgresStore:
             & Call.ended_at.is_(None)
             & (Call.queue_joined_at > now - _STALE_WAIT)
         )
-        async with self.sessions() as session:
-            calls_today = await inbound_calls_today(session, now, besides=uniqueid)
-            waiting_row = (
-                await session.execute(
-                    select(func.count(), func.min(Call.queue_joined_at)).where(in_queue)
-                )
-            ).one()
-            recent_hold = await session.scalar(
-                select(
-                    func.avg(func.extract("epoch", Call.agent_connected_at - Call.queue_joined_at))
-                ).where(
-                    Call.agent_connected_at > now - _RECENT_HOLD,
-                    Call.queue_joined_at.is_not(None),
-                )
+        # One statement (one round trip, one pooled connection held for it), however many
+        # callers are queueing at once.
+        query = select(
+            inbound_today_count(now, besides=uniqueid),
+            select(func.count()).where(in_queue).scalar_subquery(),
+            select(func.min(Call.queue_joined_at)).where(in_queue).scalar_subquery(),
+            select(func.avg(func.extract("epoch", Call.agent_connected_at - Call.queue_joined_at)))
+            .where(
+                Call.agent_connected_at > now - _RECENT_HOLD,
+                Call.queue_joined_at.is_not(None),
             )
-        waiting, oldest = int(waiting_row[0]), waiting_row[1]
+            .scalar_subquery(),
+        )
+        async with self.sessions() as session:
+            calls_today, waiting_count, oldest, recent_hold = (await session.execute(query)).one()
+        waiting = int(waiting_count or 0)
         oldest_wait = (now - oldest).total_seconds() if oldest is not None else 0.0
         estimate = max(oldest_wait, float(recent_hold or 0.0))
         return QueueCheck(
-            calls_today=calls_today,
+            calls_today=max(0, int(calls_today or 0)),
             budget=self.settings.daily_inbound_budget,
             waiting=waiting,
             estimated_wait_s=round(estimate),
@@ -348,7 +356,7 @@ class PostgresStore:
         The place is ``calls.queue_joined_at`` (the queue manager's record of the first join);
         ``fallback_place`` (the dialplan's clock at the first join) stands in while that row is
         not there yet."""
-        now = datetime.now(UTC)
+        now = self.clock()
         async with self.sessions() as session:
             mine = await session.scalar(
                 select(Call.queue_joined_at).where(Call.uniqueid == uniqueid)
