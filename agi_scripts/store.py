@@ -14,6 +14,7 @@ Unit tests of the flow use an in-memory store with the same interface
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -247,6 +248,9 @@ class PostgresStore:
         self.sessions = sessions
         #: The helpline's "now" (a benchmark's compressed day passes its own).
         self.clock = clock
+        #: Session rows waiting for the writer (uniqueid -> values, callers waiting on them).
+        self._session_writes: dict[str, tuple[dict[str, Any], list[asyncio.Future[None]]]] = {}
+        self._session_writer: asyncio.Task[None] | None = None
 
     async def open_complaints(self, caller_number: CallerNumber) -> list[ComplaintInfo]:
         query = (
@@ -421,7 +425,13 @@ class PostgresStore:
             await session.commit()
 
     async def save_session(self, record: SessionRecord) -> None:
-        """Upsert on the uniqueid: the row written when the call arrives is completed at its end."""
+        """Upsert on the uniqueid: the row written when the call arrives is completed at its end.
+
+        Returns once the row is committed. The sessions of concurrent calls are written
+        together: one multi-row upsert and one COMMIT per batch, by one writer, so a busy
+        IVR holds one pooled connection for its writes (not one per call, each waiting for
+        its own WAL flush) and the callers' reads always find one. Two writes of one call in
+        a batch become its later one."""
         values: dict[str, Any] = {
             "uniqueid": record.uniqueid,
             "caller_number": record.caller_number,
@@ -430,21 +440,45 @@ class PostgresStore:
             "started_at": record.started_at,
             "ended_at": record.ended_at,
             "duration_ms": record.duration_ms,
-            "path": record.path,
+            "path": list(record.path),
             "digits": record.digits[-256:],
-            "prompts": record.prompts,
+            "prompts": list(record.prompts),
             "outcome": record.outcome,
             "last_node": record.last_node,
-            "detail": record.detail,
+            "detail": dict(record.detail),
         }
-        stmt = insert(IvrSession).values(**values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["uniqueid"],
-            set_={k: stmt.excluded[k] for k in values if k not in ("uniqueid", "started_at")},
-        )
-        async with self.sessions() as session:
-            await session.execute(stmt)
-            await session.commit()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiting = self._session_writes.get(record.uniqueid)
+        self._session_writes[record.uniqueid] = (values, [*(waiting[1] if waiting else []), done])
+        if self._session_writer is None or self._session_writer.done():
+            self._session_writer = asyncio.create_task(self._write_sessions())
+        await done
+
+    async def _write_sessions(self) -> None:
+        while self._session_writes:
+            batch, self._session_writes = self._session_writes, {}
+            rows = [values for values, _ in batch.values()]
+            try:
+                stmt = insert(IvrSession).values(rows)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["uniqueid"],
+                    set_={
+                        k: stmt.excluded[k] for k in rows[0] if k not in ("uniqueid", "started_at")
+                    },
+                )
+                async with self.sessions() as session:
+                    await session.execute(stmt)
+                    await session.commit()
+            except Exception as exc:
+                for _, waiters in batch.values():
+                    for done in waiters:
+                        if not done.done():
+                            done.set_exception(exc)
+            else:
+                for _, waiters in batch.values():
+                    for done in waiters:
+                        if not done.done():
+                            done.set_result(None)
 
     async def save_readback(self, record: ReadbackRecord) -> None:
         """Upsert on (uniqueid, started_at): the row written when the read-back starts is

@@ -3,6 +3,7 @@ sessions, on a real database; and whole calls (FakeAsterisk) whose sessions land
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -262,3 +263,24 @@ async def test_budget_spent_call_stores_its_callback(
     assert job is not None and job.uniqueid == "pg.1" and job.reason == "budget"
     assert row is not None and row.outcome == "callback"
     assert row.detail["callback_id"] == job.id
+
+
+async def test_sessions_of_concurrent_calls_are_written_together_and_none_is_lost(
+    store: PostgresStore, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """300 calls storing their sessions at once (each twice: on arrival, then complete) on a
+    pool of two connections: every row is there once, complete."""
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    def record(n: int, done: bool) -> SessionRecord:
+        r = SessionRecord(f"many.{n}", CallerNumber("9876543210"), "9876543210", "hi", now)
+        if done:
+            r.outcome, r.ended_at, r.last_node = IvrOutcome.QUEUED, now, "new_complaint"
+        return r
+
+    await asyncio.gather(*(store.save_session(record(n, False)) for n in range(300)))
+    await asyncio.gather(*(store.save_session(record(n, True)) for n in range(300)))
+    async with sessions() as session:
+        rows = (await session.execute(select(IvrSession))).scalars().all()
+    assert len(rows) == 300
+    assert all(r.outcome == IvrOutcome.QUEUED and r.ended_at == now for r in rows)
