@@ -326,8 +326,7 @@ class IVRFlow:
         after a failure."""
         for attempt in (1, 2):
             try:
-                async with asyncio.timeout(self.settings.ivr_save_timeout):
-                    await self.store.save_session(self.record)
+                await _within(self.store.save_session(self.record), self.settings.ivr_save_timeout)
                 return
             except Exception:
                 if attempt == 2:
@@ -337,8 +336,7 @@ class IVRFlow:
 
     async def _db(self, what: Awaitable[T]) -> T:
         try:
-            async with asyncio.timeout(self.settings.ivr_db_timeout):
-                return await what
+            return await _within(what, self.settings.ivr_db_timeout)
         except Exception as exc:
             log.exception("IVR database call failed (uniqueid=%s)", self.call.uniqueid)
             self.record.detail.setdefault("db_errors", []).append(type(exc).__name__)
@@ -678,6 +676,34 @@ class IVRFlow:
     async def read_complaint(self, c: ComplaintInfo) -> None:
         await self.say(self.complaint_words(c))
         self.state.served = True
+
+
+#: Database calls a caller stopped waiting for, still running to their end (kept referenced).
+_ABANDONED: set[asyncio.Future[Any]] = set()
+
+
+async def _within(what: Awaitable[T], seconds: float) -> T:
+    """``what``'s result, or :class:`TimeoutError` after ``seconds`` -- without cancelling it.
+
+    A cancelled query is cancelled mid-protocol: its pooled connection is closed instead of
+    returned, and the next caller pays a new connection (a fork on the server) inside its own
+    deadline. Under load that cascades until the pool is empty and every query times out.
+    So the caller moves on at the deadline (to an agent), and the query finishes on its own
+    and gives its connection back."""
+    task = asyncio.ensure_future(what)
+    try:
+        async with asyncio.timeout(seconds):
+            return await asyncio.shield(task)
+    except TimeoutError:
+        _ABANDONED.add(task)
+        task.add_done_callback(_forget)
+        raise
+
+
+def _forget(task: asyncio.Future[Any]) -> None:
+    _ABANDONED.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("an IVR database call finished after its deadline with %r", task.exception())
 
 
 def _digits_only(text: str) -> str:

@@ -20,11 +20,14 @@ from agi_scripts.readback import ReadbackScript
 from agi_scripts.store import PostgresStore
 from agi_scripts.waiting import WaitingScript
 from core.config import Settings
-from core.db.session import create_engine, session_factory
+from core.db.session import create_engine, session_factory, warm_pool
 from core.transport.fastagi import FastAGIServer, Script, tune_gc_for_serving
 from ivr.menus import MenuTree, load_menus
 
 log = logging.getLogger(__name__)
+
+#: Pooled connections kept open (as many again may open in a burst, see create_engine).
+POOL_SIZE = 10
 
 
 def build_routes(settings: Settings, store: PostgresStore, tree: MenuTree) -> dict[str, Script]:
@@ -60,10 +63,11 @@ async def serve(settings: Settings, drain_timeout: float = 10.0, menus: Path | N
     ``menus`` is the menu file (default: the bundled ``ivr/menus.json``); a bad one raises
     :class:`ivr.menus.MenuError` before the database pool or the listener exist."""
     tree = load_menus(menus)
-    engine = create_engine(settings, pool_size=10)
+    engine = create_engine(settings, pool_size=POOL_SIZE)
     try:
         routes = build_routes(settings, PostgresStore(settings, session_factory(engine)), tree)
         server = build_server(settings, routes)
+        await warm_pool(engine, POOL_SIZE)
         await server.start()
         # Start-up is done (menus, prompts, pool): freeze that heap and make young GC passes
         # rarer, so the collector does not stall live calls (see tune_gc_for_serving).

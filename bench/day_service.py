@@ -35,7 +35,7 @@ from agi_scripts.ivr import IVRScript
 from agi_scripts.service import build_server
 from agi_scripts.store import PostgresStore
 from core.config import Settings
-from core.db.session import create_engine, session_factory
+from core.db.session import create_engine, session_factory, warm_pool
 from core.transport.ami_client import AMIClient
 from core.transport.fastagi import tune_gc_for_serving
 from ivr.menus import load_menus
@@ -105,15 +105,19 @@ class LogCounter(logging.Handler):
         if record.levelno >= logging.ERROR:
             self.errors += 1
             if len(self.first_errors) < 5:
-                self.first_errors.append(f"{record.name}: {record.getMessage()}"[:300])
+                cause = ""
+                if record.exc_info and record.exc_info[1] is not None:
+                    exc = record.exc_info[1]
+                    inner = exc.__cause__ or exc.__context__
+                    cause = f" ({exc!r}; from {inner!r})"
+                self.first_errors.append(f"{record.name}: {record.getMessage()}{cause}"[:400])
         else:
             self.warnings += 1
             if len(self.first_warnings) < 5:
                 self.first_warnings.append(f"{record.name}: {record.getMessage()}"[:300])
 
 
-async def serve(args: argparse.Namespace) -> dict[str, Any]:
-    config = json.loads(Path(args.config).read_text())
+async def serve(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]:
     settings = Settings(**config["settings"])
     start = {"wall0": time.time()}
     now = compressed_clock(datetime.fromisoformat(config["base"]), start, float(config["k"]))
@@ -141,6 +145,7 @@ async def serve(args: argparse.Namespace) -> dict[str, Any]:
     probe_task = asyncio.create_task(probe.run())
     try:
         if args.service == "ivr":
+            await warm_pool(engine, int(config.get("pool_size", 10)))
             store = PostgresStore(settings, sessions, clock=now)
             server = build_server(settings, {"ivr": IVRScript(load_menus(), store, settings, now)})
             await server.start()
@@ -179,9 +184,11 @@ async def serve(args: argparse.Namespace) -> dict[str, Any]:
                     await stop.wait()
                     dialer.stop()
                     extra["totals"] = dict(dialer.totals)
+                    extra["last_stop"] = dialer.last_stop
                     extra["events_dropped"] = dialer._events.dropped
                     task.cancel()
             extra["ami_connects"] = ami.generation
+        extra["pool"] = engine.pool.status()
     finally:
         probe_task.cancel()
         await engine.dispose()
@@ -204,7 +211,7 @@ def main() -> None:
     parser.add_argument("--config", required=True)
     parser.add_argument("--stats-file", required=True)
     args = parser.parse_args()
-    stats = asyncio.run(serve(args))
+    stats = asyncio.run(serve(args, json.loads(Path(args.config).read_text())))
     Path(args.stats_file).write_text(json.dumps(stats))
 
 
