@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -252,6 +253,14 @@ class PostgresStore:
         self._session_writes: dict[str, tuple[dict[str, Any], list[asyncio.Future[None]]]] = {}
         self._session_writer: asyncio.Task[None] | None = None
 
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[AsyncSession]:
+        """A session for one read the caller waits on, outside a transaction (autocommit): no
+        BEGIN and no ROLLBACK around it, two round trips fewer on the pooled connection."""
+        async with self.sessions() as session:
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            yield session
+
     async def open_complaints(self, caller_number: CallerNumber) -> list[ComplaintInfo]:
         query = (
             select(Complaint)
@@ -260,12 +269,12 @@ class PostgresStore:
             .order_by(Complaint.created_at.desc())
             .limit(MAX_OWN_COMPLAINTS)
         )
-        async with self.sessions() as session:
+        async with self._reading() as session:
             rows = (await session.execute(query)).scalars().all()
         return [_info(row) for row in rows]
 
     async def find_complaint(self, number: str) -> ComplaintInfo | None:
-        async with self.sessions() as session:
+        async with self._reading() as session:
             row = (
                 await session.execute(select(Complaint).where(Complaint.number == number))
             ).scalar_one_or_none()
@@ -300,7 +309,7 @@ class PostgresStore:
             )
             .scalar_subquery(),
         )
-        async with self.sessions() as session:
+        async with self._reading() as session:
             calls_today, waiting_count, oldest, recent_hold = (await session.execute(query)).one()
         waiting = int(waiting_count or 0)
         oldest_wait = (now - oldest).total_seconds() if oldest is not None else 0.0
