@@ -17,8 +17,10 @@ import pytest
 
 from bench import day
 
-#: Checks that depend on how busy the machine is, not on the code being consistent.
-TIMING = {"no IVR database error"}
+#: Checks that depend on how busy the machine is, not on the code being consistent: a read
+#: past the IVR's 2 s deadline (the caller goes to an agent), and the services not yet caught
+#: up with the last hang-ups when the bench's drain time ends.
+TIMING = {"no IVR database error", "every inbound call ended", "every attempt ended"}
 
 
 @pytest.fixture(scope="module")
