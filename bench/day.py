@@ -803,6 +803,10 @@ async def run_one(opts: Options, k: float, base_url: str, workdir: Path) -> dict
         for proc in procs.values():
             if proc.poll() is None:
                 proc.kill()
+                proc.wait()
+            for pipe in (proc.stdin, proc.stdout):
+                if pipe is not None:
+                    pipe.close()
         await run.fake.close()
         await drop_database(base_url, name)
 
@@ -847,7 +851,7 @@ def _hhmm(hours: float) -> str:
 
 def parse(argv: list[str]) -> Options:
     parser = argparse.ArgumentParser(prog="python -m bench day", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="1/12 of the day, 10:00-10:30, 180x")
+    parser.add_argument("--quick", action="store_true", help="1/12 of the day, 10:00-10:15, 180x")
     parser.add_argument("--ladder", default="12,24,48,96,144", help="compressions to try, rising")
     parser.add_argument("--start", type=float, default=10.25, help="slice start, IST hours")
     parser.add_argument("--end", type=float, default=10.5, help="slice end, IST hours")
@@ -860,7 +864,7 @@ def parse(argv: list[str]) -> Options:
     args = parser.parse_args(argv)
     if args.quick:
         return Options(
-            [180.0], 10.0, 10.5, 1 / 12, args.seed, args.pool_size, 0.5, 60.0, not args.no_peer
+            [180.0], 10.0, 10.25, 1 / 12, args.seed, args.pool_size, 0.5, 60.0, not args.no_peer
         )
     ladder = [float(x) for x in args.ladder.split(",")]
     return Options(

@@ -130,6 +130,9 @@ async def replay(impl: str, stream: list[tuple[float, bytes]], workdir: Path) ->
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
         await fake.close()
 
 

@@ -1,4 +1,4 @@
-"""``python -m bench day`` at a small scale: 1/12 of the day's peak half hour (about 470 IVR
+"""``python -m bench day`` at a small scale: 1/12 of the day, 10:00-10:15 (about 240 IVR
 sessions and the dialer's share of 4,583 originates) replayed 180x faster than real time
 through our real services against emulated Asterisk, then the database checked.
 
@@ -31,7 +31,7 @@ def result() -> dict[str, Any]:
 def test_the_database_is_consistent_after_the_day(result: dict[str, Any]) -> None:
     db = result["result"]["database"]
     assert set(db["failures"]) <= TIMING, db
-    assert db["inbound_calls"] > 300
+    assert db["inbound_calls"] > 150
     assert db["calls_rows"] == db["ivr_sessions"] == db["inbound_calls"]
     assert db["inbound_budget_used"] == db["day_calls_rows"]
     assert db["originates"] == db["originates_distinct"] == db["attempts"] > 0
