@@ -237,12 +237,14 @@ class IVRFlow:
         store: IVRStore,
         settings: Settings,
         clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.call = call
         self.tree = tree
         self.store = store
         self.settings = settings
         self.clock = clock
+        self.now = now
         self.t0 = clock()
         # The one place the AGI environment's caller ID is read (any length, any bytes).
         self.state = CallState(caller_number=parse_caller_id(call.caller_id))
@@ -251,7 +253,7 @@ class IVRFlow:
             caller_number=self.state.caller_number,
             caller_number_raw=raw_caller_id(call.caller_id),
             lang=DEFAULT_LANG,
-            started_at=datetime.now(UTC),
+            started_at=now(),
         )
         self.timeout_ms = int(tree.timeout_s * 1000)
 
@@ -260,7 +262,9 @@ class IVRFlow:
     async def run(self) -> None:
         """The whole call; the session is stored whatever happens (hang-up included)."""
         node_id: str | None = self.tree.start
-        await self._save()  # the row exists from the first second: a crash still shows up
+        # The row exists from the first second (a crash still shows up), written beside the
+        # welcome: the caller never waits for a pooled connection to hear it.
+        first_save = asyncio.create_task(self._save())
         try:
             await self.call.set_variable("CHANNEL(language)", self.state.lang)
             while node_id is not None:
@@ -280,6 +284,8 @@ class IVRFlow:
         finally:
             self._close_step()
             self._finalise_record()
+            # After the first write (an upsert: the last one written must be the complete one).
+            await first_save
             await self._save()
 
     def _current(self) -> str:
@@ -312,20 +318,26 @@ class IVRFlow:
         self.record.lang = self.state.lang
         self.record.path = [s.as_dict() for s in self.state.steps]
         self.record.last_node = self._current()
-        self.record.ended_at = datetime.now(UTC)
+        self.record.ended_at = self.now()
         self.record.duration_ms = self._ms()
 
     async def _save(self) -> None:
-        try:
-            async with asyncio.timeout(self.settings.ivr_db_timeout):
-                await self.store.save_session(self.record)
-        except Exception:
-            log.exception("could not store the IVR session of %s", self.call.uniqueid)
+        """Store the session, waiting up to ``ivr_save_timeout`` for a pooled connection when
+        the pool is busy (nobody waits on this write; a session given up is lost), once more
+        after a failure."""
+        for attempt in (1, 2):
+            try:
+                await _within(self.store.save_session(self.record), self.settings.ivr_save_timeout)
+                return
+            except Exception:
+                if attempt == 2:
+                    log.exception("could not store the IVR session of %s", self.call.uniqueid)
+                else:
+                    log.warning("IVR session of %s not stored; once more", self.call.uniqueid)
 
     async def _db(self, what: Awaitable[T]) -> T:
         try:
-            async with asyncio.timeout(self.settings.ivr_db_timeout):
-                return await what
+            return await _within(what, self.settings.ivr_db_timeout)
         except Exception as exc:
             log.exception("IVR database call failed (uniqueid=%s)", self.call.uniqueid)
             self.record.detail.setdefault("db_errors", []).append(type(exc).__name__)
@@ -667,6 +679,34 @@ class IVRFlow:
         self.state.served = True
 
 
+#: Database calls a caller stopped waiting for, still running to their end (kept referenced).
+_ABANDONED: set[asyncio.Future[Any]] = set()
+
+
+async def _within(what: Awaitable[T], seconds: float) -> T:
+    """``what``'s result, or :class:`TimeoutError` after ``seconds`` -- without cancelling it.
+
+    A cancelled query is cancelled mid-protocol: its pooled connection is closed instead of
+    returned, and the next caller pays a new connection (a fork on the server) inside its own
+    deadline. Under load that cascades until the pool is empty and every query times out.
+    So the caller moves on at the deadline (to an agent), and the query finishes on its own
+    and gives its connection back."""
+    task = asyncio.ensure_future(what)
+    try:
+        async with asyncio.timeout(seconds):
+            return await asyncio.shield(task)
+    except TimeoutError:
+        _ABANDONED.add(task)
+        task.add_done_callback(_forget)
+        raise
+
+
+def _forget(task: asyncio.Future[Any]) -> None:
+    _ABANDONED.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("an IVR database call finished after its deadline with %r", task.exception())
+
+
 def _digits_only(text: str) -> str:
     """What GET DATA returned minus ``*`` (``#`` ends the input and is not returned)."""
     return "".join(ch for ch in text if ch in "0123456789")
@@ -675,14 +715,22 @@ def _digits_only(text: str) -> str:
 class IVRScript:
     """The ``ivr`` FastAGI script: one :class:`IVRFlow` per call over a shared tree and store."""
 
-    def __init__(self, tree: MenuTree, store: IVRStore, settings: Settings) -> None:
+    def __init__(
+        self,
+        tree: MenuTree,
+        store: IVRStore,
+        settings: Settings,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         check_handlers()
         self.tree = tree
         self.store = store
         self.settings = settings
+        #: The helpline's "now" for the session's times (a benchmark's compressed day).
+        self.now = now
 
     async def __call__(self, call: AGICall) -> None:
-        flow = IVRFlow(call, self.tree, self.store, self.settings)
+        flow = IVRFlow(call, self.tree, self.store, self.settings, now=self.now)
         with contextlib.suppress(AGIHangup):
             await flow.run()
         # The caller masked (DPDP: no full number in a log line; core.logs).

@@ -22,7 +22,7 @@ from agi_scripts.store import PostgresStore
 from agi_scripts.waiting import WaitingScript
 from core.config import Settings
 from core.db.heartbeat import keep_beating
-from core.db.session import create_engine, session_factory
+from core.db.session import create_engine, session_factory, warm_pool
 from core.outage import Outage
 from core.transport.fastagi import FastAGIServer, Script, tune_gc_for_serving
 from ivr.menus import MenuTree, load_menus
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 #: The FastAGI server's row in ``service_heartbeats``.
 HEARTBEAT_SERVICE = "agi"
 ORPHAN_PASS_SECONDS = 60.0
+#: Pooled connections kept open (as many again may open in a burst, see create_engine).
+POOL_SIZE = 10
 
 
 def build_routes(settings: Settings, store: PostgresStore, tree: MenuTree) -> dict[str, Script]:
@@ -83,11 +85,12 @@ async def serve(settings: Settings, drain_timeout: float = 10.0, menus: Path | N
     ``menus`` is the menu file (default: the bundled ``ivr/menus.json``); a bad one raises
     :class:`ivr.menus.MenuError` before the database pool or the listener exist."""
     tree = load_menus(menus)
-    engine = create_engine(settings, pool_size=10)
+    engine = create_engine(settings, pool_size=POOL_SIZE)
     try:
         store = PostgresStore(settings, session_factory(engine))
         routes = build_routes(settings, store, tree)
         server = build_server(settings, routes)
+        await warm_pool(engine, POOL_SIZE)
         await server.start()
         # Start-up is done (menus, prompts, pool): freeze that heap and make young GC passes
         # rarer, so the collector does not stall live calls (see tune_gc_for_serving).

@@ -1,5 +1,5 @@
-"""``python -m bench <agi|ami|api|robustness|sipp> [options]``: the last line printed is one JSON
-object.
+"""``python -m bench <agi|ami|api|day|robustness|sipp> [options]``: the last line printed is one
+JSON object.
 
 Each benchmark measures our protocol layer and its peer (panoramisk 1.4) in the same run and
 reports both plus their ratio; ``robustness`` exits non-zero when a criterion fails.
@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bench import agi, ami, api, robustness, sipp
+from bench import agi, ami, api, day, robustness, sipp
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
         "api": api.run,
         "robustness": robustness.run,
         "sipp": sipp.run,
+        "day": day.run,
     }
     if not args or args[0] not in benches:
         print(f"usage: python -m bench {{{'|'.join(benches)}}} [--quick] [options]")

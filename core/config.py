@@ -140,6 +140,10 @@ class Settings(BaseSettings):
     ivr_max_wait_seconds: int = Field(default=600, gt=0)
     #: Deadline of each IVR database query; a slow database sends the caller to an agent.
     ivr_db_timeout: float = Field(default=2.0, gt=0)
+    #: Deadline of storing an IVR session (waiting for a pooled connection included): long,
+    #: because nobody waits on it (the first write runs beside the welcome, the last after the
+    #: caller left) and a session given up is a session lost.
+    ivr_save_timeout: float = Field(default=30.0, gt=0)
     #: Seconds between the waiting room's announcements to a caller in the queue (position,
     #: expected wait, "press 1 for a callback"): the Queue() timeout the dialplan loops on.
     #: 60 s: often enough that a caller knows they are not forgotten, rare enough that the

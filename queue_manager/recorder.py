@@ -29,10 +29,12 @@ from core.db.models import (
     Call,
     CallbackRequest,
     DialerAttempt,
+    InboundBudget,
     QueueEvent,
     Recording,
 )
 from core.domain.calls import CallDisposition
+from core.domain.clock import helpline_day
 from core.domain.phone import parse_caller_id, raw_caller_id, safe_text
 from core.domain.queues import seat_of_interface
 from core.domain.recordings import recording_path, retain_until, wav_duration_seconds
@@ -209,7 +211,7 @@ class CallRecorder:
         # it can never cost the call its row.
         raw = event.get("CallerIDNum")
         name = event.get("CallerIDName")
-        await session.execute(
+        made = (
             insert(Call)
             .values(
                 uniqueid=event.get("Uniqueid"),
@@ -222,6 +224,18 @@ class CallRecorder:
                 started_at=at,
             )
             .on_conflict_do_nothing(index_elements=["uniqueid"])
+            .returning(Call.uniqueid)
+            .cte("made")
+        )
+        # The day's inbound count goes up in the same statement, once per row actually made
+        # (the primary key decides: a replayed Newchannel makes no row and counts nothing).
+        count = insert(InboundBudget).from_select(
+            ["day", "used"], select(literal(helpline_day(at)), literal(1)).select_from(made)
+        )
+        await session.execute(
+            count.on_conflict_do_update(
+                index_elements=["day"], set_={"used": InboundBudget.used + count.excluded.used}
+            )
         )
 
     async def _insert_dialer_call(self, session: AsyncSession, event: Event, at: datetime) -> None:

@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 SERVICE = "queue_manager"
 STATS_DEBOUNCE_SECONDS = 0.1
+#: At most this many AMI events are recorded in one transaction (those queued at the moment).
+EVENT_BATCH = 200
 #: Events this service acts on; everything else is filtered out at the subscription.
 EVENTS = frozenset(
     {"Newchannel", "Newstate", "VarSet", "Hangup", *QUEUE_EVENTS, *MEMBER_EVENTS, *RECORDING_EVENTS}
@@ -114,8 +116,11 @@ class QueueManager:
     # ------------------------------------------------------------------ events
 
     async def _consume_events(self) -> None:
-        async for event in self._events:
-            await self.apply_event(event)
+        async for first in self._events:
+            batch = [first]
+            while len(batch) < EVENT_BATCH and (more := self._events.get_nowait()) is not None:
+                batch.append(more)
+            await self.apply_events(batch)
             if self._events.ack_resync():
                 log.warning(
                     "AMI events were dropped (%d so far): resyncing from Asterisk",
@@ -136,31 +141,63 @@ class QueueManager:
             await asyncio.sleep(RESYNC_MIN_SECONDS)
 
     async def apply_event(self, event: AMIMessage) -> None:
+        await self.apply_events([event])
+
+    async def apply_events(self, events: list[AMIMessage]) -> None:
+        """Record the events that arrived together in one transaction (one COMMIT, so one WAL
+        flush, however busy AMI is: one per event was the queue manager's ceiling), then the
+        seats they touched in one write and their screen-pops in one NOTIFY transaction. If the
+        batch fails, each event is applied on its own, so one bad event still costs only
+        itself."""
+        try:
+            async with self.sessions() as session:
+                for event in events:
+                    await self.recorder.apply(session, event)
+                await session.commit()
+            self.events_applied += len(events)
+        except Exception as error:
+            if len(events) == 1:
+                self._event_failed(error)
+            else:
+                for event in events:
+                    await self._apply_alone(event)
+        else:
+            self._apply_outage.ok()
+        touched: list[str] = []
+        pops: list[str] = []
+        for event in events:
+            seat = self.live.apply(event, event_time(event))
+            if seat is None:
+                continue
+            touched.append(seat)
+            if event.name == "AgentConnect":
+                pops.append(json.dumps({"seat": seat, "uniqueid": event.get("Uniqueid")}))
+        if touched:
+            try:
+                await self._write_seats(touched)
+            except Exception:
+                log.exception("could not record seats %s", sorted(set(touched)))
+        if pops:
+            await self._notify_all(AGENT_CONNECT_CHANNEL, pops)
+        if any(event.name in STATS_EVENTS for event in events):
+            self._stats_dirty.set()
+
+    def _event_failed(self, error: Exception) -> None:
+        """One bad event must not stop the recording of every later call; what it would have
+        written is rebuilt by a resync from Asterisk's state (logged once per outage)."""
+        self._apply_outage.failed(error)
+        self._resync_wanted.set()
+
+    async def _apply_alone(self, event: AMIMessage) -> None:
         try:
             async with self.sessions() as session:
                 await self.recorder.apply(session, event)
                 await session.commit()
             self.events_applied += 1
         except Exception as error:
-            # One bad event must not stop the recording of every later call; what it would have
-            # written is rebuilt by a resync from Asterisk's state.
-            self._apply_outage.failed(error)
-            self._resync_wanted.set()
+            self._event_failed(error)
         else:
             self._apply_outage.ok()
-        seat = self.live.apply(event, event_time(event))
-        if seat is not None:
-            try:
-                await self._write_seats([seat])
-            except Exception:
-                log.exception("could not record seat %s after %s", seat, event.name)
-        if event.name == "AgentConnect" and seat is not None:
-            await self._notify(
-                AGENT_CONNECT_CHANNEL,
-                json.dumps({"seat": seat, "uniqueid": event.get("Uniqueid")}),
-            )
-        if event.name in STATS_EVENTS:
-            self._stats_dirty.set()
 
     async def _write_seats(self, seats: Iterable[str]) -> None:
         """Write the seats' picture. Serialised: the event path and the intent path both write,
@@ -346,11 +383,18 @@ class QueueManager:
     # ------------------------------------------------------------------ notify, heartbeat
 
     async def _notify(self, channel: str, payload: str) -> None:
+        await self._notify_all(channel, [payload])
+
+    async def _notify_all(self, channel: str, payloads: list[str]) -> None:
+        """One NOTIFY per payload, all in one transaction (delivered in order at its COMMIT)."""
         try:
             async with self.sessions() as session:
                 await session.execute(
-                    text("SELECT pg_notify(:channel, :payload)"),
-                    {"channel": channel, "payload": payload},
+                    text(
+                        "SELECT pg_notify(:channel, p.payload) FROM unnest(CAST(:payloads AS"
+                        " text[])) WITH ORDINALITY AS p(payload, n) ORDER BY p.n"
+                    ),
+                    {"channel": channel, "payloads": payloads},
                 )
                 await session.commit()
         except Exception:

@@ -26,7 +26,8 @@ TABLES = (
     "audit_log, recordings, sms_outbox, acr_breaches, complaint_history, complaints, call_wrapups, "
     "readback_sessions, ivr_sessions, callback_requests, queue_events, calls, "
     "seat_status, agent_sessions, api_tokens, auth_throttle, seats, service_heartbeats, "
-    "dialer_attempts, dialer_jobs, dialer_budget, dialer_number_day, dialer_dnc, asterisk_cel"
+    "dialer_attempts, dialer_jobs, dialer_budget, dialer_number_day, dialer_dnc, asterisk_cel, "
+    "inbound_budget"
 )
 EMPTY_USERS = (
     "UPDATE officers SET user_id = NULL WHERE user_id IS NOT NULL",

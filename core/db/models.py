@@ -894,6 +894,20 @@ class DialerAttempt(Base):
     dial_status: Mapped[str | None] = mapped_column(String(16))
 
 
+class InboundBudget(Base):
+    """Per IST day: citizens' calls recorded (``used``), the daily inbound budget's count.
+
+    Incremented in the statement that inserts the call's row, and only when that insert made
+    the row (a replayed ``Newchannel`` changes nothing), so the count is the calls' without
+    counting them: the IVR reads one row before every queued call. Writer: queue_manager."""
+
+    __tablename__ = "inbound_budget"
+    __table_args__ = (CheckConstraint("used >= 0", name="used"),)
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    used: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+
+
 class DialerBudget(Base):
     """Per IST day: calls started (``used``) and channels on the line now (``active``), for
     all campaigns (``scope`` 'all') and for each. Reserved by one conditional UPDATE per row,

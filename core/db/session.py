@@ -48,6 +48,15 @@ def create_engine(
     )
 
 
+async def warm_pool(engine: AsyncEngine, connections: int) -> None:
+    """Open ``connections`` pooled connections now and return them to the pool: the first
+    burst of calls then finds them ready instead of each paying a connect (a fork on the
+    server) inside its query deadline, when the server may be busiest."""
+    opened = [await engine.connect() for _ in range(connections)]
+    for conn in opened:
+        await conn.close()
+
+
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 

@@ -3,23 +3,27 @@ sessions, on a real database; and whole calls (FakeAsterisk) whose sessions land
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agi_scripts.ivr import IVRScript
 from agi_scripts.store import CallbackJob, PostgresStore, SessionRecord
 from core.config import Settings
 from core.db.models import Call, CallbackRequest, Complaint, IvrSession, User
+from core.db.queries import inbound_calls_today
 from core.domain.calls import IvrOutcome
 from core.domain.clock import day_start
 from core.domain.complaints import complaint_number
 from core.domain.phone import RAW_CALLER_ID_LENGTH, TRUNCATED_MARK, CallerNumber
+from core.protocols.ami import AMIMessage
 from core.transport.fake_agi import FakeAsterisk, run_fake_call
 from ivr.menus import load_menus
+from queue_manager.recorder import CallRecorder
 from tests.unit.test_ivr_flow import Caller, Key, Type
 
 #: What a carrier might send as caller ID: 10 KB with NUL, CR, invalid UTF-8 and Devanagari.
@@ -31,6 +35,67 @@ async def store(
     db_settings: Settings, sessions: async_sessionmaker[AsyncSession]
 ) -> AsyncIterator[PostgresStore]:
     yield PostgresStore(db_settings.model_copy(update={"daily_inbound_budget": 3}), sessions)
+
+
+async def record_calls(
+    sessions: async_sessionmaker[AsyncSession],
+    *calls: tuple[str, datetime],
+    **columns: datetime,
+) -> None:
+    """Citizens' calls as the queue manager records them (their Newchannel, which also counts
+    them in the day's ``inbound_budget``), then ``columns`` set on their rows."""
+    recorder = CallRecorder(Settings())
+    async with sessions() as session:
+        for uniqueid, at in calls:
+            await recorder.apply(session, newchannel(uniqueid, at))
+            if columns:
+                await session.execute(
+                    update(Call).where(Call.uniqueid == uniqueid).values(**columns)
+                )
+        await session.commit()
+
+
+def newchannel(uniqueid: str, at: datetime, **fields: str) -> AMIMessage:
+    """A citizen's call arriving on the trunk, stamped ``at`` (timestampevents=yes)."""
+    return AMIMessage(
+        [
+            ("Event", "Newchannel"),
+            ("Uniqueid", uniqueid),
+            ("Linkedid", uniqueid),
+            ("Context", "from-trunk"),
+            ("Channel", "PJSIP/trunk-00000001"),
+            ("CallerIDNum", fields.get("CallerIDNum", "9876543210")),
+            ("Exten", "1076"),
+            ("Timestamp", f"{at.timestamp():.6f}"),
+        ]
+    )
+
+
+async def test_inbound_count_is_the_calls_recorded_once_each(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The day's counter row equals the day's citizens' calls, whatever was replayed: a
+    Newchannel seen twice (a reconnect's CoreShowChannel) counts once; another day's call and
+    the dialer's call do not count today."""
+    now = datetime.now(UTC)
+    recorder = CallRecorder(Settings())
+    events = [newchannel(f"n.{i}", now - timedelta(seconds=i)) for i in range(40)]
+    async with sessions() as session:
+        for event in events + events[:10]:  # ten replayed
+            await recorder.apply(session, event)
+        await recorder.apply(session, newchannel("old", day_start(now) - timedelta(seconds=1)))
+        await session.commit()
+    async with sessions() as session:
+        counted = await inbound_calls_today(session, now)
+        rows = await session.scalar(
+            select(func.count())
+            .select_from(Call)
+            .where(Call.started_at >= day_start(now), Call.dialer_attempt_id.is_(None))
+        )
+        assert counted == rows == 40
+        assert await inbound_calls_today(session, now, besides="n.3") == 39
+        assert await inbound_calls_today(session, now, besides="old") == 40
+        assert await inbound_calls_today(session, now - timedelta(days=1)) == 1
 
 
 async def add_complaint(
@@ -80,26 +145,21 @@ async def test_budget_counts_todays_calls_in_ist_and_the_wait_from_the_queue(
 ) -> None:
     now = datetime.now(UTC)
     midnight = day_start(now)
-    async with sessions() as session:
-        session.add_all(
-            [
-                Call(uniqueid="y.1", started_at=midnight - timedelta(seconds=1)),  # yesterday
-                Call(uniqueid="t.1", started_at=midnight + timedelta(seconds=1)),
-                Call(
-                    uniqueid="t.2",
-                    started_at=now - timedelta(minutes=3),
-                    queue_joined_at=now - timedelta(seconds=200),
-                ),
-                Call(  # answered 5 minutes ago after 100 s in the queue
-                    uniqueid="t.3",
-                    started_at=now - timedelta(minutes=9),
-                    queue_joined_at=now - timedelta(seconds=400),
-                    agent_connected_at=now - timedelta(seconds=300),
-                ),
-                Call(uniqueid="me", started_at=now),  # the caller asking is not counted
-            ]
-        )
-        await session.commit()
+    await record_calls(sessions, ("y.1", midnight - timedelta(seconds=1)))  # yesterday
+    await record_calls(sessions, ("t.1", midnight + timedelta(seconds=1)))
+    await record_calls(
+        sessions,
+        ("t.2", now - timedelta(minutes=3)),
+        queue_joined_at=now - timedelta(seconds=200),
+    )
+    # answered 5 minutes ago after 100 s in the queue
+    await record_calls(
+        sessions,
+        ("t.3", now - timedelta(minutes=9)),
+        queue_joined_at=now - timedelta(seconds=400),
+        agent_connected_at=now - timedelta(seconds=300),
+    )
+    await record_calls(sessions, ("me", now))  # the caller asking is not counted
     check = await store.queue_check("me")
     assert check.calls_today == 3 and check.budget == 3 and check.budget_spent
     assert check.busy_reason == "budget"
@@ -195,9 +255,7 @@ async def test_any_caller_id_keeps_the_ivr_session(
 async def test_budget_spent_call_stores_its_callback(
     store: PostgresStore, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    async with sessions() as session:
-        session.add_all([Call(uniqueid=f"b.{i}", started_at=datetime.now(UTC)) for i in range(3)])
-        await session.commit()
+    await record_calls(sessions, *((f"b.{i}", datetime.now(UTC)) for i in range(3)))
     await run_call(store, [Key("1"), Key("1"), Key("1")])
     async with sessions() as session:
         job = await session.scalar(select(CallbackRequest))
@@ -270,3 +328,24 @@ async def test_sessions_left_open_by_a_dead_process_are_closed_as_failed(
     await store.save_session(ended_just_now)  # the script's own save, late, still wins
     later = now + timedelta(minutes=1)
     assert await store.close_orphaned_sessions(later) == []
+
+
+async def test_sessions_of_concurrent_calls_are_written_together_and_none_is_lost(
+    store: PostgresStore, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """300 calls storing their sessions at once (each twice: on arrival, then complete) on a
+    pool of two connections: every row is there once, complete."""
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    def record(n: int, done: bool) -> SessionRecord:
+        r = SessionRecord(f"many.{n}", CallerNumber("9876543210"), "9876543210", "hi", now)
+        if done:
+            r.outcome, r.ended_at, r.last_node = IvrOutcome.QUEUED, now, "new_complaint"
+        return r
+
+    await asyncio.gather(*(store.save_session(record(n, False)) for n in range(300)))
+    await asyncio.gather(*(store.save_session(record(n, True)) for n in range(300)))
+    async with sessions() as session:
+        rows = (await session.execute(select(IvrSession))).scalars().all()
+    assert len(rows) == 300
+    assert all(r.outcome == IvrOutcome.QUEUED and r.ended_at == now for r in rows)

@@ -3,7 +3,7 @@ requests and of finished dialer jobs and attempts may be NULL once anonymised (t
 already lets NULL through), and a complaint records when its personal data was anonymised.
 
 Revision ID: 0016_anonymise
-Revises: 0014_click_to_call
+Revises: 0015_inbound_budget
 Create Date: 2026-12-06
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0016_anonymise"
-down_revision: str | None = "0014_click_to_call"
+down_revision: str | None = "0015_inbound_budget"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
