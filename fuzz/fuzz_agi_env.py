@@ -4,8 +4,8 @@ Run standalone: ``.venv/bin/python fuzz/fuzz_agi_env.py -atheris_runs=100000``. 
 split into chunks of fuzzer-chosen sizes (a Devanagari character may be cut anywhere).
 Invariants: only AGIProtocolError escapes; the buffer never exceeds the cap; a parsed
 environment has a str script, str query values and a tuple of args, and only what Asterisk
-sends: keys ``agi_[a-z0-9_]+``, each once, values without control characters (a duplicated or
-injected key, or a value carrying CR/ESC/NUL, must have been refused).
+sends: keys ``agi_[a-z0-9_]+``, each once (a duplicated or injected key must have been
+refused); values may hold any character but LF (they are encoded where used).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ with atheris.instrument_imports():
 
 MAX_BYTES = 512
 KEY = re.compile(r"agi_[a-z0-9_]{1,60}")
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 TOKENS = [
     b"agi_network_script: ",
@@ -69,7 +68,7 @@ def test_one_input(data: bytes) -> None:
                 keys = [line.partition(":")[0] for line in lines]
                 assert len(keys) == len(set(keys)), keys
                 assert all(KEY.fullmatch(key) for key in keys), keys
-                assert not any(CONTROL.search(v) for v in env.variables.values())
+                assert not any("\n" in v for v in env.variables.values())
                 assert len(parser.leftover) <= len(chunk)
                 return
         parser.feed_eof()

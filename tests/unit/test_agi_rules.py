@@ -33,8 +33,8 @@ def handshake_rules(stream: bytes) -> tuple[dict[str, str], bytes] | str | None:
     Lines end with LF, a CR before it is dropped; the first empty line ends the handshake; a
     line is ``key:value``, one space after the colon dropped. The key is ``agi_`` and 1-60
     lower-case ASCII letters, digits or ``_`` (what Asterisk sends); a line whose key is
-    otherwise, or without a colon, is an error; so is a key sent twice and a value holding a
-    control character (C0, DEL or C1).
+    otherwise, or without a colon, is an error; so is a key sent twice. A value is kept as sent,
+    control characters included (the carrier's caller name may hold a TAB).
     """
     variables: dict[str, str] = {}
     lines = stream.split(b"\n")
@@ -50,7 +50,6 @@ def handshake_rules(stream: bytes) -> tuple[dict[str, str], bytes] | str | None:
             or not 1 <= len(name) <= 60
             or any(c not in "abcdefghijklmnopqrstuvwxyz0123456789_" for c in name)
             or key in variables
-            or any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value)
         ):
             return "error"
         variables[key] = value.removeprefix(" ")
