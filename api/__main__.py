@@ -11,6 +11,7 @@ from typing import Any
 import uvicorn
 
 from api.app import create_app
+from api.http_protocol import with_head_timeout
 from core import logs
 from core.config import Settings
 
@@ -18,12 +19,12 @@ from core.config import Settings
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """The server's own limits (docs/operations.md, "Limits"): h11, whose request-head limit
     uvicorn exposes; no ``Server`` banner; idle keep-alive connections closed; a cap on
-    connections served at once (past it: 503); WebSocket messages no larger than a body.
-    uvicorn has no timeout for reading a request's head: a proxy in front sets one."""
+    connections served at once (past it: 503); WebSocket messages no larger than a body; and
+    a deadline for each request head (:mod:`api.http_protocol`, which uvicorn lacks)."""
     return {
         "host": settings.api_host,
         "port": settings.api_port,
-        "http": "h11",
+        "http": with_head_timeout(settings.api_header_timeout_seconds),
         "h11_max_incomplete_event_size": settings.api_max_header_bytes,
         "timeout_keep_alive": settings.api_keep_alive_seconds,
         "limit_concurrency": settings.api_max_concurrency,

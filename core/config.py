@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     api_max_header_bytes: int = Field(default=16 * 1024, gt=0)
     #: uvicorn: seconds an idle keep-alive connection is kept open.
     api_keep_alive_seconds: int = Field(default=5, gt=0)
+    #: Seconds a client has to send a whole request head (api/http_protocol.py): a slower one
+    #: is disconnected, so slow-headers clients cannot hold the connection slots.
+    api_header_timeout_seconds: float = Field(default=10.0, gt=0)
     #: uvicorn: connections served at once; past it, new requests answer 503.
     api_max_concurrency: int = Field(default=1000, gt=0)
     #: Failed logins within ``login_window_seconds`` that block a user name, and an address,

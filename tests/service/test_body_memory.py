@@ -7,7 +7,10 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from pathlib import Path
+
+import pytest
 
 from core.config import Settings
 from tests.api_server import running_api
@@ -87,3 +90,44 @@ def test_the_server_limits_request_heads_and_sends_no_banner(db_settings: Settin
         send_small(port, answers)
         head = answers[0].split(b"\r\n\r\n")[0].lower()
         assert b"\r\nserver:" not in head and b"x-content-type-options: nosniff" in head
+
+
+def test_a_slow_request_head_is_cut_off(
+    db_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slow-headers clients (a byte now and then, or nothing at all after connecting) are
+    disconnected once ``api_header_timeout_seconds`` passes without a whole head, on a fresh
+    and on a kept-alive connection; a client that sends its head in time is served."""
+    monkeypatch.setenv("HELPLINE_API_HEADER_TIMEOUT_SECONDS", "2")
+
+    def cut_off(conn: socket.socket, trickle: bytes) -> float:
+        """Seconds until the server closes ``conn`` while we trickle ``trickle``."""
+        started = time.monotonic()
+        conn.settimeout(0.5)
+        for byte in [trickle[i : i + 1] for i in range(len(trickle))] + [b""] * 40:
+            with contextlib.suppress(OSError):
+                if byte:
+                    conn.sendall(byte)
+            try:
+                if conn.recv(4096) == b"":
+                    return time.monotonic() - started
+            except TimeoutError:
+                continue
+            except OSError:
+                return time.monotonic() - started
+        raise AssertionError("the server kept a slow head's connection for 20 s")
+
+    with running_api(db_settings) as (port, _pid):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+            assert (
+                1.5
+                <= cut_off(conn, b"GET /health HTTP/1.1\r\nHost: api\r\nX-Slow: " + b"a" * 60)
+                < 5
+            )
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+            assert 1.5 <= cut_off(conn, b"") < 5  # connected, said nothing
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+            conn.sendall(b"GET /health HTTP/1.1\r\nHost: api\r\n\r\n")  # in time: served
+            assert conn.recv(4096).startswith(b"HTTP/1.1 ")
+            time.sleep(0.5)  # kept alive; the next head trickles in
+            assert 1.5 <= cut_off(conn, b"GET /health HTTP/1.1\r\nX-Slow: " + b"a" * 60) < 5
