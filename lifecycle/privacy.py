@@ -47,6 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.config import Settings
 from core.db.audit import audit
 from core.domain.clock import IST
+from lifecycle.schedule import HourlyPass
 
 log = logging.getLogger(__name__)
 
@@ -249,20 +250,13 @@ async def prune(
     return report
 
 
-class PrivacySchedule:
+class PrivacySchedule(HourlyPass[PrivacyReport]):
     """The ``sla`` worker's hook: :func:`prune` at most every ``every``."""
 
-    def __init__(self, settings: Settings, every: timedelta = timedelta(hours=1)) -> None:
-        self.settings = settings
-        self.every = every
-        self.last: datetime | None = None
-        self.last_report: PrivacyReport | None = None
+    name = "privacy"
 
-    async def __call__(self, sessions: async_sessionmaker[AsyncSession], now: datetime) -> None:
-        if self.last is not None and self.last <= now < self.last + self.every:
-            return
-        self.last = now
-        report = await prune(sessions, self.settings, now)
-        self.last_report = report
-        if report.total:
-            log.info("privacy: %s", report.lines()[-1])
+    async def run(self, sessions: async_sessionmaker[AsyncSession], now: datetime) -> PrivacyReport:
+        return await prune(sessions, self.settings, now)
+
+    def changed(self, report: PrivacyReport) -> bool:
+        return report.total > 0

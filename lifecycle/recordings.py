@@ -18,7 +18,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select, tuple_
@@ -28,6 +28,7 @@ from core.config import Settings
 from core.db.models import Complaint, Recording
 from core.domain.complaints import ComplaintStatus
 from core.domain.recordings import Keep, decide, is_recording_path
+from lifecycle.schedule import HourlyPass
 
 log = logging.getLogger(__name__)
 
@@ -105,20 +106,13 @@ async def prune(
             return report
 
 
-class RecordingSchedule:
+class RecordingSchedule(HourlyPass[PruneReport]):
     """The ``sla`` worker's hook: :func:`prune` at most every ``every``."""
 
-    def __init__(self, settings: Settings, every: timedelta = timedelta(hours=1)) -> None:
-        self.settings = settings
-        self.every = every
-        self.last: datetime | None = None
-        self.last_report: PruneReport | None = None
+    name = "recordings"
 
-    async def __call__(self, sessions: async_sessionmaker[AsyncSession], now: datetime) -> None:
-        if self.last is not None and self.last <= now < self.last + self.every:
-            return
-        self.last = now
-        report = await prune(sessions, self.settings, now)
-        self.last_report = report
-        if report.deleted:
-            log.info("recordings: %s", report.lines()[-1])
+    async def run(self, sessions: async_sessionmaker[AsyncSession], now: datetime) -> PruneReport:
+        return await prune(sessions, self.settings, now)
+
+    def changed(self, report: PruneReport) -> bool:
+        return bool(report.deleted)
