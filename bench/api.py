@@ -44,7 +44,13 @@ from api.services import reference as reference_service
 from bench.common import GENERATOR_CPU, REPO, SERVER_CPU, _pin, cpu_seconds, machine, ratio
 from core.config import Settings
 from core.db.migrate import upgrade
-from core.db.session import asyncpg_dsn, create_engine, ensure_database, session_factory
+from core.db.session import (
+    asyncpg_dsn,
+    create_engine,
+    drop_database,
+    ensure_database,
+    session_factory,
+)
 from core.domain.complaints import complaint_number
 from core.reference import Reference, load_reference
 
@@ -82,16 +88,7 @@ def bench_database() -> Iterator[str]:
         upgrade(settings)
         yield url
     finally:
-
-        async def drop() -> None:
-            admin = asyncpg_dsn(base.set(database="postgres").render_as_string(hide_password=False))
-            conn = await asyncpg.connect(admin)
-            try:
-                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            finally:
-                await conn.close()
-
-        asyncio.run(drop())
+        asyncio.run(drop_database(url))
 
 
 async def seed(

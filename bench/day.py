@@ -67,7 +67,7 @@ from bench.common import REPO, cpu_seconds, machine
 from bench.day_peer import compare
 from core.config import Settings
 from core.db.migrate import upgrade
-from core.db.session import asyncpg_dsn, ensure_database
+from core.db.session import asyncpg_dsn, drop_database, ensure_database
 from core.domain.clock import IST
 from core.domain.dialing import Pacing
 from core.protocols.agi import parse_command_line
@@ -606,19 +606,15 @@ async def check(
 
 async def create_database(base_url: str, name: str) -> str:
     url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
-    await drop_database(base_url, name)
+    await drop_named(base_url, name)
     await ensure_database(Settings(database_url=url))
     await asyncio.to_thread(upgrade, Settings(database_url=url))
     return url
 
 
-async def drop_database(base_url: str, name: str) -> None:
-    admin = make_url(base_url).set(database="postgres").render_as_string(hide_password=False)
-    conn = await asyncpg.connect(asyncpg_dsn(admin))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+async def drop_named(base_url: str, name: str) -> None:
+    url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
+    await drop_database(url)
 
 
 async def db_counters(url: str) -> dict[str, int]:
@@ -808,7 +804,7 @@ async def run_one(opts: Options, k: float, base_url: str, workdir: Path) -> dict
                 if pipe is not None:
                     pipe.close()
         await run.fake.close()
-        await drop_database(base_url, name)
+        await drop_named(base_url, name)
 
 
 async def _pause_campaigns(url: str) -> None:

@@ -55,7 +55,7 @@ from asterisk_config.instance import AsteriskInstance
 from bench.common import cpu_seconds, machine
 from core.config import Settings
 from core.db.models import ApiToken, Seat, SeatStatus, User
-from core.db.session import asyncpg_dsn, create_engine, session_factory
+from core.db.session import asyncpg_dsn, create_engine, drop_database, session_factory
 from core.domain.credentials import hash_password, new_token, token_digest
 from helpline import services
 from helpline.cli import prepare_asterisk, prepare_database, seed, wait_healthy
@@ -894,16 +894,8 @@ def bench_stack(offset: int, state_dir: Path) -> Iterator[Settings]:
         for name in reversed(services.SERVICES):
             services.stop(settings, name)
         AsteriskInstance(settings).stop()
-
-        async def drop() -> None:
-            admin = make_url(base.database_url).set(database="postgres")
-            conn = await asyncpg.connect(asyncpg_dsn(admin.render_as_string(hide_password=False)))
-            try:
-                await conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-            finally:
-                await conn.close()
-
-        asyncio.run(drop())
+        url = make_url(base.database_url).set(database=db_name)
+        asyncio.run(drop_database(url.render_as_string(hide_password=False)))
 
 
 def _raise_fd_limit() -> int:

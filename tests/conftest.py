@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -17,7 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from api.services import reference
 from core.config import Settings
 from core.db.migrate import upgrade
-from core.db.session import asyncpg_dsn, create_engine, ensure_database, session_factory
+from core.db.session import (
+    create_engine,
+    drop_database,
+    ensure_database,
+    session_factory,
+)
 from core.reference import Reference, load_reference
 
 #: Tables emptied between tests (the schema and the reference data stay). ``users`` is emptied
@@ -65,16 +69,7 @@ def fresh_database(purpose: str) -> Iterator[str]:
     try:
         yield url
     finally:
-
-        async def drop() -> None:
-            admin = asyncpg_dsn(base.set(database="postgres").render_as_string(hide_password=False))
-            conn = await asyncpg.connect(admin)
-            try:
-                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            finally:
-                await conn.close()
-
-        asyncio.run(drop())
+        asyncio.run(drop_database(url))
 
 
 @pytest.fixture(scope="session")

@@ -124,6 +124,18 @@ async def listen_forever(
         wait = min(wait * 2, LISTEN_RETRY_MAX_SECONDS)
 
 
+async def drop_database(database_url: str) -> None:
+    """Drop the database ``database_url`` names (its sessions ended first); connects to the
+    server's ``postgres`` database to do it. Nothing happens if it does not exist."""
+    url = make_url(database_url)
+    admin = asyncpg_dsn(url.set(database="postgres").render_as_string(hide_password=False))
+    conn = await asyncpg.connect(admin, timeout=10)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
 async def ensure_database(settings: Settings) -> bool:
     """Create the configured database if it does not exist. Returns True if it was created."""
     url = make_url(settings.database_url)

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.config import Settings
 from core.db.migrate import alembic_config
 from core.db.models import Base, User
-from core.db.session import asyncpg_dsn, create_engine, ensure_database
+from core.db.session import asyncpg_dsn, create_engine, drop_database, ensure_database
 from tests.conftest import fresh_database
 
 #: Every CHECK constraint's definition as PostgreSQL normalises it.
@@ -98,7 +98,6 @@ async def test_check_constraints_match_the_models(db_settings: Settings) -> None
     base = make_url(db_settings.database_url)
     name = f"helpline_models_{os.getpid()}"
     models = Settings(database_url=base.set(database=name).render_as_string(hide_password=False))
-    admin = asyncpg_dsn(base.set(database="postgres").render_as_string(hide_password=False))
     await ensure_database(models)
     try:
         engine = create_engine(models, pool_size=1)
@@ -110,11 +109,7 @@ async def test_check_constraints_match_the_models(db_settings: Settings) -> None
         from_models = await _checks(asyncpg_dsn(models.database_url))
         migrated = await _checks(asyncpg_dsn(db_settings.database_url))
     finally:
-        conn = await asyncpg.connect(admin)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+        await drop_database(models.database_url)
     assert migrated == from_models
     assert {(table, check) for table, check, _ in migrated} >= TYPED_COLUMNS
 
