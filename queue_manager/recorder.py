@@ -172,12 +172,16 @@ class CallRecorder:
             coalesce["agent_connected_at"] = at
             coalesce["queue_left_at"] = at
             values["hold_seconds"] = func.coalesce(Call.hold_seconds, _seconds(event, "HoldTime"))
+            # The first agent connected is the call's (as agent_connected_at): a duplicated or
+            # replayed AgentConnect, or one applied after the agent logged out (a back-fill),
+            # must not rewrite who answered.
             seat = seat_of_interface(event.get("Interface"))
-            values["agent_seat"] = seat
-            values["agent_user_id"] = (
+            values["agent_seat"] = func.coalesce(Call.agent_seat, seat)
+            values["agent_user_id"] = func.coalesce(
+                Call.agent_user_id,
                 select(AgentSession.user_id)
                 .where(AgentSession.seat == seat, AgentSession.logged_out_at.is_(None))
-                .scalar_subquery()
+                .scalar_subquery(),
             )
         elif name == "Hangup":
             coalesce["ended_at"] = at

@@ -48,16 +48,13 @@ async def running_manager(
     async with FakeAMIServer(
         username="helpline_queue_manager", secret="s", queues=all_queues("helpline")
     ) as fake:
-        ami = AMIClient(
-            "127.0.0.1",
-            fake.port,
-            "helpline_queue_manager",
-            "s",
-            ping_interval=0.5,
-            backoff_initial=0.05,
-            backoff_max=0.2,
+        options: dict[str, Any] = {
+            "ping_interval": 0.5,
+            "backoff_initial": 0.05,
+            "backoff_max": 0.2,
             **ami_options,
-        )
+        }
+        ami = AMIClient("127.0.0.1", fake.port, "helpline_queue_manager", "s", **options)
         manager = QueueManager(db_settings, ami, sessions)
         async with ami:
             task = asyncio.create_task(manager.run())
