@@ -32,8 +32,13 @@ log = logging.getLogger(__name__)
 #: The FastAGI server's row in ``service_heartbeats``.
 HEARTBEAT_SERVICE = "agi"
 ORPHAN_PASS_SECONDS = 60.0
-#: Pooled connections kept open (as many again may open in a burst, see create_engine).
-POOL_SIZE = 10
+#: Pooled connections, all kept open, none opened past them (``max_overflow=0``). Why: with
+#: 10 + 10 overflow, a busy IVR opened and closed a connection per read past the tenth (a
+#: connect, authentication, asyncpg's introspection: many wake-ups of a process that waits
+#: for CPU under load) inside the caller's 2 s deadline; the pool then ran dry and stayed dry.
+#: ``bench day`` at 12x, back to back: 595 of 971 sessions with a late read, 4 with 20 + 0
+#: (docs/benchmarks.md, "## day"). The same 20 connections at most as before.
+POOL_SIZE = 20
 
 
 def build_routes(settings: Settings, store: PostgresStore, tree: MenuTree) -> dict[str, Script]:
@@ -85,7 +90,7 @@ async def serve(settings: Settings, drain_timeout: float = 10.0, menus: Path | N
     ``menus`` is the menu file (default: the bundled ``ivr/menus.json``); a bad one raises
     :class:`ivr.menus.MenuError` before the database pool or the listener exist."""
     tree = load_menus(menus)
-    engine = create_engine(settings, pool_size=POOL_SIZE)
+    engine = create_engine(settings, pool_size=POOL_SIZE, max_overflow=0)
     try:
         store = PostgresStore(settings, session_factory(engine))
         routes = build_routes(settings, store, tree)

@@ -853,7 +853,12 @@ def parse(argv: list[str]) -> Options:
     parser.add_argument("--end", type=float, default=10.5, help="slice end, IST hours")
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the 88k/55k day")
     parser.add_argument("--seed", type=int, default=1076)
-    parser.add_argument("--pool-size", type=int, default=10, help="each service's pool_size")
+    parser.add_argument(
+        "--pool-size",
+        type=int,
+        default=10,
+        help="the queue manager's and dialer's pool_size (the IVR's: its POOL_SIZE)",
+    )
     parser.add_argument("--lead", type=float, default=0.5, help="seconds from GO to the slice")
     parser.add_argument("--drain", type=float, default=60.0, help="seconds to let them catch up")
     parser.add_argument("--no-peer", action="store_true", help="skip the panoramisk comparison")

@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import event
 
 from agi_scripts.ivr import IVRScript
+from agi_scripts.service import POOL_SIZE as IVR_POOL_SIZE
 from agi_scripts.service import build_server
 from agi_scripts.store import PostgresStore
 from core.config import Settings
@@ -125,7 +126,10 @@ async def serve(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, A
     logs = LogCounter()
     logging.getLogger().addHandler(logs)
     logging.getLogger().setLevel(logging.WARNING)
-    engine = create_engine(settings, pool_size=int(config.get("pool_size", 10)))
+    if args.service == "ivr":  # as agi_scripts.service.serve() builds it
+        engine = create_engine(settings, pool_size=IVR_POOL_SIZE, max_overflow=0)
+    else:
+        engine = create_engine(settings, pool_size=int(config.get("pool_size", 10)))
     counts = {"statements": 0, "commits": 0}
 
     def on_statement(*_: object) -> None:
@@ -145,7 +149,7 @@ async def serve(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, A
     probe_task = asyncio.create_task(probe.run())
     try:
         if args.service == "ivr":
-            await warm_pool(engine, int(config.get("pool_size", 10)))
+            await warm_pool(engine, IVR_POOL_SIZE)
             store = PostgresStore(settings, sessions, clock=now)
             server = build_server(settings, {"ivr": IVRScript(load_menus(), store, settings, now)})
             await server.start()
