@@ -173,9 +173,19 @@ def document_refusals(openapi: dict[str, Any]) -> dict[str, Any]:
             if "requestBody" in operation or operation.get("parameters"):
                 responses["422"] = {"description": "the input is not valid"}
             for code, response in responses.items():
-                if code[:1] in ("4", "5"):
+                if code[:1] in ("4", "5") and not _own_model(response):
                     response["content"] = content
     return openapi
+
+
+def _own_model(response: dict[str, Any]) -> bool:
+    """A refusal whose route declared its own body (``/health``'s 503 is the health report,
+    not a problem) keeps it."""
+    refs = {
+        str(media.get("schema", {}).get("$ref", ""))
+        for media in response.get("content", {}).values()
+    }
+    return any(ref and not ref.endswith(("/HTTPValidationError", "/Problem")) for ref in refs)
 
 
 # ----------------------------------------------------------------------------- the document

@@ -642,6 +642,7 @@ async def test_every_user_reaches_exactly_what_the_rules_give_them(
             unmask,
             "POST",
             f"{base}/unmask",
+            json={"reason": "the citizen asked to be called back on this number"},
         )
         await probe(
             person,
