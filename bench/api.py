@@ -23,7 +23,6 @@ import contextlib
 import json
 import os
 import random
-import shutil
 import socket
 import struct
 import subprocess
@@ -41,7 +40,16 @@ from sqlalchemy.engine import make_url
 
 from api.services import auth
 from api.services import reference as reference_service
-from bench.common import GENERATOR_CPU, REPO, SERVER_CPU, _pin, cpu_seconds, machine, ratio
+from bench.common import (
+    GENERATOR_CPU,
+    REPO,
+    SERVER_CPU,
+    _pin,
+    cpu_seconds,
+    loadgen_binary,
+    machine,
+    ratio,
+)
 from core.config import Settings
 from core.db.migrate import upgrade
 from core.db.session import (
@@ -238,21 +246,6 @@ class Mix:
 # ----------------------------------------------------------------------------- processes
 
 
-@contextlib.contextmanager
-def loadgen() -> Iterator[Path]:
-    cc = shutil.which("gcc") or shutil.which("cc")
-    if cc is None:
-        raise SystemExit("the api benchmark needs gcc (apt-get install gcc)")
-    with tempfile.TemporaryDirectory(prefix="helpline-bench-api-") as tmp:
-        binary = Path(tmp) / "http_loadgen"
-        subprocess.run(
-            [cc, "-O2", "-Wall", "-o", str(binary), str(LOADGEN_SOURCE)],
-            check=True,
-            capture_output=True,
-        )
-        yield binary
-
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -436,7 +429,11 @@ def run(argv: list[str]) -> dict[str, Any]:
     rng = random.Random(args.seed)
     reference = load_reference()
     started = time.monotonic()
-    with bench_database() as url, loadgen() as binary, tempfile.TemporaryDirectory() as state:
+    with (
+        bench_database() as url,
+        loadgen_binary(LOADGEN_SOURCE) as binary,
+        tempfile.TemporaryDirectory() as state,
+    ):
         seed_started = time.monotonic()
         seeded = asyncio.run(seed(url, reference, args.complaints, rng))
         seed_s = time.monotonic() - seed_started

@@ -52,15 +52,16 @@ def _pin(pid: int, cpu: int) -> None:
 
 
 @contextlib.contextmanager
-def loadgen_binary() -> Iterator[Path]:
-    """Compile ``agi_loadgen.c`` with the system's gcc into a temporary directory."""
+def loadgen_binary(source: Path = LOADGEN_SOURCE) -> Iterator[Path]:
+    """Compile a load generator (``agi_loadgen.c`` unless told) with the system's gcc into a
+    temporary directory."""
     cc = shutil.which("gcc") or shutil.which("cc")
     if cc is None:
-        raise SystemExit("the AGI benchmarks need gcc (apt-get install gcc)")
+        raise SystemExit("the benchmarks' load generators need gcc (apt-get install gcc)")
     with tempfile.TemporaryDirectory(prefix="helpline-bench-") as tmp:
-        binary = Path(tmp) / "agi_loadgen"
+        binary = Path(tmp) / source.stem
         subprocess.run(
-            [cc, "-O2", "-Wall", "-o", str(binary), str(LOADGEN_SOURCE)],
+            [cc, "-O2", "-Wall", "-o", str(binary), str(source)],
             check=True,
             capture_output=True,
         )
