@@ -74,6 +74,21 @@ def stack_settings(
     assert not leaks, "full phone numbers in the services' logs:\n" + "\n".join(leaks)
 
 
+@pytest.fixture(autouse=True)
+def services_back_after_the_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that stops a service (the queue manager, FastAGI...) and fails before starting it
+    again must not fail every test after it: whatever is down afterwards is started again."""
+    yield
+    if "stack_settings" not in request.fixturenames:
+        return
+    settings: Settings = request.getfixturevalue("stack_settings")
+    down = [name for name in services.SERVICES if not services.state(settings, name).running]
+    for name in down:
+        services.start(settings, name)
+    if down:
+        wait_healthy(settings, timeout=60)
+
+
 def numbers_in_logs(settings: Settings) -> list[str]:
     """Lines of our services' log files holding a valid Indian phone number (Asterisk's own
     log is not ours: it records caller IDs by design, and stays on the machine)."""

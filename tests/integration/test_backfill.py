@@ -82,13 +82,20 @@ async def test_calls_missed_while_the_queue_manager_was_down_are_backfilled_from
         assert (await call_of(db, B_CALLER, since)) is None  # nobody saw B
 
         async def cel_ends() -> bool:  # Asterisk recorded both, whatever we did
+            # By linkedid: LINKEDID_END is written on whichever channel of the call ends last,
+            # the agent's leg as often as the caller's, so its cid_num may be the seat's.
+            callers = select(AsteriskCel.linkedid).where(
+                AsteriskCel.eventtype == "CHAN_START",
+                AsteriskCel.uniqueid == AsteriskCel.linkedid,
+                AsteriskCel.cid_num.in_([A_CALLER, B_CALLER]),
+            )
             async with db() as session:
                 ends = await session.scalar(
                     select(func.count())
                     .select_from(AsteriskCel)
                     .where(
                         AsteriskCel.eventtype == "LINKEDID_END",
-                        AsteriskCel.cid_num.in_([A_CALLER, B_CALLER]),
+                        AsteriskCel.linkedid.in_(callers),
                     )
                 )
             return ends == 2
