@@ -103,3 +103,14 @@ async def sessions(db_settings: Settings) -> AsyncIterator[async_sessionmaker[As
     engine = create_engine(db_settings, pool_size=2)
     yield session_factory(engine)
     await engine.dispose()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Issue 15's counts: faults injected, invariants checked, violations (tests/faults.py)."""
+    from tests import faults
+
+    lines = faults.report()
+    if lines:
+        terminalreporter.section("fault injection")
+        for line in lines:
+            terminalreporter.write_line(line)
