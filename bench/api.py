@@ -46,6 +46,7 @@ from bench.common import (
     SERVER_CPU,
     _pin,
     cpu_seconds,
+    free_port,
     loadgen_binary,
     machine,
     ratio,
@@ -244,13 +245,6 @@ class Mix:
 
 
 # ----------------------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -66,6 +67,14 @@ def loadgen_binary(source: Path = LOADGEN_SOURCE) -> Iterator[Path]:
             capture_output=True,
         )
         yield binary
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now (for a server a bench or test starts)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def cpu_seconds(pid: int) -> float:

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from bench.common import free_port
 from core.config import Settings
 from tests.waiting import wait_for_sync
 
@@ -18,18 +19,12 @@ SERVER = """
 import sys, uvicorn
 from api.__main__ import uvicorn_options
 from api.app import create_app
+from bench.common import free_port
 from core.config import Settings
 settings = Settings(database_url=sys.argv[1], api_port=int(sys.argv[2]))
 app = create_app(settings, connect_ami=False)
 uvicorn.run(app, log_level="warning", **uvicorn_options(settings))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager
