@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,8 +31,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
-from core.db.models import Call, InboundBudget, QueueEvent
+from core.db.models import Call, DialerAttempt, DialerBudget, InboundBudget, QueueEvent
+from core.domain.dialing import Campaign, Outcome
+from core.reference import Reference
+from core.transport.ami_client import AMIClient
+from core.transport.fake_ami import FakeAMIServer
+from outbound_dialer.service import Dialer
 from tests import faults
+from tests.service.test_dialer_store import NOW, callbacks, free_seats
 from tests.service.test_fault_ami_stream import END, QUEUE_EVENT_COUNT, call_events
 from tests.service.test_queue_manager import running_manager
 from tests.waiting import wait_for
@@ -39,6 +46,7 @@ from tests.waiting import wait_for
 ROUNDS = 20
 CALLS_PER_ROUND = 8
 HOUR = timedelta(hours=1)
+CALLBACKS = frozenset({Campaign.CALLBACK})
 _real_datetime = datetime
 
 
@@ -205,6 +213,132 @@ async def test_queue_manager_keeps_exact_records_across_clock_steps(
     print(
         f"\nclock steps (queue manager): {ROUNDS} rounds, {ROUNDS * CALLS_PER_ROUND} calls, "
         f"{clock.steps} steps of ±1 h, {lost_hangups} lost hangups, {checked} invariants "
+        f"checked, {violations} violations"
+    )
+    ledger.assert_clean()
+
+
+DIAL_JOBS = 20
+#: The reconciliation's grace, shortened so a lost Originate is found within the test.
+GRACE = timedelta(seconds=0.3)
+
+
+async def test_dialer_neither_ends_a_ringing_call_nor_keeps_a_lost_one_across_clock_steps(
+    db_settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    reference_data: Reference,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Callback jobs dialled while the dialer's clock steps ±1 h; after each step a
+    reconciliation (as the periodic one) while calls ring, talk, or were lost (an Originate
+    that never made a channel). Invariants: no attempt of a call that rang or talked ended
+    as lost (its channel freed while in use), every lost one ended within the grace (not an
+    hour later), one Originate per attempt and none for a number whose call is not over, no
+    negative durations, every channel released at the end."""
+    ledger = faults.fault("wall clock stepped ±1 h")
+    checked_before, violations_before = ledger.checked, len(ledger.violations)
+    monkeypatch.setattr("outbound_dialer.service.RECONCILE_GRACE", GRACE)
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    numbers = [f"98765{n:05d}" for n in range(DIAL_JOBS)]
+    await callbacks(sessions, numbers)
+    await free_seats(sessions, 5)  # callbacks are dialled only for free agents
+    stepped = SteppedClock()
+    started = time.monotonic()
+
+    def clock() -> datetime:
+        return NOW + timedelta(seconds=time.monotonic() - started) + stepped.offset
+
+    settings = db_settings.model_copy(
+        update={"dialer_poll_seconds": 0.05, "outbound_caller_id": "1600123456"}
+    )
+    plays: dict[str, str] = {}  # attempt id -> "answered" | "lost"
+    busy: set[str] = set()  # numbers whose call is not over yet
+    tasks: list[asyncio.Task[None]] = []
+    async with FakeAMIServer(username="helpline_outbound_dialer", secret="s") as fake:
+
+        async def play(attempt: str, number: str) -> None:
+            """Asterisk's side of one Originate: it rings, is answered, talks, hangs up."""
+            channel = {"Channel": f"PJSIP/trunk-{attempt[-8:]}", "Uniqueid": attempt}
+            await asyncio.sleep(rng.uniform(0.02, 0.2))  # ringing: no channel listed yet
+            fake.add_channel(**channel)
+            await fake.push_event("OriginateResponse", Response="Success", Uniqueid=attempt)
+            await asyncio.sleep(rng.uniform(0.02, 0.3))
+            fake.channels.remove(channel)
+            await fake.push_event("Hangup", Uniqueid=attempt, Cause="16")
+            busy.discard(number)
+
+        ami = AMIClient("127.0.0.1", fake.port, "helpline_outbound_dialer", "s", ping_interval=5)
+        dialer = Dialer(settings, ami, sessions, reference_data, clock=clock, campaigns=CALLBACKS)
+        async with ami:
+            running = asyncio.create_task(dialer.run())
+            try:
+                deadline = time.monotonic() + 20
+                next_step = time.monotonic() + rng.uniform(0.05, 0.2)
+                while time.monotonic() < deadline and (
+                    len(plays) < DIAL_JOBS or stepped.steps < 20 or any(not t.done() for t in tasks)
+                ):
+                    for originate in fake.actions_named("Originate"):
+                        attempt = originate.get("ChannelId") or ""
+                        if attempt in plays:
+                            continue
+                        number = (originate.get("Channel") or "").split("/")[1].split("@")[0]
+                        ledger.check(
+                            number not in busy,
+                            f"seed {seed}: {number} dialled again ({attempt}) mid-call",
+                        )
+                        if rng.random() < 0.2:  # lost: no channel, no event, ever
+                            plays[attempt] = "lost"
+                        else:
+                            plays[attempt] = "answered"
+                            busy.add(number)
+                            tasks.append(asyncio.create_task(play(attempt, number)))
+                    if time.monotonic() >= next_step and stepped.steps < 20 + DIAL_JOBS:
+                        stepped.step(rng)
+                        ledger.injected += 1
+                        await dialer.reconcile()  # as the periodic one, at this moment
+                        next_step = time.monotonic() + rng.uniform(0.05, 0.2)
+                    await asyncio.sleep(0.01)
+                await asyncio.gather(*tasks)
+
+                async def all_ended() -> bool:
+                    await dialer.reconcile()
+                    async with sessions() as session:
+                        still = await session.scalar(
+                            select(func.count()).where(DialerAttempt.ended_at.is_(None))
+                        )
+                    return still == 0
+
+                try:
+                    await wait_for(all_ended, 5, interval=0.1, what="every attempt ended")
+                except TimeoutError:
+                    ledger.check(False, f"seed {seed}: attempts left open (lost kept dialing)")
+            finally:
+                dialer.stop()
+                await asyncio.wait_for(running, 10)
+    originated = [o.get("ChannelId") for o in fake.actions_named("Originate")]
+    async with sessions() as session:
+        rows = (await session.execute(select(DialerAttempt))).scalars().all()
+        active = await session.scalar(select(func.sum(DialerBudget.active)))
+    ledger.check(len(plays) >= DIAL_JOBS, f"seed {seed}: {len(plays)} attempts dialled")
+    ledger.check(active == 0, f"seed {seed}: {active} channels still held")
+    for row in rows:
+        kind = plays.get(row.id)
+        want = Outcome.LOST if kind == "lost" else Outcome.HUNG_UP
+        order = [t for t in (row.started_at, row.answered_at, row.ended_at) if t is not None]
+        invariants = [
+            (kind is not None, "never originated"),
+            (originated.count(row.id) == 1, f"{originated.count(row.id)} Originates"),
+            (row.outcome is want, f"{row.outcome} for a call {kind}"),
+            (order == sorted(order), f"times out of order {order}"),
+        ]
+        for holds, violation in invariants:
+            ledger.check(holds, f"seed {seed}: attempt {row.id} ({kind}): {violation}")
+    checked = ledger.checked - checked_before
+    violations = len(ledger.violations) - violations_before
+    print(
+        f"\nclock steps (dialer): {len(plays)} attempts, {stepped.steps} steps of ±1 h, "
+        f"{sum(k == 'lost' for k in plays.values())} lost Originates, {checked} invariants "
         f"checked, {violations} violations"
     )
     ledger.assert_clean()
