@@ -328,24 +328,27 @@ class QueueManager:
         yet (:meth:`_changed_since`); and
         not a caller out of the list for a waiting-room announcement: they re-enter, or their
         hang-up ends the row)."""
-        waiting = {
-            e.get("Uniqueid") for e in status if e.name == "QueueEntry" and e.get("Uniqueid")
-        } | self._changed_since(mark)
+        listed = {e.get("Uniqueid") for e in status if e.name == "QueueEntry"}
+        waiting = (
+            Call.queue_joined_at.is_not(None),
+            Call.queue_left_at.is_(None),
+            or_(
+                Call.queue_entered_at.is_(None),
+                Call.queue_exited_at.is_(None),
+                Call.queue_exited_at < Call.queue_entered_at,
+            ),
+        )
         async with self.sessions() as session:
-            await session.execute(
-                update(Call)
-                .where(
-                    Call.queue_joined_at.is_not(None),
-                    Call.queue_left_at.is_(None),
-                    or_(
-                        Call.queue_entered_at.is_(None),
-                        Call.queue_exited_at.is_(None),
-                        Call.queue_exited_at < Call.queue_entered_at,
-                    ),
-                    Call.uniqueid.not_in(waiting) if waiting else text("true"),
+            # The exclusions in Python: the events queued may be thousands (too many for a
+            # NOT IN's parameters), the callers we think waiting are few.
+            ours = set((await session.execute(select(Call.uniqueid).where(*waiting))).scalars())
+            left = ours - listed - self._changed_since(mark)
+            if left:
+                await session.execute(
+                    update(Call)
+                    .where(*waiting, Call.uniqueid.in_(left))
+                    .values(queue_left_at=func.now(), updated_at=func.now())
                 )
-                .values(queue_left_at=func.now(), updated_at=func.now())
-            )
             await session.commit()
 
     async def _record_live_channels(self) -> None:
@@ -368,19 +371,11 @@ class QueueManager:
             if filled.calls:
                 log.warning("back-filled %d call(s) from Asterisk's CEL", filled.calls)
             self.backfilled += filled.calls
-            gone = (
-                (
-                    await session.execute(
-                        select(Call.uniqueid).where(
-                            Call.ended_at.is_(None),
-                            Call.uniqueid.not_in((live | self._changed_since(mark)) or {""}),
-                        )
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            for uniqueid in gone:
+            open_calls = (
+                await session.execute(select(Call.uniqueid).where(Call.ended_at.is_(None)))
+            ).scalars()
+            gone = set(open_calls) - live - self._changed_since(mark)
+            for uniqueid in sorted(gone):
                 await self.recorder.apply(
                     session, AMIMessage([("Event", "Hangup"), ("Uniqueid", uniqueid)])
                 )
