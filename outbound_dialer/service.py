@@ -27,6 +27,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -116,7 +117,13 @@ class Dialer:
         self._wake = asyncio.Event()
         self._generation = -1
         self._pending: set[asyncio.Task[None]] = set()
-        self._jobs_made_at: datetime | None = None
+        #: When jobs were last made (monotonic: a wall clock stepped back an hour must not
+        #: stop the passes for an hour).
+        self._jobs_made_at: float | None = None
+        #: Attempts this process originated -> when (monotonic), for the reconciliation's
+        #: grace: by the wall clock, a step of +1 h made a call still ringing look an hour
+        #: old (ended as lost, its channel freed while in use), -1 h kept a lost one open.
+        self._originated: dict[str, float] = {}
         self.totals: dict[str, int] = {"originated": 0, "refused": 0, "answered": 0, "ended": 0}
         self.last_stop: str | None = None
         self._pass_outage = Outage(log, "dialer pass")
@@ -163,7 +170,7 @@ class Dialer:
         """One pass: make missing jobs, then claim and dial until the claim stops."""
         due = (
             self._jobs_made_at is None
-            or (now - self._jobs_made_at).total_seconds() >= self.settings.dialer_job_pass_seconds
+            or time.monotonic() - self._jobs_made_at >= self.settings.dialer_job_pass_seconds
         )
         if due:
             async with self.sessions() as session:
@@ -172,7 +179,7 @@ class Dialer:
                 made += await make_callback_jobs(session)
                 await settle_callback_requests(session)
                 await session.commit()
-            self._jobs_made_at = now
+            self._jobs_made_at = time.monotonic()
             if made:
                 log.info("made %d job(s)", made)
         dialled: list[Claimed] = []
@@ -205,6 +212,7 @@ class Dialer:
         asks it too, for a clear 422): a 10-digit Indian mobile or landline, never an
         international, premium-rate, toll-free or short number or a SIP URI. Whatever a job
         holds, nothing else reaches the trunk's dial string or the ``Variable`` fields."""
+        self._originated[claimed.attempt_id] = time.monotonic()
         if not dialable(claimed.number):
             self.totals["refused"] += 1
             log.warning("attempt %s: not a dialable number; not dialled", claimed.attempt_id)
@@ -348,6 +356,7 @@ class Dialer:
                 lost=lost,
             )
             await session.commit()
+        self._originated.pop(attempt_id, None)  # ended now, or already
         if done is not None:
             self.totals["ended"] += 1
             self._wake.set()  # a channel is free
@@ -370,13 +379,26 @@ class Dialer:
         self._wake.set()
 
     async def reconcile(self) -> int:
-        """End every open attempt older than the grace period that has no live channel."""
+        """End every open attempt older than the grace period that has no live channel. Its
+        age is by the monotonic clock for the attempts this process originated; by their
+        start (the wall clock) only for those of another process or an earlier run."""
+        started = time.monotonic()
         channels = await self.ami.action_list("CoreShowChannels")
         live = {c.get("Uniqueid") for c in channels}
         now = self.clock()
+        grace = RECONCILE_GRACE.total_seconds()
         async with self.sessions() as session:
-            open_ids = await open_attempts(session, now - RECONCILE_GRACE)
-        gone = [attempt for attempt in open_ids if attempt not in live]
+            open_ids = await open_attempts(session)
+        gone = [
+            attempt
+            for attempt, started_at in open_ids.items()
+            if attempt not in live
+            and (
+                started - self._originated[attempt] >= grace
+                if attempt in self._originated
+                else started_at < now - RECONCILE_GRACE
+            )
+        ]
         for attempt in gone:
             await self._finish(attempt, now, lost=True)
         if gone:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Text, and_, case, cast, exists, func, literal, select, update
+from sqlalchemy import BigInteger, Text, case, cast, exists, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -530,7 +530,11 @@ async def mark_answered(session: AsyncSession, attempt_id: str, now: datetime) -
         .where(DialerAttempt.id == attempt_id, DialerAttempt.ended_at.is_(None))
         .values(
             answered=case((is_click, DialerAttempt.answered), else_=True),
-            answered_at=case((is_click, DialerAttempt.answered_at), else_=now),
+            # Not before the attempt began, whatever the wall clock did since.
+            answered_at=case(
+                (is_click, DialerAttempt.answered_at),
+                else_=func.greatest(DialerAttempt.started_at, now),
+            ),
             originate_reason=4,
         )
         .returning(DialerAttempt.id)
@@ -661,7 +665,9 @@ async def finish_attempt(
         outcome = unanswered_outcome(
             reason if reason is not None else attempt.originate_reason, cause
         )
-    attempt.ended_at = now
+    # Never before it began or was answered (the wall clock may have stepped back since):
+    # no negative durations.
+    attempt.ended_at = max(now, attempt.answered_at or attempt.started_at)
     attempt.outcome = outcome
     if reason is not None and attempt.originate_reason is None:
         attempt.originate_reason = reason
@@ -804,16 +810,9 @@ async def add_dnc(
     return added.scalar_one_or_none() is not None
 
 
-async def open_attempts(session: AsyncSession, started_before: datetime) -> list[str]:
-    """Attempts still open that started before ``started_before`` (reconciliation)."""
-    return list(
-        (
-            await session.execute(
-                select(DialerAttempt.id).where(
-                    and_(
-                        DialerAttempt.ended_at.is_(None), DialerAttempt.started_at < started_before
-                    )
-                )
-            )
-        ).scalars()
+async def open_attempts(session: AsyncSession) -> dict[str, datetime]:
+    """Attempts still open, with when they started (reconciliation)."""
+    rows = await session.execute(
+        select(DialerAttempt.id, DialerAttempt.started_at).where(DialerAttempt.ended_at.is_(None))
     )
+    return {attempt_id: started_at for attempt_id, started_at in rows}

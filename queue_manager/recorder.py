@@ -190,6 +190,10 @@ class CallRecorder:
         for column, when in coalesce.items():
             values[column] = func.coalesce(getattr(Call, column), when)
         if name == "Hangup":
+            # Never before the call began, whatever a clock did meanwhile (a resync's Hangup
+            # is "now" by our clock; Asterisk's may have stepped back): no negative durations.
+            values["ended_at"] = func.coalesce(Call.ended_at, func.greatest(Call.started_at, at))
+        if name == "Hangup":
             # A caller still in line when the call ended left it then.
             values["queue_left_at"] = case(
                 (Call.queue_joined_at.is_not(None), func.coalesce(Call.queue_left_at, at)),

@@ -9,10 +9,11 @@ seat, uniqueid) when a caller is connected to an agent, for the agent's screen-p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -94,6 +95,16 @@ class QueueManager:
         self._seat_write_lock = asyncio.Lock()
         #: Set after each reconciliation (tests wait on it).
         self.reconciled = asyncio.Event()
+        #: Which calls changed since a reconciliation's snapshot, by a count of the events
+        #: received, not by a clock (a wall clock that steps ±1 h between the snapshot and a
+        #: write, or differs from PostgreSQL's, closed a call that had just started, or left
+        #: a gone one open): the number of the last event received per uniqueid (dropped
+        #: once its call ended), and of the last event committed.
+        self._received = 0
+        self._committed = 0
+        self._last_event: dict[str, int] = {}
+        #: The marks of the reconciliations under way (what :attr:`_last_event` must keep).
+        self._marks: list[int] = []
         ami.add_on_connect(self.reconcile)
         #: Subscribed before the client starts, so no event of the first link is missed.
         self._events = ami.subscribe(filter=EVENTS, name=SERVICE)
@@ -149,6 +160,11 @@ class QueueManager:
         seats they touched in one write and their screen-pops in one NOTIFY transaction. If the
         batch fails, each event is applied on its own, so one bad event still costs only
         itself."""
+        for event in events:
+            self._received += 1
+            if uniqueid := event.get("Uniqueid"):
+                self._last_event[uniqueid] = self._received
+        received = self._received
         try:
             async with self.sessions() as session:
                 for event in events:
@@ -163,6 +179,11 @@ class QueueManager:
                     await self._apply_alone(event)
         else:
             self._apply_outage.ok()
+        self._committed = max(self._committed, received)
+        for event in events:  # an ended call is no reconciliation's business
+            uniqueid = event.get("Uniqueid")
+            if event.name == "Hangup" and self._last_event.get(uniqueid or "", 0) <= received:
+                self._last_event.pop(uniqueid or "", None)
         touched: list[str] = []
         pops: list[str] = []
         for event in events:
@@ -257,15 +278,39 @@ class QueueManager:
         self._stats_dirty.set()
         self.reconciled.set()
 
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[int]:
+        """A mark for :meth:`_changed_since`, taken before asking Asterisk for its state; once
+        no reconciliation needs them, what is older is forgotten."""
+        mark = self._committed
+        self._marks.append(mark)
+        try:
+            yield mark
+        finally:
+            self._marks.remove(mark)
+            floor = min(self._marks, default=self._committed)
+            self._last_event = {u: n for u, n in self._last_event.items() if n > floor}
+
+    def _changed_since(self, mark: int) -> set[str]:
+        """The calls an event may have changed after ``mark`` (:attr:`_committed` taken before
+        a snapshot of Asterisk): applied since, being applied, or still queued (whatever
+        Asterisk sent before its answer to the snapshot is at least queued by then: a
+        Hangup waiting behind a backlog must not make the call end "now"). A reconciliation
+        leaves them to their own events."""
+        changed = {uniqueid for uniqueid, n in self._last_event.items() if n > mark}
+        changed.update(e.get("Uniqueid") or "" for e in self._events.queued())
+        return changed
+
     async def _reconcile_seats(self, only_seat: str | None) -> None:
-        before = datetime.now(UTC)
-        desired, status = await self.seats.reconcile(only_seat)
-        members = self.seats.members_from(status)
+        with self._snapshot() as mark:
+            desired, status = await self.seats.reconcile(only_seat)
+            members = self.seats.members_from(status)
+            if only_seat is None:
+                await self._sync_waiting(status, mark)
         if only_seat is None:
             self.session_ids = {seat: intent.session_id for seat, intent in desired.items()}
             touched = self.live.replace_members(members, datetime.now(UTC))
             touched |= set(desired)
-            await self._sync_waiting(status, before)
         else:
             if only_seat in desired:
                 self.session_ids[only_seat] = desired[only_seat].session_id
@@ -277,34 +322,41 @@ class QueueManager:
         await self._write_seats(touched)
         self._stats_dirty.set()
 
-    async def _sync_waiting(self, status: list[AMIMessage], before: datetime) -> None:
-        """Callers we think are waiting but app_queue does not have left meanwhile (only rows
-        untouched since before the ``QueueStatus``: a newer caller is simply not in it yet; and
+    async def _sync_waiting(self, status: list[AMIMessage], mark: int) -> None:
+        """Callers we think are waiting but app_queue does not have left meanwhile (only calls
+        no event changed since before the ``QueueStatus``: a newer caller is simply not in it
+        yet (:meth:`_changed_since`); and
         not a caller out of the list for a waiting-room announcement: they re-enter, or their
         hang-up ends the row)."""
-        waiting = {
-            e.get("Uniqueid") for e in status if e.name == "QueueEntry" and e.get("Uniqueid")
-        }
+        listed = {e.get("Uniqueid") for e in status if e.name == "QueueEntry"}
+        waiting = (
+            Call.queue_joined_at.is_not(None),
+            Call.queue_left_at.is_(None),
+            or_(
+                Call.queue_entered_at.is_(None),
+                Call.queue_exited_at.is_(None),
+                Call.queue_exited_at < Call.queue_entered_at,
+            ),
+        )
         async with self.sessions() as session:
-            await session.execute(
-                update(Call)
-                .where(
-                    Call.queue_joined_at.is_not(None),
-                    Call.updated_at < before,
-                    Call.queue_left_at.is_(None),
-                    or_(
-                        Call.queue_entered_at.is_(None),
-                        Call.queue_exited_at.is_(None),
-                        Call.queue_exited_at < Call.queue_entered_at,
-                    ),
-                    Call.uniqueid.not_in(waiting) if waiting else text("true"),
+            # The exclusions in Python: the events queued may be thousands (too many for a
+            # NOT IN's parameters), the callers we think waiting are few.
+            ours = set((await session.execute(select(Call.uniqueid).where(*waiting))).scalars())
+            left = ours - listed - self._changed_since(mark)
+            if left:
+                await session.execute(
+                    update(Call)
+                    .where(*waiting, Call.uniqueid.in_(left))
+                    .values(queue_left_at=func.now(), updated_at=func.now())
                 )
-                .values(queue_left_at=func.now(), updated_at=func.now())
-            )
             await session.commit()
 
     async def _record_live_channels(self) -> None:
-        before = datetime.now(UTC)
+        with self._snapshot() as mark:
+            await self._record_live_channels_since(mark)
+
+    async def _record_live_channels_since(self, mark: int) -> None:
+        before = datetime.now(UTC)  # only for the CEL's look-back (hours: a step is in it)
         channels = await self.ami.action_list("CoreShowChannels")
         live: set[str] = set()
         async with self.sessions() as session:
@@ -319,20 +371,11 @@ class QueueManager:
             if filled.calls:
                 log.warning("back-filled %d call(s) from Asterisk's CEL", filled.calls)
             self.backfilled += filled.calls
-            gone = (
-                (
-                    await session.execute(
-                        select(Call.uniqueid).where(
-                            Call.ended_at.is_(None),
-                            Call.updated_at < before,
-                            Call.uniqueid.not_in(live or {""}),
-                        )
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            for uniqueid in gone:
+            open_calls = (
+                await session.execute(select(Call.uniqueid).where(Call.ended_at.is_(None)))
+            ).scalars()
+            gone = set(open_calls) - live - self._changed_since(mark)
+            for uniqueid in sorted(gone):
                 await self.recorder.apply(
                     session, AMIMessage([("Event", "Hangup"), ("Uniqueid", uniqueid)])
                 )

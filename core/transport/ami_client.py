@@ -188,6 +188,10 @@ class Subscription:
         flag, self.needs_resync = self.needs_resync, False
         return flag
 
+    def queued(self) -> list[AMIMessage]:
+        """The events received and not yet read, oldest first (they stay queued)."""
+        return list(self._items)
+
     def get_nowait(self) -> AMIMessage | None:
         return self._items.popleft() if self._items else None
 

@@ -133,15 +133,31 @@ class FakeAMISession:
         self.closed = False
         #: Actions this session sent, in order.
         self.actions: list[AMIMessage] = []
+        #: Set while the raw bytes pushed so far end on a message boundary (``\r\n\r\n``).
+        #: Asterisk's session thread writes each message whole: TCP may cut it into any reads,
+        #: but an action's answer never lands inside an event. So an answer waits for this;
+        #: without it a Ping's answer (and its ``Timestamp``) spliced into a half-pushed
+        #: Hangup made one corrupt message: the call ended "now" and the Ping was lost.
+        self.at_boundary = asyncio.Event()
+        self.at_boundary.set()
+        self._raw_tail = b""
 
-    async def send(self, data: bytes) -> bool:
+    async def send(self, data: bytes, *, raw: bool = False) -> bool:
         """Write ``data``; drop the client if it is not read within ``writetimeout``.
 
         Asterisk writes with a ``writetimeout`` deadline and closes a session whose writes
-        cannot complete in time; it does not buffer events for a slow reader.
+        cannot complete in time; it does not buffer events for a slow reader. ``raw`` bytes
+        (:meth:`FakeAMIServer.push_raw`) may stop mid-message: until the rest follows, answers
+        wait (:meth:`send_whole`).
         """
         if self.closed:
             return False
+        if raw and data:
+            self._raw_tail = (self._raw_tail + data)[-4:]
+            if self._raw_tail.endswith(b"\r\n\r\n"):
+                self.at_boundary.set()
+            else:
+                self.at_boundary.clear()
         try:
             self.writer.write(data)
             async with asyncio.timeout(self.server.writetimeout):
@@ -155,15 +171,22 @@ class FakeAMISession:
             return False
         return True
 
+    async def send_whole(self, data: bytes) -> bool:
+        """Write a whole message once the raw stream is at a message boundary."""
+        while not self.at_boundary.is_set():  # re-checked: a newer push may have cut again
+            await self.at_boundary.wait()
+        return await self.send(data)
+
     async def send_message(self, fields: FieldsArg) -> bool:
-        return await self.send(encode_message(iter_fields(fields)))
+        return await self.send_whole(encode_message(iter_fields(fields)))
 
     async def send_event(self, name: str, fields: FieldsArg | None = None) -> bool:
-        return await self.send(encode_message([("Event", name), *iter_fields(fields)]))
+        return await self.send_whole(encode_message([("Event", name), *iter_fields(fields)]))
 
     def abort(self) -> None:
         """Drop the connection at once (no flush), as a dying Asterisk or a cut cable would."""
         self.closed = True
+        self.at_boundary.set()  # nothing waits on a dead session
         self.writer.transport.abort()
 
 
@@ -346,7 +369,7 @@ class FakeAMIServer:
     async def push_raw(self, data: bytes, *, logged_in_only: bool = True) -> int:
         """Send raw bytes to every (logged-in) session, concurrently, under ``writetimeout``."""
         targets = [s for s in self.sessions if s.authenticated or not logged_in_only]
-        results = await asyncio.gather(*(s.send(data) for s in targets))
+        results = await asyncio.gather(*(s.send(data, raw=True) for s in targets))
         return sum(results)
 
     # ------------------------------------------------------------------ serving
@@ -400,7 +423,7 @@ class FakeAMIServer:
     async def _reply(self, session: FakeAMISession, reply: Reply) -> None:
         for item in reply:
             data = item if isinstance(item, bytes) else encode_message(iter_fields(item))
-            if not await session.send(data):
+            if not await session.send_whole(data):
                 return
 
     async def _broadcast(self, pairs: list[tuple[str, str]]) -> None:

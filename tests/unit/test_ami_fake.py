@@ -216,3 +216,23 @@ async def test_pause_resume_accepting(fake: FakeAMIServer) -> None:
     raw = await Raw.connect(fake.port)
     assert (await raw.login()).response == "Success"
     await raw.close()
+
+
+async def test_an_answer_never_lands_inside_a_half_pushed_event(
+    fake: FakeAMIServer, raw: Raw
+) -> None:
+    """Asterisk writes each message whole (TCP may cut it, never interleave another into it):
+    a Ping answered while an event is half pushed comes after the event, and both parse."""
+    await raw.login()
+    assert (await raw.next()).name == "FullyBooted"
+    event = b"Event: Hangup\r\nUniqueid: 1.1\r\nCause: 16\r\nTimestamp: 1700000000.5\r\n\r\n"
+    cut = event.index(b"Cause")
+    await fake.push_raw(event[:cut])
+    await raw.send("Ping")
+    await fake.wait_for_action("Ping")
+    await asyncio.sleep(0.05)  # the answer, were it not held, would be written now
+    await fake.push_raw(event[cut:])
+    hangup, pong = await raw.next(), await raw.next()
+    assert hangup.name == "Hangup" and hangup["Timestamp"] == "1700000000.5"
+    assert hangup.get("Ping") is None and hangup.get("ActionID") is None
+    assert pong.response == "Success" and pong["Ping"] == "Pong"
