@@ -31,7 +31,12 @@ from core.db.channels import (
 from core.db.heartbeat import keep_beating
 from core.db.models import Call
 from core.db.models import SeatStatus as SeatStatusRow
-from core.db.session import create_engine, listen_forever, session_factory
+from core.db.session import (
+    create_engine,
+    database_unavailable,
+    listen_forever,
+    session_factory,
+)
 from core.domain.queues import all_queues
 from core.outage import Outage
 from core.protocols.ami import AMIMessage
@@ -59,6 +64,9 @@ EVENTS = frozenset(
 #: Events after which the supervisors' numbers may have changed.
 #: Resyncs after lost events are at least this far apart (a database outage fails every event).
 RESYNC_MIN_SECONDS = 5.0
+#: Back-off while the database is unavailable and a batch of events waits to be recorded.
+APPLY_RETRY_FIRST_SECONDS = 0.2
+APPLY_RETRY_MAX_SECONDS = 5.0
 STATS_EVENTS = frozenset({"Hangup", *(QUEUE_EVENTS - {"AgentDump"}), *MEMBER_EVENTS})
 
 
@@ -165,20 +173,15 @@ class QueueManager:
             if uniqueid := event.get("Uniqueid"):
                 self._last_event[uniqueid] = self._received
         received = self._received
-        try:
-            async with self.sessions() as session:
-                for event in events:
-                    await self.recorder.apply(session, event)
-                await session.commit()
+        error = await self._record(events)
+        if error is None:
             self.events_applied += len(events)
-        except Exception as error:
-            if len(events) == 1:
-                self._event_failed(error)
-            else:
-                for event in events:
-                    await self._apply_alone(event)
-        else:
             self._apply_outage.ok()
+        elif len(events) == 1:
+            self._event_failed(error)
+        else:
+            for event in events:
+                await self._apply_alone(event)
         self._committed = max(self._committed, received)
         for event in events:  # an ended call is no reconciliation's business
             uniqueid = event.get("Uniqueid")
@@ -210,15 +213,34 @@ class QueueManager:
         self._resync_wanted.set()
 
     async def _apply_alone(self, event: AMIMessage) -> None:
-        try:
-            async with self.sessions() as session:
-                await self.recorder.apply(session, event)
-                await session.commit()
+        error = await self._record([event])
+        if error is None:
             self.events_applied += 1
-        except Exception as error:
-            self._event_failed(error)
-        else:
             self._apply_outage.ok()
+        else:
+            self._event_failed(error)
+
+    async def _record(self, events: list[AMIMessage]) -> Exception | None:
+        """Apply ``events`` in one transaction; the error if the database refused them. While
+        the database is unavailable they are kept and tried again, in order, not dropped: a
+        call whose Newchannel was lost while PostgreSQL restarted was recorded from its Hangup
+        as "unanswered", and nothing repaired it. Meanwhile AMI's events wait in the
+        subscription; if it overflows, the resync and the CEL back-fill mend what it drops."""
+        delay = APPLY_RETRY_FIRST_SECONDS
+        while True:
+            try:
+                async with self.sessions() as session:
+                    for event in events:
+                        await self.recorder.apply(session, event)
+                    await session.commit()
+            except Exception as error:
+                if not database_unavailable(error):
+                    return error
+                self._apply_outage.failed(error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, APPLY_RETRY_MAX_SECONDS)
+            else:
+                return None
 
     async def _write_seats(self, seats: Iterable[str]) -> None:
         """Write the seats' picture. Serialised: the event path and the intent path both write,

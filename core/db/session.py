@@ -124,6 +124,34 @@ async def listen_forever(
         wait = min(wait * 2, LISTEN_RETRY_MAX_SECONDS)
 
 
+#: What PostgreSQL or the network says when the database is away (restarting, killed,
+#: unreachable, out of connections), as opposed to a statement it refused.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,  # refused, reset, unreachable (ConnectionError is one)
+    TimeoutError,
+    asyncpg.exceptions.PostgresConnectionError,  # class 08, CannotConnectNow, ...
+    asyncpg.exceptions.OperatorInterventionError,  # class 57: admin shutdown, crash shutdown
+    asyncpg.exceptions.InsufficientResourcesError,  # class 53: too many connections
+    asyncpg.exceptions.InterfaceError,  # the connection closed under the statement
+)
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """True if ``error`` (or what SQLAlchemy wrapped) means the database could not be reached,
+    so that the same work should be tried again once it is back; False for a statement it
+    refused (bad data, a constraint), which no retry mends."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, _UNAVAILABLE):
+            return True
+        if getattr(current, "connection_invalidated", False):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return False
+
+
 async def drop_database(database_url: str) -> None:
     """Drop the database ``database_url`` names (its sessions ended first); connects to the
     server's ``postgres`` database to do it. Nothing happens if it does not exist."""

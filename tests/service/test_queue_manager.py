@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from core.transport.ami_client import AMIClient
 from core.transport.fake_ami import FakeAMIServer
 from helpline.seed import seed_seats
 from queue_manager.service import QueueManager
+from tests import waiting
 
 CALLER = "1732870000.11"
 
@@ -320,3 +322,44 @@ async def test_lost_events_are_rebuilt_by_a_resync_from_asterisk(
         )
         assert h.manager.resyncs == 1
         assert h.manager.heartbeat_detail()["events_dropped"] >= 30
+
+
+class DatabaseAway:
+    """A session factory that fails as an unreachable PostgreSQL does while ``away`` is set."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+        self.away = False
+        self.refused = 0
+
+    def __call__(self) -> AsyncSession:
+        if self.away:
+            self.refused += 1
+            raise ConnectionRefusedError(111, "Connection refused (the test's outage)")
+        return self.sessions()
+
+
+async def test_events_wait_for_the_database_and_are_recorded_when_it_returns(
+    db_settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """While PostgreSQL is away, a whole call's events are kept and recorded in order when it
+    is back: the call answered, at its own times, not a Hangup-only "unanswered" row (what
+    dropping the events that failed, then resyncing, left)."""
+    database = DatabaseAway(sessions)
+    async with running_manager(db_settings, database) as h:  # type: ignore[arg-type]
+        database.away = True
+        for name, fields in CALL_EVENTS:
+            await h.fake.push_event(name, fields)
+        await waiting.wait_for(lambda: database.refused >= 3, 5, what="events tried, refused")
+        async with sessions() as session:
+            assert await session.scalar(select(func.count()).select_from(Call)) == 0
+        database.away = False
+        await wait_for(
+            f"SELECT disposition = 'answered' FROM calls WHERE uniqueid = '{CALLER}'", sessions
+        )
+        async with sessions() as session:
+            call = (await session.execute(select(Call))).scalar_one()
+            assert call.queue_joined_at is not None and call.agent_seat == "agent0001"
+            assert call.ended_at == datetime.fromtimestamp(1732870100, UTC)
+            assert await session.scalar(select(func.count()).select_from(QueueEvent)) == 5
+        assert h.manager.resyncs == 0  # nothing was lost, so nothing to rebuild

@@ -251,3 +251,35 @@ def test_systemd_accepts_the_units(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+
+
+def test_database_unavailable_tells_an_outage_from_a_refused_statement() -> None:
+    """Kept and retried (the database is away) versus refused for good (bad data)."""
+    import asyncpg
+    from sqlalchemy.exc import DBAPIError, IntegrityError
+
+    from core.db.session import database_unavailable
+
+    def wrapped(error: BaseException) -> DBAPIError:
+        outer = DBAPIError("INSERT ...", {}, Exception("adapter"))
+        outer.orig.__cause__ = error  # type: ignore[union-attr]
+        return outer
+
+    away = [
+        ConnectionRefusedError(111, "refused"),
+        TimeoutError(),
+        asyncpg.exceptions.CannotConnectNowError("the database system is starting up"),
+        asyncpg.exceptions.AdminShutdownError("terminating connection"),
+        asyncpg.exceptions.TooManyConnectionsError("sorry, too many clients already"),
+        asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed"),
+    ]
+    refused = [
+        asyncpg.exceptions.UniqueViolationError("duplicate key"),
+        asyncpg.exceptions.DataError("invalid input"),
+        ValueError("bad event"),
+    ]
+    for error in away:
+        assert database_unavailable(error) and database_unavailable(wrapped(error)), error
+    for error in refused:
+        assert not database_unavailable(error) and not database_unavailable(wrapped(error)), error
+    assert not database_unavailable(IntegrityError("INSERT", {}, Exception("dup")))
