@@ -66,7 +66,12 @@ STALLED = "FastAGI event loop stalled"
 HANGUP = "caller hangs up at every IVR step"
 UNTOUCHED = "(no fault)"
 
-INJECTIONS = 20
+#: Per fault (issue 15: at least 20); fewer only to try a change quickly.
+INJECTIONS = int(os.environ.get("HELPLINE_FAULT_INJECTIONS", "20"))
+#: Kills after which FastAGI stays down while callers arrive (INJECTIONS // ABSENCES each).
+ABSENCES = 4
+#: Stalls longer than the limit (killed); the others are shorter (left alone).
+LONG_STALLS = 5
 #: The stall limit of this run (production: 10 s, Settings.agi_stall_seconds): short enough
 #: for 20 stalls in the suite's budget, three times a loaded machine's worst tick delay.
 STALL_SECONDS = 3.0
@@ -77,6 +82,9 @@ FIRST_SEAT = 441
 #: A caller who holds on is put through within this (IVR, a stall, a restart, the ring).
 TO_AGENT_WITHIN = 45.0
 HOLD_ON = 60.0
+#: A caller who hangs up this soon after the answer may never reach the IVR (AGI() does not
+#: run on a channel already hung up): no session is right then.
+EARLY_HANGUP = 1.5
 
 
 @dataclass
@@ -96,6 +104,9 @@ class Injection:
     start: float
     end: float = float("inf")
     detail: str = ""
+    #: Changes where the callers' IVR ends (a kill, a stall killed, an absence); a short stall
+    #: must not: its callers' IVR ends as designed, only later.
+    disruptive: bool = True
 
 
 @dataclass
@@ -108,6 +119,9 @@ class Run:
     callers: list[Caller] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     serial: int = 0
+    restarts: list[float] = field(default_factory=list)
+    #: Calls whose IVR was checked to end as designed (no disruptive fault during them).
+    designed: int = 0
     #: Calls no fault touched: the IVR ends as designed (not a fault: not in the ledger).
     untouched: faults.Fault = field(default_factory=lambda: faults.Fault(UNTOUCHED))
 
@@ -166,11 +180,11 @@ def launch(run: Run, caller: Caller) -> None:
 
 
 async def stream(run: Run, stop: asyncio.Event) -> None:
-    """A caller every 0.4-1.2 s until ``stop``: a third of them hang up somewhere."""
+    """A caller every 0.7-1.7 s until ``stop``: 45 % of them hang up somewhere."""
     while not stop.is_set():
-        launch(run, hanger(run) if run.rng.random() < 0.35 else holder(run))
+        launch(run, hanger(run) if run.rng.random() < 0.45 else holder(run))
         with suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), run.rng.uniform(0.4, 1.2))
+            await asyncio.wait_for(stop.wait(), run.rng.uniform(0.7, 1.7))
 
 
 # --------------------------------------------------------------------------- invariants
@@ -241,8 +255,10 @@ async def judge(run: Run, caller: Caller) -> None:
             run.check(name, False, f"{who}: {error}; calls {rows}, open IVR sessions {open_ivr}")
         return
     calls, ivr = settled
+    disrupted = any(i.disruptive for i in hit)
+    run.designed += not disrupted and caller.kind != "absent"
     for name in names:
-        for holds, violation in _call_invariants(caller, calls, ivr, bool(hit)):
+        for holds, violation in _call_invariants(caller, calls, ivr, disrupted):
             run.check(name, holds, f"{who}: {violation}")
     call = calls[0]
     async with run.db() as session:
@@ -260,7 +276,7 @@ async def judge(run: Run, caller: Caller) -> None:
 
 
 def _call_invariants(
-    caller: Caller, calls: list[Call], ivr: list[IvrSession], faulted: bool
+    caller: Caller, calls: list[Call], ivr: list[IvrSession], disrupted: bool
 ) -> Iterator[tuple[bool, str]]:
     outcome = caller.outcome
     assert outcome is not None
@@ -299,10 +315,12 @@ def _call_invariants(
             all(s.outcome in (IvrOutcome.FAILED, IvrOutcome.QUEUED) for s in ivr),
             f"fallback, yet the IVR session says otherwise: {facts}",
         )
-    if not faulted and caller.kind != "absent":
-        # Untouched by a fault: the IVR ends as designed.
+    if not disrupted and caller.kind != "absent":
+        # No kill, absence or stall killed during the call: the IVR ends as designed.
         yield not call.ivr_fallback, f"fallback without a fault: {facts}"
-        yield len(ivr) == 1, f"no IVR session: {facts}"
+        # No session only for a caller gone before the dialplan reached AGI().
+        quick = outcome.duration is not None and outcome.duration < EARLY_HANGUP
+        yield len(ivr) == 1 or quick, f"no IVR session: {facts}"
         if call.queue_joined_at is not None:
             yield call.ivr_done, f"queued without IVR_DONE: {facts}"
             yield all(s.outcome == IvrOutcome.QUEUED for s in ivr), f"queued: {facts}"
@@ -351,9 +369,11 @@ async def agi_accepts(settings: Settings) -> bool:
 
 
 async def start_agi(run: Run) -> int:
+    t0 = time.monotonic()
     state = services.start(run.settings, "agi")
     assert state.pid is not None
     await wait_for(lambda: agi_accepts(run.settings), 30, what="FastAGI accepting")
+    run.restarts.append(time.monotonic() - t0)
     return state.pid
 
 
@@ -381,19 +401,33 @@ def _alive(pid: int) -> bool:
     return services._alive(pid)
 
 
-async def inject_kill(run: Run) -> None:
+async def inject_kill(run: Run, absent_callers: int = 0) -> None:
+    """SIGKILL while callers are in the IVR; with ``absent_callers``, the service stays down
+    while that many callers arrive at random moments (as between a crash and its restart)."""
     await ivr_busy(run)
-    await asyncio.sleep(run.rng.uniform(0.1, 1.2))
+    await asyncio.sleep(run.rng.uniform(0.1, 0.8))
     pid = services.state(run.settings, "agi").pid
     assert pid is not None
     injection = Injection(KILLED, time.monotonic(), detail=f"pid {pid}")
     run.injections.append(injection)
     faults.fault(KILLED).injected += 1
     services.kill(run.settings, "agi")
+    if absent_callers:
+        absence = Injection(ABSENT, time.monotonic())
+        run.injections.append(absence)
+        for _ in range(absent_callers):
+            await asyncio.sleep(run.rng.uniform(0.1, 0.6))
+            faults.fault(ABSENT).injected += 1
+            launch(run, holder(run, "absent"))
+        await asyncio.sleep(1.5)  # the last one has passed its AGI() step
     new = await start_agi(run)
     injection.end = time.monotonic()
+    if absent_callers:
+        absence.end = injection.end
     run.check(KILLED, new != pid, f"FastAGI still pid {pid} after SIGKILL")
     await services_fresh(run, KILLED, new)
+    if absent_callers:
+        await services_fresh(run, ABSENT, new)
 
 
 async def inject_stall(run: Run, long: bool) -> None:
@@ -404,7 +438,7 @@ async def inject_stall(run: Run, long: bool) -> None:
     planned = (
         run.rng.uniform(STALL_SECONDS + 1.0, STALL_SECONDS + 2.5)
         if long
-        else run.rng.uniform(0.2, STALL_SECONDS - 1.2)
+        else run.rng.uniform(0.2, STALL_SECONDS - 1.4)
     )
     pid = services.state(run.settings, "agi").pid
     assert pid is not None
@@ -417,6 +451,7 @@ async def inject_stall(run: Run, long: bool) -> None:
     killed_after = time.monotonic() - injection.start if not _alive(pid) else None
     if killed_after is None:
         os.kill(pid, signal.SIGCONT)
+        injection.disruptive = False
     what = f"stall of {planned:.1f} s (limit {STALL_SECONDS:g} s)"
     if long:
         run.check(STALLED, killed_after is not None, f"{what}: never killed")
@@ -433,21 +468,6 @@ async def inject_stall(run: Run, long: bool) -> None:
         await wait_for(lambda: agi_accepts(run.settings), 10, what="FastAGI serving again")
     injection.end = time.monotonic()
     await services_fresh(run, STALLED, pid)
-
-
-async def inject_absence(run: Run, callers: int) -> None:
-    """Stop FastAGI (drained), place ``callers`` at random moments while it is down, start it."""
-    injection = Injection(ABSENT, time.monotonic())
-    run.injections.append(injection)
-    await asyncio.to_thread(services.stop, run.settings, "agi")
-    for _ in range(callers):
-        await asyncio.sleep(run.rng.uniform(0.1, 0.8))
-        faults.fault(ABSENT).injected += 1
-        launch(run, holder(run, "absent"))
-    await asyncio.sleep(1.5)  # the last one has passed its AGI() step
-    pid = await start_agi(run)
-    injection.end = time.monotonic()
-    await services_fresh(run, ABSENT, pid)
 
 
 async def watchdog(settings: Settings, stop: asyncio.Event) -> None:
@@ -504,10 +524,10 @@ async def test_fastagi_faults_on_the_real_stack(
     print(f"\nFastAGI faults: seed {seed} (HELPLINE_FAULT_SEED={seed} replays the plan)")
     run = Run(seed, stack_settings, db, random.Random(seed))
     plan = (
-        ["kill"] * INJECTIONS
-        + ["stall-long"] * 8
-        + ["stall-short"] * (INJECTIONS - 8)
-        + ["absence"] * 4
+        ["kill+absence"] * ABSENCES
+        + ["kill"] * (INJECTIONS - ABSENCES)
+        + ["stall-long"] * LONG_STALLS
+        + ["stall-short"] * (INJECTIONS - LONG_STALLS)
     )
     run.rng.shuffle(plan)
     seats = [seat_name(FIRST_SEAT + i) for i in range(SEATS)]
@@ -545,27 +565,25 @@ async def test_fastagi_faults_on_the_real_stack(
     async with httpx.AsyncClient(base_url=base, timeout=60) as api:
         agents: list[Any] = []
         try:
+            # Every FastAGI process this run starts (after a kill) reconciles on its cadence.
             for key, value in ORPHAN_ENV.items():
                 monkeypatch.setenv(key, value)
-            await asyncio.to_thread(services.stop, stack_settings, "agi")
-            await start_agi(run)
             await phones.start()
             agents, _ = await _make_agents(db, api, floor)
             await _login(db, api, agents, SEATS)
             t0 = time.monotonic()
             feeder = asyncio.create_task(stream(run, stop_stream))
             for step in plan:
-                if step == "kill":
-                    await inject_kill(run)
-                elif step == "absence":
-                    await inject_absence(run, 5)
+                if step.startswith("kill"):
+                    await inject_kill(run, INJECTIONS // ABSENCES if "absence" in step else 0)
                 else:
                     await inject_stall(run, long=step == "stall-long")
             stop_stream.set()
             await feeder
             await asyncio.gather(*run.tasks)
             print(
-                f"FastAGI faults: {len(run.callers)} calls, injections done in "
+                f"FastAGI faults: {len(run.restarts)} restarts of {sum(run.restarts):.0f} s, "
+                f"{len(run.callers)} calls, injections done in "
                 f"{time.monotonic() - t0:.0f} s"
             )
             await seats_back(run, seats)
@@ -593,7 +611,8 @@ async def test_fastagi_faults_on_the_real_stack(
     for name in (ABSENT, KILLED, STALLED, HANGUP):
         faults.fault(name).assert_clean()
     print(
-        f"untouched calls: invariants {run.untouched.checked}, "
+        f"calls checked to end as designed: {run.designed}; untouched by any fault: "
+        f"invariants {run.untouched.checked}, "
         f"violations {len(run.untouched.violations)}"
     )
     assert not run.untouched.violations, "; ".join(run.untouched.violations[:20])

@@ -214,6 +214,25 @@ def test_supervise_never_restarts_a_service_that_was_stopped(
     assert not services.state(settings, "queue-manager").running
 
 
+async def test_the_liveness_file_ticks_while_the_loop_turns_and_goes_with_it(
+    tmp_path: Path,
+) -> None:
+    path = liveness.liveness_file(tmp_path, "agi")
+    ticking = asyncio.create_task(liveness.keep_alive(path, interval=0.01))
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if path.exists():
+            break
+    assert path.read_text().strip() == str(os.getpid())
+    silent = liveness.stalled_for(path, os.getpid())
+    assert silent is not None and silent < 1.0
+    assert liveness.stalled_for(path, os.getpid() + 1) is None  # another process's file
+    ticking.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await ticking
+    assert not path.exists()  # stopped on purpose: nothing to judge
+
+
 def test_supervise_kills_a_stalled_service_and_only_a_stalled_one(
     fake_services: tuple[Settings, list[int]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
