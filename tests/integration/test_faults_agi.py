@@ -527,9 +527,12 @@ async def test_fastagi_faults_on_the_real_stack(
         ["kill+absence"] * ABSENCES
         + ["kill"] * (INJECTIONS - ABSENCES)
         + ["stall-long"] * LONG_STALLS
-        + ["stall-short"] * (INJECTIONS - LONG_STALLS)
     )
     run.rng.shuffle(plan)
+    # The short stalls in one stretch at a random place: calls that only they touch must end
+    # as designed (a short stall is a pause, not a failure), and need a stretch to fit in.
+    at = run.rng.randrange(len(plan) + 1)
+    plan[at:at] = ["stall-short"] * (INJECTIONS - LONG_STALLS)
     seats = [seat_name(FIRST_SEAT + i) for i in range(SEATS)]
     async with db() as session:
         passwords = dict(
