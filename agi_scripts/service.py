@@ -95,7 +95,15 @@ async def serve(settings: Settings, drain_timeout: float = 10.0, menus: Path | N
         store = PostgresStore(settings, session_factory(engine))
         routes = build_routes(settings, store, tree)
         server = build_server(settings, routes)
-        await warm_pool(engine, POOL_SIZE)
+        try:
+            await warm_pool(engine, POOL_SIZE)
+        except Exception as error:
+            # Serve anyway: a FastAGI server that exits here leaves every caller without the
+            # IVR until it is restarted (and the restart meets the same database), while the
+            # flow already treats a failed query as "technical problem, to an agent" and the
+            # pool connects on demand once the database answers. Found by the fault suite: a
+            # restart after a kill met "too many clients" and FastAGI stayed down.
+            log.warning("database not ready at start (%s); serving without a warm pool", error)
         await server.start()
         # Start-up is done (menus, prompts, pool): freeze that heap and make young GC passes
         # rarer, so the collector does not stall live calls (see tune_gc_for_serving).
