@@ -162,13 +162,18 @@ def hanger(run: Run) -> Caller:
 async def place(run: Run, caller: Caller) -> None:
     caller.started = time.monotonic()
     try:
-        caller.outcome = await citizen_call(
-            run.settings,
-            caller.steps,
-            hold=caller.hold,
-            caller_id=caller.number,
-            max_duration=caller.hold + 60,
-        )
+        for _ in range(3):
+            caller.outcome = await citizen_call(
+                run.settings,
+                caller.steps,
+                hold=caller.hold,
+                caller_id=caller.number,
+                max_duration=caller.hold + 60,
+            )
+            # sipp that could not start (its random media port taken meanwhile by another
+            # sipp: "Unable to bind ... RTP socket") sent no INVITE: no call reached us; again.
+            if any(event.startswith("INVITE") for event in caller.outcome.events):
+                break
     finally:
         caller.ended = time.monotonic()
     await judge(run, caller)
