@@ -71,7 +71,7 @@ INJECTIONS = int(os.environ.get("HELPLINE_FAULT_INJECTIONS", "20"))
 #: Kills after which FastAGI stays down while callers arrive (INJECTIONS // ABSENCES each).
 ABSENCES = 4
 #: Stalls longer than the limit (killed); the others are shorter (left alone).
-LONG_STALLS = 5
+LONG_STALLS = 3
 #: The stall limit of this run (production: 10 s, Settings.agi_stall_seconds): short enough
 #: for 20 stalls in the suite's budget, three times a loaded machine's worst tick delay.
 STALL_SECONDS = 3.0
