@@ -122,6 +122,7 @@ class Run:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     serial: int = 0
     restarts: list[float] = field(default_factory=list)
+    hangers: int = 0
     #: Calls whose IVR was checked to end as designed (no disruptive fault during them).
     designed: int = 0
     #: Calls no fault touched: the IVR ends as designed (not a fault: not in the ledger).
@@ -147,18 +148,19 @@ def holder(run: Run, kind: str = "holder") -> Caller:
     return Caller(run.number(), kind, [] if kind == "absent" else steps, HOLD_ON)
 
 
-def hanger(run: Run) -> Caller:
+def hanger(run: Run, stages: tuple[str, ...] = ("prompt", "between", "after")) -> Caller:
     """Hangs up at a random step: in the welcome, between the keys, or after both (the queue
     check, the queue, an agent ringing, the talk)."""
     rng = run.rng
-    stage = rng.choice(("prompt", "between", "after"))
+    run.hangers += 1
+    stage = rng.choice(stages)
     if stage == "prompt":
         return Caller(run.number(), "hanger", [], rng.uniform(0.3, 7.0))
     first = DtmfStep("2", rng.uniform(0.8, 1.5))
     if stage == "between":
         return Caller(run.number(), "hanger", [first], rng.uniform(0.2, 3.0))
     steps = [first, DtmfStep("0", rng.uniform(1.5, 3.0))]
-    return Caller(run.number(), "hanger", steps, rng.uniform(0.2, 10.0))
+    return Caller(run.number(), "hanger", steps, rng.uniform(0.2, 7.5))
 
 
 async def place(run: Run, caller: Caller) -> None:
@@ -187,9 +189,9 @@ def launch(run: Run, caller: Caller) -> None:
 
 
 async def stream(run: Run, stop: asyncio.Event) -> None:
-    """A caller every 0.9-1.9 s until ``stop``: 45 % of them hang up somewhere."""
+    """A caller every 0.9-1.9 s until ``stop``: half of them hang up somewhere."""
     while not stop.is_set():
-        launch(run, hanger(run) if run.rng.random() < 0.45 else holder(run))
+        launch(run, hanger(run) if run.rng.random() < 0.5 else holder(run))
         with suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), run.rng.uniform(0.9, 1.9))
 
@@ -590,6 +592,11 @@ async def test_fastagi_faults_on_the_real_stack(
                     await inject_stall(run, long=step == "stall-long")
             stop_stream.set()
             await feeder
+            # At least INJECTIONS callers hang up: the stream's share is random, so top it up
+            # with callers who hang up in the IVR (never after an agent did).
+            while run.hangers < INJECTIONS + 4:
+                launch(run, hanger(run, ("prompt", "between")))
+                await asyncio.sleep(run.rng.uniform(0.1, 0.5))
             await asyncio.gather(*run.tasks)
             print(f"FastAGI faults: injected, every call judged: {time.monotonic() - t0:.0f} s")
             await seats_back(run, seats)
