@@ -23,6 +23,7 @@ from agi_scripts.waiting import WaitingScript
 from core.config import Settings
 from core.db.heartbeat import keep_beating
 from core.db.session import create_engine, session_factory, warm_pool
+from core.liveness import keep_alive, liveness_file
 from core.outage import Outage
 from core.transport.fastagi import FastAGIServer, Script, tune_gc_for_serving
 from ivr.menus import MenuTree, load_menus
@@ -31,7 +32,6 @@ log = logging.getLogger(__name__)
 
 #: The FastAGI server's row in ``service_heartbeats``.
 HEARTBEAT_SERVICE = "agi"
-ORPHAN_PASS_SECONDS = 60.0
 #: Pooled connections, all kept open, none opened past them (``max_overflow=0``). Why: with
 #: 10 + 10 overflow, a busy IVR opened and closed a connection per read past the tenth (a
 #: connect, authentication, asyncpg's introspection: many wake-ups of a process that waits
@@ -69,7 +69,7 @@ def build_server(settings: Settings, routes: dict[str, Script]) -> FastAGIServer
 
 
 async def close_orphans(store: PostgresStore) -> None:
-    """Every :data:`ORPHAN_PASS_SECONDS` (and at start, after a crash): close the IVR sessions
+    """Every ``ivr_orphan_pass_seconds`` (and at start, after a crash): close the IVR sessions
     a dead FastAGI process left open (:meth:`PostgresStore.close_orphaned_sessions`)."""
     outage = Outage(log, "closing orphaned IVR sessions")
     while True:
@@ -81,7 +81,7 @@ async def close_orphans(store: PostgresStore) -> None:
             outage.ok()
             if closed:
                 log.warning("closed %d IVR session(s) left open by a dead process", len(closed))
-        await asyncio.sleep(ORPHAN_PASS_SECONDS)
+        await asyncio.sleep(store.settings.ivr_orphan_pass_seconds)
 
 
 async def serve(settings: Settings, drain_timeout: float = 10.0, menus: Path | None = None) -> None:
@@ -95,7 +95,15 @@ async def serve(settings: Settings, drain_timeout: float = 10.0, menus: Path | N
         store = PostgresStore(settings, session_factory(engine))
         routes = build_routes(settings, store, tree)
         server = build_server(settings, routes)
-        await warm_pool(engine, POOL_SIZE)
+        try:
+            await warm_pool(engine, POOL_SIZE)
+        except Exception as error:
+            # Serve anyway: a FastAGI server that exits here leaves every caller without the
+            # IVR until it is restarted (and the restart meets the same database), while the
+            # flow already treats a failed query as "technical problem, to an agent" and the
+            # pool connects on demand once the database answers. Found by the fault suite: a
+            # restart after a kill met "too many clients" and FastAGI stayed down.
+            log.warning("database not ready at start (%s); serving without a warm pool", error)
         await server.start()
         # Start-up is done (menus, prompts, pool): freeze that heap and make young GC passes
         # rarer, so the collector does not stall live calls (see tune_gc_for_serving).
@@ -117,9 +125,14 @@ async def serve(settings: Settings, drain_timeout: float = 10.0, menus: Path | N
             name="agi-heartbeat",
         )
         orphans = asyncio.create_task(close_orphans(store), name="agi-orphans")
+        # For `helpline supervise` (and systemd's watchdog): this loop still turns.
+        alive = asyncio.create_task(
+            keep_alive(liveness_file(settings.state_dir, HEARTBEAT_SERVICE)), name="agi-alive"
+        )
         await stop.wait()
         heartbeat.cancel()
         orphans.cancel()
+        alive.cancel()
         log.info("draining %d live call(s)", server.active_calls)
         await server.close(drain_timeout)
     finally:

@@ -494,17 +494,18 @@ class PostgresStore:
 
     async def close_orphaned_sessions(self, now: datetime) -> list[str]:
         """Close the IVR sessions a dead FastAGI process left open (``outcome`` NULL): those
-        whose call ended more than :data:`ORPHAN_GRACE` ago (the script's own save would have
-        landed by then), and those older than the server's call deadline, after which no script
-        runs. They become ``failed`` -- the dialplan sent those callers to the queue -- at the
-        node they were last at, with ``detail.closed_by = "reconciliation"``. A script that
-        saves later still wins (its upsert overwrites); a closed session is never touched.
-        Returns the uniqueids closed."""
-        deadline = timedelta(seconds=self.settings.agi_call_timeout) + ORPHAN_GRACE
+        whose call ended more than ``ivr_orphan_grace_seconds`` ago (the script's own save
+        would have landed by then), and those older than the server's call deadline, after
+        which no script runs. They become ``failed`` -- the dialplan sent those callers to the
+        queue -- at the node they were last at, with ``detail.closed_by = "reconciliation"``.
+        A script that saves later still wins (its upsert overwrites); a closed session is never
+        touched. Returns the uniqueids closed."""
+        grace = timedelta(seconds=self.settings.ivr_orphan_grace_seconds)
+        deadline = timedelta(seconds=self.settings.agi_call_timeout) + grace
         async with self.sessions() as session:
             rows = await session.execute(
                 _CLOSE_ORPHANS,
-                {"now": now, "ended_before": now - ORPHAN_GRACE, "started_before": now - deadline},
+                {"now": now, "ended_before": now - grace, "started_before": now - deadline},
             )
             closed = [row.uniqueid for row in rows]
             await session.commit()
@@ -556,9 +557,6 @@ _APPEND_VISIT = text(
     """
 ).bindparams(*(bindparam(name, type_=JSONB) for name in ("prompts", "entry", "detail")))
 
-
-#: How long after its call ended an open IVR session is taken for orphaned.
-ORPHAN_GRACE: Final = timedelta(seconds=30)
 
 _CLOSE_ORPHANS = text(
     """

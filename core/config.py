@@ -65,6 +65,15 @@ class Settings(BaseSettings):
     agi_handshake_timeout: float = 5.0
     agi_command_timeout: float = 30.0
     agi_call_timeout: float = 900.0
+    #: A FastAGI process whose event loop has not ticked (core.liveness) for this long is
+    #: stalled: ``helpline supervise`` kills it, so that Asterisk's AGI sockets close and the
+    #: dialplan sends its callers to the queue (docs/operations.md, "Fault injection").
+    agi_stall_seconds: float = Field(default=10.0, gt=0)
+    #: An IVR session still open this long after its call ended was left by a dead FastAGI
+    #: process (its own save lands within seconds): reconciliation closes it as ``failed``.
+    ivr_orphan_grace_seconds: float = Field(default=30.0, gt=0)
+    #: How often the FastAGI service looks for such sessions (and once at start).
+    ivr_orphan_pass_seconds: float = Field(default=60.0, gt=0)
 
     # AMI client behaviour
     ami_action_timeout: float = 10.0

@@ -41,6 +41,7 @@ from core.config import Settings
 SCENARIO_DIR = Path(__file__).with_name("sipp_scenarios")
 DTMF_PCAP_DIR = Path("/usr/share/sip-tester")
 _DTMF_FILES = {str(d): str(d) for d in range(10)} | {"*": "star", "#": "pound"}
+_ENTRY_START = re.compile(r"(?=\d{4}-\d{2}-\d{2}\t\d{2}:\d{2}:\d{2}\.)")
 _LOG_LINE = re.compile(r"^(?P<what>[A-Z_]+)(?: (?P<arg>\S+))?(?: (?P<tick>\d+))?\s*$")
 #: Ports for sipp's SIP and media sockets are picked at random from here (outside Asterisk's RTP).
 _PORT_RANGE = (40000, 59990)
@@ -203,9 +204,12 @@ def _common_args(workdir: Path, name: str, timeout_s: float) -> list[str]:
 def _tail(path: Path, n: int = 15) -> str:
     """Last lines of a sipp error log, minus its banner and our own scripted receive timeouts."""
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return ""
+    # sipp does not always end an entry with a newline: "... jumping to label 10<date>\t...
+    # Aborting call on an unexpected BYE" is one line; each entry starts with its date.
+    lines = [ln for line in text.splitlines() for ln in _ENTRY_START.split(line)]
     keep = [
         ln
         for ln in lines

@@ -8,11 +8,19 @@ never mistaken for a crash). It is started again after a backoff that doubles fr
 :data:`BACKOFF_INITIAL` to :data:`BACKOFF_MAX` while it keeps dying, and resets once it has
 lived for :data:`STABLE_AFTER` seconds. Each restart is one line in the supervisor's log
 (``<state_dir>/logs/supervise.log``) and in ``helpline status``.
+
+It also kills a service that is alive but stalled (what systemd's ``WatchdogSec`` does): one
+whose liveness file (core.liveness) has not been rewritten by its pid for
+:func:`stall_limits` seconds (the FastAGI server: ``agi_stall_seconds``). A stopped or hung
+FastAGI process keeps Asterisk's AGI sockets open and its callers in silence; killed, the
+sockets close, the dialplan sends them to the queue, and the restart above brings it back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -23,6 +31,7 @@ from types import FrameType
 from typing import Final
 
 from core.config import Settings
+from core.liveness import liveness_file, stalled_for
 from helpline import services
 
 #: The supervisor's own name for its pid file and log (not a service of SERVICES: it has no
@@ -33,6 +42,11 @@ BACKOFF_MAX: Final = 60.0
 #: A service that lived this long after a restart is healthy again: its backoff resets.
 STABLE_AFTER: Final = 60.0
 POLL_SECONDS: Final = 1.0
+
+
+def stall_limits(settings: Settings) -> dict[str, float]:
+    """Services that tick a liveness file, and how long a silence means stalled."""
+    return {"agi": settings.agi_stall_seconds}
 
 
 @dataclass
@@ -76,8 +90,30 @@ class Supervisor:
         self.clock = clock
         self.record: dict[str, Restarts] = {name: Restarts() for name in services.SERVICES}
 
+    def kill_stalled(self) -> list[str]:
+        """SIGKILL every running service whose event loop has not ticked for its stall limit
+        (it is then dead, and restarted like any crash); their names."""
+        killed: list[str] = []
+        for name, limit in stall_limits(self.settings).items():
+            current = services.state(self.settings, name)
+            if not current.running or current.pid is None:
+                continue
+            silent = stalled_for(liveness_file(self.settings.state_dir, name), current.pid)
+            if silent is None or silent < limit:
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(current.pid, signal.SIGKILL)
+            self.say(
+                f"{name}: pid {current.pid} stalled (no liveness tick for {silent:.1f} s, "
+                f"limit {limit:g} s); killed"
+            )
+            killed.append(name)
+        return killed
+
     def check(self) -> list[str]:
-        """Restart every service that died and whose backoff has passed; their names."""
+        """Kill stalled services, then restart every service that died and whose backoff has
+        passed; the names restarted."""
+        self.kill_stalled()
         restarted: list[str] = []
         now = self.clock()
         for name in services.SERVICES:

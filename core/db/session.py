@@ -51,10 +51,16 @@ def create_engine(
 async def warm_pool(engine: AsyncEngine, connections: int) -> None:
     """Open ``connections`` pooled connections now and return them to the pool: the first
     burst of calls then finds them ready instead of each paying a connect (a fork on the
-    server) inside its query deadline, when the server may be busiest."""
-    opened = [await engine.connect() for _ in range(connections)]
-    for conn in opened:
-        await conn.close()
+    server) inside its query deadline, when the server may be busiest. Raises when the
+    server refuses one; those opened before it are returned all the same (not left for the
+    garbage collector to find)."""
+    opened = []
+    try:
+        for _ in range(connections):
+            opened.append(await engine.connect())
+    finally:
+        for conn in opened:
+            await conn.close()
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

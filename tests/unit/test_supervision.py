@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from core import liveness
 from core.config import Settings
 from core.db import heartbeat
 from core.systemd import notify
@@ -213,6 +214,57 @@ def test_supervise_never_restarts_a_service_that_was_stopped(
     assert not services.state(settings, "queue-manager").running
 
 
+async def test_the_liveness_file_ticks_while_the_loop_turns_and_goes_with_it(
+    tmp_path: Path,
+) -> None:
+    path = liveness.liveness_file(tmp_path, "agi")
+    ticking = asyncio.create_task(liveness.keep_alive(path, interval=0.01))
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if path.exists():
+            break
+    assert path.read_text().strip() == str(os.getpid())
+    silent = liveness.stalled_for(path, os.getpid())
+    assert silent is not None and silent < 1.0
+    assert liveness.stalled_for(path, os.getpid() + 1) is None  # another process's file
+    ticking.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await ticking
+    assert not path.exists()  # stopped on purpose: nothing to judge
+
+
+def test_supervise_kills_a_stalled_service_and_only_a_stalled_one(
+    fake_services: tuple[Settings, list[int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A FastAGI process whose liveness file it has not rewritten for ``agi_stall_seconds`` is
+    killed (then restarted as any crash); a fresh file, or one of another pid (a process still
+    starting), is not judged."""
+    settings, _ = fake_services
+    settings = settings.model_copy(update={"agi_stall_seconds": 2.0})
+    monkeypatch.setattr(services, "SERVICES", ("agi", "dialer"))
+    agi = services.start(settings, "agi")
+    assert agi.pid is not None
+    said: list[str] = []
+    watcher = supervisor.Supervisor(settings, say=said.append)
+    path = liveness.liveness_file(settings.state_dir, "agi")
+    assert watcher.kill_stalled() == []  # no file yet: starting, not stalled
+
+    path.write_text(f"{agi.pid + 1}\n")
+    os.utime(path, (0, 0))
+    assert watcher.kill_stalled() == []  # the file of a process before it
+
+    liveness.tick(path)  # as the service's loop does (its pid: here the test's own)
+    path.write_text(f"{agi.pid}\n")
+    assert watcher.kill_stalled() == []  # fresh
+    stamp = path.stat().st_mtime - 2.5
+    os.utime(path, (stamp, stamp))
+    assert watcher.kill_stalled() == ["agi"]
+    services._children[agi.pid].wait()
+    assert not services.state(settings, "agi").running
+    assert said[-1].startswith(f"agi: pid {agi.pid} stalled") and "limit 2 s" in said[-1]
+    assert services.state(settings, "dialer").running
+
+
 # ------------------------------------------------------------------ systemd units
 
 
@@ -229,7 +281,11 @@ def test_every_service_has_a_unit_that_restarts_it(service: str) -> None:
     assert parsed["Service"]["ExecStart"].split()[-1] == service
     assert parsed["Service"]["Restart"] == "on-failure"
     assert parsed["Unit"]["StartLimitIntervalSec"] == "0"
-    if parsed["Service"]["Type"] == "notify":  # the heartbeat loop pets it
+    if service == "agi":  # the liveness tick pets it; killed as `helpline supervise` would
+        stall = Settings.model_fields["agi_stall_seconds"].default
+        assert int(parsed["Service"]["WatchdogSec"]) == stall
+        assert int(parsed["Service"]["WatchdogSec"]) >= 10 * liveness.TICK_SECONDS
+    elif parsed["Service"]["Type"] == "notify":  # the heartbeat loop pets it
         assert int(parsed["Service"]["WatchdogSec"]) >= 3 * heartbeat.HEARTBEAT_SECONDS
     assert f"helpline-{service}.service" in unit("helpline.target")["Unit"]["Wants"].split()
 
