@@ -74,7 +74,7 @@ FULL = os.environ.get("HELPLINE_FAULTS_FULL") == "1"
 COUNT = int(os.environ.get("HELPLINE_DB_FAULT_COUNT", "20"))
 BLACKHOLE_SECONDS = float(os.environ.get("HELPLINE_DB_BLACKHOLE_SECONDS", "30" if FULL else "2"))
 SEED = int(os.environ.get("HELPLINE_FAULT_SEED", str(random.SystemRandom().randrange(10**6))))
-#: Heartbeats in this suite are every 0.5 s; each service must have written its row again
+#: Heartbeats in this suite are every 0.25 s; each service must have written its row again
 #: within this many seconds of the database's return (its pool and LISTEN link reconnected).
 BEATS_WITHIN = 10.0
 DESKS = 3
@@ -270,7 +270,7 @@ def cluster() -> Iterator[Cluster]:
 
 @pytest.fixture(scope="module")
 def instance(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """The services' settings: the database through the proxy, heartbeats every 0.5 s."""
+    """The services' settings: the database through the proxy, heartbeats every 0.25 s."""
     state_dir = tmp_path_factory.mktemp("helpline-dbfaults")
     env = {
         "HELPLINE_INSTANCE": f"dbfaults{PORT_OFFSET or ''}",
@@ -278,7 +278,7 @@ def instance(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Sett
         "HELPLINE_AGI_PORT": AGI_PORT,
         "HELPLINE_AMI_PORT": AMI_PORT,
         "HELPLINE_DATABASE_URL": cluster.url(PROXY_PORT),
-        "HELPLINE_HEARTBEAT_SECONDS": 0.5,
+        "HELPLINE_HEARTBEAT_SECONDS": 0.25,
         "HELPLINE_DAILY_OUTBOUND_BUDGET": 0,
         "HELPLINE_SEAT_COUNT": 5,
     }
@@ -312,7 +312,9 @@ class Desks:
             self.serial += 1
             key = f"dbf-{SEED}-{n}-{self.serial}"
             body = {
-                "description": f"fault run {SEED}: street light {self.serial} broken",
+                # The key in the text too: a complaint filed twice is found even if the key
+                # itself was not stored.
+                "description": f"street light broken ({key})",
                 "caller_number": f"9{self.rng.randrange(10**9):09d}",
             } | WHAT_WHERE
             self.sent.add(key)
@@ -421,11 +423,14 @@ async def test_database_faults_while_complaints_flow(cluster: Cluster, instance:
             # happens: both are injected in one round's time.
             plan = [kind for kind in (RESTART, KILL9, BLACKHOLE) for _ in range(COUNT)]
             rng.shuffle(plan)
-            api_rounds = set(rng.sample(range(len(plan)), min(COUNT, len(plan))))
+            # In rounds where the database stays away for a while (its start after a kill, or
+            # a blackhole), so that the API's own start overlaps it instead of adding to it.
+            long_rounds = [i for i, kind in enumerate(plan) if kind != RESTART]
+            api_rounds = set(rng.sample(long_rounds, min(COUNT, len(long_rounds))))
             started = time.monotonic()
             timings: dict[str, list[float]] = {kind: [] for kind in ledgers}
             for round_, kind in enumerate(plan):
-                await asyncio.sleep(rng.uniform(0.1, 0.5))  # work flows; a random moment
+                await asyncio.sleep(rng.uniform(0.05, 0.4))  # work flows; a random moment
                 api_killed = round_ in api_rounds
                 where = (
                     f"seed {SEED}, round {round_} ({kind}{', API killed' if api_killed else ''})"
@@ -526,7 +531,7 @@ async def check_after(
     late = ""
     try:
         await wait_for(
-            lambda: _no_stale(direct, back), BEATS_WITHIN, interval=0.1, what="every heartbeat"
+            lambda: _no_stale(direct, back), BEATS_WITHIN, interval=0.05, what="every heartbeat"
         )
     except TimeoutError as error:
         late = str(error)
@@ -534,7 +539,7 @@ async def check_after(
     phase(f"beats {this.ledgers[0].name[:12]}", time.monotonic() - back_mono)
     this.check(fresh, f"heartbeats not all fresh {BEATS_WITHIN} s after: {late}")
     try:
-        await wait_for(lambda: _ok(api), 15, interval=0.1, what="/health ok")
+        await wait_for(lambda: _ok(api), 15, interval=0.05, what="/health ok")
     except TimeoutError as error:
         this.check(False, f"{error}; {await health(api)}")
     else:
@@ -579,12 +584,19 @@ async def check_idempotency(
     """Exactly one complaint per key sent; every acknowledged number stored under its key;
     the latest acknowledged ones read back the same through the API."""
     rows = await direct.fetch(
-        "SELECT idempotency_key, number FROM complaints WHERE idempotency_key LIKE $1",
+        "SELECT idempotency_key, description, number FROM complaints "
+        "WHERE idempotency_key LIKE $1 OR description LIKE $2",
         f"dbf-{SEED}-%",
+        f"%(dbf-{SEED}-%",
     )
     stored: dict[str, list[str]] = {}
+    misfiled = []
     for row in rows:
-        stored.setdefault(row["idempotency_key"], []).append(row["number"])
+        key = row["description"].rpartition("(")[2].rstrip(")")
+        stored.setdefault(key, []).append(row["number"])
+        if row["idempotency_key"] != key:
+            misfiled.append((row["number"], key, row["idempotency_key"]))
+    this.check(not misfiled, f"stored under another key (number, sent, stored): {misfiled}")
     twice = {key: numbers for key, numbers in stored.items() if len(numbers) > 1}
     this.check(not twice, f"keys stored more than once: {twice}")
     strangers = set(stored) - desks.sent
@@ -595,7 +607,7 @@ async def check_idempotency(
         if stored.get(key) != [number]
     }
     this.check(not lost, f"acknowledged, stored otherwise or not at all: {lost}")
-    for key, (number, body) in list(desks.acked.items())[-3:]:
+    for key, (number, body) in list(desks.acked.items())[-1:]:
         read = await api.get(f"/complaints/{number}", headers=desks.headers)
         same = read.status_code == 200 and all(
             read.json().get(name) == body[name] for name in ("description", "caller_number")
