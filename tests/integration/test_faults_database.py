@@ -82,6 +82,9 @@ DESKS = 3
 HEALTH_WITHIN = 3.5
 #: Seconds each step took, by step: printed at the end (what the suite's time is made of).
 PHASES: dict[str, list[float]] = {}
+#: The desks' answers while the database was away (0: none, the request timed out or the API
+#: was down), by fault: printed at the end.
+DURING: dict[str, Counter[int]] = {}
 
 
 def phase(name: str, seconds: float) -> None:
@@ -473,6 +476,10 @@ async def test_database_faults_while_complaints_flow(cluster: Cluster, instance:
                 + ", ".join(f"{k}: {sum(v) / len(v):.1f}" for k, v in timings.items() if v)
             )
             print(
+                "answers while down: "
+                + "; ".join(f"{k} {dict(sorted(v.items()))}" for k, v in DURING.items())
+            )
+            print(
                 "steps (mean/max s): "
                 + "; ".join(f"{k} {sum(v) / len(v):.2f}/{max(v):.2f}" for k, v in PHASES.items())
             )
@@ -557,6 +564,7 @@ async def check_after(
     # While it was down: 503, or no answer (the API itself down, or a request still waiting);
     # never another 5xx.
     during = Counter(status for started, status in desks.answers if down_at <= started < back_mono)
+    DURING.setdefault(this.ledgers[0].name, Counter()).update(during)
     this.check(
         not any(code >= 500 and code != 503 for code in during),
         f"answers while down {dict(during)}",
