@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import json
 import os
 import random
@@ -105,12 +106,41 @@ WHAT_WHERE = {
 
 
 # ----------------------------------------------------------------------------- PostgreSQL
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def subreaper(on: bool) -> bool:
+    """Make this process (Linux) adopt its orphaned descendants, or stop. A postmaster killed
+    with SIGKILL stays a zombie until its parent reaps it, and PostgreSQL will not start while
+    the pid in its lock file exists: adopted, it is reaped at once instead of when this
+    machine's init gets to it (a second or more, in a container)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+def reap_postgres() -> None:
+    """Reap the ``postgres`` processes of ours that have ended (adopted as their subreaper)."""
+    me = os.getpid()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            text = stat.read_text()
+            name = text[text.index("(") + 1 : text.rindex(")")]
+            state, ppid = text[text.rindex(")") + 2 :].split()[:2]
+            if int(ppid) == me and state == "Z" and name.startswith("postgres"):
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(int(stat.parent.name), 0)
+
+
 class Cluster:
     """A PostgreSQL 15 cluster of this test's own, run as the ``postgres`` user when we are
     root (initdb refuses root)."""
 
     def __init__(self, port: int) -> None:
         self.port = port
+        self.reaping = subreaper(True)
         self.root = Path(tempfile.mkdtemp(prefix="helpline-dbfaults-"))
         self.data = self.root / "data"
         self.log = self.root / "postgres.log"
@@ -149,6 +179,7 @@ class Cluster:
         deadline = time.monotonic() + within
         while True:
             done = self._ctl("start", "-w", "-t", "30")
+            reap_postgres()
             if done.returncode == 0:
                 return
             assert time.monotonic() < deadline, (done.stdout, done.stderr, self.tail())
@@ -156,16 +187,25 @@ class Cluster:
 
     def restart(self) -> None:
         done = self._ctl("restart", "-m", "fast", "-w", "-t", "30")
+        reap_postgres()
         assert done.returncode == 0, (done.stdout, done.stderr, self.tail())
 
     def postmaster_pid(self) -> int:
         return int((self.data / "postmaster.pid").read_text().split()[0])
 
     def kill9(self) -> None:
-        os.kill(self.postmaster_pid(), signal.SIGKILL)
+        pid = self.postmaster_pid()
+        os.kill(pid, signal.SIGKILL)
+        if self.reaping:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        reap_postgres()
 
     def stop(self) -> None:
         self._ctl("stop", "-m", "immediate", "-w", "-t", "30")
+        reap_postgres()
+        if self.reaping:
+            subreaper(False)
 
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
