@@ -121,6 +121,7 @@ async def serve(settings: Settings, drain_timeout: float = 10.0, menus: Path | N
                     "active_calls": server.active_calls,
                     "bad_handshakes": server.bad_handshakes,
                 },
+                interval=settings.heartbeat_seconds,
             ),
             name="agi-heartbeat",
         )

@@ -15,7 +15,9 @@ For each HTTP request, in order:
 3. **Headers.** Every response, errors included, gets the security headers
    (:func:`security_headers`; the CSP lets pages connect to the desk phone's WSS only).
 4. **Crashes.** An exception nothing else handled answers a 500 problem with no traceback;
-   the traceback goes to the log, once.
+   the traceback goes to the log, once. One that says the database cannot be reached
+   (restarting, killed, unreachable: :func:`core.db.session.database_unavailable`) answers
+   503 with ``Retry-After`` instead, and one log line without a traceback.
 
 Errors are :func:`api.problems.problem` responses (RFC 9457).
 """
@@ -32,6 +34,10 @@ from urllib.parse import unquote_to_bytes
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import ERRORS, problem
+from core.db.session import database_unavailable
+
+#: What a 503 for an unavailable database asks the client to wait before trying again.
+RETRY_AFTER_SECONDS = 2
 
 
 #: Scripts only from the API itself (the pages' and the API docs' scripts are files it serves,
@@ -186,7 +192,25 @@ class Boundary:
                 await refusal(scope, receive, send_with_headers)
                 return
             await self.app(scope, _replay(body, receive), send_with_headers)
-        except Exception:
+        except Exception as error:
+            if database_unavailable(error) and not started:
+                # PostgreSQL restarting, killed or unreachable: the client should try again
+                # (an idempotent retry is safe); no traceback, one line per outage burst.
+                ERRORS.error(
+                    logging.WARNING,
+                    "%s %s 503 database unavailable: %s",
+                    scope.get("method"),
+                    scope.get("path"),
+                    type(error).__name__,
+                )
+                response = problem(
+                    503,
+                    "the database is unavailable; try again",
+                    headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+                    logged=True,
+                )
+                await response(scope, receive, send_with_headers)
+                return
             ERRORS.error(
                 logging.ERROR,
                 "%s %s 500 unhandled",

@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     #: How often the FastAGI service looks for such sessions (and once at start).
     ivr_orphan_pass_seconds: float = Field(default=60.0, gt=0)
 
+    #: How often each background service rewrites its heartbeat row (core/db/heartbeat.py);
+    #: ``/health`` calls a row stale after 15 s whatever this is. The fault suites beat faster.
+    heartbeat_seconds: float = Field(default=5.0, gt=0, le=5.0)
+
     # AMI client behaviour
     ami_action_timeout: float = 10.0
     ami_ping_interval: float = 5.0

@@ -88,7 +88,11 @@ class LifecycleWorker:
             asyncio.create_task(self._listen(), name="sla-listen"),
             asyncio.create_task(
                 keep_beating(
-                    self.sessions, SERVICE, self.heartbeat_detail, started_at=self.started_at
+                    self.sessions,
+                    SERVICE,
+                    self.heartbeat_detail,
+                    started_at=self.started_at,
+                    interval=self.settings.heartbeat_seconds,
                 ),
                 name="sla-heartbeat",
             ),

@@ -139,7 +139,11 @@ class Dialer:
             consumer = tasks.create_task(self._consume_events())
             heartbeat = tasks.create_task(
                 keep_beating(
-                    self.sessions, SERVICE, self.heartbeat_detail, started_at=self.started_at
+                    self.sessions,
+                    SERVICE,
+                    self.heartbeat_detail,
+                    started_at=self.started_at,
+                    interval=self.settings.heartbeat_seconds,
                 )
             )
             periodic = tasks.create_task(self._periodic_reconcile())

@@ -128,7 +128,11 @@ class QueueManager:
             tasks.create_task(self._notify_stats())
             tasks.create_task(
                 keep_beating(
-                    self.sessions, SERVICE, self.heartbeat_detail, started_at=self.started_at
+                    self.sessions,
+                    SERVICE,
+                    self.heartbeat_detail,
+                    started_at=self.started_at,
+                    interval=self.settings.heartbeat_seconds,
                 )
             )
 

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import NoReturn
 
 import asyncpg
+import sqlalchemy.exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -26,6 +27,44 @@ log = logging.getLogger(__name__)
 #: First wait before connecting again after the LISTEN link broke; doubles up to the max.
 LISTEN_RETRY_SECONDS = 1.0
 LISTEN_RETRY_MAX_SECONDS = 30.0
+
+
+#: What the driver raises when the server is away, restarting or refusing connections (class
+#: 08, class 57's shutdowns and "starting up", too many connections), as opposed to a bad query.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,  # refused, reset, unreachable; TimeoutError (a connect or command timeout) too
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,  # closed under the statement
+    sqlalchemy.exc.TimeoutError,  # no pooled connection came free in time
+)
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """True when ``error`` (or what it wraps) says the database cannot be reached right now:
+    an answer of 503 and "try again", not a defect. SQLAlchemy wraps the driver's error
+    (``orig``, ``__cause__``); a connection it invalidated counts too."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, _UNAVAILABLE):
+            return True
+        if isinstance(current, sqlalchemy.exc.DBAPIError) and current.connection_invalidated:
+            return True
+        orig = getattr(current, "orig", None)
+        pending += [
+            orig if isinstance(orig, BaseException) else None,
+            current.__cause__,
+            current.__context__,
+        ]
+    return False
 
 
 def create_engine(
@@ -128,34 +167,6 @@ async def listen_forever(
                 listening.clear()
         await asyncio.sleep(wait)
         wait = min(wait * 2, LISTEN_RETRY_MAX_SECONDS)
-
-
-#: What PostgreSQL or the network says when the database is away (restarting, killed,
-#: unreachable, out of connections), as opposed to a statement it refused.
-_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    OSError,  # refused, reset, unreachable (ConnectionError is one)
-    TimeoutError,
-    asyncpg.exceptions.PostgresConnectionError,  # class 08, CannotConnectNow, ...
-    asyncpg.exceptions.OperatorInterventionError,  # class 57: admin shutdown, crash shutdown
-    asyncpg.exceptions.InsufficientResourcesError,  # class 53: too many connections
-    asyncpg.exceptions.InterfaceError,  # the connection closed under the statement
-)
-
-
-def database_unavailable(error: BaseException) -> bool:
-    """True if ``error`` (or what SQLAlchemy wrapped) means the database could not be reached,
-    so that the same work should be tried again once it is back; False for a statement it
-    refused (bad data, a constraint), which no retry mends."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, _UNAVAILABLE):
-            return True
-        if getattr(current, "connection_invalidated", False):
-            return True
-        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
-    return False
 
 
 async def drop_database(database_url: str) -> None:
