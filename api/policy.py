@@ -153,7 +153,8 @@ def document_refusals(openapi: dict[str, Any]) -> dict[str, Any]:
     """Add to ``openapi`` (in place, idempotent) the refusals every operation can give, each
     as the one problem shape (``application/problem+json``, :mod:`api.problems`): 401 and
     403 where the table asks for a role (naming the roles); 400 and 413 where a body is read;
-    422 where there is any input (body, path or query); the routes' own (404, 409, 429)."""
+    422 where there is any input (body, path or query); 503 everywhere (the connection
+    limit, or the database away); the routes' own (404, 409, 429)."""
     openapi.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
     schemas = openapi["components"]["schemas"]
     for unused in ("HTTPValidationError", "ValidationError"):
@@ -172,6 +173,8 @@ def document_refusals(openapi: dict[str, Any]) -> dict[str, Any]:
                 responses.setdefault("413", {"description": "the body is too large"})
             if "requestBody" in operation or operation.get("parameters"):
                 responses["422"] = {"description": "the input is not valid"}
+            # Any route: the server at its connection limit, or the database away (Retry-After).
+            responses.setdefault("503", {"description": "unavailable for now; try again"})
             for code, response in responses.items():
                 if code[:1] in ("4", "5") and not _own_model(response):
                     response["content"] = content
