@@ -225,10 +225,12 @@ async def catch_up_live(
     for row in rows:
         by_call.setdefault(row.linkedid or "", []).append(row)
     applied = 0
-    for call_rows in by_call.values():
+    for linkedid, call_rows in by_call.items():
         for event in events_from_cel(call_rows):
             await recorder.apply(session, event)
             applied += 1
+        # Its live Hangup may have closed the row before these facts landed.
+        await recorder.refresh_disposition(session, linkedid)
     return applied
 
 
