@@ -147,6 +147,9 @@ async def check_calls(
     """Exactly one closed row per caller with a consistent disposition; ``answered``: callers
     an agent's phone took (must be "answered"); ``answered_count``: how many phones took."""
 
+    if not callers:
+        return {}
+
     async def settled() -> dict[str, list[Call]] | None:
         found = await rows_of(db, callers, since)
         done = all(rows and all(r.ended_at is not None for r in rows) for rows in found.values())
