@@ -276,7 +276,7 @@ async def test_asterisk_restarted_with_calls_up(
                         settings, KEYS, hold=rng.uniform(2, 10), caller_id=caller, **KEY_ARGS
                     )
                 )
-                await asyncio.sleep(rng.uniform(0.2, 3.5))  # the random moment: calls are up
+                await asyncio.sleep(rng.uniform(0.2, 3.0))  # the random moment: calls are up
                 t0 = time.monotonic()
                 await asyncio.to_thread(instance.stop)
                 ledger.injected += 1
@@ -528,7 +528,7 @@ async def slow_rounds(
         calls[caller] = asyncio.create_task(
             citizen_call(settings, KEYS, hold=rng.uniform(0.5, 4), caller_id=caller, **KEY_ARGS)
         )
-        await asyncio.sleep(rng.uniform(0.2, 2.5))  # the random moment
+        await asyncio.sleep(rng.uniform(0.2, 2.0))  # the random moment
         pid = services.state(settings, "queue-manager").pid
         assert pid is not None
         port = settings.ami_port
@@ -544,7 +544,7 @@ async def slow_rounds(
                 assert time.monotonic() - t0 < 30, "Asterisk never dropped the reader"
                 now, backlog = time.monotonic(), queued(pid, port, link)
                 if backlog > grown or now - burst_at > 0.4:
-                    await flood.burst(500)
+                    await flood.burst(2000)
                     grown, burst_at = backlog, now
                 await asyncio.sleep(0.03)
             ledger.injected += 1
