@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
@@ -196,6 +196,42 @@ async def backfill(
             await recorder.apply(session, event)
             applied += 1
     return Backfilled(len(by_call), applied)
+
+
+async def catch_up_live(
+    session: AsyncSession, recorder: CallRecorder, linkedids: Collection[str]
+) -> int:
+    """Apply what CEL has so far of calls still up (``linkedids``): the queue join and the
+    agent's answer of a call that was live across a gap in our AMI link (Asterisk dropped a
+    slow reader, the queue manager restarted) are in no AMI query, and without them the call
+    would close as ``ivr_only`` though an agent took it. Idempotent (the recorder's writes
+    are); the caller commits. Returns the events applied."""
+    if not linkedids:
+        return 0
+    citizens = select(AsteriskCel.linkedid).where(
+        AsteriskCel.eventtype == "CHAN_START",
+        AsteriskCel.uniqueid == AsteriskCel.linkedid,
+        AsteriskCel.context == "from-trunk",
+        AsteriskCel.linkedid.in_(list(linkedids)),
+    )
+    rows = (
+        await session.execute(
+            select(AsteriskCel)
+            .where(AsteriskCel.linkedid.in_(citizens))
+            .order_by(AsteriskCel.linkedid, AsteriskCel.eventtime, AsteriskCel.id)
+        )
+    ).scalars()
+    by_call: dict[str, list[AsteriskCel]] = {}
+    for row in rows:
+        by_call.setdefault(row.linkedid or "", []).append(row)
+    applied = 0
+    for linkedid, call_rows in by_call.items():
+        for event in events_from_cel(call_rows):
+            await recorder.apply(session, event)
+            applied += 1
+        # Its live Hangup may have closed the row before these facts landed.
+        await recorder.refresh_disposition(session, linkedid)
+    return applied
 
 
 async def backfill_since(

@@ -278,12 +278,28 @@ class CallRecorder:
             .on_conflict_do_nothing(index_elements=["uniqueid"])
         )
 
-    async def _close_call(self, session: AsyncSession, uniqueid: str) -> None:
-        """Set the disposition once, from what the row says happened."""
+    async def refresh_disposition(self, session: AsyncSession, uniqueid: str) -> None:
+        """Derive a closed call's disposition again after facts arrived late: a catch-up from
+        CEL (the queue join, the agent's answer missed in an AMI gap) can land after the live
+        Hangup closed the row as ``ivr_only``. Facts only accumulate, so this only moves the
+        disposition towards "answered"; an open row is left to its hang-up."""
+        await self._close_call(session, uniqueid, again=True)
+
+    async def _close_call(
+        self, session: AsyncSession, uniqueid: str, *, again: bool = False
+    ) -> None:
+        """Set the disposition once, from what the row says happened (``again``: see
+        :meth:`refresh_disposition`)."""
         call = (
-            await session.execute(select(Call).where(Call.uniqueid == uniqueid))
+            await session.execute(
+                select(Call)
+                .where(Call.uniqueid == uniqueid)
+                .execution_options(populate_existing=True)
+            )
         ).scalar_one_or_none()
-        if call is None or call.disposition is not None:
+        if call is None:
+            return
+        if (call.ended_at is None) if again else (call.disposition is not None):
             return
         if call.agent_connected_at is not None:
             call.disposition = CallDisposition.ANSWERED

@@ -41,7 +41,7 @@ from core.domain.queues import all_queues
 from core.outage import Outage
 from core.protocols.ami import AMIMessage
 from core.transport.ami_client import AMIClient
-from queue_manager.backfill import backfill
+from queue_manager.backfill import backfill, catch_up_live
 from queue_manager.live import MEMBER_EVENTS, LiveSeats
 from queue_manager.recorder import QUEUE_EVENTS, RECORDING_EVENTS, CallRecorder, event_time
 from queue_manager.seatconfig import (
@@ -385,11 +385,16 @@ class QueueManager:
         before = datetime.now(UTC)  # only for the CEL's look-back (hours: a step is in it)
         channels = await self.ami.action_list("CoreShowChannels")
         live: set[str] = set()
+        calls: set[str] = set()
         async with self.sessions() as session:
             for channel in channels:
                 if channel.name == "CoreShowChannel":
                     live.add(channel.get("Uniqueid") or "")
+                    if channel.get("Uniqueid") == channel.get("Linkedid"):
+                        calls.add(channel.get("Uniqueid") or "")
                     await self.recorder.apply(session, channel)
+            # What the live calls did while we were not listening (queue join, agent answer).
+            await catch_up_live(session, self.recorder, calls)
             # Calls that ended while we were not listening, as Asterisk's CEL recorded them;
             # then those it did not record either (e.g. Asterisk restarted) end now.
             since = before - timedelta(minutes=self.settings.backfill_lookback_minutes)
