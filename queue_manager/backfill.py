@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
-from sqlalchemy import select, text
+from sqlalchemy import ColumnElement, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
@@ -180,22 +180,8 @@ async def backfill(
     linkedids = await missed_calls(session, since, limit)
     if not linkedids:
         return Backfilled(0, 0)
-    rows = (
-        await session.execute(
-            select(AsteriskCel)
-            .where(AsteriskCel.linkedid.in_(linkedids))
-            .order_by(AsteriskCel.linkedid, AsteriskCel.eventtime, AsteriskCel.id)
-        )
-    ).scalars()
-    by_call: dict[str, list[AsteriskCel]] = {}
-    for row in rows:
-        by_call.setdefault(row.linkedid or "", []).append(row)
-    applied = 0
-    for call_rows in by_call.values():
-        for event in events_from_cel(call_rows):
-            await recorder.apply(session, event)
-            applied += 1
-    return Backfilled(len(by_call), applied)
+    calls, applied = await _replay(session, recorder, AsteriskCel.linkedid.in_(linkedids))
+    return Backfilled(calls, applied)
 
 
 async def catch_up_live(
@@ -214,10 +200,25 @@ async def catch_up_live(
         AsteriskCel.context == "from-trunk",
         AsteriskCel.linkedid.in_(list(linkedids)),
     )
+    # Its live Hangup may have closed the row before these facts landed: derive it again.
+    _, applied = await _replay(session, recorder, AsteriskCel.linkedid.in_(citizens), refresh=True)
+    return applied
+
+
+async def _replay(
+    session: AsyncSession,
+    recorder: CallRecorder,
+    calls: ColumnElement[bool],
+    *,
+    refresh: bool = False,
+) -> tuple[int, int]:
+    """Apply, call by call in time order, the CEL-derived events of the calls whose rows
+    ``calls`` selects; (calls, events applied). ``refresh``: each closed call's disposition
+    is derived again after its events (facts that landed after its hang-up)."""
     rows = (
         await session.execute(
             select(AsteriskCel)
-            .where(AsteriskCel.linkedid.in_(citizens))
+            .where(calls)
             .order_by(AsteriskCel.linkedid, AsteriskCel.eventtime, AsteriskCel.id)
         )
     ).scalars()
@@ -229,9 +230,9 @@ async def catch_up_live(
         for event in events_from_cel(call_rows):
             await recorder.apply(session, event)
             applied += 1
-        # Its live Hangup may have closed the row before these facts landed.
-        await recorder.refresh_disposition(session, linkedid)
-    return applied
+        if refresh:
+            await recorder.refresh_disposition(session, linkedid)
+    return len(by_call), applied
 
 
 async def backfill_since(

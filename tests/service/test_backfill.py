@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
 from core.db.models import AsteriskCel, Call
-from queue_manager.backfill import agent_seat, backfill, events_from_cel
+from queue_manager.backfill import agent_seat, backfill, catch_up_live, events_from_cel
 from queue_manager.recorder import CallRecorder
 
 ANSWERED, ABANDONED = "c-1796535152.0", "c-1796535162.4"
@@ -125,6 +125,40 @@ async def test_backfill_completes_missed_calls_once(
     assert abandoned.disposition == "abandoned" and abandoned.caller_number == "9876543211"
     assert abandoned.queue_joined_at is not None and abandoned.agent_connected_at is None
     assert abandoned.ended_at == datetime(2026, 12, 6, 5, 32, 50, 227716, tzinfo=UTC)
+
+
+async def test_a_call_live_across_an_ami_gap_gets_its_queue_join_and_agent_from_cel(
+    db_settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The queue join and the agent's answer fell in a gap of our AMI link; the live Hangup
+    closed the row as ``ivr_only`` before the reconnect's catch-up from CEL landed. After it:
+    answered, by agent0001, its times unchanged; a second catch-up changes nothing."""
+    started = datetime(2026, 12, 6, 5, 32, 32, 698467, tzinfo=UTC)
+    ended = datetime(2026, 12, 6, 5, 32, 42, 323939, tzinfo=UTC)
+    async with sessions() as session:
+        session.add_all(cel_rows())
+        session.add(
+            Call(
+                uniqueid=ANSWERED,
+                linkedid=ANSWERED,
+                started_at=started,
+                ended_at=ended,
+                ivr_done=True,
+                disposition="ivr_only",
+            )
+        )
+        await session.commit()
+    recorder = CallRecorder(db_settings)
+    for _ in range(2):
+        async with sessions() as session:
+            applied = await catch_up_live(session, recorder, [ANSWERED, "not-a-call"])
+            await session.commit()
+        assert applied == 6  # the answered call's events only
+        async with sessions() as session:
+            call = (await session.execute(select(Call))).scalar_one()
+        assert call.disposition == "answered" and call.agent_seat == "agent0001"
+        assert call.queue_joined_at is not None and call.agent_connected_at is not None
+        assert call.started_at == started and call.ended_at == ended
 
 
 async def test_helpline_backfill_reaches_back_as_far_as_asked(
