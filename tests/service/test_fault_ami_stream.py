@@ -91,6 +91,31 @@ def call_events(uniqueid: str, kind: str, seat: str, start: float) -> list[Event
 QUEUE_EVENT_COUNT = {"answered": 5, "abandoned": 2, "ivr_only": 0}
 
 
+def plan_round(
+    prefix: str, rng: random.Random, start: float, count: int
+) -> tuple[list[tuple[str, str]], list[list[Event]]]:
+    """A round of ``count`` calls of random kinds, one a second from ``start``: (uniqueid,
+    kind) each, and each call's events (answered ones by agent0001..3 in turn)."""
+    plan = [
+        (f"{prefix}-{n:02d}", rng.choice(["answered", "abandoned", "ivr_only"]))
+        for n in range(count)
+    ]
+    calls = [
+        call_events(uid, kind, f"agent000{1 + n % 3}", start + n)
+        for n, (uid, kind) in enumerate(plan)
+    ]
+    return plan, calls
+
+
+async def all_closed(sessions: async_sessionmaker[AsyncSession], ids: list[str]) -> bool:
+    """Every one of the calls ``ids`` has its disposition (is recorded and closed)."""
+    async with sessions() as session:
+        closed = await session.scalar(
+            select(func.count()).where(Call.uniqueid.in_(ids), Call.disposition.is_not(None))
+        )
+    return closed == len(ids)
+
+
 def faulty_stream(calls: list[list[Event]], rng: random.Random) -> tuple[bytes, int]:
     """The calls interleaved, events duplicated and replayed; (bytes, faults injected)."""
     pending = [list(events) for events in calls]
@@ -134,14 +159,7 @@ async def test_duplicated_and_reordered_ami_events_leave_exact_call_records(
             seed = random.randrange(2**32)
             rng = random.Random(seed)
             start = datetime.now(UTC).timestamp() - 3600 + round_no * 100
-            plan = [
-                (f"fault-{seed}-{n:02d}", rng.choice(["answered", "abandoned", "ivr_only"]))
-                for n in range(CALLS_PER_ROUND)
-            ]
-            calls = [
-                call_events(uid, kind, f"agent000{1 + n % 3}", start + n)
-                for n, (uid, kind) in enumerate(plan)
-            ]
+            plan, calls = plan_round(f"fault-{seed}", rng, start, CALLS_PER_ROUND)
             data, duplicated = faulty_stream(calls, rng)
             injected += duplicated
             # Asterisk's side: the channels live until their hang-up, the queue's callers
@@ -162,17 +180,13 @@ async def test_duplicated_and_reordered_ami_events_leave_exact_call_records(
             await asyncio.gather(*actions)
             ids = [uid for uid, _ in plan]
 
-            async def recorded(ids: list[str] = ids) -> bool:
-                async with sessions() as session:
-                    closed = await session.scalar(
-                        select(func.count()).where(
-                            Call.uniqueid.in_(ids), Call.disposition.is_not(None)
-                        )
-                    )
-                return closed == len(ids)
-
             # A deadline, not a duration: generous for a loaded machine (2 cores, shared).
-            await wait_for(recorded, 20, interval=0.05, what=f"round {round_no} (seed {seed})")
+            await wait_for(
+                lambda ids=ids: all_closed(sessions, ids),
+                20,
+                interval=0.05,
+                what=f"round {round_no} (seed {seed})",
+            )
             h.fake.channels.clear()  # all hung up
             h.fake.entries["helpline"].clear()
             async with sessions() as session:

@@ -40,7 +40,12 @@ from core.transport.fake_ami import FakeAMIServer
 from outbound_dialer.service import Dialer
 from tests import faults
 from tests.service.test_dialer_store import NOW, callbacks, free_seats
-from tests.service.test_fault_ami_stream import END, QUEUE_EVENT_COUNT, call_events
+from tests.service.test_fault_ami_stream import (
+    END,
+    QUEUE_EVENT_COUNT,
+    all_closed,
+    plan_round,
+)
 from tests.service.test_queue_manager import running_manager
 from tests.waiting import wait_for
 
@@ -102,14 +107,7 @@ async def test_queue_manager_keeps_exact_records_across_clock_steps(
             rng = random.Random(seed)
             where = f"round {round_no} (seed {seed})"
             start = _real_datetime.now(UTC).timestamp() - 3600 + round_no * 100
-            plan = [
-                (f"clock-{seed}-{n:02d}", rng.choice(["answered", "abandoned", "ivr_only"]))
-                for n in range(CALLS_PER_ROUND)
-            ]
-            calls = [
-                call_events(uid, kind, f"agent000{1 + n % 3}", start + n)
-                for n, (uid, kind) in enumerate(plan)
-            ]
+            plan, calls = plan_round(f"clock-{seed}", rng, start, CALLS_PER_ROUND)
             lost = plan[rng.randrange(len(plan))][0] if rng.random() < 0.5 else None
             lost_hangups += lost is not None
             async with sessions() as session:
@@ -142,23 +140,17 @@ async def test_queue_manager_keeps_exact_records_across_clock_steps(
             await asyncio.gather(*resyncs)
             ids = [uid for uid, _ in plan]
 
-            async def all_closed(ids: list[str] = ids) -> bool:
-                async with sessions() as session:
-                    closed = await session.scalar(
-                        select(func.count()).where(
-                            Call.uniqueid.in_(ids), Call.disposition.is_not(None)
-                        )
-                    )
-                return closed == len(ids)
-
             async def reconciled(ids: list[str] = ids) -> bool:
                 # A lost Hangup is healed by a resync (here asked for; in production after
                 # the link drop that lost it).
                 await h.manager.reconcile(h.ami)
-                return await all_closed(ids)
+                return await all_closed(sessions, ids)
+
+            async def closed(ids: list[str] = ids) -> bool:
+                return await all_closed(sessions, ids)
 
             try:
-                await wait_for(reconciled if lost else all_closed, 5, interval=0.05, what=where)
+                await wait_for(reconciled if lost else closed, 5, interval=0.05, what=where)
             except TimeoutError:
                 ledger.check(False, f"{where}: calls left open (lost Hangup: {lost})")
             async with sessions() as session:
