@@ -344,6 +344,30 @@ async def test_no_answer_and_hang_up_mid_survey_make_it_unreachable(
     assert note == "feedback call: citizen not reached in 2 attempt(s), the last hung up"
 
 
+async def budget_used_with_feedback_paused(
+    db: async_sessionmaker[AsyncSession], *, max_attempts: int
+) -> int:
+    """Outbound calls spent today so far; the feedback campaign paused (its jobs dialled only
+    once the test resumes it) with ``max_attempts`` per job."""
+    async with db() as session:
+        used = (
+            await session.execute(
+                select(DialerBudget.used).where(
+                    DialerBudget.day == helpline_day(), DialerBudget.scope == "all"
+                )
+            )
+        ).scalar_one_or_none() or 0
+        await session.execute(
+            text(
+                "UPDATE dialer_campaigns SET max_attempts = :n, paused = true "
+                "WHERE name = 'feedback'"
+            ),
+            {"n": max_attempts},
+        )
+        await session.commit()
+    return int(used)
+
+
 async def test_three_dialers_never_pass_a_small_budget_nor_dial_a_job_twice(
     stack_settings: Settings,
     dialer_ready: Citizens,
@@ -355,21 +379,7 @@ async def test_three_dialers_never_pass_a_small_budget_nor_dial_a_job_twice(
 ) -> None:
     """The stack's dialer and two more processes, one database, a budget with room for 4 more
     calls today and 7 citizens to call once each: sipp sees 4 INVITEs, to 4 different numbers."""
-    async with db() as session:
-        used = (
-            await session.execute(
-                select(DialerBudget.used).where(
-                    DialerBudget.day == helpline_day(), DialerBudget.scope == "all"
-                )
-            )
-        ).scalar_one_or_none() or 0
-        await session.execute(
-            text(
-                "UPDATE dialer_campaigns SET max_attempts = 1, paused = true "
-                "WHERE name = 'feedback'"
-            )
-        )
-        await session.commit()
+    used = await budget_used_with_feedback_paused(db, max_attempts=1)
     budget = used + 4
     monkeypatch.setenv("HELPLINE_DAILY_OUTBOUND_BUDGET", str(budget))
     services.stop(stack_settings, "dialer")

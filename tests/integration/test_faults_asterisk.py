@@ -61,6 +61,7 @@ from tests.integration.queue_support import (
 )
 from tests.integration.test_dialer import (  # noqa: F401 (fixtures)
     Citizens,
+    budget_used_with_feedback_paused,
     citizens,
     dialer_ready,
     monkeymodule,
@@ -621,21 +622,7 @@ async def dialer_rounds(
     ledger = faults.fault("dialer killed after Originate")
     rng = rng_of("dialer")
     t_start = t_jobs = t_rounds = t_settled = time.monotonic()
-    async with db() as session:
-        used = (
-            await session.execute(
-                select(DialerBudget.used).where(
-                    DialerBudget.day == helpline_day(), DialerBudget.scope == "all"
-                )
-            )
-        ).scalar_one_or_none() or 0
-        await session.execute(
-            text(
-                "UPDATE dialer_campaigns SET max_attempts = 3, paused = true "
-                "WHERE name = 'feedback'"
-            )
-        )
-        await session.commit()
+    used = await budget_used_with_feedback_paused(db, max_attempts=3)
     budget = used + ROUNDS + 8
     monkeypatch.setenv("HELPLINE_DAILY_OUTBOUND_BUDGET", str(budget))
     monkeypatch.setenv("HELPLINE_DIALER_RECONCILE_SECONDS", "2")
