@@ -2,7 +2,8 @@
 
 Issue 14: a list that ran one query per row (an author, a call, a duplicate's number...) is
 what 500 agents find first. Counted with SQLAlchemy's ``before_cursor_execute`` on the engine
-the services use, so a per-row query added later anywhere under them fails here.
+the services use, so a per-row query added later anywhere under them fails here. The queue
+manager's recorder is counted too: a channel that is no call of ours writes nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from core.db.models import Call, Complaint, ComplaintHistory, User, complaint_se
 from core.db.session import create_engine, session_factory
 from core.domain.complaints import ComplaintStatus, HistoryAction, complaint_number
 from core.domain.phone import CallerNumber
+from core.protocols.ami import AMIMessage
 from core.reference import Reference
+from queue_manager.recorder import CallRecorder
 
 MANY = 50
 CALLER_MANY = "9876500050"
@@ -150,3 +153,40 @@ async def test_list_and_read_queries_do_not_grow_with_rows(
     assert one == many
     # The complaint with its names, then its history: two statements (before the pool's own).
     assert await read(first.number, 1) == one
+
+
+async def test_a_seats_leg_writes_nothing_and_the_citizens_call_is_still_recorded(
+    engine: AsyncEngine, db_settings: Settings
+) -> None:
+    """The queue manager's statements per call (issue 14's capacity runs): the seat's leg of
+    an answered call (its Linkedid is the citizen's) has no ``calls`` row, so its answer and
+    hang-up send nothing; the citizen's own events still write their row."""
+    recorder = CallRecorder(db_settings)
+    citizen, seat_leg = "1733000100.1", "1733000100.2"
+
+    def event_of(name: str, uniqueid: str, **fields: str) -> AMIMessage:
+        return AMIMessage.from_fields(
+            [("Event", name), ("Uniqueid", uniqueid), ("Linkedid", citizen), *fields.items()]
+        )
+
+    async def apply(session: AsyncSession, *events: AMIMessage) -> None:
+        for one in events:
+            await recorder.apply(session, one)
+        await session.commit()
+
+    trunk = {"Channel": "PJSIP/trunk-1", "Context": "from-trunk", "CallerIDNum": CALLER_ONE}
+    seat = {"Channel": "PJSIP/agent0001-2", "Context": "seat-phones"}
+    assert await _statements(engine, lambda s: apply(s, event_of("Newchannel", citizen, **trunk)))
+    leg = [
+        event_of("Newchannel", seat_leg, **seat),
+        event_of("Newstate", seat_leg, ChannelStateDesc="Up"),
+        event_of("Hangup", seat_leg, Cause="16", **seat),
+    ]
+    assert await _statements(engine, lambda s: apply(s, *leg)) == 0
+    answered = event_of("Newstate", citizen, ChannelStateDesc="Up")
+    hangup = event_of("Hangup", citizen, Cause="16", **trunk)
+    assert await _statements(engine, lambda s: apply(s, answered, hangup)) > 0
+    async with session_factory(engine)() as session:
+        call = (await session.execute(select(Call).where(Call.uniqueid == citizen))).scalar_one()
+        assert call.answered_at is not None and call.disposition == "unanswered"
+        assert await session.scalar(select(Call.id).where(Call.uniqueid == seat_leg)) is None
