@@ -33,7 +33,7 @@ from sqlalchemy import event
 
 from agi_scripts.ivr import IVRScript
 from agi_scripts.service import POOL_SIZE as IVR_POOL_SIZE
-from agi_scripts.service import build_server
+from agi_scripts.service import build_server, create_ivr_engine
 from agi_scripts.store import PostgresStore
 from core.config import Settings
 from core.db.session import create_engine, session_factory, warm_pool
@@ -127,7 +127,7 @@ async def serve(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, A
     logging.getLogger().addHandler(logs)
     logging.getLogger().setLevel(logging.WARNING)
     if args.service == "ivr":  # as agi_scripts.service.serve() builds it
-        engine = create_engine(settings, pool_size=IVR_POOL_SIZE, max_overflow=0)
+        engine = create_ivr_engine(settings)
     else:
         engine = create_engine(settings, pool_size=int(config.get("pool_size", 10)))
     counts = {"statements": 0, "commits": 0}

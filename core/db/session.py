@@ -68,17 +68,26 @@ def database_unavailable(error: BaseException) -> bool:
 
 
 def create_engine(
-    settings: Settings, *, pool_size: int = 10, max_overflow: int | None = None
+    settings: Settings,
+    *,
+    pool_size: int = 10,
+    max_overflow: int | None = None,
+    pre_ping: bool = True,
 ) -> AsyncEngine:
     """``pool_size`` connections kept open once made, and ``max_overflow`` (default: as many
     again) opened past them when busy and closed on return. Overflow suits a process that is
     rarely busy; under steady load it opens and closes a connection per request (a new backend,
-    authentication, asyncpg's type introspection: milliseconds each), so the API keeps all."""
+    authentication, asyncpg's type introspection: milliseconds each), so the API keeps all.
+
+    ``pre_ping`` tests each connection as it leaves the pool: three round trips on asyncpg
+    (BEGIN, ``;``, ROLLBACK), so a connection PostgreSQL dropped (a restart) is replaced
+    before it fails a statement. Without it that statement fails, and SQLAlchemy then retires
+    every connection of the pool made before the failure: one failed statement per outage."""
     return create_async_engine(
         settings.database_url,
         pool_size=pool_size,
         max_overflow=pool_size if max_overflow is None else max_overflow,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         # Statements' parameters hold callers' numbers and complaint texts: never in a log line
         # or an exception's text, even with the sqlalchemy loggers at INFO (core.logs).
         hide_parameters=True,

@@ -8,14 +8,16 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agi_scripts.ivr import IVRScript
+from agi_scripts.service import create_ivr_engine
 from agi_scripts.store import CallbackJob, PostgresStore, SessionRecord
 from core.config import Settings
 from core.db.models import Call, CallbackRequest, Complaint, IvrSession, User
 from core.db.queries import inbound_calls_today
+from core.db.session import database_unavailable, raw_connection, session_factory, warm_pool
 from core.domain.calls import IvrOutcome
 from core.domain.clock import day_start
 from core.domain.complaints import complaint_number
@@ -349,3 +351,37 @@ async def test_sessions_of_concurrent_calls_are_written_together_and_none_is_los
         rows = (await session.execute(select(IvrSession))).scalars().all()
     assert len(rows) == 300
     assert all(r.outcome == IvrOutcome.QUEUED and r.ended_at == now for r in rows)
+
+
+async def test_the_ivr_pool_fails_one_read_when_postgresql_drops_its_connections(
+    db_settings: Settings,
+) -> None:
+    """The IVR's pool has no pre-ping (agi_scripts.service.create_ivr_engine): when PostgreSQL
+    drops every connection (a restart), one read fails (that caller goes to an agent without
+    the budget check) and the pool replaces the rest before they fail another."""
+    engine = create_ivr_engine(db_settings)
+    try:
+        await warm_pool(engine, 5)
+        ivr = PostgresStore(db_settings, session_factory(engine))
+        await ivr.queue_check("1733000000.1")
+        async with engine.connect() as conn:
+            mine = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        async with raw_connection(db_settings) as admin:
+            dropped = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                " AND backend_start <= (SELECT backend_start FROM pg_stat_activity"
+                "                       WHERE pid = $1)",
+                mine,
+            )
+        assert dropped >= 1
+        failed = 0
+        for _ in range(10):
+            try:
+                await ivr.queue_check("1733000000.1")
+            except Exception as error:
+                assert database_unavailable(error), error
+                failed += 1
+        assert failed == 1
+    finally:
+        await engine.dispose()
