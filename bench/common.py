@@ -29,18 +29,24 @@ GENERATOR_CPU = 1
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def machine() -> dict[str, Any]:
-    """What the figures were measured on (they mean little without it)."""
+def machine(*, pinned: bool = True) -> dict[str, Any]:
+    """What the figures were measured on (they mean little without it); ``pinned=False`` for
+    a bench whose processes go where the kernel puts them."""
     cores = os.cpu_count() or 0
+    shared = (
+        f"{cores} cores shared by the server under test (pinned to CPU {SERVER_CPU}) and "
+        f"the load generator (CPU {GENERATOR_CPU})"
+        if pinned
+        else f"{cores} cores shared by every process of the run (none pinned)"
+    )
     return {
         "cores": cores,
         "python": sys.version.split()[0],
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "load_average_1m": round(os.getloadavg()[0], 2),
         "note": (
-            f"{cores} cores shared by the server under test (pinned to CPU {SERVER_CPU}) and "
-            f"the load generator (CPU {GENERATOR_CPU}); other work on the machine shows up in "
-            "latencies more than in the server's CPU seconds"
+            f"{shared}; other work on the machine shows up in latencies more than in the "
+            "server's CPU seconds"
         ),
     }
 

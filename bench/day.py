@@ -912,5 +912,5 @@ def run(argv: list[str]) -> dict[str, Any]:
         "peer": ours_peer.get("peer"),
         "ratio": ours_peer.get("ratio"),
         "peer_compression": ours_peer.get("compression"),
-        "machine": machine(),
+        "machine": machine(pinned=False),
     }
