@@ -234,8 +234,7 @@ class QueueManager:
         while True:
             try:
                 async with self.sessions() as session:
-                    for event in events:
-                        await self.recorder.apply(session, event)
+                    await self.recorder.apply_batch(session, events)
                     await session.commit()
             except Exception as error:
                 if not database_unavailable(error):

@@ -190,3 +190,56 @@ async def test_a_seats_leg_writes_nothing_and_the_citizens_call_is_still_recorde
         call = (await session.execute(select(Call).where(Call.uniqueid == citizen))).scalar_one()
         assert call.answered_at is not None and call.disposition == "unanswered"
         assert await session.scalar(select(Call.id).where(Call.uniqueid == seat_leg)) is None
+
+
+async def test_a_calls_ivr_variables_in_one_batch_are_one_update(
+    engine: AsyncEngine, db_settings: Settings
+) -> None:
+    """The dialplan and the IVR send 4-6 ``VarSet`` events per call; in one batch of the queue
+    manager they are one UPDATE, written before the next event of that call, with the last
+    value of each variable winning as if each had been applied alone."""
+    recorder = CallRecorder(db_settings)
+    citizen, other = "1733000200.1", "1733000200.2"
+
+    def event_of(name: str, uniqueid: str, **fields: str) -> AMIMessage:
+        return AMIMessage.from_fields(
+            [("Event", name), ("Uniqueid", uniqueid), ("Linkedid", uniqueid), *fields.items()]
+        )
+
+    def var(uniqueid: str, name: str, value: str) -> AMIMessage:
+        return event_of("VarSet", uniqueid, Variable=name, Value=value)
+
+    trunk = {"Context": "from-trunk", "CallerIDNum": CALLER_ONE}
+    batch = [
+        event_of("Newchannel", citizen, Channel="PJSIP/trunk-1", **trunk),
+        event_of("Newchannel", other, Channel="PJSIP/trunk-2", **trunk),
+        var(citizen, "IVR_DONE", ""),
+        var(citizen, "IVR_FALLBACK", ""),
+        var(other, "IVR_LANG", "en"),
+        var(citizen, "IVR_PATH", "welcome>main_menu>key:1"),
+        var(citizen, "IVR_LANG", "hi"),
+        var(citizen, "IVR_DONE", "1"),
+        event_of("QueueCallerJoin", citizen, Queue="helpline"),
+    ]
+
+    async def apply(session: AsyncSession) -> None:
+        await recorder.apply_batch(session, batch)
+        await session.commit()
+
+    # Two inserts, the citizen's variables once, the join (its update and its queue event),
+    # the other call's variable at the end: 6 statements, where one per VarSet made 10.
+    assert await _statements(engine, apply) == 6
+    async with session_factory(engine)() as session:
+        rows = {
+            row.uniqueid: row
+            for row in (
+                await session.execute(select(Call).where(Call.uniqueid.in_([citizen, other])))
+            )
+            .scalars()
+            .all()
+        }
+    call = rows[citizen]
+    assert call.ivr_done is True and call.ivr_fallback is False
+    assert call.ivr_path == "welcome>main_menu>key:1" and call.ivr_lang == "hi"
+    assert call.queue == "helpline" and call.queue_joined_at is not None
+    assert rows[other].ivr_lang == "en"
