@@ -7,10 +7,11 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import asyncpg
 import sqlalchemy.exc
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from core.config import Settings
 from core.outage import Outage
@@ -67,24 +69,48 @@ def database_unavailable(error: BaseException) -> bool:
     return False
 
 
+def _replace_if_closed(
+    dbapi_connection: Any, _record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
+) -> None:
+    """At checkout: a connection whose socket the server has already closed (PostgreSQL
+    restarted, killed, the backend terminated) is replaced by a new one; no round trip."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise sqlalchemy.exc.DisconnectionError("closed by the server")
+
+
 def create_engine(
-    settings: Settings, *, pool_size: int = 10, max_overflow: int | None = None
+    settings: Settings,
+    *,
+    pool_size: int = 10,
+    max_overflow: int | None = None,
+    pre_ping: bool = True,
 ) -> AsyncEngine:
     """``pool_size`` connections kept open once made, and ``max_overflow`` (default: as many
     again) opened past them when busy and closed on return. Overflow suits a process that is
     rarely busy; under steady load it opens and closes a connection per request (a new backend,
-    authentication, asyncpg's type introspection: milliseconds each), so the API keeps all."""
-    return create_async_engine(
+    authentication, asyncpg's type introspection: milliseconds each), so the API keeps all.
+
+    ``pre_ping`` pings every connection at checkout: with asyncpg three round trips (BEGIN,
+    ``;``, ROLLBACK), which cost a read request about as much CPU as its own queries. Without
+    it, checkout only replaces a connection the server has visibly closed (restart, kill); one
+    that died unnoticed (a cut network) fails its first statement, which invalidates the
+    pool's older connections and which the API answers 503 with ``Retry-After``
+    (:func:`database_unavailable`, :mod:`api.boundary`): what the API wants for its hot paths,
+    not a background service that would log the failure as an error."""
+    engine = create_async_engine(
         settings.database_url,
         pool_size=pool_size,
         max_overflow=pool_size if max_overflow is None else max_overflow,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         # Statements' parameters hold callers' numbers and complaint texts: never in a log line
         # or an exception's text, even with the sqlalchemy loggers at INFO (core.logs).
         hide_parameters=True,
         # A stuck query must not hold a caller's request forever.
         connect_args={"command_timeout": 30, "server_settings": {"application_name": "helpline"}},
     )
+    if not pre_ping:
+        event.listen(engine.sync_engine.pool, "checkout", _replace_if_closed)
+    return engine
 
 
 async def warm_pool(engine: AsyncEngine, connections: int) -> None:
