@@ -22,9 +22,9 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Row, Select, and_, bindparam, func, select
+from sqlalchemy import ColumnElement, Row, Select, Table, and_, bindparam, func, select, true
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -76,7 +76,7 @@ class Registered:
 # Every read is Core over the tables, each statement built once where it can be, and the
 # answer is built straight from the row: the ORM's statement compilation and entity loading
 # cost a read more CPU than PostgreSQL's answer (bench/api.py, docs/benchmarks.md).
-_complaints = Complaint.__table__
+_complaints = cast(Table, Complaint.__table__)
 _users = User.__table__
 _calls = Call.__table__
 _duplicates = _complaints.alias("duplicate")
@@ -399,35 +399,48 @@ async def _lock_caller(session: AsyncSession, caller_number: str) -> None:
     await session.execute(select(func.pg_advisory_xact_lock(key)))
 
 
-async def _month_count(session: AsyncSession, caller_number: str, now: datetime) -> int:
-    """The caller's complaints this helpline month (ix_complaints_caller_month)."""
-    return (
-        await session.execute(
-            select(func.count()).where(
-                Complaint.caller_number == caller_number,
-                Complaint.created_at >= month_start(now),
-            )
+@dataclass(frozen=True, slots=True)
+class _CallerMonth:
+    #: The caller's complaints this helpline month (ix_complaints_caller_month).
+    count: int
+    #: The caller's newest open complaint of the category: (id, number).
+    duplicate: tuple[int, str] | None
+
+
+async def _caller_month(
+    session: AsyncSession, caller_number: str, category: str, now: datetime
+) -> _CallerMonth:
+    """What the monthly cap and the duplicate check need, in one round trip."""
+    open_duplicate = (
+        select(_complaints.c.id, _complaints.c.number)
+        .where(
+            _complaints.c.caller_number == caller_number,
+            _complaints.c.category == category,
+            _complaints.c.status.not_in(SETTLED_STATES),
         )
-    ).scalar_one()
-
-
-async def _open_duplicate(
-    session: AsyncSession, caller_number: str, category: str
-) -> tuple[int, str] | None:
-    """The caller's newest open complaint of the category: (id, number)."""
+        .order_by(_complaints.c.created_at.desc())
+        .limit(1)
+        .subquery()
+    )
+    month_count = (
+        select(func.count())
+        .where(
+            _complaints.c.caller_number == caller_number,
+            _complaints.c.created_at >= month_start(now),
+        )
+        .scalar_subquery()
+    )
+    # The count's one row, with the duplicate's when there is one.
+    counted = select(month_count.label("n")).subquery()
     row = (
         await session.execute(
-            select(Complaint.id, Complaint.number)
-            .where(
-                Complaint.caller_number == caller_number,
-                Complaint.category == category,
-                Complaint.status.not_in(SETTLED_STATES),
+            select(counted.c.n, open_duplicate.c.id, open_duplicate.c.number).select_from(
+                counted.outerjoin(open_duplicate, true())
             )
-            .order_by(Complaint.created_at.desc())
-            .limit(1)
         )
-    ).one_or_none()
-    return None if row is None else (row.id, row.number)
+    ).one()
+    count, duplicate_id, duplicate_number = row
+    return _CallerMonth(count, None if duplicate_id is None else (duplicate_id, duplicate_number))
 
 
 async def _find_same(
@@ -449,6 +462,41 @@ async def _find_same(
             and_(_complaints.c.call_id == call.id, _complaints.c.request_hash == request_hash),
         )
     return None
+
+
+#: The filing's INSERT, built once (Core, bind parameters): a statement built per call costs
+#: its construction and cache key on every filing. A conflict (the same key, or the same
+#: request on the same call) inserts nothing and returns no id.
+_FILE = (
+    insert(_complaints)
+    .values(
+        {
+            name: bindparam(name)
+            for name in (
+                "number",
+                "caller_number",
+                "caller_name",
+                "description",
+                "call_id",
+                "created_by",
+                "idempotency_key",
+                "request_hash",
+                "created_at",
+                "due_at",
+                "department",
+                "category",
+                "district",
+                "tehsil",
+                "thana",
+                "status",
+                "unroutable_reason",
+                "duplicate_of",
+            )
+        }
+    )
+    .on_conflict_do_nothing()
+    .returning(_complaints.c.id)
+)
 
 
 async def register(
@@ -487,13 +535,14 @@ async def register(
     now = now or datetime.now(UTC)
     duplicate: tuple[int, str] | None = None
     if caller_number is not None:
-        count = await _month_count(session, caller_number, now)
-        if count >= settings.complaints_per_caller_month:
+        month = await _caller_month(session, caller_number, category.code, now)
+        if month.count >= settings.complaints_per_caller_month:
             raise TooMany(
-                f"caller {caller_number} has filed {count} complaints this month, the most "
-                f"allowed ({settings.complaints_per_caller_month}); add to an open one instead"
+                f"caller {caller_number} has filed {month.count} complaints this month, the "
+                f"most allowed ({settings.complaints_per_caller_month}); add to an open one "
+                "instead"
             )
-        duplicate = await _open_duplicate(session, caller_number, category.code)
+        duplicate = month.duplicate
 
     number = complaint_number(
         (await session.execute(select(complaint_sequence.next_value()))).scalar_one()
@@ -511,30 +560,28 @@ async def register(
     unroutable = routed.reason if isinstance(routed, Refusal) else None
     inserted = (
         await session.execute(
-            insert(Complaint)
-            .values(
-                number=number,
-                caller_number=caller_number,
-                caller_name=body.caller_name or (call.caller_name if call else None),
-                description=body.description,
-                call_id=call.id if call else None,
-                created_by=user.id,
-                idempotency_key=idempotency_key,
-                request_hash=request_hash,
-                created_at=now,
+            _FILE,
+            {
+                "number": number,
+                "caller_number": caller_number,
+                "caller_name": body.caller_name or (call.caller_name if call else None),
+                "description": body.description,
+                "call_id": call.id if call else None,
+                "created_by": user.id,
+                "idempotency_key": idempotency_key,
+                "request_hash": request_hash,
+                "created_at": now,
                 # As filed; the routing (store_filing) moves it on, through the one writer.
-                due_at=resolution_due(now, category.sla_days),
-                department=body.department,
-                category=category.code,
-                district=body.district,
-                tehsil=body.tehsil,
-                thana=body.thana,
-                status=ComplaintStatus.REGISTERED,
-                unroutable_reason=unroutable,
-                duplicate_of=duplicate[0] if duplicate else None,
-            )
-            .on_conflict_do_nothing()
-            .returning(Complaint.id)
+                "due_at": resolution_due(now, category.sla_days),
+                "department": body.department,
+                "category": category.code,
+                "district": body.district,
+                "tehsil": body.tehsil,
+                "thana": body.thana,
+                "status": ComplaintStatus.REGISTERED,
+                "unroutable_reason": unroutable,
+                "duplicate_of": duplicate[0] if duplicate else None,
+            },
         )
     ).scalar_one_or_none()
     if inserted is None:
@@ -564,9 +611,11 @@ async def register(
         entity="complaint",
         entity_id=str(inserted),
     )
-    await session.commit()  # the number is handed out only after this returned
+    # Read back inside the transaction (the row is ours and locked): after the COMMIT it would
+    # take another checkout, BEGIN and ROLLBACK for the same row.
     created = await _one(session, reference, _complaints.c.id == inserted)
     assert created is not None
+    await session.commit()  # the number is handed out only after this returned
     return Registered(created, created=True)
 
 
@@ -608,9 +657,9 @@ async def check(
     it may duplicate, and how much of the monthly cap is used."""
     if category not in reference.categories:
         raise InvalidField("category", f"unknown category {category!r}")
-    duplicate = await _open_duplicate(session, caller, category)
+    month = await _caller_month(session, caller, category, datetime.now(UTC))
     return ComplaintCheckOut(
-        possible_duplicate_of=duplicate[1] if duplicate else None,
-        complaints_this_month=await _month_count(session, caller, datetime.now(UTC)),
+        possible_duplicate_of=month.duplicate[1] if month.duplicate else None,
+        complaints_this_month=month.count,
         monthly_cap=settings.complaints_per_caller_month,
     )
