@@ -24,7 +24,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Row, Select, Table, and_, bindparam, func, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    String,
+    Table,
+    and_,
+    bindparam,
+    func,
+    select,
+    true,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -191,11 +202,8 @@ def _shown(reference: Reference, row: Row[*tuple[Any, ...]], viewer: User | None
     }
 
 
-async def _one(
-    session: AsyncSession, reference: Reference, condition: ColumnElement[bool]
-) -> ComplaintOut | None:
-    row = (await session.execute(_with_names().where(condition).limit(1))).one_or_none()
-    return None if row is None else ComplaintOut(**_shown(reference, row, None))
+#: A complaint by id (a filing's answer, read back in its transaction).
+_BY_ID = _with_names().where(_complaints.c.id == bindparam("id"))
 
 
 def _in_scope(condition: ColumnElement[bool], viewer: User) -> ColumnElement[bool]:
@@ -393,10 +401,14 @@ def _caller_number(call: Call | None, given: CallerNumber | None) -> str | None:
     return given
 
 
+_LOCK_CALLER = select(
+    func.pg_advisory_xact_lock(func.hashtextextended(bindparam("caller", type_=String), 0))
+)
+
+
 async def _lock_caller(session: AsyncSession, caller_number: str) -> None:
     """Serialise this caller's filings until the transaction ends (cap and duplicates)."""
-    key = func.hashtextextended("complaint caller " + caller_number, 0)
-    await session.execute(select(func.pg_advisory_xact_lock(key)))
+    await session.execute(_LOCK_CALLER, {"caller": "complaint caller " + caller_number})
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,15 +419,12 @@ class _CallerMonth:
     duplicate: tuple[int, str] | None
 
 
-async def _caller_month(
-    session: AsyncSession, caller_number: str, category: str, now: datetime
-) -> _CallerMonth:
-    """What the monthly cap and the duplicate check need, in one round trip."""
+def _caller_month_statement() -> Select[*tuple[Any, ...]]:
     open_duplicate = (
         select(_complaints.c.id, _complaints.c.number)
         .where(
-            _complaints.c.caller_number == caller_number,
-            _complaints.c.category == category,
+            _complaints.c.caller_number == bindparam("caller"),
+            _complaints.c.category == bindparam("category"),
             _complaints.c.status.not_in(SETTLED_STATES),
         )
         .order_by(_complaints.c.created_at.desc())
@@ -425,21 +434,27 @@ async def _caller_month(
     month_count = (
         select(func.count())
         .where(
-            _complaints.c.caller_number == caller_number,
-            _complaints.c.created_at >= month_start(now),
+            _complaints.c.caller_number == bindparam("caller"),
+            _complaints.c.created_at >= bindparam("since"),
         )
         .scalar_subquery()
     )
     # The count's one row, with the duplicate's when there is one.
     counted = select(month_count.label("n")).subquery()
-    row = (
-        await session.execute(
-            select(counted.c.n, open_duplicate.c.id, open_duplicate.c.number).select_from(
-                counted.outerjoin(open_duplicate, true())
-            )
-        )
-    ).one()
-    count, duplicate_id, duplicate_number = row
+    return select(counted.c.n, open_duplicate.c.id, open_duplicate.c.number).select_from(
+        counted.outerjoin(open_duplicate, true())
+    )
+
+
+_CALLER_MONTH = _caller_month_statement()
+
+
+async def _caller_month(
+    session: AsyncSession, caller_number: str, category: str, now: datetime
+) -> _CallerMonth:
+    """What the monthly cap and the duplicate check need, in one round trip."""
+    params = {"caller": caller_number, "category": category, "since": month_start(now)}
+    count, duplicate_id, duplicate_number = (await session.execute(_CALLER_MONTH, params)).one()
     return _CallerMonth(count, None if duplicate_id is None else (duplicate_id, duplicate_number))
 
 
@@ -452,14 +467,12 @@ async def _find_same(
 ) -> tuple[ComplaintOut, str | None, str | None] | None:
     """The stored complaint of this request: by its key first, else this request on this call."""
     if idempotency_key is not None:
-        found = await _stored(session, reference, _complaints.c.idempotency_key == idempotency_key)
+        found = await _stored(session, reference, _BY_KEY, {"key": idempotency_key})
         if found is not None:
             return found
     if call is not None:
         return await _stored(
-            session,
-            reference,
-            and_(_complaints.c.call_id == call.id, _complaints.c.request_hash == request_hash),
+            session, reference, _BY_CALL_REQUEST, {"call": call.id, "hash": request_hash}
         )
     return None
 
@@ -613,18 +626,28 @@ async def register(
     )
     # Read back inside the transaction (the row is ours and locked): after the COMMIT it would
     # take another checkout, BEGIN and ROLLBACK for the same row.
-    created = await _one(session, reference, _complaints.c.id == inserted)
-    assert created is not None
+    row = (await session.execute(_BY_ID, {"id": inserted})).one()
+    created = ComplaintOut(**_shown(reference, row, None))
     await session.commit()  # the number is handed out only after this returned
     return Registered(created, created=True)
 
 
+_WITH_KEY = _with_names(_complaints.c.idempotency_key, _complaints.c.request_hash)
+#: A filing's replay, by its key or as the same request on the same call.
+_BY_KEY = _WITH_KEY.where(_complaints.c.idempotency_key == bindparam("key")).limit(1)
+_BY_CALL_REQUEST = _WITH_KEY.where(
+    _complaints.c.call_id == bindparam("call"), _complaints.c.request_hash == bindparam("hash")
+).limit(1)
+
+
 async def _stored(
-    session: AsyncSession, reference: Reference, condition: ColumnElement[bool]
+    session: AsyncSession,
+    reference: Reference,
+    query: Select[*tuple[Any, ...]],
+    params: dict[str, Any],
 ) -> tuple[ComplaintOut, str | None, str | None] | None:
-    """The stored complaint matching ``condition`` with its key and request hash."""
-    query = _with_names(_complaints.c.idempotency_key, _complaints.c.request_hash)
-    row = (await session.execute(query.where(condition).limit(1))).one_or_none()
+    """The stored complaint ``query`` finds, with its key and request hash."""
+    row = (await session.execute(query, params)).one_or_none()
     if row is None:
         return None
     return ComplaintOut(**_shown(reference, row, None)), row.idempotency_key, row.request_hash
