@@ -18,11 +18,12 @@ numbers do not leak. Officers and the CM office see caller numbers masked
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -71,7 +72,7 @@ from core.domain.complaints import (
 )
 from core.domain.lifecycle import SYSTEM, Action, ComplaintView, Refusal, apply
 from core.domain.phone import CallerNumber
-from core.reference import Category, Reference
+from core.reference import Category, Level, Reference
 from lifecycle.transitions import lock_complaint, store_filing
 
 
@@ -162,8 +163,35 @@ _OF_CALLER = (
 )
 
 
-def _place(record: object | None) -> PlaceOut | None:
-    return None if record is None else PlaceOut.model_validate(record)
+class _Named(Protocol):
+    """A reference record with names (department, category, district, tehsil, thana)."""
+
+    @property
+    def code(self) -> str: ...
+    @property
+    def name_en(self) -> str: ...
+    @property
+    def name_hi(self) -> str: ...
+
+
+def _place(record: _Named | None) -> PlaceOut | None:
+    return None if record is None else _place_out(record.code, record.name_en, record.name_hi)
+
+
+@functools.lru_cache(maxsize=4096)
+def _place_out(code: str, name_en: str, name_hi: str) -> PlaceOut:
+    """One answer's place per distinct record (a complaint names five): validating a new one
+    for every complaint of every answer cost more than the rest of the row. Shared, so never
+    changed in place (an answer is copied with ``model_copy``)."""
+    return PlaceOut(code=code, name_en=name_en, name_hi=name_hi)
+
+
+@functools.lru_cache(maxsize=4096)
+def _officer_out(code: str, designation_en: str, designation_hi: str, level: Level) -> OfficerOut:
+    """As :func:`_place_out`, for the officer's post."""
+    return OfficerOut(
+        code=code, designation_en=designation_en, designation_hi=designation_hi, level=level
+    )
 
 
 def _shown(reference: Reference, row: Row[*tuple[Any, ...]], viewer: User | None) -> dict[str, Any]:
@@ -189,11 +217,8 @@ def _shown(reference: Reference, row: Row[*tuple[Any, ...]], viewer: User | None
         "thana": _place(reference.thanas.get(row.thana or "")),
         "assigned_officer": None
         if officer is None
-        else OfficerOut(
-            code=officer.code,
-            designation_en=officer.designation_en,
-            designation_hi=officer.designation_hi,
-            level=officer.level,
+        else _officer_out(
+            officer.code, officer.designation_en, officer.designation_hi, officer.level
         ),
         "level": row.level,
         "unroutable_reason": row.unroutable_reason,
