@@ -848,9 +848,11 @@ def _hhmm(hours: float) -> str:
 def parse(argv: list[str]) -> Options:
     parser = argparse.ArgumentParser(prog="python -m bench day", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="1/12 of the day, 10:00-10:15, 180x")
-    parser.add_argument("--ladder", default="12,24,48,96,144", help="compressions to try, rising")
+    parser.add_argument(
+        "--ladder", default="12,24,36,48,96,144", help="compressions to try, rising"
+    )
     parser.add_argument("--start", type=float, default=10.25, help="slice start, IST hours")
-    parser.add_argument("--end", type=float, default=10.5, help="slice end, IST hours")
+    parser.add_argument("--end", type=float, default=10.3333, help="slice end, IST hours")
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the 88k/55k day")
     parser.add_argument("--seed", type=int, default=1076)
     parser.add_argument(

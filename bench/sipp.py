@@ -56,6 +56,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from api.services.seats import seat_name
 from asterisk_config.instance import AsteriskInstance
 from bench.common import cpu_seconds, machine, ratio
+from bench.day import DAY_INBOUND, PROFILE
 from core.config import Settings
 from core.db.models import ApiToken, Seat, SeatStatus, User
 from core.db.session import asyncpg_dsn, create_engine, drop_database, session_factory
@@ -590,7 +591,10 @@ async def _citizen_step(settings: Settings, plan: LoadPlan, step: Step) -> None:
         *("-sf", str(scenario), "-inf", str(wd / "numbers.csv"), "-s", settings.helpline_number),
         *("-i", ip, "-mi", ip, "-p", str(free_udp_port(ip, avoid=avoid))),
         *("-mp", str(free_udp_port(ip, span=4, avoid=avoid))),
-        *("-r", f"{step.rate:g}", "-rp", "1000", "-m", str(step.calls), "-l", "5000"),
+        # The step's calls spread evenly over the step (a fractional rate too: a quiet hour
+        # of a replayed day is 17 calls in 60 s).
+        *("-r", str(step.calls), "-rp", str(round(plan.step_seconds * 1000))),
+        *("-m", str(step.calls), "-l", "5000"),
         *("-trace_stat", "-stf", str(wd / "stat.csv"), "-fd", "1"),
         *("-trace_rtt", "-rtt_freq", "1"),
         *_common_args(wd, "citizens", limit),
@@ -937,6 +941,13 @@ def bench_stack(offset: int, state_dir: Path) -> Iterator[Settings]:
         asyncio.run(drop_database(url))
 
 
+def day_rates(scale: float, compression: float) -> list[float]:
+    """Calls/s of each IST hour of ``scale`` x the 88k inbound day (``bench.day.PROFILE``)
+    with the clock ``compression`` times faster: 0.1 and 60 give 0.29 calls/s at 03-04 and
+    20 calls/s at the 10-11 peak."""
+    return [DAY_INBOUND * scale * share / 100 / 3600 * compression for share in PROFILE]
+
+
 def _raise_fd_limit() -> int:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = hard if hard != resource.RLIM_INFINITY else 65536
@@ -962,15 +973,26 @@ def run(argv: list[str]) -> dict[str, Any]:
         "--no-peer", action="store_true", help="skip the peer's ladder (FastAGI server stopped)"
     )
     parser.add_argument(
+        "--day",
+        metavar="SCALE,COMPRESSION",
+        help="replay the day's 24 hours instead of --rates: SCALE of the 88k inbound day "
+        "(bench.day.PROFILE by hour), each hour a step of 3600/COMPRESSION s (0.1,60: 24 min)",
+    )
+    parser.add_argument(
         "--port-offset", type=int, default=int(os.environ.get("HELPLINE_TEST_PORT_OFFSET", "0"))
     )
     args = parser.parse_args(argv)
     if args.quick:
         args.seats, args.rates, args.step_seconds, args.talk = 20, "2", 15.0, "2,4"
         args.no_peer = True
+    rates = [float(r) for r in args.rates.split(",")]
+    if args.day:
+        scale, compression = (float(x) for x in args.day.split(","))
+        rates, args.step_seconds = day_rates(scale, compression), 3600 / compression
+        args.no_peer = True
     plan = LoadPlan(
         seats=args.seats,
-        rates=[float(r) for r in args.rates.split(",")],
+        rates=rates,
         step_seconds=args.step_seconds,
         talk=(float(args.talk.split(",")[0]), float(args.talk.split(",")[-1])),
         patience=args.patience,
