@@ -631,6 +631,9 @@ async def check_idempotency(
 ) -> None:
     """Exactly one complaint per key sent; every acknowledged number stored under its key;
     the latest acknowledged ones read back the same through the API."""
+    # The desks keep filing meanwhile: only an acknowledgement seen before the query must be in
+    # its answer (one that arrives while it runs was committed after its snapshot, maybe).
+    acked = dict(desks.acked)
     rows = await direct.fetch(
         "SELECT idempotency_key, description, number FROM complaints "
         "WHERE idempotency_key LIKE $1 OR description LIKE $2",
@@ -651,7 +654,7 @@ async def check_idempotency(
     this.check(not strangers, f"complaints under keys never sent: {strangers}")
     lost = {
         key: (number, stored.get(key))
-        for key, (number, _body) in list(desks.acked.items())
+        for key, (number, _body) in acked.items()
         if stored.get(key) != [number]
     }
     this.check(not lost, f"acknowledged, stored otherwise or not at all: {lost}")
