@@ -10,7 +10,6 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, WebSocket
 from fastapi.requests import HTTPConnection
 from fastapi.routing import APIRoute
-from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import policy
@@ -21,10 +20,6 @@ from core.config import Settings
 from core.db.models import User
 from core.domain.staff import Role
 from core.reference import Reference
-
-#: The bearer scheme as /openapi.json shows it (its "Authorize" button); optional, since the
-#: access table, not the scheme, decides whether a route needs a token.
-optional_bearer = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 
 #: WebSocket close codes: the 4000 range mirrors HTTP 401 and 403.
 WS_UNAUTHORISED = 4401
@@ -96,12 +91,9 @@ async def authorize(connection: HTTPConnection, session: SessionDep) -> User | N
     return user
 
 
-async def authorized_user(
-    user: Annotated[User | None, Depends(authorize)],
-    _documented: Annotated[str | None, Depends(optional_bearer)],
-) -> User:
-    """The caller of a non-public route (the same :func:`authorize`, run once per request).
-    ``_documented`` only puts the bearer scheme on the route in /openapi.json."""
+async def authorized_user(user: Annotated[User | None, Depends(authorize)]) -> User:
+    """The caller of a non-public route (the same :func:`authorize`, run once per request;
+    /openapi.json shows the bearer scheme on it: :data:`api.policy.BEARER_SCHEME`)."""
     if user is None:
         raise RuntimeError("a public route in api.policy asks for a user: give it roles")
     return user

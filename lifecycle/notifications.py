@@ -22,12 +22,13 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import typing
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Table, Text, bindparam, cast, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -53,6 +54,37 @@ class Enqueued(enum.StrEnum):
     SKIPPED = "skipped"
 
 
+_outbox = typing.cast(Table, SmsOutbox.__table__)
+#: The SMS row, built once (Core, bind parameters); nothing when the event was queued before.
+_queued = (
+    insert(_outbox)
+    .values(
+        {
+            name: bindparam(name)
+            for name in (
+                "complaint_number",
+                "caller_number",
+                "kind",
+                "dedupe_key",
+                "language",
+                "body",
+                "dlt_template_id",
+                "status",
+                "last_error",
+            )
+        }
+    )
+    .on_conflict_do_nothing(constraint="uq_sms_outbox_event")
+    .returning(_outbox.c.id)
+    .cte("queued")
+)
+#: A row to send: the sender is woken (NOTIFY, delivered at COMMIT) in the INSERT's round
+#: trip, for a row actually inserted.
+_QUEUE = select(_queued.c.id, func.pg_notify(SMS_OUTBOX_CHANNEL, cast(_queued.c.id, Text)))
+#: A row recorded as skipped (no number): nobody to wake.
+_QUEUE_SKIPPED = select(_queued.c.id)
+
+
 async def enqueue(
     session: AsyncSession,
     *,
@@ -73,31 +105,27 @@ async def enqueue(
         SmsKind(kind), language, {**params, "complaint_number": complaint_number}
     )
     status = SmsStatus.PENDING if caller_number is not None else SmsStatus.SKIPPED
-    statement = (
-        insert(SmsOutbox)
-        .values(
-            complaint_number=complaint_number,
-            caller_number=caller_number,
-            kind=kind,
-            dedupe_key=dedupe_key,
-            language=rendered.language,
-            body=rendered.text,
-            dlt_template_id=rendered.dlt_template_id,
-            status=status,
-            last_error=None if caller_number is not None else "no caller number (withheld)",
+    statement = _QUEUE if status is SmsStatus.PENDING else _QUEUE_SKIPPED
+    inserted = (
+        await session.execute(
+            statement,
+            {
+                "complaint_number": complaint_number,
+                "caller_number": caller_number,
+                "kind": kind,
+                "dedupe_key": dedupe_key,
+                "language": rendered.language,
+                "body": rendered.text,
+                "dlt_template_id": rendered.dlt_template_id,
+                "status": status,
+                "last_error": None if caller_number is not None else "no caller number (withheld)",
+            },
         )
-        .on_conflict_do_nothing(constraint="uq_sms_outbox_event")
-        .returning(SmsOutbox.id)
-    )
-    inserted = (await session.execute(statement)).scalar_one_or_none()
+    ).scalar_one_or_none()
     if inserted is None:
         return Enqueued.DUPLICATE
     if status is SmsStatus.SKIPPED:
         return Enqueued.SKIPPED
-    await session.execute(
-        text("SELECT pg_notify(:channel, :payload)"),
-        {"channel": SMS_OUTBOX_CHANNEL, "payload": str(inserted)},
-    )
     return Enqueued.QUEUED
 
 

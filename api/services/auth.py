@@ -248,27 +248,42 @@ async def set_active(
     return UserActiveOut(username=username, active=active, tokens_ended=ended)
 
 
-#: Built once: every request runs it, and building a statement (and its cache key) anew costs
-#: about as much CPU as running it (bench/api.py; docs/benchmarks.md).
+_users = User.__table__
+_tokens = ApiToken.__table__
+#: Built once, Core: every request runs it, and building a statement (and its cache key) anew,
+#: or loading an ORM entity from it, costs about as much CPU as running it (bench/api.py;
+#: docs/benchmarks.md). No password hash: nothing past the login needs it.
 _USER_OF_TOKEN = (
-    select(User)
-    .join(ApiToken, ApiToken.user_id == User.id)
-    .where(ApiToken.token_hash == bindparam("digest"))
-    .where(ApiToken.expires_at > bindparam("now"))
-    .where(User.active.is_(True))
+    select(
+        _users.c.id,
+        _users.c.username,
+        _users.c.full_name,
+        _users.c.role,
+        _users.c.skills,
+        _users.c.active,
+        _users.c.created_at,
+    )
+    .join(_tokens, _tokens.c.user_id == _users.c.id)
+    .where(_tokens.c.token_hash == bindparam("digest"))
+    .where(_tokens.c.expires_at > bindparam("now"))
+    .where(_users.c.active.is_(True))
 )
 
 
 async def user_of_token(session: AsyncSession, token: str) -> User:
-    """The active user a live token belongs to; the one check behind every request."""
-    user = (
+    """The active user a live token belongs to; the one check behind every request.
+
+    The user is read as a row and handed back as a transient :class:`User` (not in
+    ``session``): who is asking, read-only. A change to a user goes through a statement
+    (:func:`set_active`, :func:`set_password`), never through this object."""
+    row = (
         await session.execute(
             _USER_OF_TOKEN, {"digest": token_digest(token), "now": datetime.now(UTC)}
         )
-    ).scalar_one_or_none()
-    if user is None:
+    ).one_or_none()
+    if row is None:
         raise Unauthenticated("invalid or expired token")
-    return user
+    return User(**row._asdict())
 
 
 def check_role(user: User, roles: Collection[str]) -> None:

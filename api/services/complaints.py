@@ -18,21 +18,35 @@ numbers do not leak. Officers and the CM office see caller numbers masked
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, Protocol, cast
 
-from sqlalchemy import ColumnElement, Select, and_, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    String,
+    Table,
+    and_,
+    bindparam,
+    func,
+    select,
+    true,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from api.schemas import (
     CallerNumberOut,
     ComplaintCheckOut,
+    ComplaintDetailOut,
     ComplaintIn,
     ComplaintOut,
+    HistoryEntryOut,
     OfficerOut,
     PlaceOut,
 )
@@ -44,6 +58,7 @@ from core.db.audit import audit
 from core.db.models import (
     Call,
     Complaint,
+    ComplaintHistory,
     User,
     complaint_sequence,
 )
@@ -57,7 +72,7 @@ from core.domain.complaints import (
 )
 from core.domain.lifecycle import SYSTEM, Action, ComplaintView, Refusal, apply
 from core.domain.phone import CallerNumber
-from core.reference import Category, Reference
+from core.reference import Category, Level, Reference
 from lifecycle.transitions import lock_complaint, store_filing
 
 
@@ -70,79 +85,150 @@ class Registered:
 
 # ----------------------------------------------------------------------------- reading
 
-_Duplicate = aliased(Complaint)
+# Every read is Core over the tables, each statement built once where it can be, and the
+# answer is built straight from the row: the ORM's statement compilation and entity loading
+# cost a read more CPU than PostgreSQL's answer (bench/api.py, docs/benchmarks.md).
+_complaints = cast(Table, Complaint.__table__)
+_users = User.__table__
+_calls = Call.__table__
+_duplicates = _complaints.alias("duplicate")
+_history = ComplaintHistory.__table__
+_actors = _users.alias("actor")
+
+#: What an answer shows of a complaint, with its author's username, its call's uniqueid and
+#: the number of the complaint it may duplicate: one query however many rows.
+_SHOWN = (
+    _complaints.c.number,
+    _complaints.c.status,
+    _complaints.c.caller_number,
+    _complaints.c.caller_name,
+    _complaints.c.description,
+    _complaints.c.created_at,
+    _complaints.c.due_at,
+    _complaints.c.department,
+    _complaints.c.category,
+    _complaints.c.district,
+    _complaints.c.tehsil,
+    _complaints.c.thana,
+    _complaints.c.assigned_officer,
+    _complaints.c.level,
+    _complaints.c.unroutable_reason,
+    _complaints.c.reopen_count,
+    _users.c.username.label("author"),
+    _calls.c.uniqueid.label("call_uniqueid"),
+    _duplicates.c.number.label("duplicate_number"),
+)
+_NAMED = (
+    _complaints.outerjoin(_users, _users.c.id == _complaints.c.created_by)
+    .outerjoin(_calls, _calls.c.id == _complaints.c.call_id)
+    .outerjoin(_duplicates, _duplicates.c.id == _complaints.c.duplicate_of)
+)
 
 
-def _with_names() -> Select[Complaint, str, str, str]:
-    """Complaints with their author's username, call's uniqueid and the number of the one
-    they may duplicate: one query however many rows."""
-    return (
-        select(Complaint, User.username, Call.uniqueid, _Duplicate.number)
-        .outerjoin(User, User.id == Complaint.created_by)
-        .outerjoin(Call, Call.id == Complaint.call_id)
-        .outerjoin(_Duplicate, _Duplicate.id == Complaint.duplicate_of)
+def _with_names(*extra: ColumnElement[Any]) -> Select[*tuple[Any, ...]]:
+    return select(*_SHOWN, *extra).select_from(_NAMED)
+
+
+#: The detail: the complaint and its history (with each actor's username), oldest first, in
+#: one statement; a complaint without history has one row with ``history_id`` NULL.
+_DETAIL = (
+    select(
+        *_SHOWN,
+        _complaints.c.resolution_text,
+        _complaints.c.resolved_at,
+        _history.c.id.label("history_id"),
+        _history.c.at,
+        _history.c.action,
+        _actors.c.username.label("actor"),
+        _history.c.from_status,
+        _history.c.to_status,
+        _history.c.from_officer,
+        _history.c.to_officer,
+        _history.c.note,
+    )
+    .select_from(
+        _NAMED.outerjoin(_history, _history.c.complaint_id == _complaints.c.id).outerjoin(
+            _actors, _actors.c.id == _history.c.actor_user_id
+        )
+    )
+    .where(_complaints.c.number == bindparam("number"))
+    .order_by(_history.c.at, _history.c.id)
+)
+#: The newest complaints of one caller, for a viewer who sees every complaint.
+_OF_CALLER = (
+    _with_names()
+    .where(_complaints.c.caller_number == bindparam("caller"))
+    .order_by(_complaints.c.created_at.desc())
+    .limit(bindparam("limit"))
+)
+
+
+class _Named(Protocol):
+    """A reference record with names (department, category, district, tehsil, thana)."""
+
+    @property
+    def code(self) -> str: ...
+    @property
+    def name_en(self) -> str: ...
+    @property
+    def name_hi(self) -> str: ...
+
+
+def _place(record: _Named | None) -> PlaceOut | None:
+    return None if record is None else _place_out(record.code, record.name_en, record.name_hi)
+
+
+@functools.lru_cache(maxsize=4096)
+def _place_out(code: str, name_en: str, name_hi: str) -> PlaceOut:
+    """One answer's place per distinct record (a complaint names five): validating a new one
+    for every complaint of every answer cost more than the rest of the row. Shared, so never
+    changed in place (an answer is copied with ``model_copy``)."""
+    return PlaceOut(code=code, name_en=name_en, name_hi=name_hi)
+
+
+@functools.lru_cache(maxsize=4096)
+def _officer_out(code: str, designation_en: str, designation_hi: str, level: Level) -> OfficerOut:
+    """As :func:`_place_out`, for the officer's post."""
+    return OfficerOut(
+        code=code, designation_en=designation_en, designation_hi=designation_hi, level=level
     )
 
 
-def _place(record: object | None) -> PlaceOut | None:
-    return None if record is None else PlaceOut.model_validate(record)
-
-
-def complaint_out(
-    reference: Reference,
-    complaint: Complaint,
-    author: str | None,
-    call_uniqueid: str | None,
-    duplicate_number: str | None,
-) -> ComplaintOut:
-    """A stored complaint for the desk; names come from the reference in memory."""
-    officer = (
-        reference.officers.get(complaint.assigned_officer) if complaint.assigned_officer else None
-    )
-    return ComplaintOut(
-        number=complaint.number,
-        status=complaint.status,
-        caller_number=complaint.caller_number,
-        caller_name=complaint.caller_name,
-        description=complaint.description,
-        call_uniqueid=call_uniqueid,
-        created_by=author or "?",
-        created_at=complaint.created_at,
-        due_at=complaint.due_at,
-        department=_place(reference.departments.get(complaint.department or "")),
-        category=_place(reference.categories.get(complaint.category or "")),
-        district=_place(reference.districts.get(complaint.district or "")),
-        tehsil=_place(reference.tehsils.get(complaint.tehsil or "")),
-        thana=_place(reference.thanas.get(complaint.thana or "")),
-        assigned_officer=None
+def _shown(reference: Reference, row: Row[*tuple[Any, ...]], viewer: User | None) -> dict[str, Any]:
+    """The fields of :class:`ComplaintOut` from a row of :data:`_SHOWN`; names come from the
+    reference in memory, the caller's number as ``viewer`` may see it (None: in full)."""
+    officer = reference.officers.get(row.assigned_officer) if row.assigned_officer else None
+    return {
+        "number": row.number,
+        "status": row.status,
+        "caller_number": row.caller_number
+        if viewer is None
+        else caller_number_as_seen(viewer, row.caller_number),
+        "caller_name": row.caller_name,
+        "description": row.description,
+        "call_uniqueid": row.call_uniqueid,
+        "created_by": row.author or "?",
+        "created_at": row.created_at,
+        "due_at": row.due_at,
+        "department": _place(reference.departments.get(row.department or "")),
+        "category": _place(reference.categories.get(row.category or "")),
+        "district": _place(reference.districts.get(row.district or "")),
+        "tehsil": _place(reference.tehsils.get(row.tehsil or "")),
+        "thana": _place(reference.thanas.get(row.thana or "")),
+        "assigned_officer": None
         if officer is None
-        else OfficerOut(
-            code=officer.code,
-            designation_en=officer.designation_en,
-            designation_hi=officer.designation_hi,
-            level=officer.level,
+        else _officer_out(
+            officer.code, officer.designation_en, officer.designation_hi, officer.level
         ),
-        level=complaint.level,
-        unroutable_reason=complaint.unroutable_reason,
-        possible_duplicate_of=duplicate_number,
-        reopen_count=complaint.reopen_count,
-    )
+        "level": row.level,
+        "unroutable_reason": row.unroutable_reason,
+        "possible_duplicate_of": row.duplicate_number,
+        "reopen_count": row.reopen_count,
+    }
 
 
-def _masked(complaint: ComplaintOut, viewer: User) -> ComplaintOut:
-    """The complaint as ``viewer`` may see it: the caller's number masked for the roles that
-    do not work the calls."""
-    shown = caller_number_as_seen(viewer, complaint.caller_number)
-    if shown == complaint.caller_number:
-        return complaint
-    return complaint.model_copy(update={"caller_number": shown})
-
-
-async def _one(
-    session: AsyncSession, reference: Reference, condition: ColumnElement[bool]
-) -> ComplaintOut | None:
-    row = (await session.execute(_with_names().where(condition).limit(1))).one_or_none()
-    return None if row is None else complaint_out(reference, *row)
+#: A complaint by id (a filing's answer, read back in its transaction).
+_BY_ID = _with_names().where(_complaints.c.id == bindparam("id"))
 
 
 def _in_scope(condition: ColumnElement[bool], viewer: User) -> ColumnElement[bool]:
@@ -160,22 +246,49 @@ async def by_number(
 ) -> ComplaintOut:
     """The complaint ``number`` as ``viewer`` may see it; :class:`NotFound` also when it lies
     outside their scope (a 403 would tell them the number exists)."""
-    return (await stored_by_number(session, reference, number, viewer=viewer))[0]
-
-
-async def stored_by_number(
-    session: AsyncSession, reference: Reference, number: str, *, viewer: User
-) -> tuple[ComplaintOut, Complaint]:
-    """:func:`by_number` and the row it was read from (its id, resolution...), in one query."""
     _check_number(number)
     row = (
         await session.execute(
-            _with_names().where(_in_scope(Complaint.number == number, viewer)).limit(1)
+            _with_names().where(_in_scope(_complaints.c.number == number, viewer)).limit(1)
         )
     ).one_or_none()
     if row is None:
         raise NotFound(f"no complaint {number}")
-    return _masked(complaint_out(reference, *row), viewer), row[0]
+    return ComplaintOut(**_shown(reference, row, viewer))
+
+
+async def detail(
+    session: AsyncSession, reference: Reference, number: str, *, viewer: User
+) -> ComplaintDetailOut:
+    """Complaint ``number`` as ``viewer`` may see it (scope and masking as :func:`by_number`),
+    with resolution, reopen count and its history, oldest first: one statement."""
+    _check_number(number)
+    scope = complaint_scope(viewer)
+    query = _DETAIL if scope is None else _DETAIL.where(scope)
+    rows = (await session.execute(query, {"number": number})).all()
+    if not rows:
+        raise NotFound(f"no complaint {number}")
+    history = [
+        HistoryEntryOut(
+            at=row.at,
+            action=row.action,
+            actor=row.actor,
+            from_status=row.from_status,
+            to_status=row.to_status,
+            from_officer=row.from_officer,
+            to_officer=row.to_officer,
+            note=row.note,
+        )
+        for row in rows
+        if row.history_id is not None
+    ]
+    first = rows[0]
+    return ComplaintDetailOut(
+        **_shown(reference, first, viewer),
+        resolution_text=first.resolution_text,
+        resolved_at=first.resolved_at,
+        history=history,
+    )
 
 
 async def latest(
@@ -190,18 +303,23 @@ async def latest(
     """The newest ``limit`` complaints within ``viewer``'s scope, of one caller (any Indian
     format) if given; with ``unroutable``, only those no rule placed that nobody has assigned
     since (the review page's list)."""
-    query = _with_names().order_by(Complaint.created_at.desc()).limit(limit)
     scope = complaint_scope(viewer)
-    if scope is not None:
-        query = query.where(scope)
-    if caller is not None:
-        query = query.where(Complaint.caller_number == caller)
-    if unroutable:
-        query = query.where(
-            Complaint.unroutable_reason.is_not(None), Complaint.assigned_officer.is_(None)
-        )
+    if scope is None and caller is not None and not unroutable:
+        # The desk's list of a caller's complaints: the statement built once.
+        query = _OF_CALLER.params(caller=caller, limit=limit)
+    else:
+        query = _with_names().order_by(_complaints.c.created_at.desc()).limit(limit)
+        if scope is not None:
+            query = query.where(scope)
+        if caller is not None:
+            query = query.where(_complaints.c.caller_number == caller)
+        if unroutable:
+            query = query.where(
+                _complaints.c.unroutable_reason.is_not(None),
+                _complaints.c.assigned_officer.is_(None),
+            )
     rows = (await session.execute(query)).all()
-    return [_masked(complaint_out(reference, *row), viewer) for row in rows]
+    return [ComplaintOut(**_shown(reference, row, viewer)) for row in rows]
 
 
 async def unmask(
@@ -308,41 +426,61 @@ def _caller_number(call: Call | None, given: CallerNumber | None) -> str | None:
     return given
 
 
+_LOCK_CALLER = select(
+    func.pg_advisory_xact_lock(func.hashtextextended(bindparam("caller", type_=String), 0))
+)
+
+
 async def _lock_caller(session: AsyncSession, caller_number: str) -> None:
     """Serialise this caller's filings until the transaction ends (cap and duplicates)."""
-    key = func.hashtextextended("complaint caller " + caller_number, 0)
-    await session.execute(select(func.pg_advisory_xact_lock(key)))
+    await session.execute(_LOCK_CALLER, {"caller": "complaint caller " + caller_number})
 
 
-async def _month_count(session: AsyncSession, caller_number: str, now: datetime) -> int:
-    """The caller's complaints this helpline month (ix_complaints_caller_month)."""
-    return (
-        await session.execute(
-            select(func.count()).where(
-                Complaint.caller_number == caller_number,
-                Complaint.created_at >= month_start(now),
-            )
+@dataclass(frozen=True, slots=True)
+class _CallerMonth:
+    #: The caller's complaints this helpline month (ix_complaints_caller_month).
+    count: int
+    #: The caller's newest open complaint of the category: (id, number).
+    duplicate: tuple[int, str] | None
+
+
+def _caller_month_statement() -> Select[*tuple[Any, ...]]:
+    open_duplicate = (
+        select(_complaints.c.id, _complaints.c.number)
+        .where(
+            _complaints.c.caller_number == bindparam("caller"),
+            _complaints.c.category == bindparam("category"),
+            _complaints.c.status.not_in(SETTLED_STATES),
         )
-    ).scalar_one()
-
-
-async def _open_duplicate(
-    session: AsyncSession, caller_number: str, category: str
-) -> tuple[int, str] | None:
-    """The caller's newest open complaint of the category: (id, number)."""
-    row = (
-        await session.execute(
-            select(Complaint.id, Complaint.number)
-            .where(
-                Complaint.caller_number == caller_number,
-                Complaint.category == category,
-                Complaint.status.not_in(SETTLED_STATES),
-            )
-            .order_by(Complaint.created_at.desc())
-            .limit(1)
+        .order_by(_complaints.c.created_at.desc())
+        .limit(1)
+        .subquery()
+    )
+    month_count = (
+        select(func.count())
+        .where(
+            _complaints.c.caller_number == bindparam("caller"),
+            _complaints.c.created_at >= bindparam("since"),
         )
-    ).one_or_none()
-    return None if row is None else (row.id, row.number)
+        .scalar_subquery()
+    )
+    # The count's one row, with the duplicate's when there is one.
+    counted = select(month_count.label("n")).subquery()
+    return select(counted.c.n, open_duplicate.c.id, open_duplicate.c.number).select_from(
+        counted.outerjoin(open_duplicate, true())
+    )
+
+
+_CALLER_MONTH = _caller_month_statement()
+
+
+async def _caller_month(
+    session: AsyncSession, caller_number: str, category: str, now: datetime
+) -> _CallerMonth:
+    """What the monthly cap and the duplicate check need, in one round trip."""
+    params = {"caller": caller_number, "category": category, "since": month_start(now)}
+    count, duplicate_id, duplicate_number = (await session.execute(_CALLER_MONTH, params)).one()
+    return _CallerMonth(count, None if duplicate_id is None else (duplicate_id, duplicate_number))
 
 
 async def _find_same(
@@ -354,16 +492,49 @@ async def _find_same(
 ) -> tuple[ComplaintOut, str | None, str | None] | None:
     """The stored complaint of this request: by its key first, else this request on this call."""
     if idempotency_key is not None:
-        found = await _stored(session, reference, Complaint.idempotency_key == idempotency_key)
+        found = await _stored(session, reference, _BY_KEY, {"key": idempotency_key})
         if found is not None:
             return found
     if call is not None:
         return await _stored(
-            session,
-            reference,
-            and_(Complaint.call_id == call.id, Complaint.request_hash == request_hash),
+            session, reference, _BY_CALL_REQUEST, {"call": call.id, "hash": request_hash}
         )
     return None
+
+
+#: The filing's INSERT, built once (Core, bind parameters): a statement built per call costs
+#: its construction and cache key on every filing. A conflict (the same key, or the same
+#: request on the same call) inserts nothing and returns no id.
+_FILE = (
+    insert(_complaints)
+    .values(
+        {
+            name: bindparam(name)
+            for name in (
+                "number",
+                "caller_number",
+                "caller_name",
+                "description",
+                "call_id",
+                "created_by",
+                "idempotency_key",
+                "request_hash",
+                "created_at",
+                "due_at",
+                "department",
+                "category",
+                "district",
+                "tehsil",
+                "thana",
+                "status",
+                "unroutable_reason",
+                "duplicate_of",
+            )
+        }
+    )
+    .on_conflict_do_nothing()
+    .returning(_complaints.c.id)
+)
 
 
 async def register(
@@ -402,13 +573,14 @@ async def register(
     now = now or datetime.now(UTC)
     duplicate: tuple[int, str] | None = None
     if caller_number is not None:
-        count = await _month_count(session, caller_number, now)
-        if count >= settings.complaints_per_caller_month:
+        month = await _caller_month(session, caller_number, category.code, now)
+        if month.count >= settings.complaints_per_caller_month:
             raise TooMany(
-                f"caller {caller_number} has filed {count} complaints this month, the most "
-                f"allowed ({settings.complaints_per_caller_month}); add to an open one instead"
+                f"caller {caller_number} has filed {month.count} complaints this month, the "
+                f"most allowed ({settings.complaints_per_caller_month}); add to an open one "
+                "instead"
             )
-        duplicate = await _open_duplicate(session, caller_number, category.code)
+        duplicate = month.duplicate
 
     number = complaint_number(
         (await session.execute(select(complaint_sequence.next_value()))).scalar_one()
@@ -426,30 +598,28 @@ async def register(
     unroutable = routed.reason if isinstance(routed, Refusal) else None
     inserted = (
         await session.execute(
-            insert(Complaint)
-            .values(
-                number=number,
-                caller_number=caller_number,
-                caller_name=body.caller_name or (call.caller_name if call else None),
-                description=body.description,
-                call_id=call.id if call else None,
-                created_by=user.id,
-                idempotency_key=idempotency_key,
-                request_hash=request_hash,
-                created_at=now,
+            _FILE,
+            {
+                "number": number,
+                "caller_number": caller_number,
+                "caller_name": body.caller_name or (call.caller_name if call else None),
+                "description": body.description,
+                "call_id": call.id if call else None,
+                "created_by": user.id,
+                "idempotency_key": idempotency_key,
+                "request_hash": request_hash,
+                "created_at": now,
                 # As filed; the routing (store_filing) moves it on, through the one writer.
-                due_at=resolution_due(now, category.sla_days),
-                department=body.department,
-                category=category.code,
-                district=body.district,
-                tehsil=body.tehsil,
-                thana=body.thana,
-                status=ComplaintStatus.REGISTERED,
-                unroutable_reason=unroutable,
-                duplicate_of=duplicate[0] if duplicate else None,
-            )
-            .on_conflict_do_nothing()
-            .returning(Complaint.id)
+                "due_at": resolution_due(now, category.sla_days),
+                "department": body.department,
+                "category": category.code,
+                "district": body.district,
+                "tehsil": body.tehsil,
+                "thana": body.thana,
+                "status": ComplaintStatus.REGISTERED,
+                "unroutable_reason": unroutable,
+                "duplicate_of": duplicate[0] if duplicate else None,
+            },
         )
     ).scalar_one_or_none()
     if inserted is None:
@@ -479,25 +649,33 @@ async def register(
         entity="complaint",
         entity_id=str(inserted),
     )
+    # Read back inside the transaction (the row is ours and locked): after the COMMIT it would
+    # take another checkout, BEGIN and ROLLBACK for the same row.
+    row = (await session.execute(_BY_ID, {"id": inserted})).one()
+    created = ComplaintOut(**_shown(reference, row, None))
     await session.commit()  # the number is handed out only after this returned
-    created = await _one(session, reference, Complaint.id == inserted)
-    assert created is not None
     return Registered(created, created=True)
 
 
+_WITH_KEY = _with_names(_complaints.c.idempotency_key, _complaints.c.request_hash)
+#: A filing's replay, by its key or as the same request on the same call.
+_BY_KEY = _WITH_KEY.where(_complaints.c.idempotency_key == bindparam("key")).limit(1)
+_BY_CALL_REQUEST = _WITH_KEY.where(
+    _complaints.c.call_id == bindparam("call"), _complaints.c.request_hash == bindparam("hash")
+).limit(1)
+
+
 async def _stored(
-    session: AsyncSession, reference: Reference, condition: ColumnElement[bool]
+    session: AsyncSession,
+    reference: Reference,
+    query: Select[*tuple[Any, ...]],
+    params: dict[str, Any],
 ) -> tuple[ComplaintOut, str | None, str | None] | None:
-    """The stored complaint matching ``condition`` with its key and request hash."""
-    row = (await session.execute(_with_names().where(condition).limit(1))).one_or_none()
+    """The stored complaint ``query`` finds, with its key and request hash."""
+    row = (await session.execute(query, params)).one_or_none()
     if row is None:
         return None
-    complaint, author, call_uniqueid, duplicate_number = row
-    return (
-        complaint_out(reference, complaint, author, call_uniqueid, duplicate_number),
-        complaint.idempotency_key,
-        complaint.request_hash,
-    )
+    return ComplaintOut(**_shown(reference, row, None)), row.idempotency_key, row.request_hash
 
 
 def _replay(
@@ -527,9 +705,9 @@ async def check(
     it may duplicate, and how much of the monthly cap is used."""
     if category not in reference.categories:
         raise InvalidField("category", f"unknown category {category!r}")
-    duplicate = await _open_duplicate(session, caller, category)
+    month = await _caller_month(session, caller, category, datetime.now(UTC))
     return ComplaintCheckOut(
-        possible_duplicate_of=duplicate[1] if duplicate else None,
-        complaints_this_month=await _month_count(session, caller, datetime.now(UTC)),
+        possible_duplicate_of=month.duplicate[1] if month.duplicate else None,
+        complaints_this_month=month.count,
         monthly_cap=settings.complaints_per_caller_month,
     )

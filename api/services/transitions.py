@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.schemas import ComplaintDetailOut, HistoryEntryOut, TransitionIn
-from api.services.complaints import by_number, stored_by_number
+from api.schemas import ComplaintDetailOut, TransitionIn
+from api.services import complaints
 from api.services.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
-from core.db.models import ComplaintHistory, User
+from core.db.models import User
 from core.domain.lifecycle import RefusalKind
 from core.reference import Reference
 from lifecycle.transitions import ComplaintMissing, TransitionRefused, apply_action
@@ -35,7 +34,7 @@ async def act(
     """Take ``body.action`` on complaint ``number`` as ``user`` and commit; the complaint as
     it now stands. A complaint outside ``user``'s scope (api.services.access) is not found;
     within it, the lifecycle decides who may take which action."""
-    await by_number(session, reference, number, viewer=user)
+    await complaints.by_number(session, reference, number, viewer=user)
     try:
         await apply_action(
             session,
@@ -61,34 +60,6 @@ async def act(
 async def detail(
     session: AsyncSession, reference: Reference, number: str, *, viewer: User
 ) -> ComplaintDetailOut:
-    """Complaint ``number`` as ``viewer`` may see it (scope and masking as
-    :func:`api.services.complaints.by_number`), with resolution, reopen count and its history
-    (two queries: the complaint, then its history)."""
-    summary, found = await stored_by_number(session, reference, number, viewer=viewer)
-    rows = (
-        await session.execute(
-            select(ComplaintHistory, User.username)
-            .outerjoin(User, User.id == ComplaintHistory.actor_user_id)
-            .where(ComplaintHistory.complaint_id == found.id)
-            .order_by(ComplaintHistory.at, ComplaintHistory.id)
-        )
-    ).all()
-    history = [
-        HistoryEntryOut(
-            at=entry.at,
-            action=entry.action,
-            actor=username,
-            from_status=entry.from_status,
-            to_status=entry.to_status,
-            from_officer=entry.from_officer,
-            to_officer=entry.to_officer,
-            note=entry.note,
-        )
-        for entry, username in rows
-    ]
-    return ComplaintDetailOut(
-        **summary.model_dump(),
-        resolution_text=found.resolution_text,
-        resolved_at=found.resolved_at,
-        history=history,
-    )
+    """Complaint ``number`` as ``viewer`` may see it, with its history: the complaints
+    service's read (:func:`api.services.complaints.detail`, one statement)."""
+    return await complaints.detail(session, reference, number, viewer=viewer)

@@ -7,10 +7,11 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import asyncpg
 import sqlalchemy.exc
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from core.config import Settings
 from core.outage import Outage
@@ -67,6 +69,15 @@ def database_unavailable(error: BaseException) -> bool:
     return False
 
 
+def _replace_if_closed(
+    dbapi_connection: Any, _record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
+) -> None:
+    """At checkout: a connection whose socket the server has already closed (PostgreSQL
+    restarted, killed, the backend terminated) is replaced by a new one; no round trip."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise sqlalchemy.exc.DisconnectionError("closed by the server")
+
+
 def create_engine(
     settings: Settings,
     *,
@@ -79,11 +90,15 @@ def create_engine(
     rarely busy; under steady load it opens and closes a connection per request (a new backend,
     authentication, asyncpg's type introspection: milliseconds each), so the API keeps all.
 
-    ``pre_ping`` tests each connection as it leaves the pool: three round trips on asyncpg
-    (BEGIN, ``;``, ROLLBACK), so a connection PostgreSQL dropped (a restart) is replaced
-    before it fails a statement. Without it that statement fails, and SQLAlchemy then retires
-    every connection of the pool made before the failure: one failed statement per outage."""
-    return create_async_engine(
+    ``pre_ping`` pings every connection at checkout: with asyncpg three round trips (BEGIN,
+    ``;``, ROLLBACK), which cost a read request about as much CPU as its own queries. Without
+    it, checkout only replaces a connection the server has visibly closed (restart, kill); one
+    that died unnoticed (a cut network) fails its first statement, which invalidates the
+    pool's older connections and which the API answers 503 with ``Retry-After``
+    (:func:`database_unavailable`, :mod:`api.boundary`), and the IVR as any failed read (that
+    caller goes to an agent): what the API's and the IVR's hot paths want, not a background
+    service that would log the failure as an error."""
+    engine = create_async_engine(
         settings.database_url,
         pool_size=pool_size,
         max_overflow=pool_size if max_overflow is None else max_overflow,
@@ -94,6 +109,9 @@ def create_engine(
         # A stuck query must not hold a caller's request forever.
         connect_args={"command_timeout": 30, "server_settings": {"application_name": "helpline"}},
     )
+    if not pre_ping:
+        event.listen(engine.sync_engine.pool, "checkout", _replace_if_closed)
+    return engine
 
 
 async def warm_pool(engine: AsyncEngine, connections: int) -> None:

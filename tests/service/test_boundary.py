@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from api.app import create_app
 from api.problems import ERRORS, ErrorLog
 from core.config import Settings
+from core.db.session import asyncpg_dsn
 from helpline.seed import seed_demo_users, seed_seats
 
 PROBLEM = "application/problem+json"
@@ -210,6 +212,28 @@ async def test_an_unexpected_error_is_a_500_problem_without_traceback(
     # One log line, with the traceback, server side.
     lines = [record for record in caplog.records if record.name == "api.errors"]
     assert len(lines) == 1 and lines[0].exc_info is not None
+
+
+async def test_a_pooled_connection_the_server_closed_is_replaced_not_a_503(
+    client: httpx.AsyncClient, db_settings: Settings, users: Any
+) -> None:
+    """The API pings no connection at checkout (three round trips with asyncpg); one whose
+    backend PostgreSQL ended (a restart, a kill, pg_terminate_backend) is replaced at checkout
+    all the same, so the request after it succeeds."""
+    agent = await bearer(client, users, "agent")
+    assert (await client.get("/complaints", headers=agent)).status_code == 200
+    conn = await asyncpg.connect(asyncpg_dsn(db_settings.database_url))
+    try:
+        ended = await conn.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND application_name = 'helpline'"
+        )
+    finally:
+        await conn.close()
+    assert ended >= 1
+    await asyncio.sleep(0.2)  # the event loop reads each socket's end
+    assert (await client.get("/complaints", headers=agent)).status_code == 200
 
 
 def test_the_error_log_writes_a_burst_then_counts_what_it_left_out(

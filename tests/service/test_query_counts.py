@@ -151,7 +151,7 @@ async def test_list_and_read_queries_do_not_grow_with_rows(
 
     one, many = await read(lone.number, 1), await read(busy.number, MANY)
     assert one == many
-    # The complaint with its names, then its history: two statements (before the pool's own).
+    # The complaint with its names and its history: one statement (before the pool's own).
     assert await read(first.number, 1) == one
 
 

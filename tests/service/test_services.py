@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.schemas import ComplaintIn, RoutingIn
@@ -370,7 +370,9 @@ async def test_tokens_and_roles(desk: Desk) -> None:
             auth.check_role(user, ("supervisor", "admin"))
         with pytest.raises(Unauthenticated, match="invalid or expired token"):
             await auth.user_of_token(session, issued.access_token + "x")
-        user.active = False
+        # Disabled with its token still stored: refused all the same (the user handed back
+        # is a transient copy, so the change is a statement).
+        await session.execute(update(User).where(User.id == user.id).values(active=False))
         await session.commit()
         with pytest.raises(Unauthenticated):
             await auth.user_of_token(session, issued.access_token)
