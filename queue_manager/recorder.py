@@ -253,8 +253,7 @@ class CallRecorder:
                 else_=Call.queue_left_at,
             )
         if values:
-            values["updated_at"] = func.now()
-            await _write(session, update(Call).where(Call.uniqueid == uniqueid).values(**values))
+            await _update_call(session, uniqueid, values)
         if name == "Hangup":
             await self._close_call(session, uniqueid)
         if name == "MixMonitorStart":
@@ -457,8 +456,15 @@ async def _write_variables(
     """Write (and forget) the call's gathered IVR variables, if any."""
     values = variables.pop(uniqueid, None)
     if values:
-        values["updated_at"] = func.now()
-        await _write(session, update(Call).where(Call.uniqueid == uniqueid).values(**values))
+        await _update_call(session, uniqueid, values)
+
+
+async def _update_call(session: AsyncSession, uniqueid: str, values: dict[str, Any]) -> None:
+    """Set ``values`` (and ``updated_at``) on the call's row; no row, nothing changes."""
+    await _write(
+        session,
+        update(Call).where(Call.uniqueid == uniqueid).values(**values, updated_at=func.now()),
+    )
 
 
 def _size_of(file: Path) -> int | None:
