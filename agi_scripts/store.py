@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import ColumnElement, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -45,6 +46,10 @@ MAX_OWN_COMPLAINTS: Final = 3
 _STALE_WAIT: Final = timedelta(hours=2)
 #: Window of answered calls whose hold time estimates the next caller's wait.
 _RECENT_HOLD: Final = timedelta(minutes=15)
+#: How long (wall seconds) one process reuses its read of the calls answered in that window:
+#: a figure over 15 minutes does not move in 5 s, and read per queued call it was a scan of
+#: every call that joined in the last 2 h 15 min (~25,000 rows at the peak hour) per call.
+RECENT_ANSWERS_TTL_S: Final = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +185,22 @@ class WaitFigures:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class RecentAnswers:
+    """Calls connected to an agent in the last :data:`_RECENT_HOLD`, by queue: how many, and
+    their hold (queue join to agent) in seconds all together."""
+
+    by_queue: dict[str, tuple[int, float]]
+
+    def connected(self, queue: str) -> int:
+        return self.by_queue.get(queue, (0, 0.0))[0]
+
+    def mean_hold_s(self) -> float:
+        """Over every queue (0 when nobody was answered in the window)."""
+        count = sum(n for n, _ in self.by_queue.values())
+        return sum(hold for _, hold in self.by_queue.values()) / count if count else 0.0
+
+
 @dataclass(slots=True)
 class WaitingVisit:
     """One run of the waiting-room script, appended to the call's ``ivr_sessions`` row."""
@@ -236,6 +257,18 @@ def _info(row: Complaint) -> ComplaintInfo:
     )
 
 
+def _waiting(now: datetime) -> ColumnElement[bool]:
+    """Callers waiting in a queue now: ix_calls_waiting's predicate (so PostgreSQL reads only
+    that index), less stale rows (a missed hang-up)."""
+    return (
+        Call.queue_joined_at.is_not(None)
+        & Call.queue_left_at.is_(None)
+        & Call.agent_connected_at.is_(None)
+        & Call.ended_at.is_(None)
+        & (Call.queue_joined_at > now - _STALE_WAIT)
+    )
+
+
 class PostgresStore:
     """:class:`IVRStore` on PostgreSQL through ``core.db`` sessions."""
 
@@ -244,11 +277,18 @@ class PostgresStore:
         settings: Settings,
         sessions: async_sessionmaker[AsyncSession],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        recent_answers_ttl_s: float = RECENT_ANSWERS_TTL_S,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
         #: The helpline's "now" (a benchmark's compressed day passes its own).
         self.clock = clock
+        self.recent_answers_ttl_s = recent_answers_ttl_s
+        #: The last read of :class:`RecentAnswers` and when (``time.monotonic()``); the lock
+        #: makes the callers that find it stale wait for one read instead of each reading.
+        self._recent: tuple[float, RecentAnswers] | None = None
+        self._recent_lock = asyncio.Lock()
         #: Session rows waiting for the writer (uniqueid -> values, callers waiting on them).
         self._session_writes: dict[str, tuple[dict[str, Any], list[asyncio.Future[None]]]] = {}
         self._session_writer: asyncio.Task[None] | None = None
@@ -289,34 +329,19 @@ class PostgresStore:
         from ``calls``, which the queue manager keeps from AMI, so the IVR needs no AMI user.
         """
         now = self.clock()
-        in_queue = (
-            Call.queue_joined_at.is_not(None)
-            & Call.queue_left_at.is_(None)
-            & Call.agent_connected_at.is_(None)
-            & Call.ended_at.is_(None)
-            & (Call.queue_joined_at > now - _STALE_WAIT)
-        )
-        # One statement (one round trip, one pooled connection held for it), however many
-        # callers are queueing at once.
+        # One statement, however many callers are queueing at once or joined today: the
+        # waiting callers through ix_calls_waiting (only those), the budget by primary key.
         query = select(
             inbound_today_count(now, besides=uniqueid),
-            select(func.count()).where(in_queue).scalar_subquery(),
-            select(func.min(Call.queue_joined_at)).where(in_queue).scalar_subquery(),
-            select(func.avg(func.extract("epoch", Call.agent_connected_at - Call.queue_joined_at)))
-            .where(
-                Call.agent_connected_at > now - _RECENT_HOLD,
-                # The same bound makes it a range scan of ix_calls_queue_joined_at over the last
-                # 2 h 15 min instead of a scan of every call ever recorded (no index on
-                # agent_connected_at), before every queued call: a hold over 2 h is a stale row.
-                Call.queue_joined_at > now - (_STALE_WAIT + _RECENT_HOLD),
-            )
-            .scalar_subquery(),
+            select(func.count()).where(_waiting(now)).scalar_subquery(),
+            select(func.min(Call.queue_joined_at)).where(_waiting(now)).scalar_subquery(),
         )
         async with self._reading() as session:
-            calls_today, waiting_count, oldest, recent_hold = (await session.execute(query)).one()
+            calls_today, waiting_count, oldest = (await session.execute(query)).one()
+        recent_hold = (await self.recent_answers()).mean_hold_s()
         waiting = int(waiting_count or 0)
         oldest_wait = (now - oldest).total_seconds() if oldest is not None else 0.0
-        estimate = max(oldest_wait, float(recent_hold or 0.0))
+        estimate = max(oldest_wait, recent_hold)
         return QueueCheck(
             calls_today=max(0, int(calls_today or 0)),
             budget=self.settings.daily_inbound_budget,
@@ -378,39 +403,60 @@ class PostgresStore:
                 select(Call.queue_joined_at).where(Call.uniqueid == uniqueid)
             )
             place = mine or fallback_place or now
-            # One index range scan (ix_calls_queue_joined_at) over the calls that joined in the
-            # last 2 h 15 min: every caller still waiting (stale rows aside) and every caller
-            # connected in the last 15 min joined then.
+            # The callers of this queue waiting now, through ix_calls_waiting (only they).
             waiting_ahead = (
-                (Call.uniqueid != uniqueid)
-                & (Call.queue_joined_at > now - _STALE_WAIT)
+                _waiting(now)
+                & (Call.queue == queue)
+                & (Call.uniqueid != uniqueid)
                 & (Call.queue_joined_at < place)
-                & Call.queue_left_at.is_(None)
-                & Call.agent_connected_at.is_(None)
-                & Call.ended_at.is_(None)
             )
             in_list = Call.queue_entered_at.is_not(None) & (
                 Call.queue_exited_at.is_(None) | (Call.queue_exited_at < Call.queue_entered_at)
             )
-            ahead, ahead_in_list, connected = (
+            ahead, ahead_in_list = (
                 await session.execute(
-                    select(
-                        func.count().filter(waiting_ahead),
-                        func.count().filter(waiting_ahead & in_list),
-                        func.count().filter(Call.agent_connected_at > now - _RECENT_HOLD),
-                    ).where(
-                        Call.queue == queue,
-                        Call.queue_joined_at > now - (_STALE_WAIT + _RECENT_HOLD),
-                    )
+                    select(func.count(), func.count().filter(in_list)).where(waiting_ahead)
                 )
             ).one()
+        connected = (await self.recent_answers()).connected(queue)
         return WaitFigures(
             position=int(ahead) + 1,
             reentry=int(ahead_in_list) + 1,
             place_at=mine,
-            connected_recently=int(connected or 0),
+            connected_recently=connected,
             window_s=int(_RECENT_HOLD.total_seconds()),
         )
+
+    async def recent_answers(self) -> RecentAnswers:
+        """The calls answered in the last :data:`_RECENT_HOLD` by queue, read at most once per
+        :attr:`recent_answers_ttl_s` by this process (a failed read is not kept)."""
+        async with self._recent_lock:
+            if self._recent is not None:
+                read_at, recent = self._recent
+                if time.monotonic() - read_at < self.recent_answers_ttl_s:
+                    return recent
+            now = self.clock()
+            query = (
+                select(
+                    Call.queue,
+                    func.count(),
+                    func.sum(func.extract("epoch", Call.agent_connected_at - Call.queue_joined_at)),
+                )
+                .where(
+                    Call.agent_connected_at > now - _RECENT_HOLD,
+                    # The same bound makes it a range scan of ix_calls_queue_joined_at (no index
+                    # on agent_connected_at): a hold over 2 h is a stale row.
+                    Call.queue_joined_at > now - (_STALE_WAIT + _RECENT_HOLD),
+                )
+                .group_by(Call.queue)
+            )
+            async with self._reading() as session:
+                rows = (await session.execute(query)).all()
+            recent = RecentAnswers(
+                {str(queue): (int(n), float(hold or 0.0)) for queue, n, hold in rows if queue}
+            )
+            self._recent = (time.monotonic(), recent)
+            return recent
 
     async def add_waiting_visit(self, visit: WaitingVisit) -> None:
         """Append one waiting-room visit to the call's IVR session (made if the IVR left none,

@@ -499,6 +499,16 @@ class SeatConfigState(Base):
 
 #: The IVR's budget check counts today's inbound calls on every queued call: keep it an index scan.
 Index("ix_calls_started_at_budget", Call.started_at)
+#: The callers waiting in a queue now (hundreds at most, whatever the hour): the IVR's queue
+#: check and the waiting room's position count them on every queued call.
+Index(
+    "ix_calls_waiting",
+    Call.queue_joined_at,
+    postgresql_where=Call.queue_joined_at.is_not(None)
+    & Call.queue_left_at.is_(None)
+    & Call.agent_connected_at.is_(None)
+    & Call.ended_at.is_(None),
+)
 
 
 class IvrSession(Base):

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agi_scripts.ivr import IVRScript
@@ -168,6 +169,80 @@ async def test_budget_counts_todays_calls_in_ist_and_the_wait_from_the_queue(
     assert check.waiting == 1
     assert 199 <= check.estimated_wait_s <= 215  # the oldest waiter, longer than the mean hold
     assert not check.wait_too_long
+
+
+def _calls_rows_examined(plan: dict[str, Any]) -> int:
+    """Rows of ``calls`` an EXPLAIN ANALYZE plan read: returned plus removed by a filter, over
+    every loop of every node that scans the table."""
+    rows = 0
+    if plan.get("Relation Name") == "calls":
+        loops = plan.get("Actual Loops", 1)
+        rows += (plan.get("Actual Rows", 0) + plan.get("Rows Removed by Filter", 0)) * loops
+    for child in plan.get("Plans", ()):
+        rows += _calls_rows_examined(child)
+    return rows
+
+
+async def test_a_queued_callers_figures_read_only_the_waiting_callers_however_busy_the_day(
+    store: PostgresStore, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The queue check (every queued call) and the waiting room's position (every announcement)
+    with a peak's 2 hours of answered calls in ``calls``: they read the few callers waiting,
+    not every call that joined in the window (~20,000 rows per call before ix_calls_waiting);
+    the 15 minutes' answers are read once per process per few seconds, not per call."""
+    now = datetime.now(UTC)
+    async with sessions() as session:
+        # Answered after 40 s in the queue, one every 0.36 s for 2 hours (10,000 an hour).
+        await session.execute(
+            text(
+                "INSERT INTO calls (uniqueid, linkedid, started_at, queue, queue_joined_at,"
+                " agent_connected_at, ended_at)"
+                " SELECT 'day.' || n, 'day.' || n, t - interval '20 seconds', 'helpline', t,"
+                "        t + interval '40 seconds', t + interval '5 minutes'"
+                " FROM generate_series(1, 20000) AS n, LATERAL (SELECT CAST(:now AS timestamptz)"
+                "      - interval '60 seconds' - n * interval '0.36 seconds') AS s(t)"
+            ),
+            {"now": now},
+        )
+        # Three callers waiting, for 50, 49 and 48 s.
+        await session.execute(
+            text(
+                "INSERT INTO calls (uniqueid, linkedid, started_at, queue, queue_joined_at)"
+                " SELECT 'wait.' || n, 'wait.' || n, t - interval '20 seconds', 'helpline', t"
+                " FROM generate_series(0, 2) AS n, LATERAL (SELECT CAST(:now AS timestamptz)"
+                "      - (50 - n) * interval '1 second') AS s(t)"
+            ),
+            {"now": now},
+        )
+        await session.execute(text("ANALYZE calls"))
+        await session.commit()
+    await store.recent_answers()  # the process's read of the window, kept a few seconds
+
+    statements: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        statements.append((statement, params))
+
+    engine = sessions.kw["bind"].sync_engine
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        check = await store.queue_check("wait.2")
+        figures = await store.wait_figures("wait.2", "helpline", None)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    assert check.waiting == 3
+    assert 50 <= check.estimated_wait_s <= 60  # the oldest waiter (the mean hold is 40 s)
+    # Connected in the last 15 minutes: those that joined 15 min 40 s ago or later (~2,444).
+    assert figures.position == 3 and 2440 <= figures.connected_recently <= 2448
+    assert statements, "no statement captured"
+    async with sessions() as session:
+        connection = await session.connection()
+        for statement, params in statements:
+            explained = await connection.exec_driver_sql(
+                "EXPLAIN (ANALYZE, FORMAT JSON) " + statement, params
+            )
+            plan = explained.scalar_one()[0]["Plan"]
+            assert _calls_rows_examined(plan) <= 10, (statement, plan)
 
 
 async def test_callback_requests_are_kept_in_order_once_per_call(store: PostgresStore) -> None:
