@@ -120,6 +120,23 @@ def _seconds(event: Event, field: str) -> int | None:
     return int(value) if value and value.isdigit() else None
 
 
+#: A callback request exists for the call: stored (and committed) by the IVR or the waiting
+#: room before the caller heard the promise, so before the hang-up. Not an abandon: the
+#: helpline owes a call.
+_OWED_A_CALLBACK = Call.agent_connected_at.is_(None) & exists().where(
+    CallbackRequest.uniqueid == Call.uniqueid
+)
+#: What the row says happened (:class:`CallDisposition`), computed by PostgreSQL from the row
+#: as it stands before the statement that sets it.
+_DISPOSITION = case(
+    (Call.agent_connected_at.is_not(None), CallDisposition.ANSWERED.value),
+    (_OWED_A_CALLBACK, CallDisposition.CALLBACK.value),
+    (Call.queue_joined_at.is_not(None), CallDisposition.ABANDONED.value),
+    (Call.ivr_done.is_(True), CallDisposition.IVR_ONLY.value),
+    else_=CallDisposition.UNANSWERED.value,
+)
+
+
 class CallRecorder:
     """Applies one AMI event at a time to PostgreSQL."""
 
@@ -252,10 +269,14 @@ class CallRecorder:
                 (Call.queue_joined_at.is_not(None), func.coalesce(Call.queue_left_at, at)),
                 else_=Call.queue_left_at,
             )
+            # The disposition, once, in the same statement (it was three more round trips: the
+            # row read back, the callback look-up, the ORM's UPDATE).
+            values["disposition"] = func.coalesce(Call.disposition, _DISPOSITION)
+            values["abandoned_at"] = case(
+                (Call.disposition.is_(None) & _OWED_A_CALLBACK, None), else_=Call.abandoned_at
+            )
         if values:
             await _update_call(session, uniqueid, values)
-        if name == "Hangup":
-            await self._close_call(session, uniqueid)
         if name == "MixMonitorStart":
             await self._start_recording(session, uniqueid, at)
         elif name in ("MixMonitorStop", "Hangup"):
@@ -337,37 +358,15 @@ class CallRecorder:
         CEL (the queue join, the agent's answer missed in an AMI gap) can land after the live
         Hangup closed the row as ``ivr_only``. Facts only accumulate, so this only moves the
         disposition towards "answered"; an open row is left to its hang-up."""
-        await self._close_call(session, uniqueid, again=True)
-
-    async def _close_call(
-        self, session: AsyncSession, uniqueid: str, *, again: bool = False
-    ) -> None:
-        """Set the disposition once, from what the row says happened (``again``: see
-        :meth:`refresh_disposition`)."""
-        call = (
-            await session.execute(
-                select(Call)
-                .where(Call.uniqueid == uniqueid)
-                .execution_options(populate_existing=True)
-            )
-        ).scalar_one_or_none()
-        if call is None:
-            return
-        if (call.ended_at is None) if again else (call.disposition is not None):
-            return
-        if call.agent_connected_at is not None:
-            call.disposition = CallDisposition.ANSWERED
-        elif await session.scalar(select(exists().where(CallbackRequest.uniqueid == uniqueid))):
-            # Stored (and committed) by the IVR or the waiting room before the caller heard
-            # the promise, so before this hang-up. Not an abandon: the helpline owes a call.
-            call.disposition = CallDisposition.CALLBACK
-            call.abandoned_at = None
-        elif call.queue_joined_at is not None:
-            call.disposition = CallDisposition.ABANDONED
-        elif call.ivr_done:
-            call.disposition = CallDisposition.IVR_ONLY
-        else:
-            call.disposition = CallDisposition.UNANSWERED
+        await _write(
+            session,
+            update(Call)
+            .where(Call.uniqueid == uniqueid, Call.ended_at.is_not(None))
+            .values(
+                disposition=_DISPOSITION,
+                abandoned_at=case((_OWED_A_CALLBACK, None), else_=Call.abandoned_at),
+            ),
+        )
 
     async def _queue_event(self, session: AsyncSession, event: Event, at: datetime) -> None:
         # Values as safe text: a NUL in a carrier's caller ID would make JSONB refuse the row.

@@ -18,7 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from api.services import auth, complaints, transitions
 from core.config import Settings
-from core.db.models import Call, Complaint, ComplaintHistory, User, complaint_sequence
+from core.db.models import (
+    Call,
+    CallbackRequest,
+    Complaint,
+    ComplaintHistory,
+    User,
+    complaint_sequence,
+)
 from core.db.session import create_engine, session_factory
 from core.domain.complaints import ComplaintStatus, HistoryAction, complaint_number
 from core.domain.phone import CallerNumber
@@ -243,3 +250,57 @@ async def test_a_calls_ivr_variables_in_one_batch_are_one_update(
     assert call.ivr_path == "welcome>main_menu>key:1" and call.ivr_lang == "hi"
     assert call.queue == "helpline" and call.queue_joined_at is not None
     assert rows[other].ivr_lang == "en"
+
+
+async def test_a_hang_up_sets_the_disposition_in_its_own_update(
+    engine: AsyncEngine, db_settings: Settings
+) -> None:
+    """A citizen's hang-up is three statements (the row made if its Newchannel was missed; its
+    update, with the disposition computed in it by PostgreSQL; the recording's look-up), where
+    reading the row back, looking up a callback request and the ORM's UPDATE made five or six; the
+    disposition is what the row says: answered, owed a callback (not abandoned), abandoned."""
+    recorder = CallRecorder(db_settings)
+    answered, owed, abandoned = "1733000300.1", "1733000300.2", "1733000300.3"
+
+    def event_of(name: str, uniqueid: str, **fields: str) -> AMIMessage:
+        return AMIMessage.from_fields(
+            [("Event", name), ("Uniqueid", uniqueid), ("Linkedid", uniqueid), *fields.items()]
+        )
+
+    trunk = {"Channel": "PJSIP/trunk-1", "Context": "from-trunk", "CallerIDNum": CALLER_ONE}
+    async with session_factory(engine)() as session:
+        for uniqueid in (answered, owed, abandoned):
+            await recorder.apply(session, event_of("Newchannel", uniqueid, **trunk))
+            await recorder.apply(session, event_of("QueueCallerJoin", uniqueid, Queue="helpline"))
+            await recorder.apply(
+                session, event_of("QueueCallerAbandon", uniqueid, Queue="helpline")
+            )
+        await recorder.apply(
+            session, event_of("AgentConnect", answered, Interface="Local/agent0001@seat-phones")
+        )
+        session.add(CallbackRequest(uniqueid=owed, lang="hi", reason="wait", ivr_path="a>b"))
+        await session.commit()
+
+    async def hang_up(uniqueid: str) -> Callable[[AsyncSession], Awaitable[None]]:
+        async def work(session: AsyncSession) -> None:
+            await recorder.apply(session, event_of("Hangup", uniqueid, Cause="16", **trunk))
+            await session.commit()
+
+        return work
+
+    assert await _statements(engine, await hang_up(answered)) == 3
+    for uniqueid in (owed, abandoned):
+        await _statements(engine, await hang_up(uniqueid))
+    async with session_factory(engine)() as session:
+        rows = {
+            row.uniqueid: row
+            for row in (
+                await session.execute(select(Call).where(Call.uniqueid.like("1733000300.%")))
+            )
+            .scalars()
+            .all()
+        }
+    assert rows[answered].disposition == "answered"
+    assert rows[owed].disposition == "callback" and rows[owed].abandoned_at is None
+    assert rows[abandoned].disposition == "abandoned" and rows[abandoned].abandoned_at is not None
+    assert all(row.ended_at is not None for row in rows.values())
