@@ -257,6 +257,13 @@ def _info(row: Complaint) -> ComplaintInfo:
     )
 
 
+def _log_failed_refresh(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning(
+            "could not read the recent answers (the last read is kept): %r", task.exception()
+        )
+
+
 def _waiting(now: datetime) -> ColumnElement[bool]:
     """Callers waiting in a queue now: ix_calls_waiting's predicate (so PostgreSQL reads only
     that index), less stale rows (a missed hang-up)."""
@@ -286,9 +293,10 @@ class PostgresStore:
         self.clock = clock
         self.recent_answers_ttl_s = recent_answers_ttl_s
         #: The last read of :class:`RecentAnswers` and when (``time.monotonic()``); the lock
-        #: makes the callers that find it stale wait for one read instead of each reading.
+        #: makes the callers that come before the first read wait for one read.
         self._recent: tuple[float, RecentAnswers] | None = None
         self._recent_lock = asyncio.Lock()
+        self._recent_refresh: asyncio.Task[None] | None = None
         #: Session rows waiting for the writer (uniqueid -> values, callers waiting on them).
         self._session_writes: dict[str, tuple[dict[str, Any], list[asyncio.Future[None]]]] = {}
         self._session_writer: asyncio.Task[None] | None = None
@@ -428,35 +436,45 @@ class PostgresStore:
         )
 
     async def recent_answers(self) -> RecentAnswers:
-        """The calls answered in the last :data:`_RECENT_HOLD` by queue, read at most once per
-        :attr:`recent_answers_ttl_s` by this process (a failed read is not kept)."""
-        async with self._recent_lock:
-            if self._recent is not None:
-                read_at, recent = self._recent
-                if time.monotonic() - read_at < self.recent_answers_ttl_s:
-                    return recent
-            now = self.clock()
-            query = (
-                select(
-                    Call.queue,
-                    func.count(),
-                    func.sum(func.extract("epoch", Call.agent_connected_at - Call.queue_joined_at)),
-                )
-                .where(
-                    Call.agent_connected_at > now - _RECENT_HOLD,
-                    # The same bound makes it a range scan of ix_calls_queue_joined_at (no index
-                    # on agent_connected_at): a hold over 2 h is a stale row.
-                    Call.queue_joined_at > now - (_STALE_WAIT + _RECENT_HOLD),
-                )
-                .group_by(Call.queue)
-            )
-            async with self._reading() as session:
-                rows = (await session.execute(query)).all()
-            recent = RecentAnswers(
-                {str(queue): (int(n), float(hold or 0.0)) for queue, n, hold in rows if queue}
-            )
-            self._recent = (time.monotonic(), recent)
+        """The calls answered in the last :data:`_RECENT_HOLD` by queue, read by this process
+        at most once per :attr:`recent_answers_ttl_s`. Once read, a caller never waits for it:
+        a stale figure is returned while one task reads the next (a failed read keeps the old
+        one, logged); only the first read is waited for (one read for every caller then)."""
+        if self._recent is not None:
+            read_at, recent = self._recent
+            stale = time.monotonic() - read_at >= self.recent_answers_ttl_s
+            if stale and (self._recent_refresh is None or self._recent_refresh.done()):
+                self._recent_refresh = asyncio.create_task(self._read_recent_answers())
+                self._recent_refresh.add_done_callback(_log_failed_refresh)
             return recent
+        async with self._recent_lock:
+            if self._recent is None:
+                await self._read_recent_answers()
+            assert self._recent is not None
+            return self._recent[1]
+
+    async def _read_recent_answers(self) -> None:
+        now = self.clock()
+        query = (
+            select(
+                Call.queue,
+                func.count(),
+                func.sum(func.extract("epoch", Call.agent_connected_at - Call.queue_joined_at)),
+            )
+            .where(
+                Call.agent_connected_at > now - _RECENT_HOLD,
+                # The same bound makes it a range scan of ix_calls_queue_joined_at (no index
+                # on agent_connected_at): a hold over 2 h is a stale row.
+                Call.queue_joined_at > now - (_STALE_WAIT + _RECENT_HOLD),
+            )
+            .group_by(Call.queue)
+        )
+        async with self._reading() as session:
+            rows = (await session.execute(query)).all()
+        recent = RecentAnswers(
+            {str(queue): (int(n), float(hold or 0.0)) for queue, n, hold in rows if queue}
+        )
+        self._recent = (time.monotonic(), recent)
 
     async def add_waiting_visit(self, visit: WaitingVisit) -> None:
         """Append one waiting-room visit to the call's IVR session (made if the IVR left none,

@@ -245,6 +245,48 @@ async def test_a_queued_callers_figures_read_only_the_waiting_callers_however_bu
             assert _calls_rows_examined(plan) <= 10, (statement, plan)
 
 
+async def test_the_recent_answers_are_read_once_for_many_callers_and_never_waited_for_again(
+    db_settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Callers queued at once share one read; once read, a stale figure is served at once while
+    one task reads the next (here every figure is stale at once: the TTL is 0)."""
+    store = PostgresStore(db_settings, sessions, recent_answers_ttl_s=0.0)
+    reads: list[str] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "GROUP BY calls.queue" in statement:
+            reads.append(statement)
+
+    engine = sessions.kw["bind"].sync_engine
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        first = await asyncio.gather(*(store.recent_answers() for _ in range(20)))
+        assert len(reads) == 1 and {f.connected("helpline") for f in first} == {0}
+        now = datetime.now(UTC)
+        await record_calls(
+            sessions,
+            ("answered.1", now - timedelta(seconds=120)),
+            queue_joined_at=now - timedelta(seconds=100),
+            agent_connected_at=now - timedelta(seconds=60),
+        )
+        async with sessions() as session:
+            await session.execute(
+                update(Call).where(Call.uniqueid == "answered.1").values(queue="helpline")
+            )
+            await session.commit()
+        assert (await store.recent_answers()).connected("helpline") == 0  # the stale figure
+        for _ in range(100):
+            fresh = await store.recent_answers()
+            if fresh.connected("helpline") == 1:
+                break
+            await asyncio.sleep(0.02)
+        assert fresh.connected("helpline") == 1 and fresh.mean_hold_s() == pytest.approx(40)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+        if store._recent_refresh is not None:  # the last read ends before the database goes
+            await asyncio.wait([store._recent_refresh])
+
+
 async def test_callback_requests_are_kept_in_order_once_per_call(store: PostgresStore) -> None:
     mine, other = CallerNumber("9876543210"), CallerNumber("9000000000")
     first = await store.add_callback(CallbackJob("c.1", mine, "hi", "budget", "a>b"))
