@@ -13,13 +13,14 @@ caller stopped waiting (connected, or hung up; a re-entry clears an exit that wa
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import case, delete, exists, func, literal, select, update
+from sqlalchemy import Update, bindparam, case, delete, exists, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
@@ -137,6 +138,132 @@ _DISPOSITION = case(
 )
 
 
+_REFRESH_DISPOSITION = (
+    update(Call)
+    .where(Call.uniqueid == bindparam("call_uniqueid"), Call.ended_at.is_not(None))
+    .values(
+        disposition=_DISPOSITION,
+        abandoned_at=case((_OWED_A_CALLBACK, None), else_=Call.abandoned_at),
+    )
+)
+
+#: Events that change a call's own columns (a ``Newstate`` only when it is the answer).
+_UPDATING_EVENTS = frozenset(
+    {
+        "QueueCallerJoin",
+        "QueueCallerLeave",
+        "QueueCallerAbandon",
+        "AgentComplete",
+        "AgentConnect",
+        "Hangup",
+    }
+)
+
+
+def _update_kind(event: Event) -> str | None:
+    """Which of :func:`_call_update`'s statements ``event`` needs (None: only its IVR
+    variables, if it carries any)."""
+    name = event.name
+    if name == "Newstate":
+        return "answered" if event.get("ChannelStateDesc") == "Up" else None
+    return name if name in _UPDATING_EVENTS else None
+
+
+def _event_params(kind: str | None, event: Event) -> dict[str, Any]:
+    """The values :func:`_call_update`'s statement of ``kind`` binds, besides the call and
+    the event's time."""
+    if kind == "QueueCallerJoin":
+        return {"event_queue": event.get("Queue")}
+    if kind == "AgentComplete":
+        return {"talk": _seconds(event, "TalkTime")}
+    if kind == "AgentConnect":
+        return {
+            "hold": _seconds(event, "HoldTime"),
+            "seat": seat_of_interface(event.get("Interface")),
+        }
+    if kind == "Hangup":
+        cause = event.get("Cause")
+        return {"cause": int(cause) if cause and cause.isdigit() else None}
+    return {}
+
+
+@functools.cache
+def _call_update(kind: str | None, ivr_columns: tuple[str, ...]) -> Update:
+    """The UPDATE of a call's row for an event of ``kind`` that also sets ``ivr_columns``,
+    built once with bind parameters: building it per event (and its cache key) was a fifth of
+    the queue manager's CPU. Every first-seen time is a ``COALESCE``, so a duplicated or
+    replayed event changes nothing."""
+    at = bindparam("at", type_=Call.__table__.c.ended_at.type)
+    values: dict[str, Any] = {
+        column: bindparam(f"set_{column}", type_=Call.__table__.c[column].type)
+        for column in ivr_columns
+    }
+
+    def first(*columns: str) -> None:
+        for column in columns:
+            values[column] = func.coalesce(getattr(Call, column), at)
+
+    if kind == "answered":
+        first("answered_at")
+    elif kind == "QueueCallerJoin":
+        # The first join is the caller's place in line; a later one is the waiting room
+        # putting the caller back after an announcement: still waiting, not abandoned.
+        first("queue_joined_at")
+        values["queue"] = bindparam("event_queue", type_=Call.__table__.c.queue.type)
+        values["queue_entered_at"] = func.greatest(Call.queue_entered_at, at)
+        rejoined = Call.agent_connected_at.is_(None) & Call.ended_at.is_(None)
+        values["queue_left_at"] = case((rejoined, None), else_=Call.queue_left_at)
+        values["abandoned_at"] = case((rejoined, None), else_=Call.abandoned_at)
+    elif kind == "QueueCallerLeave":
+        # Leaving app_queue's list is not leaving the line: the waiting room announces and
+        # re-enters. The caller stops waiting when connected, or at the hang-up.
+        values["queue_exited_at"] = func.greatest(Call.queue_exited_at, at)
+    elif kind == "QueueCallerAbandon":
+        # Also sent when Queue()'s timeout ends a head caller's turn for an announcement;
+        # the re-entry (QueueCallerJoin) clears both.
+        first("queue_left_at", "abandoned_at")
+        values["queue_exited_at"] = func.greatest(Call.queue_exited_at, at)
+    elif kind == "AgentComplete":
+        first("agent_completed_at")
+        values["talk_seconds"] = func.coalesce(
+            Call.talk_seconds, bindparam("talk", type_=Call.__table__.c.talk_seconds.type)
+        )
+    elif kind == "AgentConnect":
+        first("agent_connected_at", "queue_left_at")
+        values["hold_seconds"] = func.coalesce(
+            Call.hold_seconds, bindparam("hold", type_=Call.__table__.c.hold_seconds.type)
+        )
+        # The first agent connected is the call's (as agent_connected_at): a duplicated or
+        # replayed AgentConnect, or one applied after the agent logged out (a back-fill),
+        # must not rewrite who answered.
+        seat = bindparam("seat", type_=Call.__table__.c.agent_seat.type)
+        values["agent_seat"] = func.coalesce(Call.agent_seat, seat)
+        values["agent_user_id"] = func.coalesce(
+            Call.agent_user_id,
+            select(AgentSession.user_id)
+            .where(AgentSession.seat == seat, AgentSession.logged_out_at.is_(None))
+            .scalar_subquery(),
+        )
+    elif kind == "Hangup":
+        # Never before the call began, whatever a clock did meanwhile (a resync's Hangup
+        # is "now" by our clock; Asterisk's may have stepped back): no negative durations.
+        values["ended_at"] = func.coalesce(Call.ended_at, func.greatest(Call.started_at, at))
+        values["hangup_cause"] = bindparam("cause", type_=Call.__table__.c.hangup_cause.type)
+        # A caller still in line when the call ended left it then.
+        values["queue_left_at"] = case(
+            (Call.queue_joined_at.is_not(None), func.coalesce(Call.queue_left_at, at)),
+            else_=Call.queue_left_at,
+        )
+        # The disposition, once, in the same statement (it was three more round trips: the
+        # row read back, the callback look-up, the ORM's UPDATE).
+        values["disposition"] = func.coalesce(Call.disposition, _DISPOSITION)
+        values["abandoned_at"] = case(
+            (Call.disposition.is_(None) & _OWED_A_CALLBACK, None), else_=Call.abandoned_at
+        )
+    values["updated_at"] = func.now()
+    return update(Call).where(Call.uniqueid == bindparam("call_uniqueid")).values(values)
+
+
 class CallRecorder:
     """Applies one AMI event at a time to PostgreSQL."""
 
@@ -212,71 +339,16 @@ class CallRecorder:
             if name in QUEUE_EVENTS:
                 await self._queue_event(session, event, at)
             return
-        values: dict[str, Any] = _ivr_columns(event)
-        coalesce: dict[str, datetime] = {}
-        if name == "Newstate" and event.get("ChannelStateDesc") == "Up":
-            coalesce["answered_at"] = at
-        elif name == "QueueCallerJoin":
-            # The first join is the caller's place in line; a later one is the waiting room
-            # putting the caller back after an announcement: still waiting, not abandoned.
-            coalesce["queue_joined_at"] = at
-            values["queue"] = event.get("Queue")
-            values["queue_entered_at"] = func.greatest(Call.queue_entered_at, at)
-            rejoined = Call.agent_connected_at.is_(None) & Call.ended_at.is_(None)
-            values["queue_left_at"] = case((rejoined, None), else_=Call.queue_left_at)
-            values["abandoned_at"] = case((rejoined, None), else_=Call.abandoned_at)
-        elif name == "QueueCallerLeave":
-            # Leaving app_queue's list is not leaving the line: the waiting room announces and
-            # re-enters. The caller stops waiting when connected, or at the hang-up.
-            values["queue_exited_at"] = func.greatest(Call.queue_exited_at, at)
-        elif name == "QueueCallerAbandon":
-            # Also sent when Queue()'s timeout ends a head caller's turn for an announcement;
-            # the re-entry (QueueCallerJoin) clears both.
-            coalesce["queue_left_at"] = at
-            coalesce["abandoned_at"] = at
-            values["queue_exited_at"] = func.greatest(Call.queue_exited_at, at)
-        elif name == "AgentComplete":
-            coalesce["agent_completed_at"] = at
-            values["talk_seconds"] = func.coalesce(Call.talk_seconds, _seconds(event, "TalkTime"))
-        elif name == "AgentConnect":
-            coalesce["agent_connected_at"] = at
-            coalesce["queue_left_at"] = at
-            values["hold_seconds"] = func.coalesce(Call.hold_seconds, _seconds(event, "HoldTime"))
-            # The first agent connected is the call's (as agent_connected_at): a duplicated or
-            # replayed AgentConnect, or one applied after the agent logged out (a back-fill),
-            # must not rewrite who answered.
-            seat = seat_of_interface(event.get("Interface"))
-            values["agent_seat"] = func.coalesce(Call.agent_seat, seat)
-            values["agent_user_id"] = func.coalesce(
-                Call.agent_user_id,
-                select(AgentSession.user_id)
-                .where(AgentSession.seat == seat, AgentSession.logged_out_at.is_(None))
-                .scalar_subquery(),
+        kind = _update_kind(event)
+        ivr = _ivr_columns(event)
+        if kind is not None or ivr:
+            params = _event_params(kind, event)
+            params.update({f"set_{column}": value for column, value in ivr.items()})
+            await _write(
+                session,
+                _call_update(kind, tuple(sorted(ivr))),
+                {"call_uniqueid": uniqueid, "at": at, **params},
             )
-        elif name == "Hangup":
-            coalesce["ended_at"] = at
-            cause = event.get("Cause")
-            values["hangup_cause"] = int(cause) if cause and cause.isdigit() else None
-        for column, when in coalesce.items():
-            values[column] = func.coalesce(getattr(Call, column), when)
-        if name == "Hangup":
-            # Never before the call began, whatever a clock did meanwhile (a resync's Hangup
-            # is "now" by our clock; Asterisk's may have stepped back): no negative durations.
-            values["ended_at"] = func.coalesce(Call.ended_at, func.greatest(Call.started_at, at))
-        if name == "Hangup":
-            # A caller still in line when the call ended left it then.
-            values["queue_left_at"] = case(
-                (Call.queue_joined_at.is_not(None), func.coalesce(Call.queue_left_at, at)),
-                else_=Call.queue_left_at,
-            )
-            # The disposition, once, in the same statement (it was three more round trips: the
-            # row read back, the callback look-up, the ORM's UPDATE).
-            values["disposition"] = func.coalesce(Call.disposition, _DISPOSITION)
-            values["abandoned_at"] = case(
-                (Call.disposition.is_(None) & _OWED_A_CALLBACK, None), else_=Call.abandoned_at
-            )
-        if values:
-            await _update_call(session, uniqueid, values)
         if name == "MixMonitorStart":
             await self._start_recording(session, uniqueid, at)
         elif name in ("MixMonitorStop", "Hangup"):
@@ -358,15 +430,7 @@ class CallRecorder:
         CEL (the queue join, the agent's answer missed in an AMI gap) can land after the live
         Hangup closed the row as ``ivr_only``. Facts only accumulate, so this only moves the
         disposition towards "answered"; an open row is left to its hang-up."""
-        await _write(
-            session,
-            update(Call)
-            .where(Call.uniqueid == uniqueid, Call.ended_at.is_not(None))
-            .values(
-                disposition=_DISPOSITION,
-                abandoned_at=case((_OWED_A_CALLBACK, None), else_=Call.abandoned_at),
-            ),
-        )
+        await _write(session, _REFRESH_DISPOSITION, {"call_uniqueid": uniqueid})
 
     async def _queue_event(self, session: AsyncSession, event: Event, at: datetime) -> None:
         # Values as safe text: a NUL in a carrier's caller ID would make JSONB refuse the row.
@@ -439,14 +503,16 @@ class CallRecorder:
         log.info("recording of call %s: %s, %d bytes", uniqueid, recording.path, size)
 
 
-async def _write(session: AsyncSession, statement: Executable) -> None:
+async def _write(
+    session: AsyncSession, statement: Executable, params: dict[str, Any] | None = None
+) -> None:
     """Execute a write on the session's connection as Core: the ORM's bulk-persistence pass
     (statement state, synchronising loaded objects) was a third of the queue manager's CPU
     per event, and no write here needs it. Objects changed in the session are flushed first,
     so writes reach PostgreSQL in the order they were made."""
     if session.dirty or session.new:
         await session.flush()
-    await (await session.connection()).execute(statement)
+    await (await session.connection()).execute(statement, params)
 
 
 async def _write_variables(
@@ -455,15 +521,12 @@ async def _write_variables(
     """Write (and forget) the call's gathered IVR variables, if any."""
     values = variables.pop(uniqueid, None)
     if values:
-        await _update_call(session, uniqueid, values)
-
-
-async def _update_call(session: AsyncSession, uniqueid: str, values: dict[str, Any]) -> None:
-    """Set ``values`` (and ``updated_at``) on the call's row; no row, nothing changes."""
-    await _write(
-        session,
-        update(Call).where(Call.uniqueid == uniqueid).values(**values, updated_at=func.now()),
-    )
+        params = {f"set_{column}": value for column, value in values.items()}
+        await _write(
+            session,
+            _call_update(None, tuple(sorted(values))),
+            {"call_uniqueid": uniqueid, **params},
+        )
 
 
 def _size_of(file: Path) -> int | None:
