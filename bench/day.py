@@ -69,17 +69,16 @@ from core.config import Settings
 from core.db.migrate import upgrade
 from core.db.session import asyncpg_dsn, drop_database, ensure_database
 from core.domain.clock import IST
+from core.domain.design_day import HOURLY_PER_MILLE
 from core.domain.dialing import Pacing
 from core.protocols.agi import parse_command_line
 from core.protocols.ami import AMIMessage, encode_message, iter_fields
 from core.transport.fake_ami import FakeAMIServer, FakeAMISession, Reply
 from outbound_dialer.store import DialRules
 
-#: Share (%) of the day's citizens' calls in each IST hour, 00-01 first; sums to 100.
-PROFILE: tuple[float, ...] = (
-    0.4, 0.3, 0.2, 0.2, 0.3, 0.6, 1.5, 3.5, 7.0, 11.0, 13.6, 11.0,
-    9.5, 8.0, 7.0, 6.5, 5.5, 4.5, 3.5, 2.5, 1.6, 0.8, 0.5, 0.5,
-)  # fmt: skip
+#: Share (%) of the day's citizens' calls in each IST hour, 00-01 first; sums to 100: the
+#: design day's curve (core.domain.design_day), the one the seats are sized for.
+PROFILE: tuple[float, ...] = tuple(share / 10 for share in HOURLY_PER_MILLE)
 DAY_INBOUND = 88_000
 DAY_OUTBOUND = 55_000
 #: The replayed day (a fixed date: runs are comparable; its weekday does not matter here).

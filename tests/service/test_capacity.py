@@ -104,9 +104,9 @@ async def test_live_figures_of_a_day(
     assert out.peak_today is not None
     assert (out.peak_today.hour, out.peak_today.calls_per_hour) == ("10:00", 8)
     assert out.peak_today.agents_needed == erlang.agents_needed(8, aht)
-    assert out.design_peak.hour == "11:00"
+    assert out.design_peak.hour == "10:00"
     assert out.design_peak.calls_per_hour == design_day.peak_calls_per_hour()
-    assert out.design_peak.agents_needed == erlang.agents_needed(10_560, aht)
+    assert out.design_peak.agents_needed == erlang.agents_needed(11_968, aht)
     assert (out.seats_configured, out.agents_logged_in) == (3, 2)
     assert out.seats_suffice is False
     assert out.logged_in_suffice is (out.now.agents_needed <= 2)

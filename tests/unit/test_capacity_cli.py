@@ -24,10 +24,10 @@ def test_given_figures_as_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 3  # the seats are not enough (below)
     assert out["now"]["agents_needed"] == 14
     assert out["now"]["erlangs"] == 10.0
-    assert out["design_peak"]["agents_needed"] == erlang.agents_needed(10_560, 180)
+    assert out["design_peak"]["agents_needed"] == erlang.agents_needed(11_968, 180)
     assert out["seats_configured"] == 500
     assert out["agents_logged_in"] is None and out["calls_today"] is None
-    assert out["seats_suffice"] is False  # 538 agents for the design day at 3 minutes
+    assert out["seats_suffice"] is False  # 609 agents for the design day at 3 minutes
     assert out["verdict"].startswith("NOT ENOUGH SEATS")
 
 
@@ -35,7 +35,7 @@ def test_given_figures_as_text_and_the_exit_code(capsys: pytest.CaptureFixture[s
     code = cli.main(["capacity", "--calls-per-hour", "1200", "--aht", "100", "--patience", "90"])
     lines = capsys.readouterr().out.splitlines()
     needed = erlang.agents_needed(1200, 100, patience_s=90)
-    assert code == 0  # the design day's 10,560 calls/h at 100 s fit in 500 seats
+    assert code == 0  # the design day's 11,968 calls/h at 100 s fit in 500 seats
     assert (
         lines[0]
         == "target: 80% answered within 20 s (Erlang A, patience 90 s); handle time 100 s (given)"
