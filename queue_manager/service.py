@@ -64,6 +64,8 @@ EVENTS = frozenset(
 #: Events after which the supervisors' numbers may have changed.
 #: Resyncs after lost events are at least this far apart (a database outage fails every event).
 RESYNC_MIN_SECONDS = 5.0
+#: A resync after dropped events waits until at most this share of the subscription is backlog.
+RESYNC_BACKLOG_SHARE = 0.1
 #: Back-off while the database is unavailable and a batch of events waits to be recorded.
 APPLY_RETRY_FIRST_SECONDS = 0.2
 APPLY_RETRY_MAX_SECONDS = 5.0
@@ -94,6 +96,8 @@ class QueueManager:
         self._config_wanted = asyncio.Event()
         self._stats_dirty = asyncio.Event()
         self._resync_wanted = asyncio.Event()
+        #: Events were dropped and the resync waits for the backlog (:meth:`_resync`).
+        self._dropped_events = False
         self._apply_outage = Outage(log, "applying AMI events")
         self._reconcile_outage = Outage(log, "reconciliation with Asterisk")
         #: Resyncs after lost events (not counting the reconcile after each AMI login).
@@ -146,15 +150,25 @@ class QueueManager:
             await self.apply_events(batch)
             if self._events.ack_resync():
                 log.warning(
-                    "AMI events were dropped (%d so far): resyncing from Asterisk",
+                    "AMI events were dropped (%d so far): resyncing from Asterisk once the "
+                    "backlog (%d) is worked off",
                     self._events.dropped,
+                    self._events.qsize(),
                 )
+                self._dropped_events = True
+            backlog = self._events.qsize()
+            if self._dropped_events and backlog <= self._events.maxsize * RESYNC_BACKLOG_SHARE:
+                self._dropped_events = False
                 self._resync_wanted.set()
 
     async def _resync(self) -> None:
         """Rebuild from Asterisk's own state (as after a reconnect) when events were lost: the
         subscription overflowed, or an event could not be applied (the database was away).
-        At most one resync per :data:`RESYNC_MIN_SECONDS`, however many losses."""
+        At most one resync per :data:`RESYNC_MIN_SECONDS`, however many losses. After dropped
+        events the consumer asks for it only once the backlog is down to
+        :data:`RESYNC_BACKLOG_SHARE` of the subscription: a resync while events are still
+        being dropped rebuilds a state that is wrong again at once, and its statements (one per
+        live channel) take the time the consumer needs to catch up, so more are dropped."""
         while True:
             await self._resync_wanted.wait()
             self._resync_wanted.clear()

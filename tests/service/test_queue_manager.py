@@ -363,3 +363,34 @@ async def test_events_wait_for_the_database_and_are_recorded_when_it_returns(
             assert call.ended_at == datetime.fromtimestamp(1732870100, UTC)
             assert await session.scalar(select(func.count()).select_from(QueueEvent)) == 5
         assert h.manager.resyncs == 0  # nothing was lost, so nothing to rebuild
+
+
+async def test_a_resync_waits_until_the_backlog_of_events_is_worked_off(
+    db_settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Events dropped while a backlog remains: the resync runs once the backlog is down to a
+    tenth of the subscription, not beside it (a resync while events are still dropped rebuilds
+    a state that is wrong again, and takes the time the consumer needs to catch up)."""
+    database = DatabaseAway(sessions)
+    async with running_manager(db_settings, database, event_queue_size=1000) as h:  # type: ignore[arg-type]
+        backlog_at_resync: list[int] = []
+        reconcile = h.manager.reconcile
+
+        async def recording(ami: AMIClient) -> None:
+            backlog_at_resync.append(h.manager._events.qsize())
+            await reconcile(ami)
+
+        h.manager.reconcile = recording  # type: ignore[method-assign,assignment]
+        database.away = True
+        await h.fake.push_event(*CALL_EVENTS[0])  # the batch that waits for the database
+        await waiting.wait_for(lambda: database.refused >= 1, 5, what="a batch refused")
+        burst = b"".join(
+            raw_event("Newstate", {"Uniqueid": f"1732870002.{i}".encode(), "ChannelState": b"4"})
+            for i in range(1500)
+        )
+        await h.fake.push_raw(burst)  # 1,000 queued behind the waiting batch, 500 dropped
+        await waiting.wait_for(lambda: h.manager._events.qsize() == 1000, 5, what="a backlog")
+        database.away = False
+        await waiting.wait_for(lambda: h.manager.resyncs == 1, 10, what="the resync")
+        assert h.manager.heartbeat_detail()["events_dropped"] >= 500
+        assert backlog_at_resync and backlog_at_resync[0] <= 100
