@@ -313,11 +313,12 @@ async def store_filing(
     sla_days: int,
     notify: bool = True,
 ) -> Applied | None:
-    """Write the history of the just-inserted ``complaint`` (locked, status ``registered``):
-    its filing by ``actor_user_id`` (the note says why no rule placed it, if none did), and,
-    when routing placed it, the routing as the helpline's own transition through
-    :func:`store`. The caller's SMS in that order: registered, then assigned (none with
-    ``notify=False``). Returns the routing as stored (None when unroutable)."""
+    """Write the history of the just-inserted ``complaint`` (locked, or inserted by this
+    transaction and so seen by no other; status ``registered``): its filing by
+    ``actor_user_id`` (the note says why no rule placed it, if none did), and, when routing
+    placed it, the routing as the helpline's own transition through :func:`store`. The
+    caller's SMS in that order: registered, then assigned (none with ``notify=False``).
+    Returns the routing as stored (None when unroutable)."""
     await _add_history(
         session,
         complaint_id=complaint.id,

@@ -73,7 +73,7 @@ from core.domain.complaints import (
 from core.domain.lifecycle import SYSTEM, Action, ComplaintView, Refusal, apply
 from core.domain.phone import CallerNumber
 from core.reference import Category, Level, Reference
-from lifecycle.transitions import lock_complaint, store_filing
+from lifecycle.transitions import store_filing
 
 
 @dataclass(frozen=True, slots=True)
@@ -504,7 +504,9 @@ async def _find_same(
 
 #: The filing's INSERT, built once (Core, bind parameters): a statement built per call costs
 #: its construction and cache key on every filing. A conflict (the same key, or the same
-#: request on the same call) inserts nothing and returns no id.
+#: request on the same call) inserts nothing and returns no row. It returns the whole row as
+#: the ORM's ``Complaint`` (:data:`_FILED`), which the lifecycle's writer takes: reading it
+#: back with a row lock was one more round trip, for a row no other transaction can see yet.
 _FILE = (
     insert(_complaints)
     .values(
@@ -533,8 +535,9 @@ _FILE = (
         }
     )
     .on_conflict_do_nothing()
-    .returning(_complaints.c.id)
+    .returning(*_complaints.c)
 )
+_FILED = select(Complaint).from_statement(_FILE)
 
 
 async def register(
@@ -596,9 +599,9 @@ async def register(
     # Routing is the lifecycle's first action, taken by the helpline itself.
     routed = apply(filed, Action.ASSIGN, SYSTEM, now, reference=reference)
     unroutable = routed.reason if isinstance(routed, Refusal) else None
-    inserted = (
+    complaint = (
         await session.execute(
-            _FILE,
+            _FILED,
             {
                 "number": number,
                 "caller_number": caller_number,
@@ -622,7 +625,7 @@ async def register(
             },
         )
     ).scalar_one_or_none()
-    if inserted is None:
+    if complaint is None:
         # A concurrent request with the same key, or the same request on this call, won.
         await session.rollback()
         winner = await _find_same(session, reference, idempotency_key, call, request_hash)
@@ -630,8 +633,6 @@ async def register(
         return _replay(*winner, idempotency_key, request_hash)
 
     # The filing's and the routing's history rows and SMS: the lifecycle's one writer.
-    complaint = await lock_complaint(session, number)
-    assert complaint is not None  # inserted above, in this transaction
     await store_filing(
         session,
         complaint,
@@ -647,11 +648,11 @@ async def register(
         actor_user_id=user.id,
         action="complaint_created",
         entity="complaint",
-        entity_id=str(inserted),
+        entity_id=str(complaint.id),
     )
-    # Read back inside the transaction (the row is ours and locked): after the COMMIT it would
-    # take another checkout, BEGIN and ROLLBACK for the same row.
-    row = (await session.execute(_BY_ID, {"id": inserted})).one()
+    # Read back inside the transaction (the row is ours, unseen by others until COMMIT): after
+    # the COMMIT it would take another checkout, BEGIN and ROLLBACK for the same row.
+    row = (await session.execute(_BY_ID, {"id": complaint.id})).one()
     created = ComplaintOut(**_shown(reference, row, None))
     await session.commit()  # the number is handed out only after this returned
     return Registered(created, created=True)
