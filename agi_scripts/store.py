@@ -339,10 +339,11 @@ class PostgresStore:
         now = self.clock()
         # One statement, however many callers are queueing at once or joined today: the
         # waiting callers through ix_calls_waiting (only those), the budget by primary key.
+        waiting_now = _waiting(now)
         query = select(
             inbound_today_count(now, besides=uniqueid),
-            select(func.count()).where(_waiting(now)).scalar_subquery(),
-            select(func.min(Call.queue_joined_at)).where(_waiting(now)).scalar_subquery(),
+            select(func.count()).where(waiting_now).scalar_subquery(),
+            select(func.min(Call.queue_joined_at)).where(waiting_now).scalar_subquery(),
         )
         async with self._reading() as session:
             calls_today, waiting_count, oldest = (await session.execute(query)).one()

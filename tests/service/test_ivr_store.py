@@ -4,7 +4,8 @@ sessions, on a real database; and whole calls (FakeAsterisk) whose sessions land
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -171,6 +172,24 @@ async def test_budget_counts_todays_calls_in_ist_and_the_wait_from_the_queue(
     assert not check.wait_too_long
 
 
+@contextlib.contextmanager
+def statements_sent(
+    sessions: async_sessionmaker[AsyncSession],
+) -> Iterator[list[tuple[str, Any]]]:
+    """Every statement (with its parameters) sent through ``sessions``' engine meanwhile."""
+    sent: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        sent.append((statement, params))
+
+    engine = sessions.kw["bind"].sync_engine
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+
+
 def _calls_rows_examined(plan: dict[str, Any]) -> int:
     """Rows of ``calls`` an EXPLAIN ANALYZE plan read: returned plus removed by a filter, over
     every loop of every node that scans the table."""
@@ -218,18 +237,9 @@ async def test_a_queued_callers_figures_read_only_the_waiting_callers_however_bu
         await session.commit()
     await store.recent_answers()  # the process's read of the window, kept a few seconds
 
-    statements: list[tuple[str, Any]] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
-        statements.append((statement, params))
-
-    engine = sessions.kw["bind"].sync_engine
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
+    with statements_sent(sessions) as statements:
         check = await store.queue_check("wait.2")
         figures = await store.wait_figures("wait.2", "helpline", None)
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
     assert check.waiting == 3
     assert 50 <= check.estimated_wait_s <= 60  # the oldest waiter (the mean hold is 40 s)
     # Connected in the last 15 minutes: those that joined 15 min 40 s ago or later (~2,444).
@@ -251,16 +261,10 @@ async def test_the_recent_answers_are_read_once_for_many_callers_and_never_waite
     """Callers queued at once share one read; once read, a stale figure is served at once while
     one task reads the next (here every figure is stale at once: the TTL is 0)."""
     store = PostgresStore(db_settings, sessions, recent_answers_ttl_s=0.0)
-    reads: list[str] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if "GROUP BY calls.queue" in statement:
-            reads.append(statement)
-
-    engine = sessions.kw["bind"].sync_engine
-    event.listen(engine, "before_cursor_execute", capture)
     try:
-        first = await asyncio.gather(*(store.recent_answers() for _ in range(20)))
+        with statements_sent(sessions) as sent:
+            first = await asyncio.gather(*(store.recent_answers() for _ in range(20)))
+        reads = [statement for statement, _ in sent if "GROUP BY calls.queue" in statement]
         assert len(reads) == 1 and {f.connected("helpline") for f in first} == {0}
         now = datetime.now(UTC)
         await record_calls(
@@ -282,7 +286,6 @@ async def test_the_recent_answers_are_read_once_for_many_callers_and_never_waite
             await asyncio.sleep(0.02)
         assert fresh.connected("helpline") == 1 and fresh.mean_hold_s() == pytest.approx(40)
     finally:
-        event.remove(engine, "before_cursor_execute", capture)
         if store._recent_refresh is not None:  # the last read ends before the database goes
             await asyncio.wait([store._recent_refresh])
 
