@@ -4,13 +4,12 @@ sessions, on a real database; and whole calls (FakeAsterisk) whose sessions land
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from agi_scripts.ivr import IVRScript
@@ -28,6 +27,7 @@ from core.protocols.ami import AMIMessage
 from core.transport.fake_agi import FakeAsterisk, run_fake_call
 from ivr.menus import load_menus
 from queue_manager.recorder import CallRecorder
+from tests.statements import statements_sent
 from tests.unit.test_ivr_flow import Caller, Key, Type
 
 #: What a carrier might send as caller ID: 10 KB with NUL, CR, invalid UTF-8 and Devanagari.
@@ -172,24 +172,6 @@ async def test_budget_counts_todays_calls_in_ist_and_the_wait_from_the_queue(
     assert not check.wait_too_long
 
 
-@contextlib.contextmanager
-def statements_sent(
-    sessions: async_sessionmaker[AsyncSession],
-) -> Iterator[list[tuple[str, Any]]]:
-    """Every statement (with its parameters) sent through ``sessions``' engine meanwhile."""
-    sent: list[tuple[str, Any]] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
-        sent.append((statement, params))
-
-    engine = sessions.kw["bind"].sync_engine
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
-        yield sent
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
-
-
 def _calls_rows_examined(plan: dict[str, Any]) -> int:
     """Rows of ``calls`` an EXPLAIN ANALYZE plan read: returned plus removed by a filter, over
     every loop of every node that scans the table."""
@@ -237,7 +219,7 @@ async def test_a_queued_callers_figures_read_only_the_waiting_callers_however_bu
         await session.commit()
     await store.recent_answers()  # the process's read of the window, kept a few seconds
 
-    with statements_sent(sessions) as statements:
+    with statements_sent(sessions.kw["bind"]) as statements:
         check = await store.queue_check("wait.2")
         figures = await store.wait_figures("wait.2", "helpline", None)
     assert check.waiting == 3
@@ -262,7 +244,7 @@ async def test_the_recent_answers_are_read_once_for_many_callers_and_never_waite
     one task reads the next (here every figure is stale at once: the TTL is 0)."""
     store = PostgresStore(db_settings, sessions, recent_answers_ttl_s=0.0)
     try:
-        with statements_sent(sessions) as sent:
+        with statements_sent(sessions.kw["bind"]) as sent:
             first = await asyncio.gather(*(store.recent_answers() for _ in range(20)))
         reads = [statement for statement, _ in sent if "GROUP BY calls.queue" in statement]
         assert len(reads) == 1 and {f.connected("helpline") for f in first} == {0}

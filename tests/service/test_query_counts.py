@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from api.services import auth, complaints, transitions
@@ -32,6 +32,7 @@ from core.domain.phone import CallerNumber
 from core.protocols.ami import AMIMessage
 from core.reference import Reference
 from queue_manager.recorder import CallRecorder
+from tests.statements import statements_sent
 
 MANY = 50
 CALLER_MANY = "9876500050"
@@ -96,17 +97,9 @@ async def _file(
 
 async def _statements(engine: AsyncEngine, work: Callable[[AsyncSession], Awaitable[Any]]) -> int:
     """How many statements ``work`` sends to PostgreSQL (in a fresh session)."""
-    sent: list[str] = []
-
-    def count(*args: Any) -> None:
-        sent.append(args[2])
-
-    event.listen(engine.sync_engine, "before_cursor_execute", count)
-    try:
+    with statements_sent(engine) as sent:
         async with session_factory(engine)() as session:
             await work(session)
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", count)
     return len(sent)
 
 

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.live import LiveHub, Subscriber
 from api.services.notify import Notifications
@@ -19,6 +17,7 @@ from core.db.models import AgentSession, Call, User
 from core.db.session import create_engine, session_factory
 from core.reference import Reference
 from helpline.seed import seed_seats
+from tests.statements import statements_sent
 
 AGENTS = 50
 POP_PAYLOAD = json.dumps({"seat": seat_name(7), "uniqueid": "1733500000.7"})
@@ -60,16 +59,6 @@ async def _agents_at_seats(sessions: async_sessionmaker[AsyncSession], count: in
         return [user.id for user in users]
 
 
-def _count_statements(engine: AsyncEngine) -> list[str]:
-    statements: list[str] = []
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", count)
-    return statements
-
-
 async def _pop_with(
     settings: Settings, reference: Reference, user_ids: list[int], connected: int
 ) -> tuple[list[str], list[Subscriber]]:
@@ -83,9 +72,9 @@ async def _pop_with(
         for socket in sockets:
             hub.add_agent(socket)
         assert hub.agent_sockets == connected
-        statements = _count_statements(engine)
-        await hub._deliver_pop(POP_PAYLOAD)
-        return statements, sockets
+        with statements_sent(engine) as sent:
+            await hub._deliver_pop(POP_PAYLOAD)
+        return [statement for statement, _ in sent], sockets
     finally:
         await engine.dispose()
 

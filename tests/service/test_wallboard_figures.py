@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.live import BUCKET_SECONDS, compute_stats, service_level
@@ -18,6 +17,7 @@ from core.db.models import AgentSession, Call, User
 from core.domain.clock import IST
 from core.domain.staff import Role
 from helpline.seed import seed_seats
+from tests.statements import statements_sent
 
 #: The IST day the calls are seeded on, and the moment the figures are asked for.
 DAY = datetime(2026, 12, 6, tzinfo=IST)
@@ -206,18 +206,10 @@ async def test_statements_do_not_grow_with_the_buckets(
         await seed(session)
     counts = []
     for now in (DAY + timedelta(minutes=10), DAY + timedelta(hours=23, minutes=59)):
-        statements: list[str] = []
-        async with sessions() as session:
-            engine = session.bind.sync_engine  # type: ignore[union-attr]
-
-            def count(*args: Any, seen: list[str] = statements) -> None:
-                seen.append(str(args[2]))
-
-            event.listen(engine, "before_cursor_execute", count)
-            try:
+        with statements_sent(sessions.kw["bind"]) as sent:
+            async with sessions() as session:
                 stats = await compute_stats(session, db_settings, now=now)
-            finally:
-                event.remove(engine, "before_cursor_execute", count)
+        statements = [statement for statement, _ in sent]
         counts.append(len(statements))
         assert len(stats.trend.buckets) == (1 if now.hour == 0 else 48)
     assert counts[0] == counts[1]
