@@ -684,6 +684,29 @@ async def _settled(
     return rows
 
 
+async def _seats_left_on_a_call(
+    sessions: async_sessionmaker[AsyncSession], seats: list[str], within: float = 15.0
+) -> dict[str, str]:
+    """Seats whose recorded current call outlives every call of the run by ``within`` s (the
+    seat would show the wallboard a call that is over): seat -> call uniqueid."""
+    deadline = time.monotonic() + within
+    while True:
+        async with sessions() as session:
+            on_a_call = dict(
+                (
+                    await session.execute(
+                        select(SeatStatus.seat, SeatStatus.current_call_uniqueid).where(
+                            SeatStatus.seat.in_(seats),
+                            SeatStatus.current_call_uniqueid.is_not(None),
+                        )
+                    )
+                ).all()
+            )
+        if not on_a_call or time.monotonic() > deadline:
+            return {seat: str(call) for seat, call in on_a_call.items()}
+        await asyncio.sleep(0.5)
+
+
 def _step_report(step: Step, rows: list[Any], rtt: list[float], patience: float) -> dict[str, Any]:
     mine = [r for r in rows if r.caller_number in set(step.numbers)]
     per_number = Counter(r.caller_number for r in mine)
@@ -873,6 +896,7 @@ async def _ladder(
     offered = sum(s.calls for s in steps)
     rows = await _settled(sessions, prefix, since, offered)
     elapsed = time.monotonic() - t0
+    left_on_a_call = await _seats_left_on_a_call(sessions, [a.seat for a in agents])
     await asyncio.sleep(1.5)  # the API's last pops; PostgreSQL's statistics flush
     cpu1, db1 = _cpu(pids), await _db_counters(settings)
     reports = [_step_report(s, rows, _rtt_ms(s.workdir), plan.patience) for s in steps]
@@ -889,6 +913,7 @@ async def _ladder(
         "clean_rates": [r["rate_cps"] for r in reports if r["failed"] == 0],
         "calls": offered,
         "elapsed_s": round(elapsed, 1),
+        "seats_left_on_a_call": left_on_a_call,
         "cpu_seconds": cpu,
         "cpu_ms_per_call": {k: round(v * 1000 / offered, 2) for k, v in cpu.items()},
         "db_per_call": {k: round(v / offered, 2) for k, v in db.items()},

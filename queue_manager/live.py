@@ -8,6 +8,12 @@ that make it idempotent under duplicated or reordered events:
 * ``AgentConnect`` of a call whose ``AgentComplete`` was already seen changes nothing;
   ``AgentComplete`` clears the current call only if it is that call; the end of the last call
   (wrap-up starts there) only moves forward;
+* the caller's ``Hangup`` ends a seat's current call too: app_queue publishes
+  ``AgentConnect`` before it subscribes to the legs' hang-up requests (``try_calling`` →
+  ``setup_stasis_subs``), so a caller who hangs up in between gets no ``AgentComplete`` and
+  the seat showed that call for ever. Only the caller's channel: the seat's leg is a Local
+  channel (``Local/agentNNNN@seat-phones``), which Asterisk may optimize away (hang up)
+  while the agent talks on;
 * a ``QueueStatus`` after a (re)connect replaces the membership wholesale: it is the truth now.
 """
 
@@ -74,11 +80,16 @@ class SeatLive:
 
 
 class LiveSeats:
-    """Every seat's :class:`SeatLive`; ``apply`` returns the seat it changed (or None)."""
+    """Every seat's :class:`SeatLive`; ``apply`` returns the seats it changed."""
 
     def __init__(self, queues: list[str]) -> None:
         self.queues = set(queues)
         self.seats: dict[str, SeatLive] = {}
+        #: A caller's channel uniqueid → the seats whose current call it is (a caller queued
+        #: again after an agent hung up may be some other seat's call as well).
+        self._on_call: dict[str, set[str]] = {}
+        #: Seats' calls the caller's Hangup ended before any AgentComplete did.
+        self.ended_by_caller_hangup = 0
 
     def seat(self, name: str) -> SeatLive:
         found = self.seats.get(name)
@@ -86,13 +97,17 @@ class LiveSeats:
             found = self.seats[name] = SeatLive(name)
         return found
 
-    def apply(self, event: AMIMessage, at: datetime) -> str | None:
+    def apply(self, event: AMIMessage, at: datetime) -> list[str]:
         name = event.name
+        if name == "Hangup":
+            return self._caller_gone(event, at)
         if name in MEMBER_EVENTS:
-            return self._member(event, at)
-        if name in ("AgentConnect", "AgentComplete"):
-            return self._call(event, at)
-        return None
+            seat = self._member(event, at)
+        elif name in ("AgentConnect", "AgentComplete"):
+            seat = self._call(event, at)
+        else:
+            return []
+        return [] if seat is None else [seat]
 
     def _member(self, event: AMIMessage, at: datetime) -> str | None:
         member = member_from(event)
@@ -118,15 +133,38 @@ class LiveSeats:
         if event.name == "AgentConnect":
             if uniqueid in live.completed:
                 return None
-            live.current_call = uniqueid
+            self._set_call(live, uniqueid)
         else:
-            if uniqueid not in live.completed:
-                live.completed.append(uniqueid)
-            if live.current_call == uniqueid:
-                live.current_call = None
-            if live.last_call_ended_at is None or at > live.last_call_ended_at:
-                live.last_call_ended_at = at
+            self._completed(live, uniqueid, at)
         return live.seat
+
+    def _caller_gone(self, event: AMIMessage, at: datetime) -> list[str]:
+        uniqueid = event.get("Uniqueid") or ""
+        seats = sorted(self._on_call.get(uniqueid, ()))
+        for seat in seats:
+            self.ended_by_caller_hangup += 1
+            self._completed(self.seat(seat), uniqueid, at)
+        return seats
+
+    def _set_call(self, live: SeatLive, uniqueid: str | None) -> None:
+        """The seat's current call is now ``uniqueid`` (None: no call)."""
+        if live.current_call is not None:
+            seats = self._on_call.get(live.current_call, set())
+            seats.discard(live.seat)
+            if not seats:
+                self._on_call.pop(live.current_call, None)
+        live.current_call = uniqueid
+        if uniqueid is not None:
+            self._on_call.setdefault(uniqueid, set()).add(live.seat)
+
+    def _completed(self, live: SeatLive, uniqueid: str, at: datetime) -> None:
+        """The call ``uniqueid`` is over for this seat (AgentComplete, or the caller's Hangup)."""
+        if uniqueid not in live.completed:
+            live.completed.append(uniqueid)
+        if live.current_call == uniqueid:
+            self._set_call(live, None)
+        if live.last_call_ended_at is None or at > live.last_call_ended_at:
+            live.last_call_ended_at = at
 
     def replace_members(
         self,
@@ -145,5 +183,5 @@ class LiveSeats:
             live.members = dict(members.get(seat, {}))
             live.member_at = dict.fromkeys(self.queues, at)
             if not any(m.in_call for m in live.members.values()):
-                live.current_call = None
+                self._set_call(live, None)
         return touched

@@ -208,12 +208,10 @@ class QueueManager:
         touched: list[str] = []
         pops: list[str] = []
         for event in events:
-            seat = self.live.apply(event, event_time(event))
-            if seat is None:
-                continue
-            touched.append(seat)
-            if event.name == "AgentConnect":
-                pops.append(json.dumps({"seat": seat, "uniqueid": event.get("Uniqueid")}))
+            seats = self.live.apply(event, event_time(event))
+            touched += seats
+            if event.name == "AgentConnect" and seats:
+                pops.append(json.dumps({"seat": seats[0], "uniqueid": event.get("Uniqueid")}))
         if touched:
             try:
                 await self._write_seats(touched)
@@ -501,6 +499,7 @@ class QueueManager:
             "events_dropped": self._events.dropped,
             "resyncs": self.resyncs,
             "backfilled": self.backfilled,
+            "seat_calls_ended_by_caller_hangup": self.live.ended_by_caller_hangup,
             "seats_in_queue": sum(
                 1 for s in self.live.seats.values() if self.settings.queue_name in s.members
             ),

@@ -1,7 +1,8 @@
 """``python -m bench sipp`` at a small scale on the test stack: 20 seats registered and answered
 by one sipp, 20 agents logged in with their ``/ws/agent`` sockets open, citizens at 2 calls/s
 for 15 s through the IVR and the queue. Afterwards the database has every call once, answered
-by an agent, and every answered call's screen-pop reached its seat's socket exactly once."""
+by an agent, every answered call's screen-pop reached its seat's socket exactly once, and no
+seat still shows a call."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ async def test_twenty_seats_two_calls_a_second_every_call_once_and_popped_once(
     assert step["answer_delay_ms"]["max"] is not None
     assert step["time_to_agent_s"]["max"] is not None
     assert report["agents_logged_in"] == 20 and report["agent_sockets"] == 20
+    assert report["seats_left_on_a_call"] == {}
     assert report["screen_pops"] == {
         "answered_calls": 30,
         "delivered_once_to_its_seat": 30,

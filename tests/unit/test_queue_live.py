@@ -35,15 +35,20 @@ def member(name: str, queue: str, paused: bool, reason: str = "") -> AMIMessage:
     )
 
 
-def agent(name: str, uniqueid: str) -> AMIMessage:
+def agent(name: str, uniqueid: str, seat: str = "agent0001") -> AMIMessage:
     return AMIMessage(
         [
             ("Event", name),
             ("Queue", "helpline"),
-            ("Interface", "Local/agent0001@seat-phones"),
+            ("Interface", f"Local/{seat}@seat-phones"),
             ("Uniqueid", uniqueid),
+            ("DestUniqueid", f"{uniqueid}-seat"),  # the seat's Local channel
         ]
     )
+
+
+def hangup(uniqueid: str) -> AMIMessage:
+    return AMIMessage([("Event", "Hangup"), ("Uniqueid", uniqueid)])
 
 
 def test_skill_memberships_and_config_constants() -> None:
@@ -88,6 +93,75 @@ def test_a_late_agent_connect_does_not_leave_a_seat_on_a_call() -> None:
         seat = live.seat("agent0001")
         assert seat.current_call is None
         assert seat.last_call_ended_at == T0 + timedelta(60)
+
+
+@given(st.booleans())
+def test_the_callers_hangup_ends_a_call_app_queue_never_completed(twice: bool) -> None:
+    """app_queue sends AgentConnect before it subscribes to the legs' hang-up requests: a
+    caller gone in between gets no AgentComplete. The caller's Hangup frees the seat."""
+    live = LiveSeats(all_queues("helpline"))
+    assert live.apply(agent("AgentConnect", "1.1"), T0) == ["agent0001"]
+    assert live.seat("agent0001").current_call == "1.1"
+    # The seat's Local channel is optimized away (hung up) while the agent talks on.
+    assert live.apply(hangup("1.1-seat"), T0 + timedelta(seconds=1)) == []
+    assert live.seat("agent0001").current_call == "1.1"
+    assert live.apply(hangup("1.1"), T0 + timedelta(seconds=9)) == ["agent0001"]
+    if twice:
+        assert live.apply(hangup("1.1"), T0 + timedelta(seconds=10)) == []
+    seat = live.seat("agent0001")
+    assert seat.current_call is None
+    assert seat.last_call_ended_at == T0 + timedelta(seconds=9)
+    assert live.ended_by_caller_hangup == 1
+    # A late AgentConnect of the same call changes nothing; a late AgentComplete only the end.
+    assert live.apply(agent("AgentConnect", "1.1"), T0 + timedelta(seconds=11)) == []
+    live.apply(agent("AgentComplete", "1.1"), T0 + timedelta(seconds=12))
+    assert seat.current_call is None and seat.last_call_ended_at == T0 + timedelta(seconds=12)
+
+
+@given(
+    st.permutations(
+        [
+            (agent("AgentConnect", "1.1"), T0),
+            (hangup("1.1"), T0 + timedelta(seconds=30)),
+            (hangup("1.1-seat"), T0 + timedelta(seconds=30)),
+            (agent("AgentComplete", "1.1"), T0 + timedelta(seconds=30)),
+        ]
+    )
+)
+def test_a_call_with_every_end_event_ends_whatever_the_order(
+    events: list[tuple[AMIMessage, datetime]],
+) -> None:
+    live = LiveSeats(all_queues("helpline"))
+    for event, at in events:
+        live.apply(event, at)
+    assert live.seat("agent0001").current_call is None
+    assert live._on_call == {}  # nothing kept for a call that is over
+
+
+def test_a_late_hangup_of_the_last_call_leaves_the_next_call_alone() -> None:
+    live = LiveSeats(all_queues("helpline"))
+    live.apply(agent("AgentConnect", "1.1"), T0)
+    live.apply(agent("AgentComplete", "1.1"), T0 + timedelta(seconds=30))
+    live.apply(agent("AgentConnect", "2.1"), T0 + timedelta(seconds=40))
+    assert live.apply(hangup("1.1"), T0 + timedelta(seconds=41)) == []
+    assert live.seat("agent0001").current_call == "2.1"
+    # An AgentConnect replacing a call never completed: the old call's Hangup is no business
+    # of the seat's any more.
+    live.apply(agent("AgentConnect", "3.1"), T0 + timedelta(seconds=90))
+    assert live.apply(hangup("2.1"), T0 + timedelta(seconds=91)) == []
+    assert live.seat("agent0001").current_call == "3.1"
+    assert live._on_call == {"3.1": {"agent0001"}}
+
+
+def test_a_caller_on_two_seats_hangs_up_from_both() -> None:
+    """Seat 1's call never completed, the caller was queued again and seat 2 answered."""
+    live = LiveSeats(all_queues("helpline"))
+    live.apply(agent("AgentConnect", "1.1"), T0)
+    live.apply(agent("AgentConnect", "1.1", seat="agent0002"), T0 + timedelta(seconds=20))
+    assert live.apply(hangup("1.1"), T0 + timedelta(seconds=60)) == ["agent0001", "agent0002"]
+    assert live.seat("agent0001").current_call is None
+    assert live.seat("agent0002").current_call is None
+    assert live._on_call == {}
 
 
 def test_queue_status_replaces_membership_after_a_reconnect() -> None:
