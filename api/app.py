@@ -115,7 +115,11 @@ def create_app(settings: Settings, *, ami: Any = None, connect_ami: bool = True)
     app.add_exception_handler(RequestValidationError, request_validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_middleware(
-        Boundary, max_body_bytes=settings.api_max_body_bytes, phone_url=settings.wss_url
+        Boundary,
+        max_body_bytes=settings.api_max_body_bytes,
+        max_in_flight=settings.api_max_concurrency,
+        max_sockets=settings.api_max_sockets,
+        phone_url=settings.wss_url,
     )
 
     def openapi() -> dict[str, Any]:

@@ -4,6 +4,11 @@ parser runs.
 
 For each HTTP request, in order:
 
+0. **Load.** Past ``api_max_concurrency`` requests in flight, a 503 problem with
+   ``Retry-After``. A WebSocket is not a request: past ``api_max_sockets`` open, a new one
+   is refused with 503 before the upgrade. (uvicorn's ``limit_concurrency`` counts every
+   connection, sockets included: 1,000 desks' screen-pop sockets would have turned every
+   request away; it is only the outer guard on connections now, see ``api/__main__.py``.)
 1. **Size.** A ``Content-Length`` over ``api_max_body_bytes`` is refused (413) before a byte
    of the body is read; a chunked body is counted as it streams and refused as soon as it
    passes the limit. The app never sees a body it has not been allowed to hold.
@@ -38,6 +43,8 @@ from core.db.session import database_unavailable
 
 #: What a 503 for an unavailable database asks the client to wait before trying again.
 RETRY_AFTER_SECONDS = 2
+#: What a 503 for a full API (requests in flight, sockets open) asks the client to wait.
+BUSY_RETRY_AFTER_SECONDS = 1
 
 
 #: Scripts only from the API itself (the pages' and the API docs' scripts are files it serves,
@@ -159,25 +166,94 @@ def _media_type(scope: Scope) -> str:
 class Boundary:
     """See the module's docstring."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, phone_url: str | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        max_in_flight: int = 1000,
+        max_sockets: int = 3000,
+        phone_url: str | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_in_flight = max_in_flight
+        self.max_sockets = max_sockets
         self.headers = security_headers(phone_url)
+        #: HTTP requests being served and WebSockets open, now.
+        self.in_flight = 0
+        self.sockets = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "websocket":
+            await self._socket(scope, receive, send)
+        elif scope["type"] != "http":
             await self.app(scope, receive, send)
+        elif self.in_flight >= self.max_in_flight:
+            await self._busy("requests in flight", scope, receive, send)
+        else:
+            self.in_flight += 1
+            try:
+                await self._request(scope, receive, send)
+            finally:
+                self.in_flight -= 1
+
+    async def _socket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.sockets >= self.max_sockets:
+            await self._busy("WebSockets open", scope, receive, send)
             return
+        self.sockets += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.sockets -= 1
+
+    async def _busy(self, what: str, scope: Scope, receive: Receive, send: Send) -> None:
+        """503 with Retry-After: the API is at its limit of ``what``. A WebSocket's answer is
+        an HTTP response before the upgrade (the ASGI ``websocket.http.response`` extension);
+        a server without it can only refuse the upgrade (403)."""
+        response = problem(
+            503,
+            f"the API is at its limit of {what}; try again",
+            headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)},
+            scope=scope,
+        )
+        if scope["type"] == "http":
+            await response(scope, receive, self._with_headers(send))
+        elif "websocket.http.response" in scope.get("extensions", {}):
+            await send(
+                {
+                    "type": "websocket.http.response.start",
+                    "status": response.status_code,
+                    "headers": response.raw_headers,
+                }
+            )
+            await send({"type": "websocket.http.response.body", "body": response.body})
+        else:
+            await send({"type": "websocket.close", "code": 1013})
+
+    def _with_headers(self, send: Send) -> Send:
+        """``send`` that adds the security headers to the response's start."""
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", ())}
+                extra = [(name, value) for name, value in self.headers if name not in present]
+                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+            await send(message)
+
+        return send_with_headers
+
+    async def _request(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
+
+        send_headed = self._with_headers(send)
 
         async def send_with_headers(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                present = {name.lower() for name, _ in message.get("headers", ())}
-                extra = [(name, value) for name, value in self.headers if name not in present]
-                message = {**message, "headers": [*message.get("headers", ()), *extra]}
-            await send(message)
+            await send_headed(message)
 
         try:
             refusal = self._refuse_head(scope)

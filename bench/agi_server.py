@@ -16,7 +16,6 @@ import cProfile
 import gc
 import json
 import os
-import resource
 import signal
 import sys
 import time
@@ -26,6 +25,7 @@ from typing import Any
 import uvloop
 from panoramisk.fast_agi import Application
 
+from core.fds import raise_fd_limit
 from core.transport.fastagi import AGICall, FastAGIServer, tune_gc_for_serving
 
 #: Commands in one benchmark session (the load generator expects exactly this many).
@@ -154,12 +154,6 @@ class FloorProtocol(asyncio.Protocol):
         self.transport.close()
 
 
-def _raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
 async def _serve(impl: str, handshake_timeout: float, gc_mode: str, pauses: GCPauses) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -209,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", help="write cProfile stats of the whole run to this file")
     parser.add_argument("--stats-file", help="write GC pauses (since SIGUSR1) here at exit")
     args = parser.parse_args(argv)
-    _raise_fd_limit()
+    raise_fd_limit()
     if os.environ.get("BENCH_EVENT_LOOP") == "uvloop":
         # The extra row of docs/capacity.md: every server (ours, peer, floor) on uvloop.
         uvloop.install()

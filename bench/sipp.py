@@ -34,7 +34,6 @@ import asyncio
 import contextlib
 import json
 import os
-import resource
 import statistics
 import tempfile
 import time
@@ -61,6 +60,7 @@ from core.config import Settings
 from core.db.models import ApiToken, Seat, SeatStatus, User
 from core.db.session import asyncpg_dsn, create_engine, drop_database, session_factory
 from core.domain.credentials import hash_password, new_token, token_digest
+from core.fds import raise_fd_limit
 from helpline import services
 from helpline.cli import prepare_asterisk, prepare_database, seed, wait_healthy
 from helpline.secrets import ensure_secrets
@@ -973,13 +973,6 @@ def day_rates(scale: float, compression: float) -> list[float]:
     return [DAY_INBOUND * scale * share / 100 / 3600 * compression for share in PROFILE]
 
 
-def _raise_fd_limit() -> int:
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = hard if hard != resource.RLIM_INFINITY else 65536
-    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    return want
-
-
 def run(argv: list[str]) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench sipp")
     parser.add_argument("--seats", type=int, default=500)
@@ -1024,7 +1017,7 @@ def run(argv: list[str]) -> dict[str, Any]:
         ring=args.ring,
         peer=not args.no_peer,
     )
-    fds = _raise_fd_limit()
+    fds = raise_fd_limit()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="helpline-bench-sipp-") as tmp:
         state_dir = (args.keep or Path(tmp)) / "state"

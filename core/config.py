@@ -102,13 +102,20 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(default=64 * 1024, gt=0)
     #: uvicorn: largest request head, request line and headers (``h11_max_incomplete_event_size``).
     api_max_header_bytes: int = Field(default=16 * 1024, gt=0)
-    #: uvicorn: seconds an idle keep-alive connection is kept open.
-    api_keep_alive_seconds: int = Field(default=5, gt=0)
+    #: uvicorn: seconds an idle keep-alive connection is kept open. Longer than the idle
+    #: timeout of any client or load balancer in front (nginx and cloud balancers: 60 s): a
+    #: server that closes first races the client's next request on that connection, which then
+    #: fails with no answer at all (seen with httpx, whose default is the same 5 s as uvicorn's).
+    api_keep_alive_seconds: int = Field(default=75, gt=0)
     #: Seconds a client has to send a whole request head (api/http_protocol.py): a slower one
     #: is disconnected, so slow-headers clients cannot hold the connection slots.
     api_header_timeout_seconds: float = Field(default=10.0, gt=0)
-    #: uvicorn: connections served at once; past it, new requests answer 503.
+    #: HTTP requests in flight at once (api/boundary.py); past it a request answers 503 with
+    #: Retry-After. WebSockets are not requests: they count against ``api_max_sockets``.
     api_max_concurrency: int = Field(default=1000, gt=0)
+    #: WebSockets open at once (desks' screen-pops, wallboards); past it a new one is refused
+    #: with 503 before the upgrade. 1,000 seats' desks, a second tab each, and the wallboards.
+    api_max_sockets: int = Field(default=3000, gt=0)
     #: Failed logins within ``login_window_seconds`` that block a user name, and an address,
     #: for ``login_block_seconds`` (answered 429 with Retry-After). Stored in PostgreSQL, so
     #: every API process counts the same failures.
