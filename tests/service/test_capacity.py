@@ -189,7 +189,15 @@ async def test_cli_and_route_give_the_same_answer(
     db_settings: Settings,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    await add_day(sessions, datetime.now(UTC))
+    # Today's calls by the real clock (the CLI and the route read "now"), whatever the hour:
+    # add_day's fixed IST hours are all still to come between midnight and 09:00 IST.
+    now = datetime.now(UTC)
+    midnight = now.astimezone(IST).replace(hour=0, minute=0, second=0, microsecond=0)
+    earlier = max(midnight, now - timedelta(minutes=20))
+    async with sessions() as session:
+        session.add_all(queued(f"now-{i}", earlier + timedelta(seconds=i), 120) for i in range(3))
+        session.add_all(SeatStatus(seat=f"agent000{i}", in_queue=i != 3) for i in range(1, 4))
+        await session.commit()
     args = cli.parser().parse_args(["capacity", "--json"])
     code = await asyncio.to_thread(args.func, db_settings, args)
     printed = json.loads(capsys.readouterr().out)
