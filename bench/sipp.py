@@ -927,9 +927,10 @@ async def _ladder(
 
 
 @contextlib.contextmanager
-def bench_stack(offset: int, state_dir: Path) -> Iterator[Settings]:
+def bench_stack(offset: int, state_dir: Path, seats: int = 500) -> Iterator[Settings]:
     """The whole helpline as ``helpline up`` starts it, at ports shifted by ``offset``, on a
-    fresh database that is dropped afterwards."""
+    fresh database that is dropped afterwards, with ``seats`` seats (at least the 500 of a
+    fresh install)."""
     base = Settings.load(Path(os.environ.get("HELPLINE_STATE_DIR", ".helpline")))
     db_name = f"helpline_benchsipp_{os.getpid()}"
     url = make_url(base.database_url).set(database=db_name).render_as_string(hide_password=False)
@@ -948,6 +949,7 @@ def bench_stack(offset: int, state_dir: Path) -> Iterator[Settings]:
         # The dialer runs (its passes and heartbeats cost what they cost) but dials nobody:
         # the trunk here is our sipp citizens, which do not answer calls.
         "HELPLINE_DAILY_OUTBOUND_BUDGET": "0",
+        "HELPLINE_SEAT_COUNT": str(max(500, seats)),
     }
     (state_dir / "instance.env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
     settings = ensure_secrets(Settings.load(state_dir))
@@ -1022,7 +1024,7 @@ def run(argv: list[str]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="helpline-bench-sipp-") as tmp:
         state_dir = (args.keep or Path(tmp)) / "state"
         state_dir.mkdir(parents=True)
-        with bench_stack(args.port_offset, state_dir) as settings:
+        with bench_stack(args.port_offset, state_dir, args.seats) as settings:
             workdir = args.keep or Path(tmp) / "sipp"
             workdir.mkdir(parents=True, exist_ok=True)
             result = asyncio.run(run_load(settings, plan, workdir))
