@@ -13,7 +13,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from fastapi.responses import FileResponse
 from pydantic import AfterValidator
 
-from api.deps import CurrentUser, ReferenceDep, SessionDep, SettingsDep
+from api.deps import CurrentUser, ReferenceDep, SessionDep, SettingsDep, reads_only
 from api.schemas import (
     CallerNumberOut,
     ComplaintCheckOut,
@@ -83,6 +83,7 @@ async def check_complaint(
 
 
 @router.get("/{number}", responses={404: {"description": "no such complaint in your scope"}})
+@reads_only
 async def get_complaint(
     number: ComplaintNumber, user: CurrentUser, session: SessionDep, reference: ReferenceDep
 ) -> ComplaintDetailOut:
@@ -206,6 +207,7 @@ async def recording_audio(
 
 
 @router.get("")
+@reads_only
 async def list_complaints(
     user: CurrentUser,
     session: SessionDep,

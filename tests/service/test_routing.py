@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy import func, select, text, update
@@ -637,3 +638,36 @@ async def test_history_actions_are_checked_by_the_schema(
                     "VALUES (1, 'teleport', 'registered')"
                 )
             )
+
+
+async def test_complaint_reads_run_no_transaction_and_a_filing_does(
+    client: httpx.AsyncClient, seeded: Users, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read routes marked ``reads_only`` (api.deps) send their statements, the token
+    check's included, without BEGIN and ROLLBACK: two round trips of four saved per read. A
+    filing still runs in one transaction."""
+    headers = await token(client, seeded, "supervisor")
+    body = complaint("डॉक्टर अस्पताल में नहीं हैं", "health.doctor_absent", "varanasi")
+    filed = await client.post(
+        "/complaints", json=body | {"caller_number": "9876543210"}, headers=headers
+    )
+    assert filed.status_code == 201, filed.text
+    begun: list[str] = []
+    real = asyncpg.Connection.transaction
+
+    def counted(self: asyncpg.Connection, **kwargs: Any) -> Any:
+        begun.append("BEGIN")
+        return real(self, **kwargs)
+
+    monkeypatch.setattr(asyncpg.Connection, "transaction", counted)
+    number = filed.json()["number"]
+    read = await client.get(f"/complaints/{number}", headers=headers)
+    listed = await client.get("/complaints", params={"caller": "9876543210"}, headers=headers)
+    assert read.status_code == 200 and listed.status_code == 200
+    assert [c["number"] for c in listed.json()] == [number]
+    assert begun == []
+    again = await client.post(
+        "/complaints", json=body | {"caller_number": "9876543211"}, headers=headers
+    )
+    assert again.status_code == 201, again.text
+    assert begun == ["BEGIN"]
