@@ -25,9 +25,12 @@ FORMAT: Final = "%(asctime)s %(name)s %(levelname)s %(message)s"
 #: A phone number as it may appear in text: 10 digits, optionally after +91, 0091, 091, 91 or 0
 #: (a space or hyphen may follow the prefix), written together or as 5 + 5 digits; not inside
 #: a longer run of digits nor part of a decimal (an Asterisk uniqueid is ``1733462400.123``),
-#: and no other separators (a date such as ``2026-12-06 05`` is not a number).
+#: nor glued to letters (a dialer attempt's id, ``dialer-<uuid hex>``, may hold ten digits in a
+#: row: masking them made the id unsearchable), and no other separators (a date such as
+#: ``2026-12-06 05`` is not a number).
 _CANDIDATE: Final = re.compile(
-    r"(?<![0-9])(?<![0-9]\.)(?:\+?0{0,2}91[ -]?|0)?[1-9][0-9]{4}[ -]?[0-9]{5}(?![0-9]|\.[0-9])"
+    r"(?<![0-9A-Za-z])(?<![0-9]\.)(?:\+?0{0,2}91[ -]?|0)?[1-9][0-9]{4}[ -]?[0-9]{5}"
+    r"(?![0-9A-Za-z]|\.[0-9])"
 )
 
 
