@@ -49,13 +49,13 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
 def main() -> None:
     settings = Settings.load()
     logs.configure()
-    files = raise_fd_limit()
-    if files < connection_cap(settings) + 100:
+    files, connections = raise_fd_limit(), connection_cap(settings)
+    if files < connections + 100:
         logging.getLogger(__name__).warning(
             "open files limited to %d, fewer than the %d connections the API may hold: raise "
             "LimitNOFILE (deploy/systemd) or lower HELPLINE_API_MAX_SOCKETS",
             files,
-            connection_cap(settings),
+            connections,
         )
     uvicorn.run(create_app(settings), log_level="info", **uvicorn_options(settings))
 

@@ -171,8 +171,8 @@ class Boundary:
         app: ASGIApp,
         *,
         max_body_bytes: int,
-        max_in_flight: int = 1000,
-        max_sockets: int = 3000,
+        max_in_flight: int,
+        max_sockets: int,
         phone_url: str | None = None,
     ) -> None:
         self.app = app
@@ -219,7 +219,11 @@ class Boundary:
             scope=scope,
         )
         if scope["type"] == "http":
-            await response(scope, receive, self._with_headers(send))
+
+            async def send_with_headers(message: Message) -> None:
+                await send(self._headed(message))
+
+            await response(scope, receive, send_with_headers)
         elif "websocket.http.response" in scope.get("extensions", {}):
             await send(
                 {
@@ -232,28 +236,22 @@ class Boundary:
         else:
             await send({"type": "websocket.close", "code": 1013})
 
-    def _with_headers(self, send: Send) -> Send:
-        """``send`` that adds the security headers to the response's start."""
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                present = {name.lower() for name, _ in message.get("headers", ())}
-                extra = [(name, value) for name, value in self.headers if name not in present]
-                message = {**message, "headers": [*message.get("headers", ()), *extra]}
-            await send(message)
-
-        return send_with_headers
+    def _headed(self, message: Message) -> Message:
+        """``message`` with the security headers if it starts a response (a route's own value
+        of one of them wins)."""
+        if message["type"] != "http.response.start":
+            return message
+        present = {name.lower() for name, _ in message.get("headers", ())}
+        extra = [(name, value) for name, value in self.headers if name not in present]
+        return {**message, "headers": [*message.get("headers", ()), *extra]}
 
     async def _request(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
-        send_headed = self._with_headers(send)
-
         async def send_with_headers(message: Message) -> None:
             nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send_headed(message)
+            started = started or message["type"] == "http.response.start"
+            await send(self._headed(message))
 
         try:
             refusal = self._refuse_head(scope)
