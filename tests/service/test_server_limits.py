@@ -91,9 +91,7 @@ async def test_sockets_and_requests_in_flight_are_capped_apart(
                 assert (await api.get("/openapi.json")).status_code == 200
                 # One socket more is refused before the upgrade, with when to try again.
                 with pytest.raises(websockets.InvalidStatus) as refused:
-                    async with websockets.connect(
-                        f"ws://127.0.0.1:{port}/ws/stats?token={token}"
-                    ):
+                    async with websockets.connect(f"ws://127.0.0.1:{port}/ws/stats?token={token}"):
                         pass
                 assert refused.value.response.status_code == 503
                 assert refused.value.response.headers["Retry-After"]
