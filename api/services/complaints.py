@@ -194,7 +194,34 @@ def _officer_out(code: str, designation_en: str, designation_hi: str, level: Lev
     )
 
 
-def _shown(reference: Reference, row: Row[*tuple[Any, ...]], viewer: User | None) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class _FiledRow:
+    """A just-filed complaint in the shape of a row of :data:`_SHOWN` (for :func:`_shown`)."""
+
+    number: str
+    status: str
+    caller_number: str | None
+    caller_name: str | None
+    description: str
+    created_at: datetime
+    due_at: datetime | None
+    department: str | None
+    category: str | None
+    district: str | None
+    tehsil: str | None
+    thana: str | None
+    assigned_officer: str | None
+    level: str | None
+    unroutable_reason: str | None
+    reopen_count: int
+    author: str
+    call_uniqueid: str | None
+    duplicate_number: str | None
+
+
+def _shown(
+    reference: Reference, row: Row[*tuple[Any, ...]] | _FiledRow, viewer: User | None
+) -> dict[str, Any]:
     """The fields of :class:`ComplaintOut` from a row of :data:`_SHOWN`; names come from the
     reference in memory, the caller's number as ``viewer`` may see it (None: in full)."""
     officer = reference.officers.get(row.assigned_officer) if row.assigned_officer else None
@@ -225,10 +252,6 @@ def _shown(reference: Reference, row: Row[*tuple[Any, ...]], viewer: User | None
         "possible_duplicate_of": row.duplicate_number,
         "reopen_count": row.reopen_count,
     }
-
-
-#: A complaint by id (a filing's answer, read back in its transaction).
-_BY_ID = _with_names().where(_complaints.c.id == bindparam("id"))
 
 
 def _in_scope(condition: ColumnElement[bool], viewer: User) -> ColumnElement[bool]:
@@ -442,6 +465,9 @@ class _CallerMonth:
     count: int
     #: The caller's newest open complaint of the category: (id, number).
     duplicate: tuple[int, str] | None
+    #: The next value of the complaint number's sequence, drawn in the same round trip (a
+    #: refused filing leaves a gap, as a rolled-back one always did).
+    sequence: int
 
 
 def _caller_month_statement() -> Select[*tuple[Any, ...]]:
@@ -464,11 +490,13 @@ def _caller_month_statement() -> Select[*tuple[Any, ...]]:
         )
         .scalar_subquery()
     )
-    # The count's one row, with the duplicate's when there is one.
-    counted = select(month_count.label("n")).subquery()
-    return select(counted.c.n, open_duplicate.c.id, open_duplicate.c.number).select_from(
-        counted.outerjoin(open_duplicate, true())
-    )
+    # The count's one row, with the duplicate's when there is one, and the next number.
+    counted = select(
+        month_count.label("n"), complaint_sequence.next_value().label("sequence")
+    ).subquery()
+    return select(
+        counted.c.n, open_duplicate.c.id, open_duplicate.c.number, counted.c.sequence
+    ).select_from(counted.outerjoin(open_duplicate, true()))
 
 
 _CALLER_MONTH = _caller_month_statement()
@@ -477,10 +505,14 @@ _CALLER_MONTH = _caller_month_statement()
 async def _caller_month(
     session: AsyncSession, caller_number: str, category: str, now: datetime
 ) -> _CallerMonth:
-    """What the monthly cap and the duplicate check need, in one round trip."""
+    """What the monthly cap and the duplicate check need, and the filing's sequence value, in
+    one round trip."""
     params = {"caller": caller_number, "category": category, "since": month_start(now)}
-    count, duplicate_id, duplicate_number = (await session.execute(_CALLER_MONTH, params)).one()
-    return _CallerMonth(count, None if duplicate_id is None else (duplicate_id, duplicate_number))
+    count, duplicate_id, duplicate_number, sequence = (
+        await session.execute(_CALLER_MONTH, params)
+    ).one()
+    duplicate = None if duplicate_id is None else (duplicate_id, duplicate_number)
+    return _CallerMonth(count, duplicate, sequence)
 
 
 async def _find_same(
@@ -583,11 +615,10 @@ async def register(
                 f"most allowed ({settings.complaints_per_caller_month}); add to an open one "
                 "instead"
             )
-        duplicate = month.duplicate
-
-    number = complaint_number(
-        (await session.execute(select(complaint_sequence.next_value()))).scalar_one()
-    )
+        duplicate, sequence = month.duplicate, month.sequence
+    else:
+        sequence = (await session.execute(select(complaint_sequence.next_value()))).scalar_one()
+    number = complaint_number(sequence)
     filed = ComplaintView(
         number,
         ComplaintStatus.REGISTERED,
@@ -633,7 +664,7 @@ async def register(
         return _replay(*winner, idempotency_key, request_hash)
 
     # The filing's and the routing's history rows and SMS: the lifecycle's one writer.
-    await store_filing(
+    stored = await store_filing(
         session,
         complaint,
         routed,
@@ -650,10 +681,37 @@ async def register(
         entity="complaint",
         entity_id=str(complaint.id),
     )
-    # Read back inside the transaction (the row is ours, unseen by others until COMMIT): after
-    # the COMMIT it would take another checkout, BEGIN and ROLLBACK for the same row.
-    row = (await session.execute(_BY_ID, {"id": complaint.id})).one()
-    created = ComplaintOut(**_shown(reference, row, None))
+    # The answer from what was written: the row the INSERT returned, as the routing moved it
+    # on. Reading it back cost a round trip for values this function already holds
+    # (tests/service/test_routing.py checks the answer against a later read).
+    routed_to = stored.transition.after if stored is not None else None
+    created = ComplaintOut(
+        **_shown(
+            reference,
+            _FiledRow(
+                number=complaint.number,
+                status=routed_to.status if routed_to else complaint.status,
+                caller_number=complaint.caller_number,
+                caller_name=complaint.caller_name,
+                description=complaint.description,
+                created_at=complaint.created_at,
+                due_at=routed_to.due_at if routed_to else complaint.due_at,
+                department=complaint.department,
+                category=complaint.category,
+                district=complaint.district,
+                tehsil=complaint.tehsil,
+                thana=complaint.thana,
+                assigned_officer=routed_to.officer if routed_to else complaint.assigned_officer,
+                level=routed_to.level if routed_to else complaint.level,
+                unroutable_reason=complaint.unroutable_reason,
+                reopen_count=complaint.reopen_count,
+                author=user.username,
+                call_uniqueid=call.uniqueid if call else None,
+                duplicate_number=duplicate[1] if duplicate else None,
+            ),
+            None,
+        )
+    )
     await session.commit()  # the number is handed out only after this returned
     return Registered(created, created=True)
 

@@ -198,6 +198,15 @@ async def test_filing_routes_to_the_responsible_officer(
     assert {key: fetched.json()[key] for key in created} == created
 
 
+async def as_read(
+    client: httpx.AsyncClient, answered: dict[str, Any], headers: dict[str, str]
+) -> dict[str, Any]:
+    """The fields of a filing's answer as ``GET /complaints/{number}`` shows them now."""
+    fetched = await client.get(f"/complaints/{answered['number']}", headers=headers)
+    assert fetched.status_code == 200, fetched.text
+    return {key: fetched.json()[key] for key in answered}
+
+
 async def _user_ids(sessions: async_sessionmaker[AsyncSession], names: list[str]) -> dict[str, int]:
     async with sessions() as session:
         return await auth.user_ids(session, names)
@@ -244,6 +253,11 @@ async def test_a_complaint_no_rule_places_is_kept_with_the_reason(
     assert [(row[0], row[3], row[5], row[6]) for row in rows] == [
         ("register", "registered", None, filed.complaint.unroutable_reason)
     ]
+    async with sessions() as session:  # the answer is what a later read shows
+        read = await complaints.by_number(
+            session, without_health, filed.complaint.number, viewer=supervisor
+        )
+    assert read == filed.complaint
     async with sessions() as session:
         routed = await complaints.register(
             session,
@@ -330,6 +344,9 @@ async def test_a_call_carries_several_complaints_each_stored_once(
     for r in results:  # every answer is the complaint that was asked for
         assert by_text[r.json()["description"]] == r.json()["number"]
         assert r.json()["call_uniqueid"] == "1732871000.1"
+        # The filing's answer is built from what it wrote, a replay's from a read: both are
+        # what a later read of the complaint shows (its author, call, routing and names).
+        assert await as_read(client, r.json(), headers) == r.json()
     async with sessions() as session:
         stored = (await session.execute(select(func.count()).select_from(Complaint))).scalar()
         assert stored == 2
@@ -392,6 +409,7 @@ async def test_an_open_complaint_of_the_same_caller_and_category_is_flagged_and_
     )
     assert again.status_code == 201
     assert again.json()["possible_duplicate_of"] == first.json()["number"]
+    assert await as_read(client, again.json(), headers) == again.json()
     # Another category, or another caller, is no duplicate.
     other = await client.post(
         "/complaints",
