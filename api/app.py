@@ -33,6 +33,7 @@ from api.routers import (
     users,
     wallboard,
 )
+from api.services.auth import TokenCache
 from api.services.errors import ServiceError
 from api.services.notify import Notifications
 from core.config import Settings
@@ -40,6 +41,7 @@ from core.db.channels import (
     AGENT_CONNECT_CHANNEL,
     SEAT_CONFIG_APPLIED_CHANNEL,
     STATS_CHANNEL,
+    TOKEN_REVOKED_CHANNEL,
     USER_ACCESS_CHANNEL,
 )
 from core.db.session import create_engine, session_factory
@@ -87,8 +89,15 @@ def create_app(settings: Settings, *, ami: Any = None, connect_ami: bool = True)
                 AGENT_CONNECT_CHANNEL,
                 SEAT_CONFIG_APPLIED_CHANNEL,
                 USER_ACCESS_CHANNEL,
+                TOKEN_REVOKED_CHANNEL,
             ),
         )
+        # Whose each token is, per process; a revoked token or a disabled user is forgotten
+        # by every process on the NOTIFY, everything when the LISTEN link is re-made.
+        app.state.token_cache = token_cache = TokenCache(settings.api_token_cache_seconds)
+        app.state.notifications.on(USER_ACCESS_CHANNEL, token_cache.forget_payload)
+        app.state.notifications.on(TOKEN_REVOKED_CHANNEL, token_cache.forget_payload)
+        app.state.notifications.on_listening(token_cache.clear)
         app.state.live_hub = LiveHub(
             settings, app.state.sessions, app.state.notifications, app.state.reference
         )

@@ -65,6 +65,11 @@ async def get_notifications(request: Request) -> Notifications:
     return notifications
 
 
+async def get_token_cache(request: Request) -> auth.TokenCache:
+    cache: auth.TokenCache = request.app.state.token_cache
+    return cache
+
+
 async def get_ami(request: Request) -> Any:
     """The API's AMI client (None when the app was built without one)."""
     return request.app.state.ami
@@ -75,6 +80,7 @@ AmiDep = Annotated[Any, Depends(get_ami)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 NotificationsDep = Annotated[Notifications, Depends(get_notifications)]
 ReferenceDep = Annotated[Reference, Depends(get_reference)]
+TokenCacheDep = Annotated[auth.TokenCache, Depends(get_token_cache)]
 
 
 def bearer_token(connection: HTTPConnection) -> str | None:
@@ -101,7 +107,7 @@ async def authorize(connection: HTTPConnection, session: SessionDep) -> User | N
     token = bearer_token(connection)
     if token is None:
         raise Unauthenticated("not authenticated")
-    user = await auth.user_of_token(session, token)
+    user = await auth.user_of_token(session, token, connection.app.state.token_cache)
     auth.check_role(user, [role for role in Role if role in roles])
     return user
 

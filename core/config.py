@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     token_ttl_seconds: int = Field(default=12 * 3600, gt=0)
+    #: How long an API process may answer "whose token is this" from memory
+    #: (api/services/auth.py, :class:`TokenCache`); 0 reads it from PostgreSQL on every
+    #: request. A logout or a disabled user ends the cached token at once in every process
+    #: (NOTIFY); this bounds it only if a notification is lost.
+    api_token_cache_seconds: float = Field(default=10.0, ge=0)
     #: Largest request body the API reads (bytes), checked on Content-Length first and counted
     #: while streaming, before any authentication or parsing: 413 past it. The biggest body any
     #: route takes is a complaint (10,000 characters of text, up to 40 KB as UTF-8 Devanagari);

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from api.deps import CurrentUser, SessionDep, SettingsDep, bearer_token
+from api.deps import CurrentUser, SessionDep, SettingsDep, TokenCacheDep, bearer_token
 from api.schemas import TokenOut, UserOut
 from api.services import auth
 
@@ -33,11 +33,13 @@ async def login(
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
-async def logout(request: Request, user: CurrentUser, session: SessionDep) -> Response:
+async def logout(
+    request: Request, user: CurrentUser, session: SessionDep, tokens: TokenCacheDep
+) -> Response:
     """End the token this request carries (other sessions of the user keep theirs)."""
     token = bearer_token(request)
     assert token is not None  # CurrentUser needed it
-    await auth.revoke_token(session, user, token)
+    await auth.revoke_token(session, user, token, tokens)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

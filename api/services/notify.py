@@ -35,6 +35,7 @@ class Notifications:
             channel: set() for channel in self.channels
         }
         self._handlers: dict[str, list[PayloadHandler]] = {ch: [] for ch in self.channels}
+        self._on_listening: list[Callable[[], None]] = []
         self._task: asyncio.Task[None] | None = None
         #: Set while the LISTEN connection is up.
         self.listening = asyncio.Event()
@@ -64,6 +65,11 @@ class Notifications:
         """Call ``handler(payload)`` for every NOTIFY on ``channel`` (must not block)."""
         self._handlers[channel].append(handler)
 
+    def on_listening(self, handler: Callable[[], None]) -> None:
+        """Call ``handler()`` each time the LISTEN link is made (notifications may have been
+        lost while it was down)."""
+        self._on_listening.append(handler)
+
     def deliver(self, channel: str, payload: str) -> None:
         for event in self._watchers.get(channel, ()):
             event.set()
@@ -74,6 +80,8 @@ class Notifications:
                 log.exception("handler of NOTIFY %s failed", channel)
 
     def _wake_all(self) -> None:
+        for handler in self._on_listening:
+            handler()
         for events in self._watchers.values():
             for event in events:
                 event.set()

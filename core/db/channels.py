@@ -21,3 +21,6 @@ SMS_OUTBOX_CHANNEL = "sms_outbox"
 #: api → every API process: a user was disabled; payload: the user's id. Their open
 #: WebSockets close with 1008 (policy violation), whichever process holds them.
 USER_ACCESS_CHANNEL = "user_access"
+#: api → every API process: a token of the user was revoked (logout); payload: the user's id.
+#: Each process forgets what it remembered of that user's tokens (api/services/auth.py).
+TOKEN_REVOKED_CHANNEL = "token_revoked"

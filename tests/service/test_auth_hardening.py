@@ -24,6 +24,7 @@ from core.config import Settings
 from core.db.models import AuthThrottle
 from core.domain.credentials import hash_password, verify_password
 from helpline.seed import seed_demo_users, seed_seats
+from tests.waiting import wait_for
 
 
 @pytest.fixture
@@ -182,18 +183,87 @@ async def test_logout_revokes_the_token(client: httpx.AsyncClient, users: Any) -
 
 
 async def test_a_disabled_user_is_refused_on_the_next_request(
-    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], users: Any
+    db_settings: Settings, sessions: async_sessionmaker[AsyncSession], users: Any
 ) -> None:
+    """Disabled through the admin route: refused at once. Disabled by another process (the
+    CLI, another API process): refused as soon as the NOTIFY arrives, long before the token
+    cache would have let the entry go by itself (300 s here)."""
+    agent, other = users["agent"][0], users["agent"][1]
+    admin = users["admin"][0]
+    settings = db_settings.model_copy(update={"api_token_cache_seconds": 300})
+    app, client = client_of(settings)
+    async with app.router.lifespan_context(app), client:
+        await wait_for(app.state.notifications.listening.is_set, 10, what="LISTEN")
+        tokens = {}
+        for user in (agent, other, admin):
+            answer = await login(client, user["username"], user["password"])
+            tokens[user["username"]] = {"Authorization": f"Bearer {answer.json()['access_token']}"}
+        headers, other_headers = tokens[agent["username"]], tokens[other["username"]]
+        assert (await client.get("/auth/me", headers=headers)).status_code == 200
+        assert (await client.get("/auth/me", headers=other_headers)).status_code == 200
+        assert app.state.token_cache.hits == 0 and app.state.token_cache.misses == 2
+        assert (await client.get("/auth/me", headers=headers)).status_code == 200
+        assert app.state.token_cache.hits == 1  # remembered: no statement for the token
+
+        disabled = await client.put(
+            f"/users/{other['username']}/active",
+            json={"active": False},
+            headers=tokens[admin["username"]],
+        )
+        assert disabled.status_code == 200, disabled.text
+        assert (await client.get("/auth/me", headers=other_headers)).status_code == 401
+
+        async with sessions() as session:  # another process: only the NOTIFY tells this one
+            await auth.set_active(session, agent["username"], False)
+            await session.commit()
+
+        async def refused() -> bool:
+            return (await client.get("/auth/me", headers=headers)).status_code == 401
+
+        await wait_for(refused, 5, interval=0.05, what="the disabled user's token refused")
+        answer = await login(client, agent["username"], agent["password"])
+        assert answer.status_code == 401
+
+
+async def test_a_token_revoked_by_another_process_is_refused_here(
+    db_settings: Settings, users: Any
+) -> None:
+    """Two API processes with long-lived token caches: a logout through one ends the token in
+    the other on the NOTIFY; a LISTEN link re-made forgets every remembered token."""
     agent = users["agent"][0]
-    token = (await login(client, agent["username"], agent["password"])).json()["access_token"]
-    headers = {"Authorization": f"Bearer {token}"}
-    assert (await client.get("/auth/me", headers=headers)).status_code == 200
-    async with sessions() as session:
-        await auth.set_active(session, agent["username"], False)
-        await session.commit()
-    assert (await client.get("/auth/me", headers=headers)).status_code == 401
-    refused = await login(client, agent["username"], agent["password"])
-    assert refused.status_code == 401
+    settings = db_settings.model_copy(update={"api_token_cache_seconds": 300})
+    app_a, one = client_of(settings, "10.0.0.1")
+    app_b, two = client_of(settings, "10.0.0.2")
+    async with (
+        app_a.router.lifespan_context(app_a),
+        app_b.router.lifespan_context(app_b),
+        one,
+        two,
+    ):
+        for app in (app_a, app_b):
+            await wait_for(lambda app=app: app.state.notifications.listening.is_set(), 10)
+        token = (await login(one, agent["username"], agent["password"])).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        assert (await two.get("/auth/me", headers=headers)).status_code == 200
+        assert (await two.get("/auth/me", headers=headers)).status_code == 200
+        assert app_b.state.token_cache.hits == 1
+        assert (await one.post("/auth/logout", headers=headers)).status_code == 204
+        assert (await one.get("/auth/me", headers=headers)).status_code == 401
+
+        async def refused() -> bool:
+            return (await two.get("/auth/me", headers=headers)).status_code == 401
+
+        await wait_for(refused, 5, interval=0.05, what="the revoked token refused by B")
+
+        second = (await login(one, agent["username"], agent["password"])).json()
+        assert (await two.get("/auth/me", headers=_bearer(second))).status_code == 200
+        assert len(app_b.state.token_cache._users) == 1
+        app_b.state.notifications._wake_all()  # what a re-made LISTEN link runs first
+        assert len(app_b.state.token_cache._users) == 0
+
+
+def _bearer(token: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token['access_token']}"}
 
 
 async def test_a_storm_of_bad_logins_does_not_slow_health(
