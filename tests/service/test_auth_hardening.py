@@ -6,6 +6,7 @@ slow ``/health`` (hashing runs off the event loop)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import time
 from collections.abc import AsyncIterator
@@ -47,6 +48,23 @@ def client_of(settings: Settings, address: str = "10.0.0.1") -> tuple[Any, httpx
     return app, httpx.AsyncClient(transport=transport, base_url="http://api")
 
 
+@contextlib.asynccontextmanager
+async def two_processes(
+    settings: Settings,
+) -> AsyncIterator[tuple[tuple[Any, httpx.AsyncClient], tuple[Any, httpx.AsyncClient]]]:
+    """Two API processes (apps, each with its own lifespan) on one database, and a client of
+    each from its own address."""
+    app_a, one = client_of(settings, "10.0.0.1")
+    app_b, two = client_of(settings, "10.0.0.2")
+    async with (
+        app_a.router.lifespan_context(app_a),
+        app_b.router.lifespan_context(app_b),
+        one,
+        two,
+    ):
+        yield (app_a, one), (app_b, two)
+
+
 @pytest.fixture
 async def client(db_settings: Settings, users: Any) -> AsyncIterator[httpx.AsyncClient]:
     app, http = client_of(db_settings)
@@ -64,14 +82,7 @@ async def test_a_user_name_is_blocked_after_its_failures_with_retry_after(
     agent = users["agent"][0]
     settings = db_settings.model_copy(update={"login_failures_per_user": 3})
     # Two API processes (apps) share the count: it lives in PostgreSQL.
-    app_a, one = client_of(settings, "10.0.0.1")
-    app_b, two = client_of(settings, "10.0.0.2")
-    async with (
-        app_a.router.lifespan_context(app_a),
-        app_b.router.lifespan_context(app_b),
-        one,
-        two,
-    ):
+    async with two_processes(settings) as ((_, one), (_, two)):
         assert (await login(one, agent["username"], "wrong")).status_code == 401
         assert (await login(two, agent["username"], "wrong")).status_code == 401
         assert (await login(one, agent["username"], "wrong")).status_code == 401
@@ -232,16 +243,9 @@ async def test_a_token_revoked_by_another_process_is_refused_here(
     the other on the NOTIFY; a LISTEN link re-made forgets every remembered token."""
     agent = users["agent"][0]
     settings = db_settings.model_copy(update={"api_token_cache_seconds": 300})
-    app_a, one = client_of(settings, "10.0.0.1")
-    app_b, two = client_of(settings, "10.0.0.2")
-    async with (
-        app_a.router.lifespan_context(app_a),
-        app_b.router.lifespan_context(app_b),
-        one,
-        two,
-    ):
+    async with two_processes(settings) as ((app_a, one), (app_b, two)):
         for app in (app_a, app_b):
-            await wait_for(lambda app=app: app.state.notifications.listening.is_set(), 10)
+            await wait_for(app.state.notifications.listening.is_set, 10, what="LISTEN")
         token = (await login(one, agent["username"], agent["password"])).json()["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
         assert (await two.get("/auth/me", headers=headers)).status_code == 200
