@@ -1,11 +1,13 @@
 """The SMS outbox: queued in the transaction of the complaint change it reports, delivered
 at least once, never lost.
 
-* :func:`enqueue` renders the SMS from :mod:`lifecycle.sms_templates` and inserts it with
-  ``ON CONFLICT DO NOTHING`` on (complaint, kind, dedupe key): an event queued twice (a retried
-  request, a second SLA pass) is one row. It NOTIFYs the ``sla`` worker, which PostgreSQL
-  delivers at COMMIT, so a rolled-back change neither queues nor wakes anything. A caller
-  whose number is unknown (withheld) gets a ``skipped`` row instead: recorded, not an error.
+* :func:`enqueue` renders the SMS from :mod:`lifecycle.sms_templates` (:func:`sms_row`) and
+  inserts it with ``ON CONFLICT DO NOTHING`` on (complaint, kind, dedupe key): an event queued
+  twice (a retried request, a second SLA pass) is one row (the lifecycle's writer inserts it
+  in its history row's statement: :func:`queued_after`). It NOTIFYs the ``sla`` worker,
+  which PostgreSQL delivers at COMMIT, so a rolled-back change neither queues nor wakes
+  anything. A caller whose number is unknown (withheld) gets a ``skipped`` row instead:
+  recorded, not an error.
 * :func:`deliver_due` claims due rows with ``FOR UPDATE SKIP LOCKED`` (several workers share
   the table without sending a row twice while they live), marks them ``sending`` with a lease
   and a token, commits, sends outside any transaction, then records the result where the row
@@ -28,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Table, Text, bindparam, cast, func, select, update
+from sqlalchemy import CTE, ColumnElement, Table, Text, bindparam, case, cast, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -55,25 +57,22 @@ class Enqueued(enum.StrEnum):
 
 
 _outbox = typing.cast(Table, SmsOutbox.__table__)
+#: An SMS row's columns, as :func:`sms_row` gives them.
+_ROW = (
+    "complaint_number",
+    "caller_number",
+    "kind",
+    "dedupe_key",
+    "language",
+    "body",
+    "dlt_template_id",
+    "status",
+    "last_error",
+)
 #: The SMS row, built once (Core, bind parameters); nothing when the event was queued before.
 _queued = (
     insert(_outbox)
-    .values(
-        {
-            name: bindparam(name)
-            for name in (
-                "complaint_number",
-                "caller_number",
-                "kind",
-                "dedupe_key",
-                "language",
-                "body",
-                "dlt_template_id",
-                "status",
-                "last_error",
-            )
-        }
-    )
+    .values({name: bindparam(name) for name in _ROW})
     .on_conflict_do_nothing(constraint="uq_sms_outbox_event")
     .returning(_outbox.c.id)
     .cte("queued")
@@ -83,6 +82,67 @@ _queued = (
 _QUEUE = select(_queued.c.id, func.pg_notify(SMS_OUTBOX_CHANNEL, cast(_queued.c.id, Text)))
 #: A row recorded as skipped (no number): nobody to wake.
 _QUEUE_SKIPPED = select(_queued.c.id)
+
+
+def sms_row(
+    *,
+    kind: SmsKind,
+    complaint_number: str,
+    caller_number: CallerNumber | None,
+    params: Mapping[str, str],
+    dedupe_key: str | None,
+    language: str = "hi",
+    templates: SmsTemplates | None = None,
+) -> dict[str, typing.Any]:
+    """The ``sms_outbox`` row of the ``kind`` SMS about ``complaint_number``, rendered (a wrong
+    parameter is a ValueError before any write); ``pending``, or ``skipped`` with no number."""
+    templates = templates or default_templates()
+    rendered = templates.render(
+        SmsKind(kind), language, {**params, "complaint_number": complaint_number}
+    )
+    pending = caller_number is not None
+    return {
+        "complaint_number": complaint_number,
+        "caller_number": caller_number,
+        "kind": kind,
+        "dedupe_key": dedupe_key,
+        "language": rendered.language,
+        "body": rendered.text,
+        "dlt_template_id": rendered.dlt_template_id,
+        "status": SmsStatus.PENDING if pending else SmsStatus.SKIPPED,
+        "last_error": None if pending else "no caller number (withheld)",
+    }
+
+
+def enqueued(row: Mapping[str, typing.Any], inserted: int | None) -> Enqueued:
+    """What became of ``row`` (:func:`sms_row`) given the id its INSERT returned."""
+    if inserted is None:
+        return Enqueued.DUPLICATE
+    return Enqueued.SKIPPED if row["status"] is SmsStatus.SKIPPED else Enqueued.QUEUED
+
+
+def queued_after(history_id: ColumnElement[int], prefix: str) -> CTE:
+    """The SMS row's INSERT as a CTE of the statement that writes its history row (one round
+    trip for both), inserted only if that row was; a row whose ``dedupe_key`` is NULL takes
+    the history row's id as its key. Its values are bind parameters ``prefix + column``."""
+    columns = [_outbox.c[name] for name in _ROW]
+    values: list[ColumnElement[typing.Any]] = [
+        bindparam(prefix + column.name, type_=column.type) for column in columns
+    ]
+    key = _ROW.index("dedupe_key")
+    values[key] = func.coalesce(values[key], cast(history_id, Text))
+    return (
+        insert(_outbox)
+        .from_select(columns, select(*values))
+        .on_conflict_do_nothing(constraint="uq_sms_outbox_event")
+        .returning(_outbox.c.id)
+        .cte(prefix + "queued")
+    )
+
+
+def wake_sender(queued_id: ColumnElement[int]) -> ColumnElement[typing.Any]:
+    """A column that NOTIFYs the sender of the SMS row ``queued_id`` (NULL: nothing)."""
+    return case((queued_id.is_not(None), func.pg_notify(SMS_OUTBOX_CHANNEL, cast(queued_id, Text))))
 
 
 async def enqueue(
@@ -100,33 +160,17 @@ async def enqueue(
     caller commits). ``dedupe_key`` tells two events of one kind apart (the history row id of
     an assignment, the breach key of an escalation); ``params`` fill the template
     (``complaint_number`` is added). A wrong parameter is a ValueError before any write."""
-    templates = templates or default_templates()
-    rendered = templates.render(
-        SmsKind(kind), language, {**params, "complaint_number": complaint_number}
+    row = sms_row(
+        kind=kind,
+        complaint_number=complaint_number,
+        caller_number=caller_number,
+        params=params,
+        dedupe_key=dedupe_key,
+        language=language,
+        templates=templates,
     )
-    status = SmsStatus.PENDING if caller_number is not None else SmsStatus.SKIPPED
-    statement = _QUEUE if status is SmsStatus.PENDING else _QUEUE_SKIPPED
-    inserted = (
-        await session.execute(
-            statement,
-            {
-                "complaint_number": complaint_number,
-                "caller_number": caller_number,
-                "kind": kind,
-                "dedupe_key": dedupe_key,
-                "language": rendered.language,
-                "body": rendered.text,
-                "dlt_template_id": rendered.dlt_template_id,
-                "status": status,
-                "last_error": None if caller_number is not None else "no caller number (withheld)",
-            },
-        )
-    ).scalar_one_or_none()
-    if inserted is None:
-        return Enqueued.DUPLICATE
-    if status is SmsStatus.SKIPPED:
-        return Enqueued.SKIPPED
-    return Enqueued.QUEUED
+    statement = _QUEUE if row["status"] is SmsStatus.PENDING else _QUEUE_SKIPPED
+    return enqueued(row, (await session.execute(statement, row)).scalar_one_or_none())
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,19 +5,33 @@ action through the API, and the SLA pass's escalation take the same path (:func:
 Each change is one transaction: the complaint row is locked (``SELECT ... FOR UPDATE``), the
 pure lifecycle (:func:`core.domain.lifecycle.apply`) decides from its snapshot, and the new
 state, the ``complaint_history`` row, the ACR ledger's breach (``acr_breaches``, at most once
-per assignment by its UNIQUE) and the caller's SMS (:func:`lifecycle.notifications.enqueue`)
-are written together: the caller commits, or nothing of it happened.
+per assignment by its UNIQUE) and the caller's SMS (:func:`lifecycle.notifications.sms_row`)
+are written together: the caller commits, or nothing of it happened. The state, the history
+row and the SMS go in one statement (:func:`_writes`, data-modifying CTEs): one round trip
+where they were three.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Select,
+    Table,
+    bindparam,
+    func,
+    null,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from core.db.models import AcrBreach, Complaint, ComplaintHistory, RefOfficer, User
 from core.domain.complaints import ComplaintStatus, HistoryAction
@@ -32,10 +46,16 @@ from core.domain.lifecycle import (
     Transition,
     apply,
 )
-from core.domain.notifications import SmsKind
+from core.domain.notifications import SmsKind, SmsStatus
 from core.domain.staff import Role
 from core.reference import Reference
-from lifecycle.notifications import Enqueued, enqueue
+from lifecycle.notifications import (
+    Enqueued,
+    enqueued,
+    queued_after,
+    sms_row,
+    wake_sender,
+)
 
 #: History actions that hand the complaint to an officer (its ``assigned_at`` is the newest).
 _HANDOVERS = (
@@ -184,34 +204,18 @@ async def apply_action(
 
 
 _history = cast(Table, ComplaintHistory.__table__)
-#: A history row, built once (Core): its construction, cache key and the ORM's flush cost
-#: more CPU than the INSERT itself, on every filing and transition.
-_ADD_HISTORY = (
-    insert(_history)
-    .values(
-        {
-            name: bindparam(name)
-            for name in (
-                "complaint_id",
-                "at",
-                "actor_user_id",
-                "action",
-                "from_status",
-                "to_status",
-                "from_officer",
-                "to_officer",
-                "note",
-            )
-        }
-    )
-    .returning(_history.c.id)
+_complaints = cast(Table, Complaint.__table__)
+#: A history row's columns besides its complaint's id, every one given (:func:`_writes`).
+_HISTORY_COLUMNS = (
+    "at",
+    "actor_user_id",
+    "action",
+    "from_status",
+    "to_status",
+    "from_officer",
+    "to_officer",
+    "note",
 )
-
-
-async def _add_history(session: AsyncSession, **values: object) -> int:
-    """Insert one ``complaint_history`` row (every column of :data:`_ADD_HISTORY` given)."""
-    history_id: int = (await session.execute(_ADD_HISTORY, values)).scalar_one()
-    return history_id
 
 
 async def store(
@@ -239,8 +243,6 @@ async def store(
             "resolved_at": transition.at,
             "resolved_by": actor_user_id,
         }
-    if transition.action is Action.REOPEN:
-        values["reopen_count"] = Complaint.reopen_count + 1
     if Effect.RECORD_DUPLICATE in effects and transition.duplicate_of is not None:
         original = (
             await session.execute(
@@ -272,35 +274,122 @@ async def store(
         ).scalar_one_or_none()
         breach_recorded = breach_id is not None
 
-    guard = [Complaint.id == complaint.id, Complaint.status == before.status]
-    if before.due_at is not None:
-        guard.append(Complaint.due_at == before.due_at)
-    changed = (
-        await session.execute(
-            update(Complaint).where(*guard).values(**values).returning(Complaint.id)
-        )
-    ).scalar_one_or_none()
-    if changed is None:  # cannot happen under the row lock; refuse rather than write twice
-        raise TransitionRefused(
-            RefusalKind.ILLEGAL, f"complaint {before.number} changed meanwhile: try again"
-        )
-
     remarks = "; ".join(transition.remarks)
     note = "; ".join(part for part in (transition.note, remarks) if part) or None
-    history_id = await _add_history(
-        session,
-        complaint_id=complaint.id,
-        at=transition.at,
-        actor_user_id=actor_user_id,
+    sms = _sms_of(complaint, transition, reference) if notify else None
+    statement = _writes(
+        tuple(values),
+        reopen=transition.action is Action.REOPEN,
+        due_guard=before.due_at is not None,
+        sms=None if sms is None else sms[1]["status"],
+    )
+    params = _history_row(
+        complaint.id,
+        transition.at,
+        actor_user_id,
         action=HistoryAction(transition.action),
         from_status=before.status,
         to_status=after.status,
         from_officer=before.officer,
         to_officer=after.officer,
         note=note,
+        before_status=before.status,
+        **{f"new_{name}": value for name, value in values.items()},
     )
-    sms = await _notify(session, complaint, transition, history_id, reference) if notify else ()
-    return Applied(transition, history_id, breach_recorded, sms)
+    if before.due_at is not None:
+        params["before_due_at"] = before.due_at
+    if sms is not None:
+        params |= {f"sms_{name}": value for name, value in sms[1].items()}
+    row = (await session.execute(statement, params)).one_or_none()
+    if row is None:  # cannot happen under the row lock; refuse rather than write twice
+        raise TransitionRefused(
+            RefusalKind.ILLEGAL, f"complaint {before.number} changed meanwhile: try again"
+        )
+    # The ORM object as the row now is (the statement is Core: the session does not sync it),
+    # so a caller that takes the next snapshot from it sees this change.
+    for name, value in values.items():
+        set_committed_value(complaint, name, value)
+    if transition.action is Action.REOPEN:
+        set_committed_value(complaint, "reopen_count", complaint.reopen_count + 1)
+    queued = () if sms is None else ((sms[0], enqueued(sms[1], row.sms_id)),)
+    return Applied(transition, row.history_id, breach_recorded, queued)
+
+
+#: The write statements built so far, by their shape (:func:`_writes`).
+_WRITES: dict[tuple[object, ...], Select[tuple[int, int | None]]] = {}
+
+
+def _writes(
+    change: tuple[str, ...] | None,
+    *,
+    reopen: bool = False,
+    due_guard: bool = False,
+    sms: SmsStatus | None,
+) -> Select[tuple[int, int | None]]:
+    """A history row and what goes with it, in one statement (one round trip):
+
+    * ``change``: the complaint's UPDATE of these columns (bind parameters ``new_<column>``;
+      ``reopen`` adds one to ``reopen_count``), only while the row is as the transition's
+      ``before`` (status, and due date with ``due_guard``); the history row is written only
+      if the UPDATE was, and the statement returns no row if it matched none. None: the
+      history row alone (the filing's, of a row this transaction inserted).
+    * the history row (bind parameters named as its columns), and
+    * ``sms``: the caller's SMS (:func:`lifecycle.notifications.queued_after`, parameters
+      ``sms_<column>``; a ``pending`` one wakes the sender by NOTIFY), None for none.
+
+    Its row: the history row's id and the SMS row's (None: queued before, or none). Built
+    once per shape: a statement built per call costs its construction and cache key every
+    time."""
+    shape = (change, reopen, due_guard, sms)
+    if (built := _WRITES.get(shape)) is not None:
+        return built
+    history = [_history.c[name] for name in _HISTORY_COLUMNS]
+    values = [bindparam(column.name, type_=column.type) for column in history]
+    if change is None:
+        source = select(bindparam("complaint_id", type_=_history.c.complaint_id.type), *values)
+        joined: FromClause | None = None
+    else:
+        table = _complaints
+        guard = [
+            table.c.id == bindparam("complaint_id"),
+            table.c.status == bindparam("before_status"),
+        ]
+        if due_guard:
+            guard.append(table.c.due_at == bindparam("before_due_at", type_=table.c.due_at.type))
+        new: dict[str, object] = {
+            name: bindparam(f"new_{name}", type_=table.c[name].type) for name in change
+        }
+        if reopen:
+            new["reopen_count"] = table.c.reopen_count + 1
+        changed = update(table).where(*guard).values(new).returning(table.c.id).cte("changed")
+        source = select(changed.c.id, *values)
+        joined = changed
+    recorded = (
+        insert(_history)
+        .from_select(["complaint_id", *(column.name for column in history)], source)
+        .returning(_history.c.id)
+        .cte("recorded")
+    )
+    joined = recorded if joined is None else joined.join(recorded, true())
+    columns: list[ColumnElement[Any]] = [recorded.c.id.label("history_id")]
+    if sms is None:
+        columns.append(null().label("sms_id"))
+    else:
+        queued = queued_after(recorded.c.id, "sms_")
+        joined = joined.outerjoin(queued, true())
+        columns.append(queued.c.id.label("sms_id"))
+        if sms is SmsStatus.PENDING:
+            columns.append(wake_sender(queued.c.id))
+    statement: Select[tuple[int, int | None]] = select(*columns).select_from(joined)
+    _WRITES[shape] = statement
+    return statement
+
+
+def _history_row(
+    complaint_id: int, at: datetime, actor_user_id: int | None, **row: object
+) -> dict[str, object]:
+    """The bind parameters of a history row for :func:`_writes`."""
+    return {"complaint_id": complaint_id, "at": at, "actor_user_id": actor_user_id, **row}
 
 
 async def store_filing(
@@ -319,11 +408,21 @@ async def store_filing(
     placed it, the routing as the helpline's own transition through :func:`store`. The
     caller's SMS in that order: registered, then assigned (none with ``notify=False``).
     Returns the routing as stored (None when unroutable)."""
-    await _add_history(
-        session,
-        complaint_id=complaint.id,
-        at=complaint.created_at,
-        actor_user_id=actor_user_id,
+    registered = (
+        sms_row(
+            kind=SmsKind.REGISTERED,
+            complaint_number=complaint.number,
+            caller_number=complaint.caller_number,
+            params={"days": str(sla_days)},
+            dedupe_key="register",
+        )
+        if notify
+        else None
+    )
+    params = _history_row(
+        complaint.id,
+        complaint.created_at,
+        actor_user_id,
         action=HistoryAction.REGISTER,
         from_status=None,
         to_status=ComplaintStatus.REGISTERED,
@@ -331,15 +430,10 @@ async def store_filing(
         to_officer=None,
         note=complaint.unroutable_reason,
     )
-    if notify:
-        await enqueue(
-            session,
-            kind=SmsKind.REGISTERED,
-            complaint_number=complaint.number,
-            caller_number=complaint.caller_number,
-            params={"days": str(sla_days)},
-            dedupe_key="register",
-        )
+    if registered is not None:
+        params |= {f"sms_{name}": value for name, value in registered.items()}
+    statement = _writes(None, sms=None if registered is None else registered["status"])
+    await session.execute(statement, params)
     if isinstance(routed, Refusal):
         return None
     # Routing is the helpline's action, not the agent's.
@@ -356,18 +450,16 @@ def officer_params(reference: Reference, code: str | None) -> dict[str, str]:
     return {"officer_hi": officer.designation_hi, "officer_en": officer.designation_en}
 
 
-async def _notify(
-    session: AsyncSession,
-    complaint: Complaint,
-    transition: Transition,
-    history_id: int,
-    reference: Reference,
-) -> tuple[tuple[SmsKind, Enqueued], ...]:
+def _sms_of(
+    complaint: Complaint, transition: Transition, reference: Reference
+) -> tuple[SmsKind, dict[str, Any]] | None:
     """The caller hears of a new officer (assigned; escalated when overdue, keyed by the
-    breach) and of the resolution; other transitions are internal to the departments."""
+    breach) and of the resolution; other transitions are internal to the departments. The
+    SMS row (:func:`lifecycle.notifications.sms_row`); its dedupe key, unless the breach's, is
+    the history row's id (NULL here: :func:`_writes` fills it in)."""
     effects, after = transition.effects, transition.after
     kind: SmsKind | None = None
-    dedupe = str(history_id)
+    dedupe: str | None = None
     params: dict[str, str] = {}
     if transition.action is Action.ESCALATE:
         if Effect.ASSIGN_OFFICER in effects:
@@ -380,13 +472,12 @@ async def _notify(
     elif Effect.RECORD_RESOLUTION in effects:
         kind = SmsKind.RESOLVED
     if kind is None:
-        return ()
-    queued = await enqueue(
-        session,
+        return None
+    row = sms_row(
         kind=kind,
         complaint_number=complaint.number,
         caller_number=complaint.caller_number,
         params=params,
         dedupe_key=dedupe,
     )
-    return ((kind, queued),)
+    return kind, row

@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -24,9 +24,12 @@ from core.config import Settings
 from core.db.models import AcrBreach, Complaint, ComplaintHistory, SmsOutbox, User
 from core.db.session import create_engine, session_factory
 from core.domain.complaints import complaint_number
+from core.domain.lifecycle import Action, Actor, Transition, apply
+from core.domain.staff import Role
 from core.reference import Reference
 from lifecycle.sla import SlaSchedule, run_pass
 from lifecycle.sms_providers import provider_from_settings
+from lifecycle.transitions import TransitionRefused, lock_complaint, store, view_of
 from lifecycle.worker import LifecycleWorker
 from tests.service.test_routing import Users, api_client, complaint, seeded, token
 
@@ -547,3 +550,45 @@ async def test_the_worker_runs_the_pass_every_sla_pass_minutes(
     await schedule(sessions, now - timedelta(hours=2))
     assert schedule.last == now - timedelta(hours=2)
     assert await escalations(sessions, number) == [(TEHSIL_OFFICER, DISTRICT_OFFICER)]
+
+
+async def test_a_transition_from_a_stale_snapshot_writes_nothing(
+    client: httpx.AsyncClient,
+    seeded: Users,
+    sessions: async_sessionmaker[AsyncSession],
+    reference_data: Reference,
+) -> None:
+    """The writer's one statement (lifecycle.transitions._writes) writes the history row and
+    the SMS only if its UPDATE found the row as the transition's ``before``; else nothing of
+    it, and the transition is refused."""
+    number = (await file(client, seeded))["number"]
+    officer = Actor(Role.OFFICER, "sdm", officer=TEHSIL_OFFICER)
+    async with sessions() as session:
+        complaint = await lock_complaint(session, number)
+        assert complaint is not None
+        now = datetime.now(UTC)
+        started = apply(
+            await view_of(session, complaint), Action.START, officer, now, reference=reference_data
+        )
+        assert isinstance(started, Transition)
+        await store(session, complaint, started, actor_user_id=None, reference=reference_data)
+        resolving = apply(
+            await view_of(session, complaint),
+            Action.RESOLVE,
+            officer,
+            now,
+            reference=reference_data,
+            note="नामांतरण आदेश पारित",
+        )
+        assert isinstance(resolving, Transition)
+        assert resolving.before.status == "in_progress"
+        # The row moves on behind the snapshot (what the row lock prevents in service).
+        await session.execute(
+            update(Complaint).where(Complaint.number == number).values(status="assigned")
+        )
+        with pytest.raises(TransitionRefused, match="changed meanwhile"):
+            await store(session, complaint, resolving, actor_user_id=None, reference=reference_data)
+        await session.commit()
+    assert (await stored(sessions, number)).status == "assigned"
+    assert len(await _history_ids(sessions, number)) == 3  # register, assign, start
+    assert [kind for kind, _ in await sms(sessions, number)] == ["registered", "assigned"]
