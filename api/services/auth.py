@@ -311,6 +311,9 @@ class TokenCache:
         self.clock = clock
         #: digest -> (the user, the token's expiry, when it was read: ``clock``).
         self._users: dict[str, tuple[User, datetime, float]] = {}
+        #: Moves on at every forgetting: a user read before one is not remembered after it
+        #: (the read may predate the revocation the forgetting stands for).
+        self.generation = 0
         self.hits = 0
         self.misses = 0
 
@@ -325,17 +328,21 @@ class TokenCache:
         self.misses += 1
         return None
 
-    def put(self, digest: str, user: User, expires_at: datetime) -> None:
-        if self.seconds <= 0:
+    def put(self, digest: str, user: User, expires_at: datetime, generation: int) -> None:
+        """Remember ``user``, read when the cache was at ``generation`` (not if it has moved
+        on since: a revocation came while the read was on its way)."""
+        if self.seconds <= 0 or generation != self.generation:
             return
         if len(self._users) >= self.entries:
             del self._users[next(iter(self._users))]
         self._users[digest] = (user, expires_at, self.clock())
 
     def forget(self, digest: str) -> None:
+        self.generation += 1
         self._users.pop(digest, None)
 
     def forget_user(self, user_id: int) -> None:
+        self.generation += 1
         for digest in [d for d, (user, _, _) in self._users.items() if user.id == user_id]:
             del self._users[digest]
 
@@ -347,6 +354,7 @@ class TokenCache:
             self.clear()
 
     def clear(self) -> None:
+        self.generation += 1
         self._users.clear()
 
 
@@ -361,6 +369,7 @@ async def user_of_token(session: AsyncSession, token: str, cache: TokenCache | N
     digest, now = token_digest(token), datetime.now(UTC)
     if cache is not None and (user := cache.get(digest, now)) is not None:
         return user
+    generation = cache.generation if cache is not None else 0
     row = (await session.execute(_USER_OF_TOKEN, {"digest": digest, "now": now})).one_or_none()
     if row is None:
         raise Unauthenticated("invalid or expired token")
@@ -368,7 +377,7 @@ async def user_of_token(session: AsyncSession, token: str, cache: TokenCache | N
     expires_at = fields.pop("token_expires_at")
     user = User(**fields)
     if cache is not None:
-        cache.put(digest, user, expires_at)
+        cache.put(digest, user, expires_at, generation)
     return user
 
 
