@@ -664,7 +664,7 @@ async def register(
         return _replay(*winner, idempotency_key, request_hash)
 
     # The filing's and the routing's history rows and SMS: the lifecycle's one writer.
-    stored = await store_filing(
+    await store_filing(
         session,
         complaint,
         routed,
@@ -681,28 +681,28 @@ async def register(
         entity="complaint",
         entity_id=str(complaint.id),
     )
-    # The answer from what was written: the row the INSERT returned, as the routing moved it
-    # on. Reading it back cost a round trip for values this function already holds
-    # (tests/service/test_routing.py checks the answer against a later read).
-    routed_to = stored.transition.after if stored is not None else None
+    # The answer from what was written: the row the INSERT returned, which the lifecycle's
+    # writer keeps as the routing moved it on. Reading it back cost a round trip for values
+    # this function already holds (tests/service/test_routing.py checks the answer against a
+    # later read).
     created = ComplaintOut(
         **_shown(
             reference,
             _FiledRow(
                 number=complaint.number,
-                status=routed_to.status if routed_to else complaint.status,
+                status=complaint.status,
                 caller_number=complaint.caller_number,
                 caller_name=complaint.caller_name,
                 description=complaint.description,
                 created_at=complaint.created_at,
-                due_at=routed_to.due_at if routed_to else complaint.due_at,
+                due_at=complaint.due_at,
                 department=complaint.department,
                 category=complaint.category,
                 district=complaint.district,
                 tehsil=complaint.tehsil,
                 thana=complaint.thana,
-                assigned_officer=routed_to.officer if routed_to else complaint.assigned_officer,
-                level=routed_to.level if routed_to else complaint.level,
+                assigned_officer=complaint.assigned_officer,
+                level=complaint.level,
                 unroutable_reason=complaint.unroutable_reason,
                 reopen_count=complaint.reopen_count,
                 author=user.username,
