@@ -69,19 +69,6 @@ _ROW = (
     "status",
     "last_error",
 )
-#: The SMS row, built once (Core, bind parameters); nothing when the event was queued before.
-_queued = (
-    insert(_outbox)
-    .values({name: bindparam(name) for name in _ROW})
-    .on_conflict_do_nothing(constraint="uq_sms_outbox_event")
-    .returning(_outbox.c.id)
-    .cte("queued")
-)
-#: A row to send: the sender is woken (NOTIFY, delivered at COMMIT) in the INSERT's round
-#: trip, for a row actually inserted.
-_QUEUE = select(_queued.c.id, func.pg_notify(SMS_OUTBOX_CHANNEL, cast(_queued.c.id, Text)))
-#: A row recorded as skipped (no number): nobody to wake.
-_QUEUE_SKIPPED = select(_queued.c.id)
 
 
 def sms_row(
@@ -121,16 +108,18 @@ def enqueued(row: Mapping[str, typing.Any], inserted: int | None) -> Enqueued:
     return Enqueued.SKIPPED if row["status"] is SmsStatus.SKIPPED else Enqueued.QUEUED
 
 
-def queued_after(history_id: ColumnElement[int], prefix: str) -> CTE:
-    """The SMS row's INSERT as a CTE of the statement that writes its history row (one round
-    trip for both), inserted only if that row was; a row whose ``dedupe_key`` is NULL takes
-    the history row's id as its key. Its values are bind parameters ``prefix + column``."""
+def queued_after(history_id: ColumnElement[int] | None, prefix: str) -> CTE:
+    """The SMS row's INSERT as a CTE, its values bind parameters ``prefix + column``; nothing
+    (no id) when the event was queued before. With ``history_id``, of the statement that
+    writes its history row (one round trip for both): inserted only if that row was, and a
+    row whose ``dedupe_key`` is NULL takes the history row's id as its key."""
     columns = [_outbox.c[name] for name in _ROW]
     values: list[ColumnElement[typing.Any]] = [
         bindparam(prefix + column.name, type_=column.type) for column in columns
     ]
-    key = _ROW.index("dedupe_key")
-    values[key] = func.coalesce(values[key], cast(history_id, Text))
+    if history_id is not None:
+        key = _ROW.index("dedupe_key")
+        values[key] = func.coalesce(values[key], cast(history_id, Text))
     return (
         insert(_outbox)
         .from_select(columns, select(*values))
@@ -143,6 +132,15 @@ def queued_after(history_id: ColumnElement[int], prefix: str) -> CTE:
 def wake_sender(queued_id: ColumnElement[int]) -> ColumnElement[typing.Any]:
     """A column that NOTIFYs the sender of the SMS row ``queued_id`` (NULL: nothing)."""
     return case((queued_id.is_not(None), func.pg_notify(SMS_OUTBOX_CHANNEL, cast(queued_id, Text))))
+
+
+#: The SMS row, built once (Core, bind parameters); nothing when the event was queued before.
+_queued = queued_after(None, "")
+#: A row to send: the sender is woken (NOTIFY, delivered at COMMIT) in the INSERT's round
+#: trip, for a row actually inserted.
+_QUEUE = select(_queued.c.id, wake_sender(_queued.c.id))
+#: A row recorded as skipped (no number): nobody to wake.
+_QUEUE_SKIPPED = select(_queued.c.id)
 
 
 async def enqueue(
