@@ -29,9 +29,13 @@ from core.domain.credentials import token_digest
 from core.domain.lifecycle import SYSTEM, Action, ComplaintView, Refusal, apply
 from core.reference import load_reference
 
-#: As many connections as ours may hold (its engine: pool 10 + overflow 10); Starlette's
-#: thread pool (40 threads) queues on the pool past that.
-POOL_SIZE = 20
+#: One connection for each of Starlette's 40 threads, twice what ours may hold (its engine's
+#: pool of 20), which favours the peer. With fewer it deadlocks under overload: the
+#: connection dependency enters in one thread and the route runs in another, so requests
+#: blocked in the pool's ``getconn`` can take every thread while those holding connections
+#: wait for a thread to run their route, until the pool's 30 s timeout fails them (seen on a
+#: slow machine: every request failed for minutes after a run at 300/s).
+POOL_SIZE = 40
 
 _SELECT = """
 SELECT c.*, u.username AS author, k.uniqueid AS call_uniqueid, d.number AS duplicate_number
