@@ -1,5 +1,5 @@
 """The one service that writes a complaint's history and the caller's SMS: the filing
-(:func:`store_filing`, with the routing that follows it), an officer's, supervisor's or agent's
+(:func:`filing_writes`, with the routing that follows it), an officer's, supervisor's or agent's
 action through the API, and the SLA pass's escalation take the same path (:func:`store`).
 
 Each change is one transaction: the complaint row is locked (``SELECT ... FOR UPDATE``), the
@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
+    CTE,
     ColumnElement,
     FromClause,
     Select,
@@ -47,6 +48,7 @@ from core.domain.lifecycle import (
     apply,
 )
 from core.domain.notifications import SmsKind, SmsStatus
+from core.domain.phone import CallerNumber
 from core.domain.staff import Role
 from core.reference import Reference
 from lifecycle.notifications import (
@@ -325,6 +327,7 @@ def _writes(
     reopen: bool = False,
     due_guard: bool = False,
     sms: SmsStatus | None,
+    filed: CTE | None = None,
 ) -> Select[tuple[int, int | None]]:
     """A history row and what goes with it, in one statement (one round trip):
 
@@ -332,7 +335,9 @@ def _writes(
       ``reopen`` adds one to ``reopen_count``), only while the row is as the transition's
       ``before`` (status, and due date with ``due_guard``); the history row is written only
       if the UPDATE was, and the statement returns no row if it matched none. None: the
-      history row alone (the filing's, of a row this transaction inserted).
+      history row alone, the filing's: of the complaint ``filed``, an INSERT as a CTE
+      returning the whole row (whose columns then lead the statement's row, and which writes
+      nothing more if it inserted nothing), else of ``complaint_id``.
     * the history row (bind parameters named as its columns), and
     * ``sms``: the caller's SMS (:func:`lifecycle.notifications.queued_after`, parameters
       ``sms_<column>``; a ``pending`` one wakes the sender by NOTIFY), None for none.
@@ -340,14 +345,17 @@ def _writes(
     Its row: the history row's id and the SMS row's (None: queued before, or none). Built
     once per shape: a statement built per call costs its construction and cache key every
     time."""
-    shape = (change, reopen, due_guard, sms)
+    shape = (change, reopen, due_guard, sms, filed)
     if (built := _WRITES.get(shape)) is not None:
         return built
     history = [_history.c[name] for name in _HISTORY_COLUMNS]
     values = [bindparam(column.name, type_=column.type) for column in history]
-    if change is None:
+    if change is None and filed is not None:
+        source = select(filed.c.id, *values)
+        joined: FromClause | None = filed
+    elif change is None:
         source = select(bindparam("complaint_id", type_=_history.c.complaint_id.type), *values)
-        joined: FromClause | None = None
+        joined = None
     else:
         table = _complaints
         guard = [
@@ -371,7 +379,8 @@ def _writes(
         .cte("recorded")
     )
     joined = recorded if joined is None else joined.join(recorded, true())
-    columns: list[ColumnElement[Any]] = [recorded.c.id.label("history_id")]
+    columns: list[ColumnElement[Any]] = [] if filed is None else list(filed.c)
+    columns.append(recorded.c.id.label("history_id"))
     if sms is None:
         columns.append(null().label("sms_id"))
     else:
@@ -392,54 +401,49 @@ def _history_row(
     return {"complaint_id": complaint_id, "at": at, "actor_user_id": actor_user_id, **row}
 
 
-async def store_filing(
-    session: AsyncSession,
-    complaint: Complaint,
-    routed: Transition | Refusal,
+def filing_writes(
+    filed: CTE,
     *,
+    complaint_number: str,
+    caller_number: CallerNumber | None,
+    created_at: datetime,
     actor_user_id: int,
-    reference: Reference,
+    note: str | None,
     sla_days: int,
     notify: bool = True,
-) -> Applied | None:
-    """Write the history of the just-inserted ``complaint`` (locked, or inserted by this
-    transaction and so seen by no other; status ``registered``): its filing by
-    ``actor_user_id`` (the note says why no rule placed it, if none did), and, when routing
-    placed it, the routing as the helpline's own transition through :func:`store`. The
-    caller's SMS in that order: registered, then assigned (none with ``notify=False``).
-    Returns the routing as stored (None when unroutable)."""
+) -> tuple[Select[Any], dict[str, object]]:
+    """The statement that files a complaint, and its parameters besides the INSERT's own:
+    ``filed`` (the complaint's INSERT as a CTE returning the whole row), with its history row
+    (filed by ``actor_user_id``; ``note`` says why no rule placed it, if none did) and the
+    caller's "registered" SMS (none with ``notify=False``), in one round trip (:func:`_writes`).
+    Its row leads with the complaint's columns; none when the INSERT inserted nothing. The
+    routing that follows is the helpline's own transition, through :func:`store`, whose SMS
+    ("assigned") is queued after this one."""
     registered = (
         sms_row(
             kind=SmsKind.REGISTERED,
-            complaint_number=complaint.number,
-            caller_number=complaint.caller_number,
+            complaint_number=complaint_number,
+            caller_number=caller_number,
             params={"days": str(sla_days)},
             dedupe_key="register",
         )
         if notify
         else None
     )
-    params = _history_row(
-        complaint.id,
-        complaint.created_at,
-        actor_user_id,
-        action=HistoryAction.REGISTER,
-        from_status=None,
-        to_status=ComplaintStatus.REGISTERED,
-        from_officer=None,
-        to_officer=None,
-        note=complaint.unroutable_reason,
-    )
+    params: dict[str, object] = {  # the history row's; its complaint_id is the INSERT's
+        "at": created_at,
+        "actor_user_id": actor_user_id,
+        "action": HistoryAction.REGISTER,
+        "from_status": None,
+        "to_status": ComplaintStatus.REGISTERED,
+        "from_officer": None,
+        "to_officer": None,
+        "note": note,
+    }
     if registered is not None:
         params |= {f"sms_{name}": value for name, value in registered.items()}
-    statement = _writes(None, sms=None if registered is None else registered["status"])
-    await session.execute(statement, params)
-    if isinstance(routed, Refusal):
-        return None
-    # Routing is the helpline's action, not the agent's.
-    return await store(
-        session, complaint, routed, actor_user_id=None, reference=reference, notify=notify
-    )
+    statement = _writes(None, sms=None if registered is None else registered["status"], filed=filed)
+    return statement, params
 
 
 def officer_params(reference: Reference, code: str | None) -> dict[str, str]:

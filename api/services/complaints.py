@@ -39,6 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import ExecutableReturnsRows
 
 from api.schemas import (
     CallerNumberOut,
@@ -54,7 +55,7 @@ from api.services.access import caller_number_as_seen, check_call_work, complain
 from api.services.errors import Conflict, Invalid, InvalidField, NotFound, TooMany
 from api.services.lookups import current_call, open_agent_session
 from core.config import Settings
-from core.db.audit import audit
+from core.db.audit import audit, audit_params, audited_after
 from core.db.models import (
     Call,
     Complaint,
@@ -73,7 +74,7 @@ from core.domain.complaints import (
 from core.domain.lifecycle import SYSTEM, Action, ComplaintView, Refusal, apply
 from core.domain.phone import CallerNumber
 from core.reference import Category, Level, Reference
-from lifecycle.transitions import store_filing
+from lifecycle.transitions import filing_writes, store
 
 
 @dataclass(frozen=True, slots=True)
@@ -441,7 +442,7 @@ async def _resolve_call(session: AsyncSession, user: User, body: ComplaintIn) ->
     return None
 
 
-def _caller_number(call: Call | None, given: CallerNumber | None) -> str | None:
+def _caller_number(call: Call | None, given: CallerNumber | None) -> CallerNumber | None:
     """The call's number wins; the agent's is used when the caller withheld theirs (or there
     is no call)."""
     if call is not None and call.caller_number:
@@ -452,11 +453,6 @@ def _caller_number(call: Call | None, given: CallerNumber | None) -> str | None:
 _LOCK_CALLER = select(
     func.pg_advisory_xact_lock(func.hashtextextended(bindparam("caller", type_=String), 0))
 )
-
-
-async def _lock_caller(session: AsyncSession, caller_number: str) -> None:
-    """Serialise this caller's filings until the transaction ends (cap and duplicates)."""
-    await session.execute(_LOCK_CALLER, {"caller": "complaint caller " + caller_number})
 
 
 @dataclass(frozen=True, slots=True)
@@ -519,17 +515,18 @@ async def _find_same(
     session: AsyncSession,
     reference: Reference,
     idempotency_key: str | None,
-    call: Call | None,
+    call_id: int | None,
     request_hash: str,
 ) -> tuple[ComplaintOut, str | None, str | None] | None:
-    """The stored complaint of this request: by its key first, else this request on this call."""
+    """The stored complaint of this request: by its key first, else this request on this call
+    (its id: the ORM's ``Call`` is expired after a rollback)."""
     if idempotency_key is not None:
         found = await _stored(session, reference, _BY_KEY, {"key": idempotency_key})
         if found is not None:
             return found
-    if call is not None:
+    if call_id is not None:
         return await _stored(
-            session, reference, _BY_CALL_REQUEST, {"call": call.id, "hash": request_hash}
+            session, reference, _BY_CALL_REQUEST, {"call": call_id, "hash": request_hash}
         )
     return None
 
@@ -568,8 +565,21 @@ _FILE = (
     )
     .on_conflict_do_nothing()
     .returning(*_complaints.c)
+    .cte("filed")
 )
-_FILED = select(Complaint).from_statement(_FILE)
+#: The filing's audit record, written with the INSERT (and only for a row it inserted).
+_AUDITED = audited_after(_FILE.c.id)
+#: The filing's whole statement as the ORM's ``Complaint``, by the lifecycle's statement's
+#: shape (:func:`lifecycle.transitions.filing_writes`): built once each.
+_FILED: dict[int, ExecutableReturnsRows] = {}
+
+
+def _filed(statement: Select[Any]) -> ExecutableReturnsRows:
+    if (built := _FILED.get(id(statement))) is None:
+        built = _FILED[id(statement)] = select(Complaint).from_statement(
+            statement.add_cte(_AUDITED)
+        )
+    return built
 
 
 async def register(
@@ -596,11 +606,14 @@ async def register(
     category = check_codes(reference, body)
     request_hash = _request_hash(body, user.id)
     call = await _resolve_call(session, user, body)
+    call_id = call.id if call else None
     caller_number = _caller_number(call, body.caller_number)
     if caller_number is not None:
-        await _lock_caller(session, caller_number)
-
-    existing = await _find_same(session, reference, idempotency_key, call, request_hash)
+        existing = await _lock_caller_and_find_same(
+            session, reference, caller_number, idempotency_key, call_id, request_hash
+        )
+    else:
+        existing = await _find_same(session, reference, idempotency_key, call_id, request_hash)
     if existing is not None:
         return _replay(*existing, idempotency_key, request_hash)
 
@@ -630,20 +643,32 @@ async def register(
     # Routing is the lifecycle's first action, taken by the helpline itself.
     routed = apply(filed, Action.ASSIGN, SYSTEM, now, reference=reference)
     unroutable = routed.reason if isinstance(routed, Refusal) else None
+    # The complaint, its filing's history row, the "registered" SMS and the audit record:
+    # one statement, one round trip.
+    statement, filing = filing_writes(
+        _FILE,
+        complaint_number=number,
+        caller_number=caller_number,
+        created_at=now,
+        actor_user_id=user.id,
+        note=unroutable,
+        sla_days=category.sla_days,
+        notify=notify,
+    )
     complaint = (
         await session.execute(
-            _FILED,
+            _filed(statement),
             {
                 "number": number,
                 "caller_number": caller_number,
                 "caller_name": body.caller_name or (call.caller_name if call else None),
                 "description": body.description,
-                "call_id": call.id if call else None,
+                "call_id": call_id,
                 "created_by": user.id,
                 "idempotency_key": idempotency_key,
                 "request_hash": request_hash,
                 "created_at": now,
-                # As filed; the routing (store_filing) moves it on, through the one writer.
+                # As filed; the routing (store, below) moves it on, through the one writer.
                 "due_at": resolution_due(now, category.sla_days),
                 "department": body.department,
                 "category": category.code,
@@ -653,34 +678,28 @@ async def register(
                 "status": ComplaintStatus.REGISTERED,
                 "unroutable_reason": unroutable,
                 "duplicate_of": duplicate[0] if duplicate else None,
+                **filing,
+                **audit_params(
+                    service="api",
+                    actor_user_id=user.id,
+                    action="complaint_created",
+                    entity="complaint",
+                ),
             },
         )
     ).scalar_one_or_none()
     if complaint is None:
         # A concurrent request with the same key, or the same request on this call, won.
         await session.rollback()
-        winner = await _find_same(session, reference, idempotency_key, call, request_hash)
+        winner = await _find_same(session, reference, idempotency_key, call_id, request_hash)
         assert winner is not None  # without key or call nothing can conflict
         return _replay(*winner, idempotency_key, request_hash)
 
-    # The filing's and the routing's history rows and SMS: the lifecycle's one writer.
-    await store_filing(
-        session,
-        complaint,
-        routed,
-        actor_user_id=user.id,
-        reference=reference,
-        sla_days=category.sla_days,
-        notify=notify,
-    )
-    audit(
-        session,
-        service="api",
-        actor_user_id=user.id,
-        action="complaint_created",
-        entity="complaint",
-        entity_id=str(complaint.id),
-    )
+    if not isinstance(routed, Refusal):
+        # Routing is the helpline's own transition (not the agent's), through the one writer.
+        await store(
+            session, complaint, routed, actor_user_id=None, reference=reference, notify=notify
+        )
     # The answer from what was written: the row the INSERT returned, which the lifecycle's
     # writer keeps as the routing moved it on. Reading it back cost a round trip for values
     # this function already holds (tests/service/test_routing.py checks the answer against a
@@ -724,6 +743,52 @@ _BY_CALL_REQUEST = _WITH_KEY.where(
 ).limit(1)
 
 
+def _locked(replay: Select[*tuple[Any, ...]]) -> Select[*tuple[Any, ...]]:
+    """The caller's lock (:data:`_LOCK_CALLER`) and ``replay``'s row, if any, in one
+    statement: one row, whose ``number`` is NULL when there is no replay.
+
+    The lookup's snapshot is taken as the statement starts, before the lock is granted, so it
+    may miss a replay committed while this waited. That is safe: such a replay's key (or call
+    and request) is UNIQUE, so this filing's INSERT then inserts nothing and the winner is
+    read after all (:func:`register`). The lock is for what only it protects, the monthly cap
+    and the duplicate check, which the next statement reads under it."""
+    lock = _LOCK_CALLER.subquery("locked")
+    found = replay.subquery("replay")
+    return select(*found.c).select_from(lock.outerjoin(found, true()))
+
+
+_LOCKED_BY_KEY = _locked(_BY_KEY)
+_LOCKED_BY_CALL_REQUEST = _locked(_BY_CALL_REQUEST)
+
+
+async def _lock_caller_and_find_same(
+    session: AsyncSession,
+    reference: Reference,
+    caller_number: str,
+    idempotency_key: str | None,
+    call_id: int | None,
+    request_hash: str,
+) -> tuple[ComplaintOut, str | None, str | None] | None:
+    """Serialise this caller's filings until the transaction ends (cap and duplicates), and
+    :func:`_find_same` in the same round trip."""
+    params: dict[str, Any] = {"caller": "complaint caller " + caller_number}
+    if idempotency_key is not None:
+        query, params["key"] = _LOCKED_BY_KEY, idempotency_key
+    elif call_id is not None:
+        query = _LOCKED_BY_CALL_REQUEST
+        params |= {"call": call_id, "hash": request_hash}
+    else:
+        await session.execute(_LOCK_CALLER, params)
+        return None
+    found = await _stored(session, reference, query, params)
+    if found is None and idempotency_key is not None and call_id is not None:
+        # Keyed, on a call: the same request on the call is a replay too (_find_same).
+        found = await _stored(
+            session, reference, _BY_CALL_REQUEST, {"call": call_id, "hash": request_hash}
+        )
+    return found
+
+
 async def _stored(
     session: AsyncSession,
     reference: Reference,
@@ -732,7 +797,7 @@ async def _stored(
 ) -> tuple[ComplaintOut, str | None, str | None] | None:
     """The stored complaint ``query`` finds, with its key and request hash."""
     row = (await session.execute(query, params)).one_or_none()
-    if row is None:
+    if row is None or row.number is None:  # none, or the lock's row alone (_locked)
         return None
     return ComplaintOut(**_shown(reference, row, None)), row.idempotency_key, row.request_hash
 

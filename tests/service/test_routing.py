@@ -23,6 +23,7 @@ from api.services import auth, complaints, reference
 from api.services.errors import TooMany
 from core.config import Settings
 from core.db.models import (
+    AuditLog,
     Call,
     Complaint,
     ComplaintHistory,
@@ -30,12 +31,14 @@ from core.db.models import (
     ReferenceManifest,
     RefOfficer,
     RefThana,
+    SmsOutbox,
     User,
 )
 from core.domain.clock import month_start
 from core.domain.credentials import verify_password
 from core.reference import Reference
 from helpline.seed import credentials_file, seed_demo_users, seed_seats
+from tests.statements import statements_sent
 
 Users = dict[str, list[dict[str, str]]]
 
@@ -689,3 +692,68 @@ async def test_complaint_reads_run_no_transaction_and_a_filing_does(
     )
     assert again.status_code == 201, again.text
     assert begun == ["BEGIN"]
+
+
+async def test_a_filing_is_five_statements_and_its_writes_are_one(
+    db_settings: Settings,
+    seeded: Users,
+    sessions: async_sessionmaker[AsyncSession],
+    reference_data: Reference,
+) -> None:
+    """A keyed filing by a user with no seat: the seat lookup, the caller's lock with the
+    replay lookup, the month's count with the number, then the complaint with its history row,
+    "registered" SMS and audit record in one statement, then the routing's. Its replay is two
+    statements and writes nothing. (BEGIN and COMMIT are not statements here.)"""
+    async with sessions() as session:
+        supervisor = (
+            await session.execute(select(User).where(User.username == "supervisor1"))
+        ).scalar_one()
+    body = ComplaintIn(
+        **complaint("सड़क पर गड्ढा", "police.harassment", "lucknow", thana="lucknow_hazratganj"),
+        caller_number="9876543210",
+    )
+    engine = sessions.kw["bind"]
+    with statements_sent(engine) as sent:
+        async with sessions() as session:
+            filed = await complaints.register(
+                session, db_settings, reference_data, supervisor, body, "five-statements"
+            )
+    assert filed.created and filed.complaint.status == "assigned"
+    assert len(sent) == 5, [statement for statement, _ in sent]
+    writes = sent[3][0]
+    for table in ("complaints", "complaint_history", "sms_outbox", "audit_log"):
+        assert f"INSERT INTO {table} " in writes, table
+    async with sessions() as session:
+        complaint_id = (
+            await session.execute(
+                select(Complaint.id).where(Complaint.number == filed.complaint.number)
+            )
+        ).scalar_one()
+        audited = (
+            await session.execute(
+                select(AuditLog.action, AuditLog.entity_id, AuditLog.actor_user_id).where(
+                    AuditLog.entity == "complaint"
+                )
+            )
+        ).all()
+        texted = (
+            await session.execute(
+                select(SmsOutbox.kind)
+                .where(SmsOutbox.complaint_number == filed.complaint.number)
+                .order_by(SmsOutbox.id)
+            )
+        ).scalars()
+        assert audited == [("complaint_created", str(complaint_id), supervisor.id)]
+        assert list(texted) == ["registered", "assigned"]
+    assert [row[0] for row in await history(sessions, filed.complaint.number)] == [
+        "register",
+        "assign",
+    ]
+
+    with statements_sent(engine) as sent:
+        async with sessions() as session:
+            again = await complaints.register(
+                session, db_settings, reference_data, supervisor, body, "five-statements"
+            )
+    assert not again.created and again.complaint == filed.complaint
+    assert len(sent) == 2, [statement for statement, _ in sent]
