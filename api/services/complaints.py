@@ -53,7 +53,7 @@ from api.schemas import (
 )
 from api.services.access import caller_number_as_seen, check_call_work, complaint_scope
 from api.services.errors import Conflict, Invalid, InvalidField, NotFound, TooMany
-from api.services.lookups import current_call, open_agent_session
+from api.services.lookups import agents_current_call
 from core.config import Settings
 from core.db.audit import audit, audit_params, audited_after
 from core.db.models import (
@@ -429,11 +429,9 @@ async def _resolve_call(session: AsyncSession, user: User, body: ComplaintIn) ->
             raise NotFound(f"no call {body.call_uniqueid}")
         await check_call_work(session, user, call)
         return call
-    agent_session = await open_agent_session(session, user.id)
-    if agent_session is not None:
-        call = await current_call(session, agent_session)
-        if call is not None:
-            return call
+    call = await agents_current_call(session, user.id)
+    if call is not None:
+        return call
     if body.caller_number is None:
         raise Conflict(
             "you have no current call: log in to a seat and take a call, "

@@ -5,7 +5,7 @@ about as much CPU as running it."""
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import AgentSession, Call
@@ -19,6 +19,20 @@ _CURRENT_CALL = (
         Call.agent_seat == bindparam("seat"),
         Call.agent_connected_at >= bindparam("since"),
     )
+    .order_by(Call.agent_connected_at.desc())
+    .limit(1)
+)
+#: :data:`_CURRENT_CALL` of the user's open login, in one statement.
+_AGENTS_CURRENT_CALL = (
+    select(Call)
+    .join(
+        AgentSession,
+        and_(
+            Call.agent_seat == AgentSession.seat,
+            Call.agent_connected_at >= AgentSession.logged_in_at,
+        ),
+    )
+    .where(AgentSession.user_id == bindparam("user_id"), AgentSession.logged_out_at.is_(None))
     .order_by(Call.agent_connected_at.desc())
     .limit(1)
 )
@@ -36,3 +50,9 @@ async def current_call(session: AsyncSession, agent_session: AgentSession) -> Ca
             _CURRENT_CALL, {"seat": agent_session.seat, "since": agent_session.logged_in_at}
         )
     ).scalar_one_or_none()
+
+
+async def agents_current_call(session: AsyncSession, user_id: int) -> Call | None:
+    """:func:`current_call` of the user's open login (:func:`open_agent_session`), in one
+    round trip; None without a login or a call."""
+    return (await session.execute(_AGENTS_CURRENT_CALL, {"user_id": user_id})).scalar_one_or_none()

@@ -695,15 +695,17 @@ async def test_complaint_reads_run_no_transaction_and_a_filing_does(
 
 
 async def test_a_filing_is_five_statements_and_its_writes_are_one(
+    client: httpx.AsyncClient,
     db_settings: Settings,
     seeded: Users,
     sessions: async_sessionmaker[AsyncSession],
     reference_data: Reference,
 ) -> None:
-    """A keyed filing by a user with no seat: the seat lookup, the caller's lock with the
-    replay lookup, the month's count with the number, then the complaint with its history row,
-    "registered" SMS and audit record in one statement, then the routing's. Its replay is two
-    statements and writes nothing. (BEGIN and COMMIT are not statements here.)"""
+    """A keyed filing by a user with no seat: the current call's lookup, the caller's lock
+    with the replay lookup, the month's count with the number, then the complaint with its
+    history row, "registered" SMS and audit record in one statement, then the routing's. Its
+    replay is two statements and writes nothing. An agent's filing on the call at their seat
+    is five statements too. (BEGIN and COMMIT are not statements here.)"""
     async with sessions() as session:
         supervisor = (
             await session.execute(select(User).where(User.username == "supervisor1"))
@@ -757,3 +759,21 @@ async def test_a_filing_is_five_statements_and_its_writes_are_one(
             )
     assert not again.created and again.complaint == filed.complaint
     assert len(sent) == 2, [statement for statement, _ in sent]
+
+    await client.post(
+        "/agents/me/login", json={"seat": "agent0001"}, headers=await token(client, seeded, "agent")
+    )
+    await connected_call(sessions, "agent0001", "1732871000.2", "9123456780")
+    async with sessions() as session:
+        agent = (
+            await session.execute(
+                select(User).where(User.username == seeded["agent"][0]["username"])
+            )
+        ).scalar_one()
+    on_call = ComplaintIn(**complaint("हैंडपंप खराब है", "urban_dev.water_supply", "lucknow"))
+    with statements_sent(engine) as sent:
+        async with sessions() as session:
+            taken = await complaints.register(session, db_settings, reference_data, agent, on_call)
+    assert taken.created and taken.complaint.call_uniqueid == "1732871000.2"
+    assert taken.complaint.caller_number == "9123456780"
+    assert len(sent) == 5, [statement for statement, _ in sent]
