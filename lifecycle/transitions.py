@@ -335,9 +335,9 @@ def _writes(
       ``reopen`` adds one to ``reopen_count``), only while the row is as the transition's
       ``before`` (status, and due date with ``due_guard``); the history row is written only
       if the UPDATE was, and the statement returns no row if it matched none. None: the
-      history row alone, the filing's: of the complaint ``filed``, an INSERT as a CTE
-      returning the whole row (whose columns then lead the statement's row, and which writes
-      nothing more if it inserted nothing), else of ``complaint_id``.
+      history row alone, the filing's, of the complaint ``filed`` (an INSERT as a CTE
+      returning the whole row, whose columns then lead the statement's row; nothing more is
+      written if it inserted nothing).
     * the history row (bind parameters named as its columns), and
     * ``sms``: the caller's SMS (:func:`lifecycle.notifications.queued_after`, parameters
       ``sms_<column>``; a ``pending`` one wakes the sender by NOTIFY), None for none.
@@ -350,12 +350,10 @@ def _writes(
         return built
     history = [_history.c[name] for name in _HISTORY_COLUMNS]
     values = [bindparam(column.name, type_=column.type) for column in history]
-    if change is None and filed is not None:
+    if change is None:
+        assert filed is not None, "a history row without a change is a filing's"
         source = select(filed.c.id, *values)
-        joined: FromClause | None = filed
-    elif change is None:
-        source = select(bindparam("complaint_id", type_=_history.c.complaint_id.type), *values)
-        joined = None
+        joined: FromClause = filed
     else:
         table = _complaints
         guard = [
@@ -378,7 +376,7 @@ def _writes(
         .returning(_history.c.id)
         .cte("recorded")
     )
-    joined = recorded if joined is None else joined.join(recorded, true())
+    joined = joined.join(recorded, true())
     columns: list[ColumnElement[Any]] = [] if filed is None else list(filed.c)
     columns.append(recorded.c.id.label("history_id"))
     if sms is None:

@@ -9,7 +9,6 @@ import asyncio
 import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -28,6 +27,7 @@ from core.domain.complaints import SEQUENCE_START, complaint_number
 from core.domain.staff import Role
 from core.reference import Level, Officer, Reference
 from helpline.seed import seed_demo_users, seed_seats
+from tests.api_app import client_of, stand_in_ami
 
 Users = dict[str, list[dict[str, str]]]
 
@@ -47,8 +47,7 @@ async def seeded(
 
 @pytest.fixture
 async def app(db_settings: Settings, seeded: Users) -> AsyncIterator[FastAPI]:
-    ami = SimpleNamespace(connected=asyncio.Event(), fully_booted=asyncio.Event())
-    application = create_app(db_settings, ami=ami)
+    application = create_app(db_settings, ami=stand_in_ami())
     async with application.router.lifespan_context(application):
         yield application
 
@@ -194,17 +193,13 @@ async def test_every_route_as_every_role_follows_the_table(
 async def test_a_route_missing_from_the_table_is_refused_to_everyone(
     db_settings: Settings, seeded: Users
 ) -> None:
-    ami = SimpleNamespace(connected=asyncio.Event(), fully_booted=asyncio.Event())
-    application = create_app(db_settings, ami=ami)
+    application = create_app(db_settings, ami=stand_in_ami())
 
     @application.get("/unlisted")
     async def unlisted() -> dict[str, str]:
         return {"leaked": "yes"}
 
-    async with (
-        application.router.lifespan_context(application),
-        httpx.AsyncClient(transport=httpx.ASGITransport(application), base_url="http://a") as http,
-    ):
+    async with client_of(application) as http:
         admin = await bearer(http, user_named(seeded, "admin"))
         for headers in ({}, {"Authorization": f"Bearer {admin}"}):
             response = await http.get("/unlisted", headers=headers)

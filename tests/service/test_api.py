@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -24,6 +23,7 @@ from core.db.channels import STATS_CHANNEL
 from core.db.models import AgentSession, Call, Complaint, SeatStatus
 from core.domain.complaints import is_valid_complaint_number
 from helpline.seed import seed_demo_users, seed_seats
+from tests.api_app import api_client, stand_in_ami
 
 #: What a complaint is about and where: a thana police complaint in Lucknow.
 WHAT_WHERE = {
@@ -47,13 +47,7 @@ async def seeded(
 
 @pytest.fixture
 async def client(db_settings: Settings, seeded: Any) -> AsyncIterator[httpx.AsyncClient]:
-    ami = SimpleNamespace(connected=asyncio.Event(), fully_booted=asyncio.Event())
-    app = create_app(db_settings, ami=ami)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://api") as http,
-    ):
-        http.ami = ami  # type: ignore[attr-defined]
+    async for http in api_client(db_settings):
         yield http
 
 
@@ -343,8 +337,7 @@ class StubWebSocket:
 async def test_websockets_authenticate_through_the_same_path(
     db_settings: Settings, seeded: Any, client: httpx.AsyncClient
 ) -> None:
-    ami = SimpleNamespace(connected=asyncio.Event(), fully_booted=asyncio.Event())
-    app = create_app(db_settings, ami=ami)
+    app = create_app(db_settings, ami=stand_in_ami())
     agent_token = (await token(client, seeded, "agent"))["Authorization"].removeprefix("Bearer ")
     async with app.router.lifespan_context(app):
         cases = (

@@ -10,7 +10,6 @@ import contextlib
 import statistics
 import time
 from collections.abc import AsyncIterator
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -25,6 +24,7 @@ from core.config import Settings
 from core.db.models import AuthThrottle
 from core.domain.credentials import hash_password, verify_password
 from helpline.seed import seed_demo_users, seed_seats
+from tests.api_app import stand_in_ami
 from tests.waiting import wait_for
 
 
@@ -40,10 +40,7 @@ async def users(
 
 
 def client_of(settings: Settings, address: str = "10.0.0.1") -> tuple[Any, httpx.AsyncClient]:
-    ami = SimpleNamespace(connected=asyncio.Event(), fully_booted=asyncio.Event())
-    ami.connected.set()
-    ami.fully_booted.set()
-    app = create_app(settings, ami=ami)
+    app = create_app(settings, ami=stand_in_ami(up=True))
     transport = httpx.ASGITransport(app, client=(address, 40000))
     return app, httpx.AsyncClient(transport=transport, base_url="http://api")
 

@@ -25,7 +25,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -58,6 +57,7 @@ from core.domain.recordings import recording_path
 from core.domain.staff import Role
 from core.reference import Level, Officer, Reference
 from helpline.seed import seed_seats
+from tests.api_app import stand_in_ami
 from tests.service.test_access import Generator, in_jurisdiction, websocket_close_code
 
 AG, SU, OF, CM, AD = Role.AGENT, Role.SUPERVISOR, Role.OFFICER, Role.CM_OFFICE, Role.ADMIN
@@ -413,8 +413,7 @@ def settings(db_settings: Settings, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    ami = SimpleNamespace(connected=asyncio.Event(), fully_booted=asyncio.Event())
-    application = create_app(settings, ami=ami)
+    application = create_app(settings, ami=stand_in_ami())
     async with application.router.lifespan_context(application):
         yield application
 

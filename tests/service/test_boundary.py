@@ -22,6 +22,7 @@ from api.problems import ERRORS, ErrorLog
 from core.config import Settings
 from core.db.session import asyncpg_dsn
 from helpline.seed import seed_demo_users, seed_seats
+from tests.api_app import api_client
 
 PROBLEM = "application/problem+json"
 
@@ -39,12 +40,7 @@ async def users(
 
 @pytest.fixture
 async def client(db_settings: Settings, users: Any) -> AsyncIterator[httpx.AsyncClient]:
-    ami = SimpleNamespace(connected=asyncio.Event(), fully_booted=asyncio.Event())
-    app = create_app(db_settings, ami=ami)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://api") as http,
-    ):
+    async for http in api_client(db_settings):
         yield http
 
 

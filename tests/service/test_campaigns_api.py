@@ -26,8 +26,9 @@ from outbound_dialer.store import (
     make_feedback_jobs,
     mark_answered,
 )
+from tests.api_app import api_client
 from tests.service.test_dialer_store import NOW, callbacks, claim_all, resolved, rules
-from tests.service.test_routing import Users, api_client
+from tests.service.test_routing import Users
 from tests.service.test_transitions import TEHSIL_OFFICER, login, seeded
 
 __all__ = ["seeded"]  # the fixture, used by name

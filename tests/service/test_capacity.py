@@ -23,7 +23,8 @@ from core.domain import design_day, erlang
 from core.domain.clock import IST
 from core.domain.queues import WRAPUP_SECONDS
 from helpline import cli
-from tests.service.test_routing import Users, api_client, seeded, token
+from tests.api_app import api_client
+from tests.service.test_routing import Users, seeded, token
 
 __all__ = ["seeded"]
 

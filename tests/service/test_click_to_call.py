@@ -58,8 +58,9 @@ from outbound_dialer.store import (
     record_dial_status,
 )
 from queue_manager.recorder import CallRecorder
+from tests.api_app import api_client
 from tests.service.test_dialer_store import NOW, callbacks, claim_all, rules
-from tests.service.test_routing import Users, api_client
+from tests.service.test_routing import Users
 from tests.service.test_transitions import TEHSIL_OFFICER, file, login, seeded
 from tests.waiting import wait_for
 

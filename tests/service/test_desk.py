@@ -18,7 +18,6 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.app import create_app
 from api.live import as_seen_by, screen_pop
 from api.routers.pages import desk_labels
 from api.schemas import DESCRIPTION_MAX
@@ -29,6 +28,7 @@ from core.protocols.ami import AMIMessage
 from core.reference import Reference
 from core.transport.ami_client import AMIActionError
 from helpline.seed import seed_demo_users, seed_seats
+from tests.api_app import api_client
 
 Users = dict[str, list[dict[str, str]]]
 CALLER = "9876543210"
@@ -81,11 +81,7 @@ def ami() -> RecordingAMI:
 
 
 async def _client(settings: Settings, ami: RecordingAMI) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, ami=ami)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://api") as http,
-    ):
+    async for http in api_client(settings, ami):
         yield http
 
 

@@ -56,7 +56,8 @@ from outbound_dialer.store import (
     mark_answered,
     settle_callback_requests,
 )
-from tests.service.test_routing import Users, api_client
+from tests.api_app import api_client
+from tests.service.test_routing import Users
 from tests.service.test_transitions import TEHSIL_OFFICER, act, file, login, seeded
 
 __all__ = ["seeded"]  # the fixture, used by name

@@ -9,7 +9,6 @@ import os
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -18,10 +17,10 @@ from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.app import create_app
 from core.config import Settings
 from core.db.heartbeat import EXPECTED_SERVICES, STALE_AFTER_SECONDS
 from core.db.models import ServiceHeartbeat
+from tests.api_app import api_client, stand_in_ami
 
 PARTS = {"database", "asterisk", "fastagi", "queue_manager", "dialer", "sla"}
 
@@ -41,16 +40,8 @@ async def fastagi_port() -> AsyncIterator[int]:
 
 @pytest.fixture
 async def api(db_settings: Settings, fastagi_port: int) -> AsyncIterator[httpx.AsyncClient]:
-    ami = SimpleNamespace(connected=asyncio.Event(), fully_booted=asyncio.Event(), last_heard=None)
-    ami.connected.set()
-    ami.fully_booted.set()
     settings = db_settings.model_copy(update={"agi_host": "127.0.0.1", "agi_port": fastagi_port})
-    app = create_app(settings, ami=ami)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://api") as http,
-    ):
-        http.ami = ami  # type: ignore[attr-defined]
+    async for http in api_client(settings, stand_in_ami(up=True, last_heard=None)):
         yield http
 
 

@@ -10,16 +10,15 @@ import logging
 import shutil
 import subprocess
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.app import create_app
 from core.config import Settings
 from helpline.seed import seed_demo_users
+from tests.api_app import client_of, stand_in_ami
 
 FILTER = Path(__file__).parents[2] / "deploy" / "fail2ban" / "filter.d" / "helpline-api.conf"
 FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"  # the services' log format
@@ -36,14 +35,10 @@ async def users(
 
 
 async def _logins(settings: Settings, address: str, attempts: list[tuple[str, str]]) -> list[int]:
-    ami = SimpleNamespace(connected=asyncio.Event(), fully_booted=asyncio.Event())
-    app = create_app(settings, ami=ami)
-    transport = httpx.ASGITransport(app, client=(address, 40000))
     codes = []
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://api") as http,
-    ):
+    async with client_of(
+        create_app(settings, ami=stand_in_ami()), address=(address, 40000)
+    ) as http:
         for username, password in attempts:
             reply = await http.post(
                 "/auth/token", data={"username": username, "password": password}

@@ -5,7 +5,6 @@ real PostgreSQL. The counts (cases and statuses per role) are printed."""
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextlib
 import os
@@ -14,7 +13,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 
 import hypothesis
 import pytest
@@ -32,6 +30,7 @@ from core.db.heartbeat import EXPECTED_SERVICES
 from core.db.models import ServiceHeartbeat
 from core.reference import Reference
 from helpline.seed import seed_demo_users, seed_seats
+from tests.api_app import stand_in_ami
 
 #: Every check stays on. One widening: the complaint and call routes check codes and numbers
 #: against the reference data and libphonenumber, which no JSON schema can express (a category
@@ -114,9 +113,7 @@ async def test_every_operation_holds_its_schema_under_fuzzing(
                 )
             )
         await session.commit()
-    ami = SimpleNamespace(connected=asyncio.Event(), fully_booted=asyncio.Event())
-    ami.connected.set()
-    ami.fully_booted.set()
+    ami = stand_in_ami(up=True)
     with fastagi_listener() as agi_port:
         settings = db_settings.model_copy(update={"agi_host": "127.0.0.1", "agi_port": agi_port})
         app = create_app(settings, ami=ami)

@@ -10,7 +10,6 @@ import re
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -29,6 +28,7 @@ from core.transport.ami_client import AMIClient
 from core.transport.fake_ami import FakeAMIServer, FakeAMISession
 from helpline.seed import seed_demo_users, seed_seats
 from queue_manager.service import QueueManager
+from tests.api_app import stand_in_ami
 
 QUEUES = all_queues("helpline")
 
@@ -91,7 +91,7 @@ async def stack(
             backoff_max=0.2,
         )
         manager = QueueManager(db_settings, ami, sessions, apply_config=apply_config)
-        api_ami = SimpleNamespace(connected=asyncio.Event(), fully_booted=asyncio.Event())
+        api_ami = stand_in_ami()
         app = create_app(db_settings, ami=api_ami)
         async with ami, app.router.lifespan_context(app):
             task = asyncio.create_task(manager.run())

@@ -9,15 +9,12 @@ import struct
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.app import create_app
 from core.config import Settings
 from core.db.models import AgentSession, AuditLog, Call, Complaint, Recording, User
 from core.domain.complaints import ComplaintStatus
@@ -28,6 +25,7 @@ from core.reference import Reference
 from helpline.seed import seed_demo_users, seed_seats
 from lifecycle.recordings import RETENTION_REASON, prune
 from queue_manager.recorder import CallRecorder
+from tests.api_app import api_client
 
 Users = dict[str, list[dict[str, str]]]
 
@@ -83,12 +81,8 @@ async def users(
 
 @pytest.fixture
 async def client(settings: Settings, users: Users) -> AsyncIterator[httpx.AsyncClient]:
-    ami = SimpleNamespace(connected=asyncio.Event(), fully_booted=asyncio.Event())
-    app: FastAPI = create_app(settings, ami=ami)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
-            yield http
+    async for http in api_client(settings):
+        yield http
 
 
 async def headers(client: httpx.AsyncClient, user: dict[str, str]) -> dict[str, str]:

@@ -26,7 +26,7 @@ from core.domain.staff import Role
 from core.reference import Reference
 from helpline.demo_complaints import file_demo_complaints, move
 from lifecycle import reports
-from tests.service.test_routing import api_client
+from tests.api_app import api_client
 
 POLICE_POST = "police.thana.lucknow_hazratganj"
 HEALTH_POST = "health.district.varanasi"

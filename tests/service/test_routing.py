@@ -8,7 +8,6 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
@@ -17,7 +16,6 @@ import pytest
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.app import create_app
 from api.schemas import ComplaintIn
 from api.services import auth, complaints, reference
 from api.services.errors import TooMany
@@ -38,6 +36,7 @@ from core.domain.clock import month_start
 from core.domain.credentials import verify_password
 from core.reference import Reference
 from helpline.seed import credentials_file, seed_demo_users, seed_seats
+from tests.api_app import api_client
 from tests.statements import statements_sent
 
 Users = dict[str, list[dict[str, str]]]
@@ -52,16 +51,6 @@ async def seeded(
         users = await seed_demo_users(session, db_settings, reference_data)
         await session.commit()
     return users
-
-
-async def api_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    ami = SimpleNamespace(connected=asyncio.Event(), fully_booted=asyncio.Event())
-    app = create_app(settings, ami=ami)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://api") as http,
-    ):
-        yield http
 
 
 @pytest.fixture

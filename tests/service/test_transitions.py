@@ -31,7 +31,8 @@ from lifecycle.sla import SlaSchedule, run_pass
 from lifecycle.sms_providers import provider_from_settings
 from lifecycle.transitions import TransitionRefused, lock_complaint, store, view_of
 from lifecycle.worker import LifecycleWorker
-from tests.service.test_routing import Users, api_client, complaint, seeded, token
+from tests.api_app import api_client
+from tests.service.test_routing import Users, complaint, seeded, token
 
 __all__ = ["seeded"]  # the fixture, used by name
 
