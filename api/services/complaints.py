@@ -515,17 +515,29 @@ async def _find_same(
     idempotency_key: str | None,
     call_id: int | None,
     request_hash: str,
+    *,
+    lock_caller: str | None = None,
 ) -> tuple[ComplaintOut, str | None, str | None] | None:
     """The stored complaint of this request: by its key first, else this request on this call
-    (its id: the ORM's ``Call`` is expired after a rollback)."""
+    (its id: the ORM's ``Call`` is expired after a rollback). With ``lock_caller``, that
+    caller's filings are serialised until the transaction ends (cap and duplicates), the lock
+    taken in the first look-up's round trip (:func:`_locked`)."""
+    lookups: list[tuple[Select[*tuple[Any, ...]], dict[str, Any]]] = []
     if idempotency_key is not None:
-        found = await _stored(session, reference, _BY_KEY, {"key": idempotency_key})
+        lookups.append((_BY_KEY, {"key": idempotency_key}))
+    if call_id is not None:
+        lookups.append((_BY_CALL_REQUEST, {"call": call_id, "hash": request_hash}))
+    if lock_caller is not None:
+        lock = {"caller": "complaint caller " + lock_caller}
+        if not lookups:
+            await session.execute(_LOCK_CALLER, lock)
+            return None
+        query, params = lookups[0]
+        lookups[0] = (_LOCKED[query], params | lock)
+    for query, params in lookups:
+        found = await _stored(session, reference, query, params)
         if found is not None:
             return found
-    if call_id is not None:
-        return await _stored(
-            session, reference, _BY_CALL_REQUEST, {"call": call_id, "hash": request_hash}
-        )
     return None
 
 
@@ -606,12 +618,9 @@ async def register(
     call = await _resolve_call(session, user, body)
     call_id = call.id if call else None
     caller_number = _caller_number(call, body.caller_number)
-    if caller_number is not None:
-        existing = await _lock_caller_and_find_same(
-            session, reference, caller_number, idempotency_key, call_id, request_hash
-        )
-    else:
-        existing = await _find_same(session, reference, idempotency_key, call_id, request_hash)
+    existing = await _find_same(
+        session, reference, idempotency_key, call_id, request_hash, lock_caller=caller_number
+    )
     if existing is not None:
         return _replay(*existing, idempotency_key, request_hash)
 
@@ -755,36 +764,8 @@ def _locked(replay: Select[*tuple[Any, ...]]) -> Select[*tuple[Any, ...]]:
     return select(*found.c).select_from(lock.outerjoin(found, true()))
 
 
-_LOCKED_BY_KEY = _locked(_BY_KEY)
-_LOCKED_BY_CALL_REQUEST = _locked(_BY_CALL_REQUEST)
-
-
-async def _lock_caller_and_find_same(
-    session: AsyncSession,
-    reference: Reference,
-    caller_number: str,
-    idempotency_key: str | None,
-    call_id: int | None,
-    request_hash: str,
-) -> tuple[ComplaintOut, str | None, str | None] | None:
-    """Serialise this caller's filings until the transaction ends (cap and duplicates), and
-    :func:`_find_same` in the same round trip."""
-    params: dict[str, Any] = {"caller": "complaint caller " + caller_number}
-    if idempotency_key is not None:
-        query, params["key"] = _LOCKED_BY_KEY, idempotency_key
-    elif call_id is not None:
-        query = _LOCKED_BY_CALL_REQUEST
-        params |= {"call": call_id, "hash": request_hash}
-    else:
-        await session.execute(_LOCK_CALLER, params)
-        return None
-    found = await _stored(session, reference, query, params)
-    if found is None and idempotency_key is not None and call_id is not None:
-        # Keyed, on a call: the same request on the call is a replay too (_find_same).
-        found = await _stored(
-            session, reference, _BY_CALL_REQUEST, {"call": call_id, "hash": request_hash}
-        )
-    return found
+#: Each replay look-up with the caller's lock.
+_LOCKED = {query: _locked(query) for query in (_BY_KEY, _BY_CALL_REQUEST)}
 
 
 async def _stored(
