@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
 from core.db.models import Call, CallbackRequest, Complaint, IvrSession, ReadbackSession
-from core.db.queries import inbound_today_count
+from core.db.queries import INBOUND_TODAY_BESIDES, inbound_today_params
 from core.domain.calls import CallbackReason, CallbackStatus, IvrOutcome
 from core.domain.clock import days_between
 from core.domain.complaints import SETTLED_STATES, ComplaintStatus
@@ -264,16 +264,57 @@ def _log_failed_refresh(task: asyncio.Task[None]) -> None:
         )
 
 
-def _waiting(now: datetime) -> ColumnElement[bool]:
+def _waiting(joined_after: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
     """Callers waiting in a queue now: ix_calls_waiting's predicate (so PostgreSQL reads only
-    that index), less stale rows (a missed hang-up)."""
+    that index), less stale rows (a missed hang-up: joined before ``joined_after``, which is
+    now less :data:`_STALE_WAIT`)."""
     return (
         Call.queue_joined_at.is_not(None)
         & Call.queue_left_at.is_(None)
         & Call.agent_connected_at.is_(None)
         & Call.ended_at.is_(None)
-        & (Call.queue_joined_at > now - _STALE_WAIT)
+        & (Call.queue_joined_at > joined_after)
     )
+
+
+# The IVR's statements for every call, built once with bind parameters: building one per call
+# (its expressions and its cache key) cost more CPU than sending it.
+
+_WAITING_NOW = _waiting(bindparam("joined_after", type_=Call.__table__.c.queue_joined_at.type))
+#: The budget/wait check in one statement, however many callers are queueing at once or joined
+#: today: the waiting callers through ix_calls_waiting (only those), the budget by primary key.
+_QUEUE_CHECK = select(
+    INBOUND_TODAY_BESIDES,
+    select(func.count()).where(_WAITING_NOW).scalar_subquery(),
+    select(func.min(Call.queue_joined_at)).where(_WAITING_NOW).scalar_subquery(),
+)
+#: A caller's open complaints, newest first.
+_OPEN_COMPLAINTS = (
+    select(Complaint)
+    .where(Complaint.caller_number == bindparam("caller_number"))
+    .where(Complaint.status.not_in(list(SETTLED_STATES)))
+    .order_by(Complaint.created_at.desc())
+    .limit(MAX_OWN_COMPLAINTS)
+)
+_FIND_COMPLAINT = select(Complaint).where(Complaint.number == bindparam("number"))
+#: What a later save of a session rewrites (its uniqueid and start are the first save's).
+_SESSION_REWRITTEN = (
+    "caller_number",
+    "caller_number_raw",
+    "lang",
+    "ended_at",
+    "duration_ms",
+    "path",
+    "digits",
+    "prompts",
+    "outcome",
+    "last_node",
+    "detail",
+)
+_NEW_SESSION = insert(IvrSession)
+_UPSERT_SESSION = _NEW_SESSION.on_conflict_do_update(
+    index_elements=["uniqueid"], set_={k: _NEW_SESSION.excluded[k] for k in _SESSION_REWRITTEN}
+)
 
 
 class PostgresStore:
@@ -310,22 +351,15 @@ class PostgresStore:
             yield session
 
     async def open_complaints(self, caller_number: CallerNumber) -> list[ComplaintInfo]:
-        query = (
-            select(Complaint)
-            .where(Complaint.caller_number == caller_number)
-            .where(Complaint.status.not_in(list(SETTLED_STATES)))
-            .order_by(Complaint.created_at.desc())
-            .limit(MAX_OWN_COMPLAINTS)
-        )
         async with self._reading() as session:
-            rows = (await session.execute(query)).scalars().all()
-        return [_info(row) for row in rows]
+            rows = (
+                await session.execute(_OPEN_COMPLAINTS, {"caller_number": caller_number})
+            ).scalars()
+            return [_info(row) for row in rows]
 
     async def find_complaint(self, number: str) -> ComplaintInfo | None:
         async with self._reading() as session:
-            row = (
-                await session.execute(select(Complaint).where(Complaint.number == number))
-            ).scalar_one_or_none()
+            row = (await session.execute(_FIND_COMPLAINT, {"number": number})).scalar_one_or_none()
         return None if row is None else _info(row)
 
     async def queue_check(self, uniqueid: str) -> QueueCheck:
@@ -337,16 +371,9 @@ class PostgresStore:
         from ``calls``, which the queue manager keeps from AMI, so the IVR needs no AMI user.
         """
         now = self.clock()
-        # One statement, however many callers are queueing at once or joined today: the
-        # waiting callers through ix_calls_waiting (only those), the budget by primary key.
-        waiting_now = _waiting(now)
-        query = select(
-            inbound_today_count(now, besides=uniqueid),
-            select(func.count()).where(waiting_now).scalar_subquery(),
-            select(func.min(Call.queue_joined_at)).where(waiting_now).scalar_subquery(),
-        )
+        params = {**inbound_today_params(now, uniqueid), "joined_after": now - _STALE_WAIT}
         async with self._reading() as session:
-            calls_today, waiting_count, oldest = (await session.execute(query)).one()
+            calls_today, waiting_count, oldest = (await session.execute(_QUEUE_CHECK, params)).one()
         recent_hold = (await self.recent_answers()).mean_hold_s()
         waiting = int(waiting_count or 0)
         oldest_wait = (now - oldest).total_seconds() if oldest is not None else 0.0
@@ -414,7 +441,7 @@ class PostgresStore:
             place = mine or fallback_place or now
             # The callers of this queue waiting now, through ix_calls_waiting (only they).
             waiting_ahead = (
-                _waiting(now)
+                _waiting(now - _STALE_WAIT)
                 & (Call.queue == queue)
                 & (Call.uniqueid != uniqueid)
                 & (Call.queue_joined_at < place)
@@ -536,15 +563,10 @@ class PostgresStore:
             batch, self._session_writes = self._session_writes, {}
             rows = [values for values, _ in batch.values()]
             try:
-                stmt = insert(IvrSession).values(rows)
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=["uniqueid"],
-                    set_={
-                        k: stmt.excluded[k] for k in rows[0] if k not in ("uniqueid", "started_at")
-                    },
-                )
                 async with self.sessions() as session:
-                    await session.execute(stmt)
+                    # Core's executemany of the one statement (the ORM's bulk path, or a
+                    # multi-row VALUES compiled per batch, cost more than the rows' writing).
+                    await (await session.connection()).execute(_UPSERT_SESSION, rows)
                     await session.commit()
             except Exception as exc:
                 for _, waiters in batch.values():

@@ -20,7 +20,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Update, bindparam, case, delete, exists, func, literal, select, update
+from sqlalchemy import (
+    BindParameter,
+    Update,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
@@ -264,6 +275,114 @@ def _call_update(kind: str | None, ivr_columns: tuple[str, ...]) -> Update:
     return update(Call).where(Call.uniqueid == bindparam("call_uniqueid")).values(values)
 
 
+def _typed(table: Any, *columns: str) -> dict[str, BindParameter[Any]]:
+    """Bind parameters named and typed as ``table``'s columns."""
+    return {column: bindparam(column, type_=table.c[column].type) for column in columns}
+
+
+# The statements of the events of every call, built once with bind parameters, as
+# :func:`_call_update`'s are: building them per event (their values, their cache key) cost more
+# of the queue manager's CPU than executing them.
+
+
+def _insert_call() -> Executable:
+    """A citizen's call's row, once (the primary key decides), and the day's inbound count up
+    in the same statement, once per row actually made: a replayed Newchannel makes no row and
+    counts nothing."""
+    columns = _typed(
+        Call.__table__,
+        "uniqueid",
+        "linkedid",
+        "channel",
+        "caller_number_raw",
+        "caller_number",
+        "caller_name",
+        "dnis",
+        "started_at",
+    )
+    made = (
+        insert(Call)
+        .values(columns)
+        .on_conflict_do_nothing(index_elements=["uniqueid"])
+        .returning(Call.uniqueid)
+        .cte("made")
+    )
+    day = bindparam("day", type_=InboundBudget.__table__.c.day.type)
+    count = insert(InboundBudget).from_select(
+        ["day", "used"], select(day, literal(1)).select_from(made)
+    )
+    return count.on_conflict_do_update(
+        index_elements=["day"], set_={"used": InboundBudget.used + count.excluded.used}
+    )
+
+
+def _insert_dialer_call() -> Executable:
+    """The dialer's call's row from its attempt (no attempt of that id, no row)."""
+    given = _typed(Call.__table__, "linkedid", "channel", "started_at")
+    source = select(
+        DialerAttempt.id,
+        given["linkedid"],
+        given["channel"],
+        DialerAttempt.number,
+        DialerAttempt.number,
+        given["started_at"],
+        DialerAttempt.id,
+    ).where(DialerAttempt.id == bindparam("attempt", type_=DialerAttempt.__table__.c.id.type))
+    return (
+        insert(Call)
+        .from_select(
+            [
+                "uniqueid",
+                "linkedid",
+                "channel",
+                "caller_number",
+                "caller_number_raw",
+                "started_at",
+                "dialer_attempt_id",
+            ],
+            source,
+        )
+        .on_conflict_do_nothing(index_elements=["uniqueid"])
+    )
+
+
+def _insert_recording() -> Executable:
+    """The recording's row of the call with that uniqueid, once (UNIQUE on the call)."""
+    given = _typed(Recording.__table__, "path", "started_at")
+    row = select(Call.id, given["path"], given["started_at"]).where(
+        Call.uniqueid == bindparam("uniqueid", type_=Call.__table__.c.uniqueid.type)
+    )
+    return (
+        insert(Recording)
+        .from_select(["call_id", "path", "started_at"], row)
+        .on_conflict_do_nothing(index_elements=["call_id"])
+    )
+
+
+_INSERT_CALL = _insert_call()
+_INSERT_DIALER_CALL = _insert_dialer_call()
+_INSERT_RECORDING = _insert_recording()
+#: The call's recording still open (no ``ended_at``), locked, with when an agent answered.
+_OPEN_RECORDING = (
+    select(Recording, Call.agent_connected_at)
+    .join(Call, Call.id == Recording.call_id)
+    .where(
+        Call.uniqueid == bindparam("uniqueid", type_=Call.__table__.c.uniqueid.type),
+        Recording.ended_at.is_(None),
+    )
+    .with_for_update(of=Recording)
+)
+_INSERT_QUEUE_EVENT = (
+    insert(QueueEvent)
+    .values(
+        _typed(
+            QueueEvent.__table__, "uniqueid", "event", "queue", "interface", "event_time", "payload"
+        )
+    )
+    .on_conflict_do_nothing(constraint="uq_queue_events_key")
+)
+
+
 class CallRecorder:
     """Applies one AMI event at a time to PostgreSQL."""
 
@@ -364,32 +483,22 @@ class CallRecorder:
         # it can never cost the call its row.
         raw = event.get("CallerIDNum")
         name = event.get("CallerIDName")
-        made = (
-            insert(Call)
-            .values(
-                uniqueid=event.get("Uniqueid"),
-                linkedid=event.get("Linkedid") or event.get("Uniqueid"),
-                channel=safe_text(event.get("Channel"), CHANNEL_LENGTH),
-                caller_number_raw=raw_caller_id(raw),
-                caller_number=parse_caller_id(raw),
-                caller_name=None if name == "<unknown>" else safe_text(name, CALLER_NAME_LENGTH),
-                dnis=safe_text(event.get("Exten"), DNIS_LENGTH),
-                started_at=at,
-            )
-            .on_conflict_do_nothing(index_elements=["uniqueid"])
-            .returning(Call.uniqueid)
-            .cte("made")
-        )
-        # The day's inbound count goes up in the same statement, once per row actually made
-        # (the primary key decides: a replayed Newchannel makes no row and counts nothing).
-        count = insert(InboundBudget).from_select(
-            ["day", "used"], select(literal(helpline_day(at)), literal(1)).select_from(made)
-        )
         await _write(
             session,
-            count.on_conflict_do_update(
-                index_elements=["day"], set_={"used": InboundBudget.used + count.excluded.used}
-            ),
+            _INSERT_CALL,
+            {
+                "uniqueid": event.get("Uniqueid"),
+                "linkedid": event.get("Linkedid") or event.get("Uniqueid"),
+                "channel": safe_text(event.get("Channel"), CHANNEL_LENGTH),
+                "caller_number_raw": raw_caller_id(raw),
+                "caller_number": parse_caller_id(raw),
+                "caller_name": (
+                    None if name == "<unknown>" else safe_text(name, CALLER_NAME_LENGTH)
+                ),
+                "dnis": safe_text(event.get("Exten"), DNIS_LENGTH),
+                "started_at": at,
+                "day": helpline_day(at),
+            },
         )
 
     async def _insert_dialer_call(self, session: AsyncSession, event: Event, at: datetime) -> None:
@@ -398,31 +507,15 @@ class CallRecorder:
         (the channel's caller ID is the helpline's, or the citizen's shown to the seat); no
         attempt of that id, no row."""
         uniqueid = event.get("Uniqueid")
-        source = select(
-            DialerAttempt.id,
-            literal(event.get("Linkedid") or uniqueid),
-            literal(safe_text(event.get("Channel"), CHANNEL_LENGTH)),
-            DialerAttempt.number,
-            DialerAttempt.number,
-            literal(at),
-            DialerAttempt.id,
-        ).where(DialerAttempt.id == uniqueid)
         await _write(
             session,
-            insert(Call)
-            .from_select(
-                [
-                    "uniqueid",
-                    "linkedid",
-                    "channel",
-                    "caller_number",
-                    "caller_number_raw",
-                    "started_at",
-                    "dialer_attempt_id",
-                ],
-                source,
-            )
-            .on_conflict_do_nothing(index_elements=["uniqueid"]),
+            _INSERT_DIALER_CALL,
+            {
+                "attempt": uniqueid,
+                "linkedid": event.get("Linkedid") or uniqueid,
+                "channel": safe_text(event.get("Channel"), CHANNEL_LENGTH),
+                "started_at": at,
+            },
         )
 
     async def refresh_disposition(self, session: AsyncSession, uniqueid: str) -> None:
@@ -439,16 +532,15 @@ class CallRecorder:
         }
         await _write(
             session,
-            insert(QueueEvent)
-            .values(
-                uniqueid=event.get("Uniqueid"),
-                event=event.name,
-                queue=event.get("Queue"),
-                interface=event.get("Interface") or "",
-                event_time=at,
-                payload=dict(payload),
-            )
-            .on_conflict_do_nothing(constraint="uq_queue_events_key"),
+            _INSERT_QUEUE_EVENT,
+            {
+                "uniqueid": event.get("Uniqueid"),
+                "event": event.name,
+                "queue": event.get("Queue"),
+                "interface": event.get("Interface") or "",
+                "event_time": at,
+                "payload": dict(payload),
+            },
         )
 
     # ------------------------------------------------------------------ recordings
@@ -459,28 +551,15 @@ class CallRecorder:
         path = recording_path(uniqueid)
         if path is None:
             return
-        row = select(
-            Call.id, literal(path, Recording.path.type), literal(at, Recording.started_at.type)
-        ).where(Call.uniqueid == uniqueid)
         await _write(
-            session,
-            insert(Recording)
-            .from_select(["call_id", "path", "started_at"], row)
-            .on_conflict_do_nothing(index_elements=["call_id"]),
+            session, _INSERT_RECORDING, {"uniqueid": uniqueid, "path": path, "started_at": at}
         )
 
     async def _finish_recording(self, session: AsyncSession, uniqueid: str, at: datetime) -> None:
         """Complete the call's recording row from its closed file, exactly once (only a row
         with no ``ended_at``, locked). A call never bridged to an agent left only a header
         (MixMonitor's ``b``): that file and its row go."""
-        found = (
-            await session.execute(
-                select(Recording, Call.agent_connected_at)
-                .join(Call, Call.id == Recording.call_id)
-                .where(Call.uniqueid == uniqueid, Recording.ended_at.is_(None))
-                .with_for_update(of=Recording)
-            )
-        ).one_or_none()
+        found = (await session.execute(_OPEN_RECORDING, {"uniqueid": uniqueid})).one_or_none()
         if found is None:
             return
         recording, connected_at = found

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, or_, select
+from sqlalchemy import ColumnElement, bindparam, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import Call, DialerAttempt, DialerBudget, InboundBudget, SeatStatus
@@ -22,24 +23,50 @@ def inbound_today_count(now: datetime, *, besides: str | None = None) -> ColumnE
     manager counts each call in the statement that records it), less one if ``besides`` is
     among them.
     """
+    if besides is None:
+        return _inbound_today(helpline_day(now), None, None, None)
+    start = day_start(now)
+    return _inbound_today(helpline_day(now), start, start + timedelta(days=1), besides)
+
+
+def inbound_today_params(now: datetime, besides: str) -> dict[str, Any]:
+    """The values :data:`INBOUND_TODAY_BESIDES` binds."""
+    start = day_start(now)
+    return {
+        "inbound_day": helpline_day(now),
+        "inbound_from": start,
+        "inbound_to": start + timedelta(days=1),
+        "inbound_besides": besides,
+    }
+
+
+def _inbound_today(day: Any, start: Any, end: Any, besides: Any) -> ColumnElement[int]:
     used = func.coalesce(
-        select(InboundBudget.used).where(InboundBudget.day == helpline_day(now)).scalar_subquery(),
-        0,
+        select(InboundBudget.used).where(InboundBudget.day == day).scalar_subquery(), 0
     )
     if besides is None:
         return used
-    start = day_start(now)
     counted = (
         select(Call.uniqueid)
         .where(
             Call.uniqueid == besides,
             Call.dialer_attempt_id.is_(None),
             Call.started_at >= start,
-            Call.started_at < start + timedelta(days=1),
+            Call.started_at < end,
         )
         .exists()
     )
     return used - case((counted, 1), else_=0)
+
+
+#: :func:`inbound_today_count` besides one call, with bind parameters (their values from
+#: :func:`inbound_today_params`): the IVR asks it for every call, in a statement built once.
+INBOUND_TODAY_BESIDES: ColumnElement[int] = _inbound_today(
+    bindparam("inbound_day", type_=InboundBudget.__table__.c.day.type),
+    bindparam("inbound_from", type_=Call.__table__.c.started_at.type),
+    bindparam("inbound_to", type_=Call.__table__.c.started_at.type),
+    bindparam("inbound_besides", type_=Call.__table__.c.uniqueid.type),
+)
 
 
 async def inbound_calls_today(
