@@ -16,6 +16,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -383,6 +384,16 @@ _INSERT_QUEUE_EVENT = (
 )
 
 
+@dataclass(slots=True)
+class _Unwritten:
+    """What :meth:`CallRecorder.apply_batch` holds back to send together."""
+
+    #: Each call's IVR variables, written before that call's next event and at the end.
+    variables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The queue events' rows, written at the end.
+    queue_events: list[dict[str, Any]] = field(default_factory=list)
+
+
 class CallRecorder:
     """Applies one AMI event at a time to PostgreSQL."""
 
@@ -414,26 +425,29 @@ class CallRecorder:
         IVR_FALLBACK, the IVR sets IVR_PATH, IVR_LANG, IVR_DONE) become one UPDATE, written
         before any other event touches that call and at the end of the batch. Each was a round
         trip of its own, a third of the queue manager's statements per call. The unwritten
-        variables are this batch's alone (a resync applies events beside it, on its own)."""
-        variables: dict[str, dict[str, Any]] = {}
+        variables are this batch's alone (a resync applies events beside it, on its own).
+        And the batch's queue events (4-5 per answered call) are one executemany at its end:
+        they are only inserted, and no statement of the batch reads them."""
+        unwritten = _Unwritten()
         for event in events:
-            await self.apply(session, event, variables)
+            await self.apply(session, event, unwritten)
+        variables = unwritten.variables
         for uniqueid in list(variables):
             await _write_variables(session, variables, uniqueid)
+        if unwritten.queue_events:
+            await _write(session, _INSERT_QUEUE_EVENT, unwritten.queue_events)
 
     async def apply(
-        self,
-        session: AsyncSession,
-        event: Event,
-        variables: dict[str, dict[str, Any]] | None = None,
+        self, session: AsyncSession, event: Event, unwritten: _Unwritten | None = None
     ) -> None:
-        """Apply one event; ``variables`` (from :meth:`apply_batch`) gathers ``VarSet``
-        columns per call instead of writing them."""
+        """Apply one event; ``unwritten`` (from :meth:`apply_batch`) gathers ``VarSet``
+        columns per call and queue events instead of writing them."""
         name = event.name
         uniqueid = event.get("Uniqueid")
         if not name or not uniqueid:
             return
-        if variables is not None:
+        if unwritten is not None:
+            variables = unwritten.variables
             if name == "VarSet" and uniqueid not in self._not_calls:
                 variables.setdefault(uniqueid, {}).update(_ivr_columns(event))
                 return
@@ -456,7 +470,7 @@ class CallRecorder:
             if name == "Hangup":
                 self._not_calls.discard(uniqueid)
             if name in QUEUE_EVENTS:
-                await self._queue_event(session, event, at)
+                await self._queue_event(session, event, at, unwritten)
             return
         kind = _update_kind(event)
         ivr = _ivr_columns(event)
@@ -475,7 +489,7 @@ class CallRecorder:
             # Hangup: the row is completed on the first of the two, once.
             await self._finish_recording(session, uniqueid, at)
         if name in QUEUE_EVENTS:
-            await self._queue_event(session, event, at)
+            await self._queue_event(session, event, at, unwritten)
 
     async def _insert_call(self, session: AsyncSession, event: Event, at: datetime) -> None:
         # The one place an AMI event's caller ID is read. What the carrier sends (caller ID,
@@ -525,23 +539,25 @@ class CallRecorder:
         disposition towards "answered"; an open row is left to its hang-up."""
         await _write(session, _REFRESH_DISPOSITION, {"call_uniqueid": uniqueid})
 
-    async def _queue_event(self, session: AsyncSession, event: Event, at: datetime) -> None:
+    async def _queue_event(
+        self, session: AsyncSession, event: Event, at: datetime, unwritten: _Unwritten | None
+    ) -> None:
         # Values as safe text: a NUL in a carrier's caller ID would make JSONB refuse the row.
         payload: Mapping[str, str] = {
             k: safe_text(v, PAYLOAD_VALUE_LENGTH) or "" for k, v in event if k != "ChanVariable"
         }
-        await _write(
-            session,
-            _INSERT_QUEUE_EVENT,
-            {
-                "uniqueid": event.get("Uniqueid"),
-                "event": event.name,
-                "queue": event.get("Queue"),
-                "interface": event.get("Interface") or "",
-                "event_time": at,
-                "payload": dict(payload),
-            },
-        )
+        row = {
+            "uniqueid": event.get("Uniqueid"),
+            "event": event.name,
+            "queue": event.get("Queue"),
+            "interface": event.get("Interface") or "",
+            "event_time": at,
+            "payload": dict(payload),
+        }
+        if unwritten is None:
+            await _write(session, _INSERT_QUEUE_EVENT, row)
+        else:
+            unwritten.queue_events.append(row)
 
     # ------------------------------------------------------------------ recordings
 
@@ -583,7 +599,9 @@ class CallRecorder:
 
 
 async def _write(
-    session: AsyncSession, statement: Executable, params: dict[str, Any] | None = None
+    session: AsyncSession,
+    statement: Executable,
+    params: dict[str, Any] | list[dict[str, Any]] | None = None,
 ) -> None:
     """Execute a write on the session's connection as Core: the ORM's bulk-persistence pass
     (statement state, synchronising loaded objects) was a third of the queue manager's CPU
