@@ -71,6 +71,27 @@ APPLY_RETRY_FIRST_SECONDS = 0.2
 APPLY_RETRY_MAX_SECONDS = 5.0
 STATS_EVENTS = frozenset({"Hangup", *(QUEUE_EVENTS - {"AgentDump"}), *MEMBER_EVENTS})
 
+#: A seat's picture (its row in ``seat_status``), written whole.
+_SEAT_COLUMNS = (
+    "in_queue",
+    "queues",
+    "paused",
+    "pause_reason",
+    "device_status",
+    "agent_session_id",
+    "current_call_uniqueid",
+    "last_call_ended_at",
+    "state_at",
+)
+_NEW_SEAT = insert(SeatStatusRow)
+_UPSERT_SEAT = _NEW_SEAT.on_conflict_do_update(
+    index_elements=["seat"],
+    set_={
+        **{column: _NEW_SEAT.excluded[column] for column in _SEAT_COLUMNS},
+        "updated_at": func.now(),
+    },
+)
+
 
 class QueueManager:
     def __init__(
@@ -284,16 +305,10 @@ class QueueManager:
             )
         if not rows:
             return
-        statement = insert(SeatStatusRow).values(rows)
-        statement = statement.on_conflict_do_update(
-            index_elements=["seat"],
-            set_={
-                **{column: statement.excluded[column] for column in rows[0] if column != "seat"},
-                "updated_at": func.now(),
-            },
-        )
         async with self.sessions() as session:
-            await session.execute(statement)
+            # One cached upsert sent as an executemany (in seat order): a multi-row VALUES was
+            # compiled anew for every batch of events, a twentieth of this process's CPU.
+            await (await session.connection()).execute(_UPSERT_SEAT, rows)
             await session.commit()
 
     # ------------------------------------------------------------------ reconcile
