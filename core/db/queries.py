@@ -13,67 +13,56 @@ from core.db.models import Call, DialerAttempt, DialerBudget, InboundBudget, Sea
 from core.domain.clock import day_start, helpline_day
 from core.domain.queues import WRAPUP_SECONDS
 
-
-def inbound_today_count(now: datetime, *, besides: str | None = None) -> ColumnElement[int]:
-    """Citizens' calls recorded on the helpline's day (IST) of ``now`` -- the daily inbound
-    budget's count -- leaving out the call ``besides`` (the IVR asks during that call), as a
-    column to select (alone, or beside the IVR's other figures in one statement).
-
-    Two primary-key lookups whatever the hour: the day's ``inbound_budget`` row (the queue
-    manager counts each call in the statement that records it), less one if ``besides`` is
-    among them.
-    """
-    if besides is None:
-        return _inbound_today(helpline_day(now), None, None, None)
-    start = day_start(now)
-    return _inbound_today(helpline_day(now), start, start + timedelta(days=1), besides)
-
-
-def inbound_today_params(now: datetime, besides: str) -> dict[str, Any]:
-    """The values :data:`INBOUND_TODAY_BESIDES` binds."""
-    start = day_start(now)
-    return {
-        "inbound_day": helpline_day(now),
-        "inbound_from": start,
-        "inbound_to": start + timedelta(days=1),
-        "inbound_besides": besides,
-    }
-
-
-def _inbound_today(day: Any, start: Any, end: Any, besides: Any) -> ColumnElement[int]:
-    used = func.coalesce(
-        select(InboundBudget.used).where(InboundBudget.day == day).scalar_subquery(), 0
-    )
-    if besides is None:
-        return used
-    counted = (
+#: Citizens' calls recorded on the helpline's day (IST) -- the daily inbound budget's count --
+#: as a column to select (alone, or beside other figures in one statement), built once with
+#: bind parameters (their values: :func:`inbound_today_params`). One primary-key lookup
+#: whatever the hour: the day's ``inbound_budget`` row, which the queue manager counts each
+#: call into in the statement that records it.
+INBOUND_TODAY: ColumnElement[int] = func.coalesce(
+    select(InboundBudget.used)
+    .where(InboundBudget.day == bindparam("inbound_day", type_=InboundBudget.__table__.c.day.type))
+    .scalar_subquery(),
+    0,
+)
+#: :data:`INBOUND_TODAY` less the call ``inbound_besides`` if it is among them (the IVR asks
+#: during that call): a second primary-key lookup.
+INBOUND_TODAY_BESIDES: ColumnElement[int] = INBOUND_TODAY - case(
+    (
         select(Call.uniqueid)
         .where(
-            Call.uniqueid == besides,
+            Call.uniqueid == bindparam("inbound_besides", type_=Call.__table__.c.uniqueid.type),
             Call.dialer_attempt_id.is_(None),
-            Call.started_at >= start,
-            Call.started_at < end,
+            Call.started_at >= bindparam("inbound_from", type_=Call.__table__.c.started_at.type),
+            Call.started_at < bindparam("inbound_to", type_=Call.__table__.c.started_at.type),
         )
-        .exists()
-    )
-    return used - case((counted, 1), else_=0)
-
-
-#: :func:`inbound_today_count` besides one call, with bind parameters (their values from
-#: :func:`inbound_today_params`): the IVR asks it for every call, in a statement built once.
-INBOUND_TODAY_BESIDES: ColumnElement[int] = _inbound_today(
-    bindparam("inbound_day", type_=InboundBudget.__table__.c.day.type),
-    bindparam("inbound_from", type_=Call.__table__.c.started_at.type),
-    bindparam("inbound_to", type_=Call.__table__.c.started_at.type),
-    bindparam("inbound_besides", type_=Call.__table__.c.uniqueid.type),
+        .exists(),
+        1,
+    ),
+    else_=0,
 )
+
+
+def inbound_today_params(now: datetime, besides: str | None = None) -> dict[str, Any]:
+    """The values :data:`INBOUND_TODAY` (``besides`` None) or :data:`INBOUND_TODAY_BESIDES`
+    binds for the helpline's day of ``now``."""
+    params: dict[str, Any] = {"inbound_day": helpline_day(now)}
+    if besides is not None:
+        start = day_start(now)
+        params |= {
+            "inbound_from": start,
+            "inbound_to": start + timedelta(days=1),
+            "inbound_besides": besides,
+        }
+    return params
 
 
 async def inbound_calls_today(
     session: AsyncSession, now: datetime, *, besides: str | None = None
 ) -> int:
-    """:func:`inbound_today_count` read on its own."""
-    return int(await session.scalar(select(inbound_today_count(now, besides=besides))) or 0)
+    """:data:`INBOUND_TODAY` (or, ``besides`` one call, :data:`INBOUND_TODAY_BESIDES`) read on
+    its own."""
+    count = INBOUND_TODAY if besides is None else INBOUND_TODAY_BESIDES
+    return int(await session.scalar(select(count), inbound_today_params(now, besides)) or 0)
 
 
 @dataclass(frozen=True, slots=True)
