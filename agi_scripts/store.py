@@ -15,6 +15,7 @@ Unit tests of the flow use an in-memory store with the same interface
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -24,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from sqlalchemy import ColumnElement, bindparam, func, select, text
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import JSONB, Insert, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from core.config import Settings
@@ -309,24 +310,17 @@ _OPEN_COMPLAINTS = (
     .limit(MAX_OWN_COMPLAINTS)
 )
 _FIND_COMPLAINT = select(*_INFO).where(Complaint.number == bindparam("number"))
-#: What a later save of a session rewrites (its uniqueid and start are the first save's).
-_SESSION_REWRITTEN = (
-    "caller_number",
-    "caller_number_raw",
-    "lang",
-    "ended_at",
-    "duration_ms",
-    "path",
-    "digits",
-    "prompts",
-    "outcome",
-    "last_node",
-    "detail",
-)
-_NEW_SESSION = insert(IvrSession)
-_UPSERT_SESSION = _NEW_SESSION.on_conflict_do_update(
-    index_elements=["uniqueid"], set_={k: _NEW_SESSION.excluded[k] for k in _SESSION_REWRITTEN}
-)
+
+
+@functools.cache
+def _upsert_sessions(columns: tuple[str, ...]) -> Insert:
+    """The upsert of session rows with these keys, built once: a later save rewrites all but
+    the uniqueid and the start, which are the first save's."""
+    new = insert(IvrSession)
+    return new.on_conflict_do_update(
+        index_elements=["uniqueid"],
+        set_={k: new.excluded[k] for k in columns if k not in ("uniqueid", "started_at")},
+    )
 
 
 class PostgresStore:
@@ -579,9 +573,10 @@ class PostgresStore:
             rows = [values for values, _ in batch.values()]
             try:
                 async with self.sessions() as session:
-                    # Core's executemany of the one statement (the ORM's bulk path, or a
+                    # Core's executemany of one cached statement (the ORM's bulk path, or a
                     # multi-row VALUES compiled per batch, cost more than the rows' writing).
-                    await (await session.connection()).execute(_UPSERT_SESSION, rows)
+                    upsert = _upsert_sessions(tuple(rows[0]))
+                    await (await session.connection()).execute(upsert, rows)
                     await session.commit()
             except Exception as exc:
                 for _, waiters in batch.values():

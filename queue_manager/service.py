@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -18,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
@@ -71,26 +72,20 @@ APPLY_RETRY_FIRST_SECONDS = 0.2
 APPLY_RETRY_MAX_SECONDS = 5.0
 STATS_EVENTS = frozenset({"Hangup", *(QUEUE_EVENTS - {"AgentDump"}), *MEMBER_EVENTS})
 
-#: A seat's picture (its row in ``seat_status``), written whole.
-_SEAT_COLUMNS = (
-    "in_queue",
-    "queues",
-    "paused",
-    "pause_reason",
-    "device_status",
-    "agent_session_id",
-    "current_call_uniqueid",
-    "last_call_ended_at",
-    "state_at",
-)
-_NEW_SEAT = insert(SeatStatusRow)
-_UPSERT_SEAT = _NEW_SEAT.on_conflict_do_update(
-    index_elements=["seat"],
-    set_={
-        **{column: _NEW_SEAT.excluded[column] for column in _SEAT_COLUMNS},
-        "updated_at": func.now(),
-    },
-)
+
+@functools.cache
+def _upsert_seats(columns: tuple[str, ...]) -> Insert:
+    """The upsert of seat rows with these keys (each row's whole picture), built once: a
+    multi-row VALUES was compiled anew for every batch of events, a twentieth of this
+    process's CPU."""
+    new = insert(SeatStatusRow)
+    return new.on_conflict_do_update(
+        index_elements=["seat"],
+        set_={
+            **{column: new.excluded[column] for column in columns if column != "seat"},
+            "updated_at": func.now(),
+        },
+    )
 
 
 class QueueManager:
@@ -306,9 +301,8 @@ class QueueManager:
         if not rows:
             return
         async with self.sessions() as session:
-            # One cached upsert sent as an executemany (in seat order): a multi-row VALUES was
-            # compiled anew for every batch of events, a twentieth of this process's CPU.
-            await (await session.connection()).execute(_UPSERT_SEAT, rows)
+            # An executemany, in seat order.
+            await (await session.connection()).execute(_upsert_seats(tuple(rows[0])), rows)
             await session.commit()
 
     # ------------------------------------------------------------------ reconcile
