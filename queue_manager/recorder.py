@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     BindParameter,
     Update,
+    any_,
     bindparam,
     case,
     delete,
@@ -363,12 +365,12 @@ def _insert_recording() -> Executable:
 _INSERT_CALL = _insert_call()
 _INSERT_DIALER_CALL = _insert_dialer_call()
 _INSERT_RECORDING = _insert_recording()
-#: The call's recording still open (no ``ended_at``), locked, with when an agent answered.
-_OPEN_RECORDING = (
-    select(Recording, Call.agent_connected_at)
+#: The calls' recordings still open (no ``ended_at``), locked, with when an agent answered.
+_OPEN_RECORDINGS = (
+    select(Recording, Call.uniqueid, Call.agent_connected_at)
     .join(Call, Call.id == Recording.call_id)
     .where(
-        Call.uniqueid == bindparam("uniqueid", type_=Call.__table__.c.uniqueid.type),
+        Call.uniqueid == any_(bindparam("uniqueids", type_=ARRAY(Call.__table__.c.uniqueid.type))),
         Recording.ended_at.is_(None),
     )
     .with_for_update(of=Recording)
@@ -388,10 +390,48 @@ _INSERT_QUEUE_EVENT = (
 class _Unwritten:
     """What :meth:`CallRecorder.apply_batch` holds back to send together."""
 
-    #: Each call's IVR variables, written before that call's next event and at the end.
+    #: Each call's IVR variables, held until that call's next event and the batch's end.
     variables: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: The queue events' rows, written at the end.
     queue_events: list[dict[str, Any]] = field(default_factory=list)
+    #: The calls' writes held back, by (the call's how-manyth write in the batch, statement):
+    #: each group is one executemany, the groups sent in that order (:meth:`send`).
+    writes: dict[tuple[int, Executable], list[dict[str, Any]]] = field(default_factory=dict)
+    #: How many writes each call has in :attr:`writes`.
+    held: dict[str, int] = field(default_factory=dict)
+    #: Calls whose recording ended (MixMonitorStop or Hangup), with the first such time:
+    #: completed together after the writes (:meth:`CallRecorder._finish_recordings`).
+    recordings_ended: dict[str, datetime] = field(default_factory=dict)
+
+    def hold(self, uniqueid: str, statement: Executable, params: dict[str, Any]) -> None:
+        turn = self.held.get(uniqueid, 0)
+        self.held[uniqueid] = turn + 1
+        self.writes.setdefault((turn, statement), []).append(params)
+
+    async def send(self, session: AsyncSession) -> None:
+        """Send the held writes: every call's first writes, then their second ones, and so
+        on, each statement's rows of a turn as one executemany. A call's writes keep their
+        order; the calls' rows are independent (no write here reads another call's row), so
+        the order between calls does not matter. At the peak one batch holds ~20 calls'
+        events: one round trip per event was most of the queue manager's statements."""
+        for (_, statement), rows in sorted(self.writes.items(), key=lambda item: item[0][0]):
+            await _write(session, statement, rows)
+        self.writes.clear()
+        self.held.clear()
+
+
+async def _send(
+    session: AsyncSession,
+    unwritten: _Unwritten | None,
+    uniqueid: str,
+    statement: Executable,
+    params: dict[str, Any],
+) -> None:
+    """A write of call ``uniqueid``'s: now (one event applied alone), or held in the batch."""
+    if unwritten is None:
+        await _write(session, statement, params)
+    else:
+        unwritten.hold(uniqueid, statement, params)
 
 
 class CallRecorder:
@@ -421,27 +461,30 @@ class CallRecorder:
 
     async def apply_batch(self, session: AsyncSession, events: list[Event]) -> None:
         """:meth:`apply` each event in order, with one difference in what is sent, not in what
-        is stored: a call's ``VarSet`` events (4-6 per call: the dialplan clears IVR_DONE and
-        IVR_FALLBACK, the IVR sets IVR_PATH, IVR_LANG, IVR_DONE) become one UPDATE, written
-        before any other event touches that call and at the end of the batch. Each was a round
-        trip of its own, a third of the queue manager's statements per call. The unwritten
-        variables are this batch's alone (a resync applies events beside it, on its own).
-        And the batch's queue events (4-5 per answered call) are one executemany at its end:
-        they are only inserted, and no statement of the batch reads them."""
+        is stored: the calls' writes are held and sent together at the end
+        (:meth:`_Unwritten.send`: one executemany per statement and turn, each call's writes
+        in their order), and before any read of the rows (a recording's end). A call's
+        ``VarSet`` events (4-6 per call: the dialplan clears IVR_DONE and IVR_FALLBACK, the IVR
+        sets IVR_PATH, IVR_LANG, IVR_DONE) become one UPDATE, held as that call's next write
+        when another of its events comes, else at the end. The batch's queue events (4-5 per
+        answered call) are one executemany after them: only inserted, never read here. What
+        is held is this batch's alone (a resync applies events beside it, on its own)."""
         unwritten = _Unwritten()
         for event in events:
             await self.apply(session, event, unwritten)
-        variables = unwritten.variables
-        for uniqueid in list(variables):
-            await _write_variables(session, variables, uniqueid)
+        for uniqueid in list(unwritten.variables):
+            _hold_variables(unwritten, uniqueid)
+        await unwritten.send(session)
+        if unwritten.recordings_ended:
+            await self._finish_recordings(session, unwritten.recordings_ended)
         if unwritten.queue_events:
             await _write(session, _INSERT_QUEUE_EVENT, unwritten.queue_events)
 
     async def apply(
         self, session: AsyncSession, event: Event, unwritten: _Unwritten | None = None
     ) -> None:
-        """Apply one event; ``unwritten`` (from :meth:`apply_batch`) gathers ``VarSet``
-        columns per call and queue events instead of writing them."""
+        """Apply one event; ``unwritten`` (from :meth:`apply_batch`) holds its writes, gathers
+        ``VarSet`` columns per call and queue events, instead of sending them now."""
         name = event.name
         uniqueid = event.get("Uniqueid")
         if not name or not uniqueid:
@@ -451,17 +494,17 @@ class CallRecorder:
             if name == "VarSet" and uniqueid not in self._not_calls:
                 variables.setdefault(uniqueid, {}).update(_ivr_columns(event))
                 return
-            await _write_variables(session, variables, uniqueid)
+            _hold_variables(unwritten, uniqueid)
         at = event_time(event)
         if name in ("Newchannel", "Hangup", "CoreShowChannel"):
             # The dialer's first: its channel to a citizen is created on the trunk endpoint,
             # so it too is in the from-trunk context (seen on Asterisk 22), with our caller ID.
             if self.is_dialer_channel(event):
                 self._not_calls.discard(uniqueid)
-                await self._insert_dialer_call(session, event, at)
+                await self._insert_dialer_call(session, event, at, unwritten)
             elif self.is_citizen_channel(event):
                 self._not_calls.discard(uniqueid)
-                await self._insert_call(session, event, at)
+                await self._insert_call(session, event, at, unwritten)
             elif name == "Newchannel":
                 if len(self._not_calls) >= MAX_NOT_CALLS:
                     self._not_calls.clear()
@@ -477,31 +520,41 @@ class CallRecorder:
         if kind is not None or ivr:
             params = _event_params(kind, event)
             params.update({f"set_{column}": value for column, value in ivr.items()})
-            await _write(
+            await _send(
                 session,
+                unwritten,
+                uniqueid,
                 _call_update(kind, tuple(sorted(ivr))),
                 {"call_uniqueid": uniqueid, "at": at, **params},
             )
         if name == "MixMonitorStart":
-            await self._start_recording(session, uniqueid, at)
+            await self._start_recording(session, uniqueid, at, unwritten)
         elif name in ("MixMonitorStop", "Hangup"):
             # The dialplan's hang-up handler stops MixMonitor (the file is closed) before the
             # Hangup: the row is completed on the first of the two, once.
-            await self._finish_recording(session, uniqueid, at)
+            if unwritten is None:
+                await self._finish_recordings(session, {uniqueid: at})
+            else:
+                unwritten.recordings_ended.setdefault(uniqueid, at)
         if name in QUEUE_EVENTS:
             await self._queue_event(session, event, at, unwritten)
 
-    async def _insert_call(self, session: AsyncSession, event: Event, at: datetime) -> None:
+    async def _insert_call(
+        self, session: AsyncSession, event: Event, at: datetime, unwritten: _Unwritten | None
+    ) -> None:
         # The one place an AMI event's caller ID is read. What the carrier sends (caller ID,
         # name, dialled number) may be any length and any bytes: bounded and made safe, so
         # it can never cost the call its row.
+        uniqueid = event.get("Uniqueid") or ""
         raw = event.get("CallerIDNum")
         name = event.get("CallerIDName")
-        await _write(
+        await _send(
             session,
+            unwritten,
+            uniqueid,
             _INSERT_CALL,
             {
-                "uniqueid": event.get("Uniqueid"),
+                "uniqueid": uniqueid,
                 "linkedid": event.get("Linkedid") or event.get("Uniqueid"),
                 "channel": safe_text(event.get("Channel"), CHANNEL_LENGTH),
                 "caller_number_raw": raw_caller_id(raw),
@@ -515,14 +568,18 @@ class CallRecorder:
             },
         )
 
-    async def _insert_dialer_call(self, session: AsyncSession, event: Event, at: datetime) -> None:
+    async def _insert_dialer_call(
+        self, session: AsyncSession, event: Event, at: datetime, unwritten: _Unwritten | None
+    ) -> None:
         """A row for the dialer's call too, so a callback that reaches the queue (and a
         click-to-call) has what the screen-pop reads. The citizen's number is the attempt's
         (the channel's caller ID is the helpline's, or the citizen's shown to the seat); no
         attempt of that id, no row."""
-        uniqueid = event.get("Uniqueid")
-        await _write(
+        uniqueid = event.get("Uniqueid") or ""
+        await _send(
             session,
+            unwritten,
+            uniqueid,
             _INSERT_DIALER_CALL,
             {
                 "attempt": uniqueid,
@@ -561,41 +618,47 @@ class CallRecorder:
 
     # ------------------------------------------------------------------ recordings
 
-    async def _start_recording(self, session: AsyncSession, uniqueid: str, at: datetime) -> None:
+    async def _start_recording(
+        self, session: AsyncSession, uniqueid: str, at: datetime, unwritten: _Unwritten | None
+    ) -> None:
         """The call's recording row, once (UNIQUE on the call): only for a citizen's call we
         have a row of, whose uniqueid names a file."""
         path = recording_path(uniqueid)
         if path is None:
             return
-        await _write(
-            session, _INSERT_RECORDING, {"uniqueid": uniqueid, "path": path, "started_at": at}
+        await _send(
+            session,
+            unwritten,
+            uniqueid,
+            _INSERT_RECORDING,
+            {"uniqueid": uniqueid, "path": path, "started_at": at},
         )
 
-    async def _finish_recording(self, session: AsyncSession, uniqueid: str, at: datetime) -> None:
-        """Complete the call's recording row from its closed file, exactly once (only a row
-        with no ``ended_at``, locked). A call never bridged to an agent left only a header
-        (MixMonitor's ``b``): that file and its row go."""
-        found = (await session.execute(_OPEN_RECORDING, {"uniqueid": uniqueid})).one_or_none()
-        if found is None:
-            return
-        recording, connected_at = found
-        file = Path(self.settings.recordings_dir) / recording.path
-        if connected_at is None:
-            log.info("call %s was not answered by an agent: no recording kept", uniqueid)
-            await asyncio.to_thread(file.unlink, missing_ok=True)
-            await session.execute(delete(Recording).where(Recording.id == recording.id))
-            return
-        size = await asyncio.to_thread(_size_of, file)
-        recording.ended_at = at
-        if size is None:
-            log.error("recording of call %s: no file %s when the call ended", uniqueid, file)
-            recording.deleted_at = at
-            recording.deleted_reason = "no file when the call ended"
-            return
-        recording.bytes = size
-        recording.duration_seconds = wav_duration_seconds(size)
-        recording.retain_until = retain_until(at, self.settings.recording_retention_days)
-        log.info("recording of call %s: %s, %d bytes", uniqueid, recording.path, size)
+    async def _finish_recordings(self, session: AsyncSession, ended: dict[str, datetime]) -> None:
+        """Complete the calls' recording rows from their closed files (``ended``: each call's
+        end), exactly once (only rows with no ``ended_at``, locked): one look-up for all of a
+        batch's calls. A call never bridged to an agent left only a header (MixMonitor's
+        ``b``): that file and its row go."""
+        found = await session.execute(_OPEN_RECORDINGS, {"uniqueids": list(ended)})
+        for recording, uniqueid, connected_at in found.all():
+            at = ended[uniqueid]
+            file = Path(self.settings.recordings_dir) / recording.path
+            if connected_at is None:
+                log.info("call %s was not answered by an agent: no recording kept", uniqueid)
+                await asyncio.to_thread(file.unlink, missing_ok=True)
+                await session.execute(delete(Recording).where(Recording.id == recording.id))
+                continue
+            size = await asyncio.to_thread(_size_of, file)
+            recording.ended_at = at
+            if size is None:
+                log.error("recording of call %s: no file %s when the call ended", uniqueid, file)
+                recording.deleted_at = at
+                recording.deleted_reason = "no file when the call ended"
+                continue
+            recording.bytes = size
+            recording.duration_seconds = wav_duration_seconds(size)
+            recording.retain_until = retain_until(at, self.settings.recording_retention_days)
+            log.info("recording of call %s: %s, %d bytes", uniqueid, recording.path, size)
 
 
 async def _write(
@@ -612,15 +675,13 @@ async def _write(
     await (await session.connection()).execute(statement, params)
 
 
-async def _write_variables(
-    session: AsyncSession, variables: dict[str, dict[str, Any]], uniqueid: str
-) -> None:
-    """Write (and forget) the call's gathered IVR variables, if any."""
-    values = variables.pop(uniqueid, None)
+def _hold_variables(unwritten: _Unwritten, uniqueid: str) -> None:
+    """Hold (and forget) the call's gathered IVR variables, if any, as its next write."""
+    values = unwritten.variables.pop(uniqueid, None)
     if values:
         params = {f"set_{column}": value for column, value in values.items()}
-        await _write(
-            session,
+        unwritten.hold(
+            uniqueid,
             _call_update(None, tuple(sorted(values))),
             {"call_uniqueid": uniqueid, **params},
         )

@@ -226,9 +226,10 @@ async def test_a_calls_ivr_variables_in_one_batch_are_one_update(
         await recorder.apply_batch(session, batch)
         await session.commit()
 
-    # Two inserts, the citizen's variables once, the join (its update and its queue event),
-    # the other call's variable at the end: 6 statements, where one per VarSet made 10.
-    assert await _statements(engine, apply) == 6
+    # The two inserts (one executemany), the citizen's variables once, then its join, with
+    # the other call's variable beside them; the join's queue event: 5 statements, where one
+    # per VarSet made 10.
+    assert await _statements(engine, apply) == 5
     async with session_factory(engine)() as session:
         rows = {
             row.uniqueid: row
@@ -297,3 +298,89 @@ async def test_a_hang_up_sets_the_disposition_in_its_own_update(
     assert rows[owed].disposition == "callback" and rows[owed].abandoned_at is None
     assert rows[abandoned].disposition == "abandoned" and rows[abandoned].abandoned_at is not None
     assert all(row.ended_at is not None for row in rows.values())
+
+
+async def test_a_batch_sends_the_same_statements_for_one_call_or_many_and_stores_the_same(
+    engine: AsyncEngine, db_settings: Settings
+) -> None:
+    """A batch of the queue manager holds its calls' writes and sends each statement's rows
+    together (one executemany per statement and turn), so its statements do not grow with the
+    calls in it (at the peak a batch holds ~20 calls' events). What it stores is what the same
+    events store applied one at a time."""
+    recorder = CallRecorder(db_settings)
+
+    def life(uniqueid: str, seat: str) -> list[AMIMessage]:
+        """A whole answered call: in, IVR, queue, agent, hang-up."""
+
+        def event_of(name: str, **fields: str) -> AMIMessage:
+            return AMIMessage.from_fields(
+                [
+                    ("Event", name),
+                    ("Uniqueid", uniqueid),
+                    ("Linkedid", uniqueid),
+                    ("Timestamp", f"1733000{len(fields)}00.5"),
+                    *fields.items(),
+                ]
+            )
+
+        trunk = {"Channel": "PJSIP/trunk-1", "Context": "from-trunk", "CallerIDNum": CALLER_ONE}
+        return [
+            event_of("Newchannel", **trunk),
+            event_of("Newstate", ChannelStateDesc="Up"),
+            event_of("VarSet", Variable="IVR_LANG", Value="hi"),
+            event_of("VarSet", Variable="IVR_DONE", Value="1"),
+            event_of("QueueCallerJoin", Queue="helpline"),
+            event_of("AgentConnect", Queue="helpline", HoldTime="7", Interface=seat),
+            event_of("AgentComplete", Queue="helpline", TalkTime="95", Interface=seat),
+            event_of("Hangup", Cause="16", **trunk),
+        ]
+
+    def interleaved(calls: list[list[AMIMessage]]) -> list[AMIMessage]:
+        return [event for step in zip(*calls, strict=True) for event in step]
+
+    async def batch(prefix: str, count: int) -> int:
+        calls = [life(f"{prefix}.{n}", f"Local/agent{n:04d}@seat-phones") for n in range(count)]
+
+        async def work(session: AsyncSession) -> None:
+            await recorder.apply_batch(session, interleaved(calls))
+            await session.commit()
+
+        return await _statements(engine, work)
+
+    one, many = await batch("1733000400", 1), await batch("1733000500", MANY)
+    # Each turn's statement (the row; the answer; the variables; the join; the agent; the
+    # completion; the hang-up's row, made if its Newchannel was missed, and its update), the
+    # recordings' look-up, the queue events: 10 for one call or fifty (event by event, nine
+    # statements per call).
+    assert one == many == 10, (one, many)
+    async with session_factory(engine)() as session:
+        for event in life("1733000600.0", "Local/agent0000@seat-phones"):
+            await recorder.apply(session, event)
+        await session.commit()
+
+    columns = [c for c in Call.__table__.c if c.name not in ("id", "uniqueid", "linkedid")]
+    columns = [c for c in columns if c.name not in ("created_at", "updated_at")]
+    async with session_factory(engine)() as session:
+        stored = {
+            row[0]: tuple(row[1:])
+            for row in await session.execute(
+                select(Call.uniqueid, *columns).where(
+                    Call.uniqueid.in_(["1733000400.0", "1733000500.0", "1733000600.0"])
+                )
+            )
+        }
+    assert len(stored) == 3
+    alone = stored.pop("1733000600.0")
+    assert all(row == alone for row in stored.values()), (stored, alone)
+    assert alone[columns.index(Call.__table__.c.disposition)] == "answered"
+    async with session_factory(engine)() as session:
+        seats = dict(
+            (
+                await session.execute(
+                    select(Call.uniqueid, Call.agent_seat).where(
+                        Call.uniqueid.like("1733000500.%"), Call.disposition == "answered"
+                    )
+                )
+            ).all()
+        )
+    assert seats == {f"1733000500.{n}": f"agent{n:04d}" for n in range(MANY)}
