@@ -5,8 +5,8 @@ PostgreSQL, inside the claim's transaction, never a check in Python followed by 
 
 * a job is claimed with ``FOR UPDATE SKIP LOCKED`` and moved to ``dialing`` in the same
   transaction that inserts its attempt (UNIQUE (job, attempt number); one open attempt per job);
-* the day's budget, the pacing bound and the channel cap are one
-  ``UPDATE dialer_budget SET used = used + 1, active = active + 1 WHERE used < :allowed AND
+* the day's budget, the pacing bound and the channel cap are one upsert
+  ``... DO UPDATE SET used = used + 1, active = active + 1 WHERE used < :allowed AND
   active < :cap`` on the ('all') row, then the same on the campaign's row;
 * attempts per number and day are one upsert ``... DO UPDATE ... WHERE attempts < :cap``.
 
@@ -22,7 +22,21 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Text, case, cast, exists, func, literal, select, update
+from sqlalchemy import (
+    BigInteger,
+    Text,
+    and_,
+    bindparam,
+    case,
+    cast,
+    exists,
+    func,
+    literal,
+    literal_column,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -291,27 +305,26 @@ async def _insert_jobs(session: AsyncSession, source: Any, *, resolution: bool =
 # ----------------------------------------------------------------------------- claiming
 
 
-async def _ensure_budget_rows(session: AsyncSession, day: date, scopes: list[str]) -> None:
-    await session.execute(
-        insert(DialerBudget)
-        .values([{"day": day, "scope": scope} for scope in scopes])
-        .on_conflict_do_nothing()
-    )
-
-
 async def _reserve(
     session: AsyncSession, day: date, scope: str, allowed: int | None, cap: int | None
 ) -> bool:
-    """One atomic reservation of a call and a channel on ``scope``'s row of ``day``."""
-    conditions = [DialerBudget.day == day, DialerBudget.scope == scope]
+    """One atomic reservation of a call and a channel on ``scope``'s row of ``day``: the
+    row's first call makes it (one statement, where making the row first was one more)."""
+    if (allowed is not None and allowed <= 0) or (cap is not None and cap <= 0):
+        return False  # used and active are never below 0: no row could pass
+    conditions = []
     if allowed is not None:
         conditions.append(DialerBudget.used < allowed)
     if cap is not None:
         conditions.append(DialerBudget.active < cap)
     reserved = await session.execute(
-        update(DialerBudget)
-        .where(*conditions)
-        .values(used=DialerBudget.used + 1, active=DialerBudget.active + 1)
+        insert(DialerBudget)
+        .values(day=day, scope=scope, used=1, active=1)
+        .on_conflict_do_update(
+            index_elements=["day", "scope"],
+            set_={"used": DialerBudget.used + 1, "active": DialerBudget.active + 1},
+            where=and_(true(), *conditions),
+        )
         .returning(DialerBudget.used)
     )
     return reserved.scalar_one_or_none() is not None
@@ -329,6 +342,23 @@ async def _reserve_number(session: AsyncSession, number: str, day: date, cap: in
         .returning(DialerNumberDay.attempts)
     )
     return (await session.execute(statement)).scalar_one_or_none() is not None
+
+
+#: A click-to-call first (an agent waits for it at the desk), then callbacks, in their place
+#: in line (not_before = place_at), then the rest by due time: ``ix_dialer_jobs_claim``'s
+#: order, its expressions written as the index's (literals, not bind parameters) so that the
+#: planner matches them.
+_CLAIM_ORDER = (
+    DialerJob.campaign != literal_column(f"'{Campaign.CLICK.value}'"),
+    DialerJob.campaign != literal_column(f"'{Campaign.CALLBACK.value}'"),
+    DialerJob.not_before,
+    DialerJob.id,
+)
+
+
+def _of_complaint(column: Any) -> Any:
+    """``column`` of the claimed job's complaint (NULL without one), read with the claim."""
+    return select(column).where(Complaint.id == DialerJob.complaint_id).scalar_subquery()
 
 
 async def claim_one(
@@ -367,6 +397,19 @@ async def claim_one(
                     DialerCampaign.max_attempts,
                     DialerCampaign.max_concurrent,
                     DialerCampaign.daily_limit,
+                    # What _why_not_dial decides on, read with the claim: three round trips
+                    # of a claim's twelve were these look-ups, and one more the number.
+                    exists().where(DoNotCall.number == DialerJob.number).label("do_not_call"),
+                    _of_complaint(Complaint.status).label("complaint_status"),
+                    _of_complaint(Complaint.number).label("complaint_number"),
+                    select(func.max(DialerAttempt.started_at))
+                    .where(
+                        DialerAttempt.number == DialerJob.number,
+                        DialerAttempt.abandoned.is_(True),
+                        DialerAttempt.started_at > now - ABANDON_QUIET,
+                    )
+                    .scalar_subquery()
+                    .label("last_abandoned"),
                 )
                 .join(DialerCampaign, DialerCampaign.name == DialerJob.campaign)
                 .where(
@@ -375,14 +418,7 @@ async def claim_one(
                     DialerJob.campaign.in_(wanted),
                     DialerCampaign.paused.is_(False),
                 )
-                .order_by(
-                    # A click-to-call first (an agent waits for it at the desk), then
-                    # callbacks, in their place in line (not_before = place_at).
-                    (DialerJob.campaign != Campaign.CLICK.value),
-                    (DialerJob.campaign != Campaign.CALLBACK.value),
-                    DialerJob.not_before,
-                    DialerJob.id,
-                )
+                .order_by(*_CLAIM_ORDER)
                 .limit(1)
                 .with_for_update(of=DialerJob, skip_locked=True)
             )
@@ -403,7 +439,6 @@ async def claim_one(
         return await claim_one(
             session, rules, now, dialer, state, campaigns=campaigns, callback_cap=callback_cap
         )
-    await _ensure_budget_rows(session, day, ["all", campaign.value])
     if not await _reserve(session, day, "all", allowed, rules.max_channels):
         await session.rollback()
         state.stopped = "budget or channels (all campaigns)"
@@ -457,20 +492,15 @@ async def claim_one(
         .where(DialerJob.id == job_id)
         .values(state=JobState.DIALING, attempts=attempt_no)
     )
-    complaint_number = None
-    if row.complaint_id is not None:
-        complaint_number = (
-            await session.execute(select(Complaint.number).where(Complaint.id == row.complaint_id))
-        ).scalar_one()
     await session.commit()
-    return Claimed(attempt_id, job_id, attempt_no, campaign, number, complaint_number, row.seat)
+    return Claimed(attempt_id, job_id, attempt_no, campaign, number, row.complaint_number, row.seat)
 
 
 async def _why_not_dial(session: AsyncSession, row: Any, now: datetime) -> str | None:
     """Stop or defer a claimed job that must not be dialled now (in the claim's transaction):
-    a do-not-call number, a complaint that moved on, an abandoned call in the last 72 h."""
-    number = str(row.number)
-    if (await session.execute(select(exists().where(DoNotCall.number == number)))).scalar():
+    a do-not-call number, a complaint that moved on, an abandoned call in the last 72 h. The
+    facts come with the claimed row (:func:`claim_one`)."""
+    if row.do_not_call:
         await _stop(session, row.id, now)
         return "do not call"
     if row.campaign == Campaign.CLICK:
@@ -479,9 +509,7 @@ async def _why_not_dial(session: AsyncSession, row: Any, now: datetime) -> str |
             await _stop(session, row.id, now)
             return "click-to-call too old"
     elif row.complaint_id is not None:
-        status = (
-            await session.execute(select(Complaint.status).where(Complaint.id == row.complaint_id))
-        ).scalar_one()
+        status = row.complaint_status
         still = (
             status == ComplaintStatus.RESOLVED
             if row.campaign == Campaign.FEEDBACK
@@ -490,20 +518,11 @@ async def _why_not_dial(session: AsyncSession, row: Any, now: datetime) -> str |
         if not still:
             await _stop(session, row.id, now)
             return f"complaint is {status}"
-    last_abandoned = (
-        await session.execute(
-            select(func.max(DialerAttempt.started_at)).where(
-                DialerAttempt.number == number,
-                DialerAttempt.abandoned.is_(True),
-                DialerAttempt.started_at > now - ABANDON_QUIET,
-            )
-        )
-    ).scalar_one_or_none()
-    if last_abandoned is not None:
+    if row.last_abandoned is not None:
         await session.execute(
             update(DialerJob)
             .where(DialerJob.id == row.id)
-            .values(not_before=last_abandoned + ABANDON_QUIET)
+            .values(not_before=row.last_abandoned + ABANDON_QUIET)
         )
         return "abandoned in the last 72 h"
     return None
@@ -617,6 +636,21 @@ class Finished:
     survey: SurveyResult | None
 
 
+#: An open attempt with its job (both locked), its campaign's attempt cap and what its call's
+#: script recorded (none if it never ran): one round trip, where it was four.
+_OPEN_ATTEMPT = (
+    select(DialerAttempt, DialerJob, DialerCampaign.max_attempts, IvrSession.detail)
+    .join(DialerJob, DialerJob.id == DialerAttempt.job_id)
+    .join(DialerCampaign, DialerCampaign.name == DialerJob.campaign)
+    .outerjoin(IvrSession, IvrSession.uniqueid == DialerAttempt.id)
+    .where(
+        DialerAttempt.id == bindparam("attempt", type_=DialerAttempt.__table__.c.id.type),
+        DialerAttempt.ended_at.is_(None),
+    )
+    .with_for_update(of=(DialerAttempt, DialerJob))
+)
+
+
 async def finish_attempt(
     session: AsyncSession,
     attempt_id: str,
@@ -632,20 +666,13 @@ async def finish_attempt(
     and move its job on: done, retry at the outcome's delay, or unreachable after the cap.
     A feedback answer closes (1) or reopens (2) the complaint through the lifecycle; a
     citizen's "9" puts the number on the do-not-call list. The caller commits."""
-    attempt = (
-        await session.execute(
-            select(DialerAttempt)
-            .where(DialerAttempt.id == attempt_id, DialerAttempt.ended_at.is_(None))
-            .with_for_update()
-        )
-    ).scalar_one_or_none()
-    if attempt is None:
+    found = (await session.execute(_OPEN_ATTEMPT, {"attempt": attempt_id})).one_or_none()
+    if found is None:
         if cause is not None:
             await record_cause(session, attempt_id, cause)
         return None
-    detail = (
-        await session.execute(select(IvrSession.detail).where(IvrSession.uniqueid == attempt_id))
-    ).scalar_one_or_none() or {}
+    attempt, job, max_attempts, detail = found
+    detail = detail or {}
     if attempt.campaign is Campaign.CLICK and not lost:
         outcome = click_outcome(
             attempt.originate_reason == 4,
@@ -686,16 +713,6 @@ async def finish_attempt(
             .values(active=DialerBudget.active - 1)
         )
 
-    job = (
-        await session.execute(
-            select(DialerJob).where(DialerJob.id == attempt.job_id).with_for_update()
-        )
-    ).scalar_one()
-    max_attempts = (
-        await session.execute(
-            select(DialerCampaign.max_attempts).where(DialerCampaign.name == job.campaign)
-        )
-    ).scalar_one()
     survey = _survey(detail)
     if detail.get("dnc") is True:
         await add_dnc(session, str(job.number), DncSource.CITIZEN, None, "pressed 9 on a call")

@@ -23,3 +23,15 @@ def statements_sent(engine: AsyncEngine) -> Iterator[list[tuple[str, Any]]]:
         yield sent
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", capture)
+
+
+def rows_examined(plan: dict[str, Any], table: str) -> int:
+    """Rows of ``table`` an ``EXPLAIN (ANALYZE, FORMAT JSON)`` plan read: returned plus removed
+    by a filter, over every loop of every node that scans the table."""
+    rows = 0
+    if plan.get("Relation Name") == table:
+        loops = plan.get("Actual Loops", 1)
+        rows += (plan.get("Actual Rows", 0) + plan.get("Rows Removed by Filter", 0)) * loops
+    for child in plan.get("Plans", ()):
+        rows += rows_examined(child, table)
+    return rows

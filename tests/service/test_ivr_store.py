@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text, update
@@ -27,7 +26,7 @@ from core.protocols.ami import AMIMessage
 from core.transport.fake_agi import FakeAsterisk, run_fake_call
 from ivr.menus import load_menus
 from queue_manager.recorder import CallRecorder
-from tests.statements import statements_sent
+from tests.statements import rows_examined, statements_sent
 from tests.unit.test_ivr_flow import Caller, Key, Type
 
 #: What a carrier might send as caller ID: 10 KB with NUL, CR, invalid UTF-8 and Devanagari.
@@ -172,18 +171,6 @@ async def test_budget_counts_todays_calls_in_ist_and_the_wait_from_the_queue(
     assert not check.wait_too_long
 
 
-def _calls_rows_examined(plan: dict[str, Any]) -> int:
-    """Rows of ``calls`` an EXPLAIN ANALYZE plan read: returned plus removed by a filter, over
-    every loop of every node that scans the table."""
-    rows = 0
-    if plan.get("Relation Name") == "calls":
-        loops = plan.get("Actual Loops", 1)
-        rows += (plan.get("Actual Rows", 0) + plan.get("Rows Removed by Filter", 0)) * loops
-    for child in plan.get("Plans", ()):
-        rows += _calls_rows_examined(child)
-    return rows
-
-
 async def test_a_queued_callers_figures_read_only_the_waiting_callers_however_busy_the_day(
     store: PostgresStore, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
@@ -234,7 +221,7 @@ async def test_a_queued_callers_figures_read_only_the_waiting_callers_however_bu
                 "EXPLAIN (ANALYZE, FORMAT JSON) " + statement, params
             )
             plan = explained.scalar_one()[0]["Plan"]
-            assert _calls_rows_examined(plan) <= 10, (statement, plan)
+            assert rows_examined(plan, "calls") <= 10, (statement, plan)
 
 
 async def test_the_recent_answers_are_read_once_for_many_callers_and_never_waited_for_again(
