@@ -16,9 +16,10 @@ busiest hour" implies), quiet at night. The dialer paces itself (its own pacing:
 spread evenly over its 09:00-21:00 window plus a burst, at most ``dialer_max_channels`` lines).
 
 A run replays one *slice* of the day at each compression of a ladder (fresh database each): by
-default 09:30-11:00 IST, the ramp into the peak and the peak hour. What the day had done before
-the slice is in the database when it starts: the inbound calls of 00:00-09:30 as rows and in the
-day's counter, the dialer's budget used so far. Each emulated inbound call: ``Newchannel``,
+default 10:15-10:20 IST, inside the peak hour (``--start``/``--end`` choose another: 10-11 is
+the whole peak hour). What the day had done before the slice is in the database when it
+starts: the inbound calls of 00:00 to the slice's start as rows and in the day's counter, the
+dialer's budget used so far. Each emulated inbound call: ``Newchannel``,
 ``Newstate`` Up, the FastAGI session (one of five caller behaviours, :data:`BEHAVIOURS`; each
 prompt takes 3 s, the welcome 6 s), a ``VarSet`` for every variable the IVR sets; then by the
 route: in the queue ``QueueCallerJoin``, after a 5-60 s hold 85 % ``AgentConnect`` (one of 500

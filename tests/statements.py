@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 
 @contextlib.contextmanager
@@ -35,3 +35,14 @@ def rows_examined(plan: dict[str, Any], table: str) -> int:
     for child in plan.get("Plans", ()):
         rows += rows_examined(child, table)
     return rows
+
+
+async def plan_of(session: AsyncSession, statement: str, params: Any) -> dict[str, Any]:
+    """The plan PostgreSQL ran ``statement`` (as :func:`statements_sent` captured it) by:
+    ``EXPLAIN (ANALYZE, FORMAT JSON)``, executed on the session's connection."""
+    connection = await session.connection()
+    explained = await connection.exec_driver_sql(
+        "EXPLAIN (ANALYZE, FORMAT JSON) " + statement, params
+    )
+    plan: dict[str, Any] = explained.scalar_one()[0]["Plan"]
+    return plan

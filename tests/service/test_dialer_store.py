@@ -59,7 +59,7 @@ from outbound_dialer.store import (
 from tests.api_app import api_client
 from tests.service.test_routing import Users
 from tests.service.test_transitions import TEHSIL_OFFICER, act, file, login, seeded
-from tests.statements import rows_examined, statements_sent
+from tests.statements import plan_of, rows_examined, statements_sent
 
 __all__ = ["seeded"]  # the fixture, used by name
 
@@ -183,13 +183,8 @@ async def test_a_claim_reads_a_few_jobs_however_many_are_pending(
             claimed = await claim_one(session, rules(), NOW, "t", ClaimPass(), campaigns=CALLBACKS)
     assert claimed is not None and claimed.number == "9800000001"
     assert len(sent) == 6, [statement for statement, _ in sent]
-    claim = sent[0]
     async with sessions() as session:
-        connection = await session.connection()
-        explained = await connection.exec_driver_sql(
-            "EXPLAIN (ANALYZE, FORMAT JSON) " + claim[0], claim[1]
-        )
-        plan = explained.scalar_one()[0]["Plan"]
+        plan = await plan_of(session, *sent[0])
         await session.rollback()
     assert rows_examined(plan, "dialer_jobs") <= 10, plan
 

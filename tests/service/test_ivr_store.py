@@ -26,7 +26,7 @@ from core.protocols.ami import AMIMessage
 from core.transport.fake_agi import FakeAsterisk, run_fake_call
 from ivr.menus import load_menus
 from queue_manager.recorder import CallRecorder
-from tests.statements import rows_examined, statements_sent
+from tests.statements import plan_of, rows_examined, statements_sent
 from tests.unit.test_ivr_flow import Caller, Key, Type
 
 #: What a carrier might send as caller ID: 10 KB with NUL, CR, invalid UTF-8 and Devanagari.
@@ -215,12 +215,8 @@ async def test_a_queued_callers_figures_read_only_the_waiting_callers_however_bu
     assert figures.position == 3 and 2440 <= figures.connected_recently <= 2448
     assert statements, "no statement captured"
     async with sessions() as session:
-        connection = await session.connection()
         for statement, params in statements:
-            explained = await connection.exec_driver_sql(
-                "EXPLAIN (ANALYZE, FORMAT JSON) " + statement, params
-            )
-            plan = explained.scalar_one()[0]["Plan"]
+            plan = await plan_of(session, statement, params)
             assert rows_examined(plan, "calls") <= 10, (statement, plan)
 
 
