@@ -16,6 +16,7 @@ If any of them refuses, the transaction rolls back and nothing was reserved. The
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -23,9 +24,15 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
+    Date,
+    DateTime,
+    Integer,
+    String,
     Text,
     and_,
+    any_,
     bindparam,
     case,
     cast,
@@ -305,21 +312,22 @@ async def _insert_jobs(session: AsyncSession, source: Any, *, resolution: bool =
 # ----------------------------------------------------------------------------- claiming
 
 
-async def _reserve(
-    session: AsyncSession, day: date, scope: str, allowed: int | None, cap: int | None
-) -> bool:
-    """One atomic reservation of a call and a channel on ``scope``'s row of ``day``: the
-    row's first call makes it (one statement, where making the row first was one more)."""
-    if (allowed is not None and allowed <= 0) or (cap is not None and cap <= 0):
-        return False  # used and active are never below 0: no row could pass
+@functools.cache
+def _reservation(limited: bool, capped: bool) -> Any:
+    """The upsert of :func:`_reserve` (with the bounds it has), built once."""
     conditions = []
-    if allowed is not None:
-        conditions.append(DialerBudget.used < allowed)
-    if cap is not None:
-        conditions.append(DialerBudget.active < cap)
-    reserved = await session.execute(
+    if limited:
+        conditions.append(DialerBudget.used < bindparam("allowed", type_=Integer))
+    if capped:
+        conditions.append(DialerBudget.active < bindparam("cap", type_=Integer))
+    return (
         insert(DialerBudget)
-        .values(day=day, scope=scope, used=1, active=1)
+        .values(
+            day=bindparam("day", type_=Date),
+            scope=bindparam("scope", type_=String),
+            used=1,
+            active=1,
+        )
         .on_conflict_do_update(
             index_elements=["day", "scope"],
             set_={"used": DialerBudget.used + 1, "active": DialerBudget.active + 1},
@@ -327,21 +335,41 @@ async def _reserve(
         )
         .returning(DialerBudget.used)
     )
+
+
+async def _reserve(
+    session: AsyncSession, day: date, scope: str, allowed: int | None, cap: int | None
+) -> bool:
+    """One atomic reservation of a call and a channel on ``scope``'s row of ``day``: the
+    row's first call makes it (one statement, where making the row first was one more)."""
+    if (allowed is not None and allowed <= 0) or (cap is not None and cap <= 0):
+        return False  # used and active are never below 0: no row could pass
+    reserved = await session.execute(
+        _reservation(allowed is not None, cap is not None),
+        {"day": day, "scope": scope, "allowed": allowed, "cap": cap},
+    )
     return reserved.scalar_one_or_none() is not None
 
 
-async def _reserve_number(session: AsyncSession, number: str, day: date, cap: int) -> bool:
-    statement = (
-        insert(DialerNumberDay)
-        .values(number=number, day=day, attempts=1)
-        .on_conflict_do_update(
-            index_elements=["number", "day"],
-            set_={"attempts": DialerNumberDay.attempts + 1},
-            where=DialerNumberDay.attempts < cap,
-        )
-        .returning(DialerNumberDay.attempts)
+_RESERVE_NUMBER = (
+    insert(DialerNumberDay)
+    .values(
+        number=bindparam("number", type_=DialerNumberDay.__table__.c.number.type),
+        day=bindparam("day", type_=Date),
+        attempts=1,
     )
-    return (await session.execute(statement)).scalar_one_or_none() is not None
+    .on_conflict_do_update(
+        index_elements=["number", "day"],
+        set_={"attempts": DialerNumberDay.attempts + 1},
+        where=DialerNumberDay.attempts < bindparam("cap", type_=Integer),
+    )
+    .returning(DialerNumberDay.attempts)
+)
+
+
+async def _reserve_number(session: AsyncSession, number: str, day: date, cap: int) -> bool:
+    reserved = await session.execute(_RESERVE_NUMBER, {"number": number, "day": day, "cap": cap})
+    return reserved.scalar_one_or_none() is not None
 
 
 #: A click-to-call first (an agent waits for it at the desk), then callbacks, in their place
@@ -359,6 +387,71 @@ _CLAIM_ORDER = (
 def _of_complaint(column: Any) -> Any:
     """``column`` of the claimed job's complaint (NULL without one), read with the claim."""
     return select(column).where(Complaint.id == DialerJob.complaint_id).scalar_subquery()
+
+
+#: The claim: the first due job of the wanted campaigns in :data:`_CLAIM_ORDER`, locked (another
+#: dialer takes the next), with what :func:`_why_not_dial` decides on (three round trips of a
+#: claim's twelve were those look-ups, one more the complaint's number). Built once with bind
+#: parameters, as the IVR's and the queue manager's statements are; ``state`` is a literal, so
+#: that the partial index's predicate is seen to hold in a generic plan too.
+_CLAIM = (
+    select(
+        DialerJob.id,
+        DialerJob.campaign,
+        DialerJob.number,
+        DialerJob.attempts,
+        DialerJob.complaint_id,
+        DialerJob.not_before,
+        DialerJob.seat,
+        DialerCampaign.max_attempts,
+        DialerCampaign.max_concurrent,
+        DialerCampaign.daily_limit,
+        exists().where(DoNotCall.number == DialerJob.number).label("do_not_call"),
+        _of_complaint(Complaint.status).label("complaint_status"),
+        _of_complaint(Complaint.number).label("complaint_number"),
+        select(func.max(DialerAttempt.started_at))
+        .where(
+            DialerAttempt.number == DialerJob.number,
+            DialerAttempt.abandoned.is_(True),
+            DialerAttempt.started_at > bindparam("quiet_since", type_=DateTime(timezone=True)),
+        )
+        .scalar_subquery()
+        .label("last_abandoned"),
+    )
+    .join(DialerCampaign, DialerCampaign.name == DialerJob.campaign)
+    .where(
+        DialerJob.state == literal_column(f"'{JobState.PENDING.value}'"),
+        DialerJob.not_before <= bindparam("now", type_=DateTime(timezone=True)),
+        DialerJob.campaign == any_(bindparam("wanted", type_=ARRAY(String))),
+        DialerCampaign.paused.is_(False),
+    )
+    .order_by(*_CLAIM_ORDER)
+    .limit(1)
+    .with_for_update(of=DialerJob, skip_locked=True)
+)
+#: The claimed job's attempt and the job moved to ``dialing``, built once and sent on the
+#: session's connection as Core: the ORM's unit of work and its UPDATE's synchronisation of
+#: loaded objects (there are none) cost more than the statements.
+_NEW_ATTEMPT = insert(DialerAttempt).values(
+    {
+        name: bindparam(name, type_=DialerAttempt.__table__.c[name].type)
+        for name in (
+            "id",
+            "job_id",
+            "attempt_no",
+            "campaign",
+            "number",
+            "day",
+            "started_at",
+            "dialer",
+        )
+    }
+)
+_DIALING = (
+    update(DialerJob)
+    .where(DialerJob.id == bindparam("job", type_=BigInteger))
+    .values(state=JobState.DIALING, attempts=bindparam("attempt_no", type_=Integer))
+)
 
 
 async def claim_one(
@@ -386,41 +479,7 @@ async def claim_one(
     while True:
         row = (
             await session.execute(
-                select(
-                    DialerJob.id,
-                    DialerJob.campaign,
-                    DialerJob.number,
-                    DialerJob.attempts,
-                    DialerJob.complaint_id,
-                    DialerJob.not_before,
-                    DialerJob.seat,
-                    DialerCampaign.max_attempts,
-                    DialerCampaign.max_concurrent,
-                    DialerCampaign.daily_limit,
-                    # What _why_not_dial decides on, read with the claim: three round trips
-                    # of a claim's twelve were these look-ups, and one more the number.
-                    exists().where(DoNotCall.number == DialerJob.number).label("do_not_call"),
-                    _of_complaint(Complaint.status).label("complaint_status"),
-                    _of_complaint(Complaint.number).label("complaint_number"),
-                    select(func.max(DialerAttempt.started_at))
-                    .where(
-                        DialerAttempt.number == DialerJob.number,
-                        DialerAttempt.abandoned.is_(True),
-                        DialerAttempt.started_at > now - ABANDON_QUIET,
-                    )
-                    .scalar_subquery()
-                    .label("last_abandoned"),
-                )
-                .join(DialerCampaign, DialerCampaign.name == DialerJob.campaign)
-                .where(
-                    DialerJob.state == JobState.PENDING,
-                    DialerJob.not_before <= now,
-                    DialerJob.campaign.in_(wanted),
-                    DialerCampaign.paused.is_(False),
-                )
-                .order_by(*_CLAIM_ORDER)
-                .limit(1)
-                .with_for_update(of=DialerJob, skip_locked=True)
+                _CLAIM, {"now": now, "quiet_since": now - ABANDON_QUIET, "wanted": wanted}
             )
         ).one_or_none()
         if row is None:
@@ -475,23 +534,21 @@ async def claim_one(
 
     attempt_id = f"{ATTEMPT_PREFIX}{uuid.uuid4().hex}"
     attempt_no = row.attempts + 1
-    session.add(
-        DialerAttempt(
-            id=attempt_id,
-            job_id=job_id,
-            attempt_no=attempt_no,
-            campaign=campaign,
-            number=number,
-            day=day,
-            started_at=now,
-            dialer=dialer,
-        )
+    connection = await session.connection()
+    await connection.execute(
+        _NEW_ATTEMPT,
+        {
+            "id": attempt_id,
+            "job_id": job_id,
+            "attempt_no": attempt_no,
+            "campaign": campaign,
+            "number": number,
+            "day": day,
+            "started_at": now,
+            "dialer": dialer,
+        },
     )
-    await session.execute(
-        update(DialerJob)
-        .where(DialerJob.id == job_id)
-        .values(state=JobState.DIALING, attempts=attempt_no)
-    )
+    await connection.execute(_DIALING, {"job": job_id, "attempt_no": attempt_no})
     await session.commit()
     return Claimed(attempt_id, job_id, attempt_no, campaign, number, row.complaint_number, row.seat)
 
@@ -636,6 +693,16 @@ class Finished:
     survey: SurveyResult | None
 
 
+#: A channel given back on one budget row (built once; sent as Core, as :data:`_DIALING`).
+_RELEASE = (
+    update(DialerBudget)
+    .where(
+        DialerBudget.day == bindparam("of_day", type_=Date),
+        DialerBudget.scope == bindparam("of_scope", type_=String),
+        DialerBudget.active > 0,
+    )
+    .values(active=DialerBudget.active - 1)
+)
 #: An open attempt with its job (both locked), its campaign's attempt cap and what its call's
 #: script recorded (none if it never ran): one round trip, where it was four.
 _OPEN_ATTEMPT = (
@@ -702,16 +769,9 @@ async def finish_attempt(
         attempt.hangup_cause = cause
     # Release the channel: the 'all' row first, then the campaign's, in the order the claims
     # lock them (one UPDATE of both rows could lock them the other way round: a deadlock).
+    connection = await session.connection()
     for scope in ("all", attempt.campaign.value):
-        await session.execute(
-            update(DialerBudget)
-            .where(
-                DialerBudget.day == attempt.day,
-                DialerBudget.scope == scope,
-                DialerBudget.active > 0,
-            )
-            .values(active=DialerBudget.active - 1)
-        )
+        await connection.execute(_RELEASE, {"of_day": attempt.day, "of_scope": scope})
 
     survey = _survey(detail)
     if detail.get("dnc") is True:
