@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 from core.config import Settings
 from core.db.models import Call, CallbackRequest, Complaint, IvrSession, ReadbackSession
 from core.db.queries import INBOUND_TODAY_BESIDES, inbound_today_params
+from core.db.session import execute_core
 from core.domain.calls import CallbackReason, CallbackStatus, IvrOutcome
 from core.domain.clock import days_between
 from core.domain.complaints import SETTLED_STATES, ComplaintStatus
@@ -575,8 +576,7 @@ class PostgresStore:
                 async with self.sessions() as session:
                     # Core's executemany of one cached statement (the ORM's bulk path, or a
                     # multi-row VALUES compiled per batch, cost more than the rows' writing).
-                    upsert = _upsert_sessions(tuple(rows[0]))
-                    await (await session.connection()).execute(upsert, rows)
+                    await execute_core(session, _upsert_sessions(tuple(rows[0])), rows)
                     await session.commit()
             except Exception as exc:
                 for _, waiters in batch.values():

@@ -61,6 +61,7 @@ from core.db.models import (
     DoNotCall,
     IvrSession,
 )
+from core.db.session import execute_core
 from core.domain.calls import CallbackStatus
 from core.domain.clock import helpline_day
 from core.domain.complaints import ComplaintStatus, HistoryAction
@@ -429,9 +430,9 @@ _CLAIM = (
     .limit(1)
     .with_for_update(of=DialerJob, skip_locked=True)
 )
-#: The claimed job's attempt and the job moved to ``dialing``, built once and sent on the
-#: session's connection as Core: the ORM's unit of work and its UPDATE's synchronisation of
-#: loaded objects (there are none) cost more than the statements.
+#: The claimed job's attempt and the job moved to ``dialing``, built once and sent as Core
+#: (:func:`core.db.session.execute_core`): the ORM's unit of work and its UPDATE's
+#: synchronisation of loaded objects (there are none) cost more than the statements.
 _NEW_ATTEMPT = insert(DialerAttempt).values(
     {
         name: bindparam(name, type_=DialerAttempt.__table__.c[name].type)
@@ -534,8 +535,8 @@ async def claim_one(
 
     attempt_id = f"{ATTEMPT_PREFIX}{uuid.uuid4().hex}"
     attempt_no = row.attempts + 1
-    connection = await session.connection()
-    await connection.execute(
+    await execute_core(
+        session,
         _NEW_ATTEMPT,
         {
             "id": attempt_id,
@@ -548,7 +549,7 @@ async def claim_one(
             "dialer": dialer,
         },
     )
-    await connection.execute(_DIALING, {"job": job_id, "attempt_no": attempt_no})
+    await execute_core(session, _DIALING, {"job": job_id, "attempt_no": attempt_no})
     await session.commit()
     return Claimed(attempt_id, job_id, attempt_no, campaign, number, row.complaint_number, row.seat)
 
@@ -769,9 +770,8 @@ async def finish_attempt(
         attempt.hangup_cause = cause
     # Release the channel: the 'all' row first, then the campaign's, in the order the claims
     # lock them (one UPDATE of both rows could lock them the other way round: a deadlock).
-    connection = await session.connection()
     for scope in ("all", attempt.campaign.value):
-        await connection.execute(_RELEASE, {"of_day": attempt.day, "of_scope": scope})
+        await execute_core(session, _RELEASE, {"of_day": attempt.day, "of_scope": scope})
 
     survey = _survey(detail)
     if detail.get("dnc") is True:

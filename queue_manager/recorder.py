@@ -49,6 +49,7 @@ from core.db.models import (
     QueueEvent,
     Recording,
 )
+from core.db.session import execute_core
 from core.domain.calls import CallDisposition
 from core.domain.clock import helpline_day
 from core.domain.phone import parse_caller_id, raw_caller_id, safe_text
@@ -415,7 +416,7 @@ class _Unwritten:
         the order between calls does not matter. At the peak one batch holds ~20 calls'
         events: one round trip per event was most of the queue manager's statements."""
         for (_, statement), rows in sorted(self.writes.items(), key=lambda item: item[0][0]):
-            await _write(session, statement, rows)
+            await execute_core(session, statement, rows)
         self.writes.clear()
         self.held.clear()
 
@@ -429,7 +430,7 @@ async def _send(
 ) -> None:
     """A write of call ``uniqueid``'s: now (one event applied alone), or held in the batch."""
     if unwritten is None:
-        await _write(session, statement, params)
+        await execute_core(session, statement, params)
     else:
         unwritten.hold(uniqueid, statement, params)
 
@@ -463,7 +464,7 @@ class CallRecorder:
         """:meth:`apply` each event in order, with one difference in what is sent, not in what
         is stored: the calls' writes are held and sent together at the end
         (:meth:`_Unwritten.send`: one executemany per statement and turn, each call's writes
-        in their order), and before any read of the rows (a recording's end). A call's
+        in their order), then the recordings that ended are completed in one look-up. A call's
         ``VarSet`` events (4-6 per call: the dialplan clears IVR_DONE and IVR_FALLBACK, the IVR
         sets IVR_PATH, IVR_LANG, IVR_DONE) become one UPDATE, held as that call's next write
         when another of its events comes, else at the end. The batch's queue events (4-5 per
@@ -478,7 +479,7 @@ class CallRecorder:
         if unwritten.recordings_ended:
             await self._finish_recordings(session, unwritten.recordings_ended)
         if unwritten.queue_events:
-            await _write(session, _INSERT_QUEUE_EVENT, unwritten.queue_events)
+            await execute_core(session, _INSERT_QUEUE_EVENT, unwritten.queue_events)
 
     async def apply(
         self, session: AsyncSession, event: Event, unwritten: _Unwritten | None = None
@@ -555,7 +556,7 @@ class CallRecorder:
             _INSERT_CALL,
             {
                 "uniqueid": uniqueid,
-                "linkedid": event.get("Linkedid") or event.get("Uniqueid"),
+                "linkedid": event.get("Linkedid") or uniqueid,
                 "channel": safe_text(event.get("Channel"), CHANNEL_LENGTH),
                 "caller_number_raw": raw_caller_id(raw),
                 "caller_number": parse_caller_id(raw),
@@ -594,7 +595,7 @@ class CallRecorder:
         CEL (the queue join, the agent's answer missed in an AMI gap) can land after the live
         Hangup closed the row as ``ivr_only``. Facts only accumulate, so this only moves the
         disposition towards "answered"; an open row is left to its hang-up."""
-        await _write(session, _REFRESH_DISPOSITION, {"call_uniqueid": uniqueid})
+        await execute_core(session, _REFRESH_DISPOSITION, {"call_uniqueid": uniqueid})
 
     async def _queue_event(
         self, session: AsyncSession, event: Event, at: datetime, unwritten: _Unwritten | None
@@ -612,7 +613,7 @@ class CallRecorder:
             "payload": dict(payload),
         }
         if unwritten is None:
-            await _write(session, _INSERT_QUEUE_EVENT, row)
+            await execute_core(session, _INSERT_QUEUE_EVENT, row)
         else:
             unwritten.queue_events.append(row)
 
@@ -659,20 +660,6 @@ class CallRecorder:
             recording.duration_seconds = wav_duration_seconds(size)
             recording.retain_until = retain_until(at, self.settings.recording_retention_days)
             log.info("recording of call %s: %s, %d bytes", uniqueid, recording.path, size)
-
-
-async def _write(
-    session: AsyncSession,
-    statement: Executable,
-    params: dict[str, Any] | list[dict[str, Any]] | None = None,
-) -> None:
-    """Execute a write on the session's connection as Core: the ORM's bulk-persistence pass
-    (statement state, synchronising loaded objects) was a third of the queue manager's CPU
-    per event, and no write here needs it. Objects changed in the session are flushed first,
-    so writes reach PostgreSQL in the order they were made."""
-    if session.dirty or session.new:
-        await session.flush()
-    await (await session.connection()).execute(statement, params)
 
 
 def _hold_variables(unwritten: _Unwritten, uniqueid: str) -> None:

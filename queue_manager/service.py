@@ -35,6 +35,7 @@ from core.db.models import SeatStatus as SeatStatusRow
 from core.db.session import (
     create_engine,
     database_unavailable,
+    execute_core,
     listen_forever,
     session_factory,
 )
@@ -302,7 +303,7 @@ class QueueManager:
             return
         async with self.sessions() as session:
             # An executemany, in seat order.
-            await (await session.connection()).execute(_upsert_seats(tuple(rows[0])), rows)
+            await execute_core(session, _upsert_seats(tuple(rows[0])), rows)
             await session.commit()
 
     # ------------------------------------------------------------------ reconcile
