@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import (
     ARRAY,
     BigInteger,
+    Boolean,
     Date,
     DateTime,
     Integer,
@@ -345,7 +346,8 @@ async def _reserve(
     row's first call makes it (one statement, where making the row first was one more)."""
     if (allowed is not None and allowed <= 0) or (cap is not None and cap <= 0):
         return False  # used and active are never below 0: no row could pass
-    reserved = await session.execute(
+    reserved = await execute_core(
+        session,
         _reservation(allowed is not None, cap is not None),
         {"day": day, "scope": scope, "allowed": allowed, "cap": cap},
     )
@@ -369,7 +371,9 @@ _RESERVE_NUMBER = (
 
 
 async def _reserve_number(session: AsyncSession, number: str, day: date, cap: int) -> bool:
-    reserved = await session.execute(_RESERVE_NUMBER, {"number": number, "day": day, "cap": cap})
+    reserved = await execute_core(
+        session, _RESERVE_NUMBER, {"number": number, "day": day, "cap": cap}
+    )
     return reserved.scalar_one_or_none() is not None
 
 
@@ -597,25 +601,60 @@ async def _stop(session: AsyncSession, job_id: int, now: datetime) -> None:
 # ----------------------------------------------------------------------------- outcomes
 
 
+#: The attempt an AMI event names, as a bind parameter of the statements below (built once and
+#: sent as Core, as :data:`_DIALING`: one of them per event the dialer acts on).
+_ATTEMPT = DialerAttempt.id == bindparam("attempt", type_=DialerAttempt.__table__.c.id.type)
+_IS_CLICK = DialerAttempt.campaign == literal_column(f"'{Campaign.CLICK.value}'")
+_ANSWERED = (
+    update(DialerAttempt)
+    .where(_ATTEMPT, DialerAttempt.ended_at.is_(None))
+    .values(
+        answered=case((_IS_CLICK, DialerAttempt.answered), else_=True),
+        # Not before the attempt began, whatever the wall clock did since.
+        answered_at=case(
+            (_IS_CLICK, DialerAttempt.answered_at),
+            else_=func.greatest(
+                DialerAttempt.started_at, bindparam("now", type_=DateTime(timezone=True))
+            ),
+        ),
+        originate_reason=4,
+    )
+    .returning(DialerAttempt.id)
+)
+_DIAL_STATUS = (
+    update(DialerAttempt)
+    .where(_ATTEMPT, _IS_CLICK, DialerAttempt.ended_at.is_(None))
+    .values(
+        dial_status=bindparam("status", type_=String),
+        answered=DialerAttempt.answered | bindparam("citizen_answered", type_=Boolean),
+        answered_at=case(
+            (
+                bindparam("citizen_answered", type_=Boolean),
+                bindparam("now", type_=DateTime(timezone=True)),
+            ),
+            else_=DialerAttempt.answered_at,
+        ),
+    )
+    .returning(DialerAttempt.id)
+)
+_REASON = (
+    update(DialerAttempt)
+    .where(_ATTEMPT, DialerAttempt.ended_at.is_(None))
+    .values(originate_reason=bindparam("reason", type_=Integer))
+)
+_ABANDONED = (
+    update(DialerAttempt)
+    .where(_ATTEMPT, DialerAttempt.answered.is_(True))
+    .values(abandoned=True)
+    .returning(DialerAttempt.id)
+)
+
+
 async def mark_answered(session: AsyncSession, attempt_id: str, now: datetime) -> bool:
     """OriginateResponse Success: the citizen answered (the script runs now). For a
     click-to-call it is the agent's seat that answered: the citizen is dialled now, and counts
     as answered only at their ``DialEnd`` ANSWER (:func:`record_dial_status`)."""
-    is_click = DialerAttempt.campaign == Campaign.CLICK.value
-    done = await session.execute(
-        update(DialerAttempt)
-        .where(DialerAttempt.id == attempt_id, DialerAttempt.ended_at.is_(None))
-        .values(
-            answered=case((is_click, DialerAttempt.answered), else_=True),
-            # Not before the attempt began, whatever the wall clock did since.
-            answered_at=case(
-                (is_click, DialerAttempt.answered_at),
-                else_=func.greatest(DialerAttempt.started_at, now),
-            ),
-            originate_reason=4,
-        )
-        .returning(DialerAttempt.id)
-    )
+    done = await execute_core(session, _ANSWERED, {"attempt": attempt_id, "now": now})
     return done.scalar_one_or_none() is not None
 
 
@@ -634,41 +673,28 @@ async def record_dial_status(
 ) -> bool:
     """Click-to-call: ``DialEnd`` of the seat's channel towards the citizen. ANSWER: the
     citizen answered (the attempt is connected: ``answered``)."""
-    answered = status.upper() == "ANSWER"
-    values: dict[str, Any] = {"dial_status": status.upper()[:16]}
-    if answered:
-        values |= {"answered": True, "answered_at": now}
-    done = await session.execute(
-        update(DialerAttempt)
-        .where(
-            DialerAttempt.id == attempt_id,
-            DialerAttempt.campaign == Campaign.CLICK,
-            DialerAttempt.ended_at.is_(None),
-        )
-        .values(**values)
-        .returning(DialerAttempt.id)
+    done = await execute_core(
+        session,
+        _DIAL_STATUS,
+        {
+            "attempt": attempt_id,
+            "status": status.upper()[:16],
+            "citizen_answered": status.upper() == "ANSWER",
+            "now": now,
+        },
     )
     return done.scalar_one_or_none() is not None
 
 
 async def record_reason(session: AsyncSession, attempt_id: str, reason: int | None) -> None:
     """A failed OriginateResponse: keep its Reason for the Hangup that ends the attempt."""
-    await session.execute(
-        update(DialerAttempt)
-        .where(DialerAttempt.id == attempt_id, DialerAttempt.ended_at.is_(None))
-        .values(originate_reason=reason)
-    )
+    await execute_core(session, _REASON, {"attempt": attempt_id, "reason": reason})
 
 
 async def mark_abandoned(session: AsyncSession, attempt_id: str, now: datetime) -> bool:
     """The citizen, answered and put in the agents' queue, hung up there before an agent took
     the call (``QueueCallerAbandon``): an abandoned call (no call again for 72 h)."""
-    done = await session.execute(
-        update(DialerAttempt)
-        .where(DialerAttempt.id == attempt_id, DialerAttempt.answered.is_(True))
-        .values(abandoned=True)
-        .returning(DialerAttempt.id)
-    )
+    done = await execute_core(session, _ABANDONED, {"attempt": attempt_id})
     return done.scalar_one_or_none() is not None
 
 

@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 import asyncpg
 import sqlalchemy.exc
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import CursorResult, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -134,15 +134,16 @@ async def execute_core(
     session: AsyncSession,
     statement: Executable,
     params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
-) -> None:
+) -> CursorResult[Any]:
     """Execute a write built once (bind parameters) on the session's connection as Core: the
     ORM's bulk-persistence path (statement state, synchronising loaded objects) cost more CPU
     per write than the write, and none of these writes needs it. A list of parameter sets is
     one executemany. Objects changed in the session are flushed first, so writes reach
-    PostgreSQL in the order they were made."""
+    PostgreSQL in the order they were made. Objects already loaded are not updated (as the
+    ORM's ``synchronize_session`` would): read what such a write changed after it, anew."""
     if session.dirty or session.new or session.deleted:
         await session.flush()
-    await (await session.connection()).execute(statement, params)
+    return await (await session.connection()).execute(statement, params)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
