@@ -50,7 +50,7 @@ from outbound_dialer.store import (
     Claimed,
     ClaimPass,
     DialRules,
-    claim_one,
+    claim_jobs,
     click_seat,
     finish_attempt,
     make_callback_jobs,
@@ -77,7 +77,8 @@ EVENTS = frozenset({"OriginateResponse", "Hangup", "QueueCallerAbandon", "DialEn
 SEAT_DIAL = "Local/{seat}@seat-phones"
 #: An attempt younger than this may not have its channel yet: reconciliation leaves it.
 RECONCILE_GRACE = timedelta(seconds=15)
-#: Originates of one pass sent and not yet answered, at most (see :meth:`Dialer.run_once`).
+#: Originates of one pass sent and not yet answered, at most; also the most jobs one claim
+#: takes (see :meth:`Dialer.run_once`).
 ORIGINATES_IN_FLIGHT = 16
 #: After a failed OriginateResponse, how long its channel's Hangup (with the cause) may take.
 HANGUP_GRACE_SECONDS = 3.0
@@ -190,9 +191,10 @@ class Dialer:
                 log.info("made %d job(s)", made)
         dialled: list[Claimed] = []
         state = ClaimPass()
-        # Each Originate is sent while the next job is claimed: its answer's round trip
-        # (Asterisk's, under load a few ms) no longer adds to every claim's. At most
-        # ORIGINATES_IN_FLIGHT unanswered; the pass returns when all are answered.
+        # Each Originate is sent while the next jobs are claimed: its answer's round trip
+        # (Asterisk's, under load a few ms) no longer adds to every claim's. A claim takes as
+        # many jobs as there are free places among ORIGINATES_IN_FLIGHT (one transaction for
+        # them all); the pass returns when every Originate it sent is answered.
         slots = asyncio.Semaphore(ORIGINATES_IN_FLIGHT)
         sending: list[asyncio.Task[None]] = []
         try:
@@ -202,7 +204,11 @@ class Dialer:
                 await session.rollback()
                 while not self.stopping.is_set() and self.ami.connected.is_set():
                     await slots.acquire()
-                    claimed = await claim_one(
+                    places = 1
+                    while not slots.locked():
+                        await slots.acquire()  # free now: returns at once
+                        places += 1
+                    claimed = await claim_jobs(
                         session,
                         self.rules,
                         now,
@@ -210,12 +216,15 @@ class Dialer:
                         state,
                         campaigns=self.campaigns,
                         callback_cap=free,
+                        most=places,
                     )
-                    if claimed is None:
+                    for _ in range(places - len(claimed)):
                         slots.release()
+                    if not claimed:
                         break
-                    sending.append(asyncio.create_task(self._send(claimed, now, slots)))
-                    dialled.append(claimed)
+                    for job in claimed:
+                        sending.append(asyncio.create_task(self._send(job, now, slots)))
+                    dialled += claimed
         finally:
             # A claim that failed leaves the Originates already sent to finish, not cancelled.
             sent = await asyncio.gather(*sending, return_exceptions=True)

@@ -16,9 +16,9 @@ If any of them refuses, the transaction rolls back and nothing was reserved. The
 
 from __future__ import annotations
 
-import functools
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -32,7 +32,6 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
-    and_,
     any_,
     bindparam,
     case,
@@ -42,7 +41,7 @@ from sqlalchemy import (
     literal,
     literal_column,
     select,
-    true,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert
@@ -58,7 +57,6 @@ from core.db.models import (
     DialerBudget,
     DialerCampaign,
     DialerJob,
-    DialerNumberDay,
     DoNotCall,
     IvrSession,
 )
@@ -314,67 +312,103 @@ async def _insert_jobs(session: AsyncSession, source: Any, *, resolution: bool =
 # ----------------------------------------------------------------------------- claiming
 
 
-@functools.cache
-def _reservation(limited: bool, capped: bool) -> Any:
-    """The upsert of :func:`_reserve` (with the bounds it has), built once."""
-    conditions = []
-    if limited:
-        conditions.append(DialerBudget.used < bindparam("allowed", type_=Integer))
-    if capped:
-        conditions.append(DialerBudget.active < bindparam("cap", type_=Integer))
-    return (
-        insert(DialerBudget)
-        .values(
-            day=bindparam("day", type_=Date),
-            scope=bindparam("scope", type_=String),
-            used=1,
-            active=1,
-        )
-        .on_conflict_do_update(
-            index_elements=["day", "scope"],
-            set_={"used": DialerBudget.used + 1, "active": DialerBudget.active + 1},
-            where=and_(true(), *conditions),
-        )
-        .returning(DialerBudget.used)
+#: Up to ``wanted`` calls and channels taken on ``scope``'s row of ``day``, as many as its
+#: bounds leave (``allowed`` calls a day, ``cap`` channels; NULL: no bound), in one statement
+#: that returns how many it took. The row is locked first (``current``), so the arithmetic is
+#: on its latest version whatever another dialer committed meanwhile; a claim of a batch takes
+#: its calls with one of these per scope, where it was one statement per call.
+_RESERVE = text(
+    """
+    WITH current AS (
+        SELECT used, active FROM dialer_budget
+        WHERE day = :day AND scope = :scope
+        FOR UPDATE
+    ), granted AS (
+        SELECT greatest(0, least(
+            :wanted,
+            coalesce(:allowed - used, :wanted),
+            coalesce(:cap - active, :wanted)
+        )) AS calls
+        FROM current
     )
-
-
-async def _reserve(
-    session: AsyncSession, day: date, scope: str, allowed: int | None, cap: int | None
-) -> bool:
-    """One atomic reservation of a call and a channel on ``scope``'s row of ``day``: the
-    row's first call makes it (one statement, where making the row first was one more)."""
-    if (allowed is not None and allowed <= 0) or (cap is not None and cap <= 0):
-        return False  # used and active are never below 0: no row could pass
-    reserved = await execute_core(
-        session,
-        _reservation(allowed is not None, cap is not None),
-        {"day": day, "scope": scope, "allowed": allowed, "cap": cap},
+    UPDATE dialer_budget
+    SET used = used + granted.calls, active = active + granted.calls
+    FROM granted
+    WHERE day = :day AND scope = :scope
+    RETURNING granted.calls
+    """
+).bindparams(
+    bindparam("day", type_=Date),
+    bindparam("scope", type_=String),
+    bindparam("wanted", type_=Integer),
+    bindparam("allowed", type_=Integer),
+    bindparam("cap", type_=Integer),
+)
+#: The day's row of a scope, made by its first claim (then :data:`_RESERVE` again).
+_BUDGET_ROW = (
+    insert(DialerBudget)
+    .values(day=bindparam("day", type_=Date), scope=bindparam("scope", type_=String), used=0)
+    .on_conflict_do_nothing(index_elements=["day", "scope"])
+)
+#: Calls and channels a batch took and will not use, given back in the same transaction.
+_GIVE_BACK = (
+    update(DialerBudget)
+    .where(
+        DialerBudget.day == bindparam("of_day", type_=Date),
+        DialerBudget.scope == bindparam("of_scope", type_=String),
     )
-    return reserved.scalar_one_or_none() is not None
-
-
-_RESERVE_NUMBER = (
-    insert(DialerNumberDay)
     .values(
-        number=bindparam("number", type_=DialerNumberDay.__table__.c.number.type),
-        day=bindparam("day", type_=Date),
-        attempts=1,
+        used=DialerBudget.used - bindparam("calls", type_=Integer),
+        active=DialerBudget.active - bindparam("calls", type_=Integer),
     )
-    .on_conflict_do_update(
-        index_elements=["number", "day"],
-        set_={"attempts": DialerNumberDay.attempts + 1},
-        where=DialerNumberDay.attempts < bindparam("cap", type_=Integer),
-    )
-    .returning(DialerNumberDay.attempts)
 )
 
 
-async def _reserve_number(session: AsyncSession, number: str, day: date, cap: int) -> bool:
-    reserved = await execute_core(
-        session, _RESERVE_NUMBER, {"number": number, "day": day, "cap": cap}
-    )
-    return reserved.scalar_one_or_none() is not None
+async def _reserve(
+    session: AsyncSession,
+    day: date,
+    scope: str,
+    wanted: int,
+    allowed: int | None,
+    cap: int | None,
+) -> int:
+    """Take up to ``wanted`` calls and channels on ``scope``'s row of ``day``: how many."""
+    if wanted <= 0 or (allowed is not None and allowed <= 0) or (cap is not None and cap <= 0):
+        return 0  # used and active are never below 0: no row could give one
+    params = {"day": day, "scope": scope, "wanted": wanted, "allowed": allowed, "cap": cap}
+    taken = (await execute_core(session, _RESERVE, params)).scalar_one_or_none()
+    if taken is None:  # the day's first call on this scope
+        await execute_core(session, _BUDGET_ROW, {"day": day, "scope": scope})
+        taken = (await execute_core(session, _RESERVE, params)).scalar_one()
+    return int(taken)
+
+
+async def _give_back(session: AsyncSession, day: date, calls: dict[str, int]) -> None:
+    """Return calls taken and not used: ``calls`` by scope, 'all' first (the claims' order)."""
+    scopes = sorted((scope for scope, n in calls.items() if n), key=lambda s: (s != "all", s))
+    if scopes:
+        await execute_core(
+            session,
+            _GIVE_BACK,
+            [{"of_day": day, "of_scope": scope, "calls": calls[scope]} for scope in scopes],
+        )
+
+
+#: One more attempt today for each of a batch's numbers, under the cap: returns the numbers
+#: it was given to. In the numbers' order, so that two dialers lock their rows alike.
+_RESERVE_NUMBERS = text(
+    """
+    INSERT INTO dialer_number_day (number, day, attempts)
+    SELECT number, :day, 1 FROM unnest(CAST(:numbers AS text[])) AS number ORDER BY number
+    ON CONFLICT (number, day) DO UPDATE SET attempts = dialer_number_day.attempts + 1
+    WHERE dialer_number_day.attempts < :cap
+    RETURNING number
+    """
+).bindparams(
+    bindparam("day", type_=Date),
+    bindparam("numbers", type_=ARRAY(String)),
+    bindparam("cap", type_=Integer),
+)
 
 
 #: A click-to-call first (an agent waits for it at the desk), then callbacks, in their place
@@ -431,7 +465,7 @@ _CLAIM = (
         DialerCampaign.paused.is_(False),
     )
     .order_by(*_CLAIM_ORDER)
-    .limit(1)
+    .limit(bindparam("most", type_=Integer))
     .with_for_update(of=DialerJob, skip_locked=True)
 )
 #: The claimed job's attempt and the job moved to ``dialing``, built once and sent as Core
@@ -469,99 +503,187 @@ async def claim_one(
     campaigns: frozenset[Campaign] = frozenset({Campaign.FEEDBACK, Campaign.FOLLOWUP}),
     callback_cap: int | None = None,
 ) -> Claimed | None:
-    """Claim one due job and reserve everything its call needs, in one transaction that this
-    function commits (or rolls back: then nothing is reserved). None with ``state.stopped``
-    set means stop this pass (outside the window, budget spent, channels full, no jobs)."""
-    allowed = rules.pacing.allowed(now)
-    if allowed <= 0:
-        state.stopped = "outside the window" if not rules.window.contains(now) else "budget"
-        return None
-    wanted = [c.value for c in campaigns - state.skipped_campaigns]
-    if not wanted:
-        state.stopped = "no campaign left"
-        return None
+    """:func:`claim_jobs` of one job."""
+    claimed = await claim_jobs(
+        session, rules, now, dialer, state, campaigns=campaigns, callback_cap=callback_cap
+    )
+    return claimed[0] if claimed else None
+
+
+async def claim_jobs(
+    session: AsyncSession,
+    rules: DialRules,
+    now: datetime,
+    dialer: str,
+    state: ClaimPass,
+    *,
+    campaigns: frozenset[Campaign] = frozenset({Campaign.FEEDBACK, Campaign.FOLLOWUP}),
+    callback_cap: int | None = None,
+    most: int = 1,
+) -> list[Claimed]:
+    """Claim up to ``most`` due jobs in their order and reserve everything their calls need,
+    in one transaction that this function commits (or rolls back: then nothing is
+    reserved). Fewer than ``most`` when a bound leaves fewer (each job's number once a
+    batch). Empty with ``state.stopped`` set means stop this pass (outside the window, budget
+    spent, channels full, no jobs).
+
+    A batch costs what one claim did (about six statements): the jobs with their facts, one
+    reservation per budget row for all of them, their numbers' day in one statement, their
+    attempts and their new state as two executemanys. Jobs that must not be dialled (do not
+    call, the complaint moved on, the 72 h rule, the attempt cap, the number's cap) are
+    stopped or deferred in the same transaction, and the calls they took given back."""
     day = helpline_day(now)
     while True:
-        row = (
+        allowed = rules.pacing.allowed(now)
+        if allowed <= 0:
+            state.stopped = "outside the window" if not rules.window.contains(now) else "budget"
+            await session.rollback()
+            return []
+        wanted = [c.value for c in campaigns - state.skipped_campaigns]
+        if not wanted:
+            state.stopped = "no campaign left"
+            await session.rollback()
+            return []
+        rows = (
             await session.execute(
-                _CLAIM, {"now": now, "quiet_since": now - ABANDON_QUIET, "wanted": wanted}
+                _CLAIM,
+                {"now": now, "quiet_since": now - ABANDON_QUIET, "wanted": wanted, "most": most},
             )
-        ).one_or_none()
-        if row is None:
+        ).all()
+        if not rows:
             await session.rollback()
             state.stopped = state.stopped or "no due job"
-            return None
-        why_not = await _why_not_dial(session, row, now)
-        if why_not is None:
-            break
-        await session.commit()  # the job's new state (stopped / deferred); look at the next
-
-    job_id, campaign, number = row.id, Campaign(row.campaign), str(row.number)
-    if row.attempts >= row.max_attempts:  # the cap was lowered after the job's last attempt
-        await _give_up(session, job_id, campaign, row.complaint_id, row.attempts, now, None)
-        await session.commit()
-        return await claim_one(
-            session, rules, now, dialer, state, campaigns=campaigns, callback_cap=callback_cap
-        )
-    if not await _reserve(session, day, "all", allowed, rules.max_channels):
-        await session.rollback()
-        state.stopped = "budget or channels (all campaigns)"
-        return None
-    cap = row.max_concurrent
-    if campaign is Campaign.CALLBACK and callback_cap is not None:
-        cap = callback_cap if cap is None else min(cap, callback_cap)
-    if not await _reserve(session, day, campaign.value, row.daily_limit, cap):
-        await session.rollback()
-        state.skipped_campaigns.add(campaign)
-        return await claim_one(
-            session, rules, now, dialer, state, campaigns=campaigns, callback_cap=callback_cap
-        )
-    if not await _reserve_number(session, number, day, rules.per_number_day):
-        await session.rollback()
-        if campaign is Campaign.CLICK:  # asked for now, not tomorrow: the agent clicks again
-            await _stop(session, job_id, now)
-            await session.commit()
-            state.stopped_jobs += 1
-            return await claim_one(
-                session, rules, now, dialer, state, campaigns=campaigns, callback_cap=callback_cap
+            return []
+        dial = await _dialable(session, rows, now)
+        if not dial:
+            await session.commit()  # the jobs' new states (stopped, deferred, unreachable)
+            continue
+        taken = await _reserve(session, day, "all", len(dial), allowed, rules.max_channels)
+        if taken == 0:
+            await session.commit()  # the others' new states; nothing was reserved
+            state.stopped = "budget or channels (all campaigns)"
+            return []
+        dial = dial[:taken]
+        unused = {"all": 0}  # taken above, then not dialled (given back below)
+        for campaign in sorted({Campaign(row.campaign) for row in dial}):
+            of_campaign = [row for row in dial if row.campaign == campaign]
+            cap = of_campaign[0].max_concurrent
+            if campaign is Campaign.CALLBACK and callback_cap is not None:
+                cap = callback_cap if cap is None else min(cap, callback_cap)
+            got = await _reserve(
+                session, day, campaign.value, len(of_campaign), of_campaign[0].daily_limit, cap
             )
-        tomorrow = rules.window.next_open(rules.window.bounds(now)[1])
-        await session.execute(
-            update(DialerJob)
-            .where(DialerJob.id == job_id, DialerJob.state == JobState.PENDING)
-            .values(not_before=tomorrow)
-        )
-        await session.commit()
-        state.deferred += 1
-        return await claim_one(
-            session, rules, now, dialer, state, campaigns=campaigns, callback_cap=callback_cap
-        )
+            if got < len(of_campaign):  # its limit is reached: the rest of the pass without it
+                state.skipped_campaigns.add(campaign)
+                left_out = {row.id for row in of_campaign[got:]}
+                dial = [row for row in dial if row.id not in left_out]
+                unused["all"] += len(left_out)
+        if dial:
+            dial = await _reserve_numbers(session, dial, day, now, rules, state, unused)
+        await _give_back(session, day, unused)
+        if dial:
+            break
+        await session.commit()  # what was stopped or deferred; look at the next jobs
 
-    attempt_id = f"{ATTEMPT_PREFIX}{uuid.uuid4().hex}"
-    attempt_no = row.attempts + 1
+    claimed = [
+        Claimed(
+            f"{ATTEMPT_PREFIX}{uuid.uuid4().hex}",
+            row.id,
+            row.attempts + 1,
+            Campaign(row.campaign),
+            str(row.number),
+            row.complaint_number,
+            row.seat,
+        )
+        for row in dial
+    ]
     await execute_core(
         session,
         _NEW_ATTEMPT,
+        [
+            {
+                "id": c.attempt_id,
+                "job_id": c.job_id,
+                "attempt_no": c.attempt_no,
+                "campaign": c.campaign,
+                "number": c.number,
+                "day": day,
+                "started_at": now,
+                "dialer": dialer,
+            }
+            for c in claimed
+        ],
+    )
+    await execute_core(
+        session, _DIALING, [{"job": c.job_id, "attempt_no": c.attempt_no} for c in claimed]
+    )
+    await session.commit()
+    return claimed
+
+
+async def _dialable(session: AsyncSession, rows: Sequence[Any], now: datetime) -> list[Any]:
+    """The claimed rows that may be dialled now, one per number; the others are stopped,
+    deferred or given up here (a job whose number is already in the batch stays due)."""
+    dial: list[Any] = []
+    numbers: set[str] = set()
+    for row in rows:
+        if await _why_not_dial(session, row, now) is not None:
+            continue
+        if row.attempts >= row.max_attempts:  # the cap was lowered after its last attempt
+            await _give_up(
+                session, row.id, Campaign(row.campaign), row.complaint_id, row.attempts, now, None
+            )
+            continue
+        if str(row.number) not in numbers:
+            numbers.add(str(row.number))
+            dial.append(row)
+    return dial
+
+
+async def _reserve_numbers(
+    session: AsyncSession,
+    dial: list[Any],
+    day: date,
+    now: datetime,
+    rules: DialRules,
+    state: ClaimPass,
+    unused: dict[str, int],
+) -> list[Any]:
+    """One more attempt today for each row's number under the per-number cap; a row whose
+    number has none left is deferred to the window's next opening (a click-to-call stopped:
+    asked for now, not tomorrow) and its calls are added to ``unused``."""
+    given = await execute_core(
+        session,
+        _RESERVE_NUMBERS,
         {
-            "id": attempt_id,
-            "job_id": job_id,
-            "attempt_no": attempt_no,
-            "campaign": campaign,
-            "number": number,
             "day": day,
-            "started_at": now,
-            "dialer": dialer,
+            "numbers": sorted(str(row.number) for row in dial),
+            "cap": rules.per_number_day,
         },
     )
-    await execute_core(session, _DIALING, {"job": job_id, "attempt_no": attempt_no})
-    await session.commit()
-    return Claimed(attempt_id, job_id, attempt_no, campaign, number, row.complaint_number, row.seat)
+    allowed = set(given.scalars())
+    refused = [row for row in dial if str(row.number) not in allowed]
+    for row in refused:
+        unused["all"] += 1
+        unused[row.campaign] = unused.get(row.campaign, 0) + 1
+        if row.campaign == Campaign.CLICK:  # the agent clicks again
+            await _stop(session, row.id, now)
+            state.stopped_jobs += 1
+        else:
+            tomorrow = rules.window.next_open(rules.window.bounds(now)[1])
+            await session.execute(
+                update(DialerJob)
+                .where(DialerJob.id == row.id, DialerJob.state == JobState.PENDING)
+                .values(not_before=tomorrow)
+            )
+            state.deferred += 1
+    return [row for row in dial if str(row.number) in allowed]
 
 
 async def _why_not_dial(session: AsyncSession, row: Any, now: datetime) -> str | None:
     """Stop or defer a claimed job that must not be dialled now (in the claim's transaction):
     a do-not-call number, a complaint that moved on, an abandoned call in the last 72 h. The
-    facts come with the claimed row (:func:`claim_one`)."""
+    facts come with the claimed row (:func:`claim_jobs`)."""
     if row.do_not_call:
         await _stop(session, row.id, now)
         return "do not call"

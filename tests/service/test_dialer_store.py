@@ -30,7 +30,7 @@ from core.db.models import (
 from core.db.queries import free_agents
 from core.db.session import create_engine, session_factory
 from core.domain.calls import CallbackStatus
-from core.domain.clock import IST
+from core.domain.clock import IST, helpline_day
 from core.domain.complaints import ComplaintStatus
 from core.domain.dialing import (
     Campaign,
@@ -47,6 +47,7 @@ from outbound_dialer.store import (
     ClaimPass,
     DialRules,
     add_dnc,
+    claim_jobs,
     claim_one,
     finish_attempt,
     make_callback_jobs,
@@ -132,14 +133,23 @@ async def claim_all(
     campaigns: frozenset[Campaign] = CALLBACKS,
     *,
     callback_cap: int | None = None,
+    most: int = 1,
 ) -> tuple[list[Claimed], ClaimPass]:
+    """Claim until the claim stops, ``most`` jobs a batch."""
     claimed: list[Claimed] = []
     state = ClaimPass()
     async with sessions() as session:
-        while got := await claim_one(
-            session, dial_rules, now, "t", state, campaigns=campaigns, callback_cap=callback_cap
+        while got := await claim_jobs(
+            session,
+            dial_rules,
+            now,
+            "t",
+            state,
+            campaigns=campaigns,
+            callback_cap=callback_cap,
+            most=most,
         ):
-            claimed.append(got)
+            claimed.extend(got)
     return claimed, state
 
 
@@ -152,11 +162,13 @@ async def test_a_claim_reads_a_few_jobs_however_many_are_pending(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     """The follow-ups of every open complaint are pending jobs (tens of thousands): the claim
-    takes the first due one in its order through ``ix_dialer_jobs_claim``, with the facts that
-    stop a job read for that job alone. It sorted every pending job on every claim (50 ms at
+    takes the first due ones in its order through ``ix_dialer_jobs_claim``, with the facts that
+    stop a job read for those jobs alone. It sorted every pending job on every claim (50 ms at
     20,000), and the facts read per pending job would have been three look-ups each. And a
-    claim is six statements: the job with its facts, the two budget rows, the number's day,
-    the attempt, the job's new state (BEGIN and COMMIT are not statements here); it was ten."""
+    claim is six statements whether it takes one job or sixteen: the jobs with their facts,
+    the two budget rows, the numbers' day, the attempts, the jobs' new state (BEGIN and COMMIT
+    are not statements here); one job was ten statements, then six, sixteen were 96. The
+    day's first claim makes the day's budget rows: two statements more for each."""
     async with sessions() as session:
         await session.execute(
             text(
@@ -182,11 +194,23 @@ async def test_a_claim_reads_a_few_jobs_however_many_are_pending(
         async with sessions() as session:
             claimed = await claim_one(session, rules(), NOW, "t", ClaimPass(), campaigns=CALLBACKS)
     assert claimed is not None and claimed.number == "9800000001"
-    assert len(sent) == 6, [statement for statement, _ in sent]
+    assert len(sent) == 10, [statement for statement, _ in sent]
+    for most, numbers in ((1, ["9800000002"]), (16, [f"98{n:08d}" for n in range(3, 19)])):
+        with statements_sent(engine) as sent:
+            async with sessions() as session:
+                batch = await claim_jobs(
+                    session, rules(), NOW, "t", ClaimPass(), campaigns=CALLBACKS, most=most
+                )
+        assert [c.number for c in batch] == numbers
+        assert len(sent) == 6, [statement for statement, _ in sent]
+        async with sessions() as session:
+            plan = await plan_of(session, *sent[0])
+            await session.rollback()
+        assert rows_examined(plan, "dialer_jobs") <= most + 10, plan
     async with sessions() as session:
-        plan = await plan_of(session, *sent[0])
-        await session.rollback()
-    assert rows_examined(plan, "dialer_jobs") <= 10, plan
+        attempts = await session.scalar(select(func.count()).select_from(DialerAttempt))
+        budget = await session.get(DialerBudget, (helpline_day(NOW), "all"))
+    assert attempts == 18 and budget is not None and (budget.used, budget.active) == (18, 18)
 
 
 async def test_feedback_jobs_one_per_resolution(
@@ -323,8 +347,9 @@ async def test_unreachable_after_the_cap_is_on_the_history(
     assert note == "feedback call: citizen not reached in 2 attempt(s), the last no answer"
 
 
+@pytest.mark.parametrize("most", [1, 4], ids=["one", "batch"])
 async def test_three_claimers_never_pass_the_budget_nor_dial_a_job_twice(
-    db_settings: Settings, sessions: async_sessionmaker[AsyncSession]
+    db_settings: Settings, sessions: async_sessionmaker[AsyncSession], most: int
 ) -> None:
     await callbacks(sessions, [f"98765{n:05d}" for n in range(40)])
     dial = rules(budget=17, channels=1000)
@@ -332,7 +357,7 @@ async def test_three_claimers_never_pass_the_budget_nor_dial_a_job_twice(
     async def claimer() -> list[Claimed]:
         engine = create_engine(db_settings, pool_size=1)
         try:
-            return (await claim_all(session_factory(engine), dial, NOW))[0]
+            return (await claim_all(session_factory(engine), dial, NOW, most=most))[0]
         finally:
             await engine.dispose()
 
@@ -345,22 +370,74 @@ async def test_three_claimers_never_pass_the_budget_nor_dial_a_job_twice(
     assert await scalar(sessions, select(func.count()).select_from(DialerAttempt)) == 17
 
 
+async def test_a_batch_gives_back_what_its_left_out_jobs_took(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """One batch meets every bound at once: the 'all' row gives five calls, the callbacks'
+    cap (three free agents) three, and the first number has had its one attempt today. The
+    calls taken and then not dialled are given back on both rows, in the same transaction,
+    so each row counts exactly the attempts made; the number's job waits for tomorrow, its
+    twin (the same number, later in line) stays due, and the callbacks sit out the pass."""
+    numbers = ["9876500001", "9876500001", "9876500002", "9876500003", "9876500004", "9876500005"]
+    await callbacks(sessions, numbers)
+    async with sessions() as session:
+        await session.execute(
+            text("INSERT INTO dialer_number_day (number, day, attempts) VALUES (:n, :d, 1)"),
+            {"n": "9876500001", "d": helpline_day(NOW)},
+        )
+        await session.commit()
+    state = ClaimPass()
+    async with sessions() as session:
+        claimed = await claim_jobs(
+            session,
+            rules(per_number=1),
+            NOW,
+            "t",
+            state,
+            campaigns=CALLBACKS,
+            callback_cap=3,
+            most=6,
+        )
+    assert [c.number for c in claimed] == ["9876500002", "9876500003"]
+    assert state.skipped_campaigns == {Campaign.CALLBACK} and state.deferred == 1
+    async with sessions() as session:
+        rows = {
+            row.scope: (row.used, row.active)
+            for row in (await session.execute(select(DialerBudget))).scalars()
+        }
+        jobs = (
+            await session.execute(
+                select(DialerJob.number, DialerJob.state, DialerJob.not_before).order_by(
+                    DialerJob.id
+                )
+            )
+        ).all()
+    assert rows == {"all": (2, 2), "callback": (2, 2)}
+    tomorrow = (NOW + timedelta(days=1)).replace(hour=9)
+    assert [(job.state, job.not_before == tomorrow) for job in jobs[:2]] == [
+        (JobState.PENDING, True),  # the number's cap: tomorrow
+        (JobState.PENDING, False),  # its twin: not in this batch, still due
+    ]
+    assert [job.state for job in jobs[2:]] == [JobState.DIALING] * 2 + [JobState.PENDING] * 2
+
+
+@pytest.mark.parametrize("most", [1, 4], ids=["one", "batch"])
 async def test_channel_cap_and_number_cap_and_dnc(
-    sessions: async_sessionmaker[AsyncSession], reference_data: Reference
+    sessions: async_sessionmaker[AsyncSession], reference_data: Reference, most: int
 ) -> None:
     await callbacks(sessions, ["9876500001"] * 4 + ["9876500002", "9876500003", "9876500004"])
     async with sessions() as session:
         await add_dnc(session, "9876500004", DncSource.SUPERVISOR, None, "asked by letter")
         await session.commit()
     # Channels: 2 at once.
-    claimed, state = await claim_all(sessions, rules(channels=2), NOW)
+    claimed, state = await claim_all(sessions, rules(channels=2), NOW, most=most)
     assert len(claimed) == 2 and state.stopped == "budget or channels (all campaigns)"
     dial = rules()
     async with sessions() as session:
         for c in claimed:
             await finish_attempt(session, c.attempt_id, NOW, dial, reference_data, reason=3)
         await session.commit()
-    more, state = await claim_all(sessions, dial, NOW)
+    more, state = await claim_all(sessions, dial, NOW, most=most)
     # 3 attempts a day for 9876500001 (the fourth job waits for tomorrow), the DNC one stopped.
     numbers = [c.number for c in claimed + more]
     assert numbers.count("9876500001") == 3
@@ -423,8 +500,9 @@ async def free_seats(sessions: async_sessionmaker[AsyncSession], count: int) -> 
         await session.commit()
 
 
+@pytest.mark.parametrize("most", [1, 4], ids=["one", "batch"])
 async def test_callbacks_in_their_place_in_line_only_for_free_agents(
-    sessions: async_sessionmaker[AsyncSession], reference_data: Reference
+    sessions: async_sessionmaker[AsyncSession], reference_data: Reference, most: int
 ) -> None:
     # Asked in the order 1, 2, 3; but their places in line (when they joined the queue, the
     # waiting room's press 1) are 2, 3, 1: the place is kept, not the moment of asking.
@@ -447,26 +525,28 @@ async def test_callbacks_in_their_place_in_line_only_for_free_agents(
         await session.commit()
         assert await free_agents(session, NOW) == 0
     dial = rules()
-    none, state = await claim_all(sessions, dial, NOW, callback_cap=0)
+    none, state = await claim_all(sessions, dial, NOW, callback_cap=0, most=most)
     assert none == [] and Campaign.CALLBACK in state.skipped_campaigns
     await free_seats(sessions, 1)
     async with sessions() as session:
         assert await free_agents(session, NOW) == 1
-    [first], _ = await claim_all(sessions, dial, NOW, callback_cap=1)  # one agent: one call
+    # One agent: one call.
+    [first], _ = await claim_all(sessions, dial, NOW, callback_cap=1, most=most)
     assert first.number == "9876500002"
     async with sessions() as session:
         await finish_attempt(session, first.attempt_id, NOW, dial, reference_data, reason=5)
         await session.commit()
-    later, _ = await claim_all(sessions, dial, NOW, callback_cap=2)
+    later, _ = await claim_all(sessions, dial, NOW, callback_cap=2, most=most)
     assert [c.number for c in later] == ["9876500003", "9876500001"]  # their places in line
 
 
+@pytest.mark.parametrize("most", [1, 4], ids=["one", "batch"])
 async def test_no_call_within_72_hours_of_an_abandoned_one(
-    sessions: async_sessionmaker[AsyncSession], reference_data: Reference
+    sessions: async_sessionmaker[AsyncSession], reference_data: Reference, most: int
 ) -> None:
     await callbacks(sessions, ["9876500001", "9876500001"])
     dial = rules()
-    first, _ = await claim_all(sessions, dial, NOW, callback_cap=1)
+    first, _ = await claim_all(sessions, dial, NOW, callback_cap=1, most=most)
     [claimed] = first
     async with sessions() as session:
         assert await mark_answered(session, claimed.attempt_id, NOW)
@@ -477,7 +557,7 @@ async def test_no_call_within_72_hours_of_an_abandoned_one(
         await session.commit()
     assert done is not None and done.outcome is Outcome.ABANDONED
     later = NOW + timedelta(hours=3)
-    again, _ = await claim_all(sessions, dial, later, callback_cap=5)
+    again, _ = await claim_all(sessions, dial, later, callback_cap=5, most=most)
     assert again == []
     waiting = await scalar(
         sessions, select(DialerJob.not_before).where(DialerJob.state == JobState.PENDING)
