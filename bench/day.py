@@ -404,6 +404,10 @@ class Run:
                     "OriginateResponse", Response="Failure", Reason="3", Uniqueid=attempt
                 )
                 cause = "19"
+            # Gone before its Hangup is sent, as in Asterisk: the dialer may free the channel
+            # and dial the next as soon as it reads the Hangup, while this send still waits
+            # on the other sessions' sockets (it counted 152 lines against a cap of 120).
+            self.tally.live_dialer.discard(attempt)
             await self.fake.send("Hangup", Channel=channel, Uniqueid=attempt, Cause=cause)
         finally:
             self.fake.channels.remove(live)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -80,6 +81,8 @@ RECONCILE_GRACE = timedelta(seconds=15)
 #: Originates of one pass sent and not yet answered, at most; also the most jobs one claim
 #: takes (see :meth:`Dialer.run_once`).
 ORIGINATES_IN_FLIGHT = 16
+#: Events of different attempts applied at once, at most (see :meth:`Dialer._consume_events`).
+EVENT_LANES = 16
 #: After a failed OriginateResponse, how long its channel's Hangup (with the cause) may take.
 HANGUP_GRACE_SECONDS = 3.0
 
@@ -120,6 +123,8 @@ class Dialer:
         self._wake = asyncio.Event()
         self._generation = -1
         self._pending: set[asyncio.Task[None]] = set()
+        #: Per attempt, the task applying its latest event (the next one waits for it).
+        self._lanes: dict[str, asyncio.Task[None]] = {}
         #: When jobs were last made (monotonic: a wall clock stepped back an hour must not
         #: stop the passes for an hour).
         self._jobs_made_at: float | None = None
@@ -153,7 +158,7 @@ class Dialer:
             try:
                 await self._loop()
             finally:
-                for task in (consumer, heartbeat, periodic, *self._pending):
+                for task in (consumer, heartbeat, periodic, *self._pending, *self._lanes.values()):
                     task.cancel()
 
     # ------------------------------------------------------------------ the claim loop
@@ -306,17 +311,41 @@ class Dialer:
     # ------------------------------------------------------------------ AMI events
 
     async def _consume_events(self) -> None:
+        """Apply the events as they come: one attempt's in their order, different attempts'
+        side by side (at most EVENT_LANES at once). One after another, each its own
+        transaction, they bound how fast channels were freed: the budget's ``active`` stayed
+        at the cap while Hangups waited their turn, and the claims with it."""
+        lanes = asyncio.Semaphore(EVENT_LANES)
         async for event in self._events:
-            try:
-                await self.apply_event(event)
-            except Exception:
-                log.exception("could not apply %s %s", event.name, event.get("Uniqueid"))
+            uniqueid = event.get("Uniqueid") or ""
+            if uniqueid.startswith(ATTEMPT_PREFIX) and ";" not in uniqueid:
+                await lanes.acquire()
+                before = self._lanes.get(uniqueid)
+                lane = asyncio.create_task(self._apply_in_lane(event, before, lanes))
+                self._lanes[uniqueid] = lane
+                lane.add_done_callback(functools.partial(self._lane_done, uniqueid))
             if self._events.ack_resync() and self.ami.connected.is_set():
                 # Events were dropped (we read too slowly): a Hangup may be among them.
                 try:
                     await self.reconcile()
                 except Exception:
                     log.exception("reconciliation after dropped events failed")
+
+    async def _apply_in_lane(
+        self, event: AMIMessage, before: asyncio.Task[None] | None, lanes: asyncio.Semaphore
+    ) -> None:
+        try:
+            if before is not None:
+                await asyncio.wait([before])  # the attempt's earlier event first
+            await self.apply_event(event)
+        except Exception:
+            log.exception("could not apply %s %s", event.name, event.get("Uniqueid"))
+        finally:
+            lanes.release()
+
+    def _lane_done(self, uniqueid: str, lane: asyncio.Task[None]) -> None:
+        if self._lanes.get(uniqueid) is lane:
+            del self._lanes[uniqueid]
 
     async def apply_event(self, event: AMIMessage) -> None:
         uniqueid = event.get("Uniqueid") or ""
@@ -334,16 +363,19 @@ class Dialer:
         elif event.name == "OriginateResponse":
             if (event.get("Response") or "").lower() == "success":
                 async with self.sessions() as session:
-                    if await mark_answered(session, uniqueid, now):
+                    campaign = await mark_answered(session, uniqueid, now)
+                    if campaign is not None:
                         self.totals["answered"] += 1
+                    seat = None
+                    if campaign is Campaign.CLICK:
                         seat = await click_seat(session, uniqueid)
-                        if seat is not None:
-                            # The agent answered their click-to-call: the desk's screen-pop
-                            # (delivered by the API's LISTEN at this COMMIT), as AgentConnect's.
-                            payload = json.dumps({"seat": seat, "uniqueid": uniqueid})
-                            await session.execute(
-                                select(func.pg_notify(AGENT_CONNECT_CHANNEL, payload))
-                            )
+                    if seat is not None:
+                        # The agent answered their click-to-call: the desk's screen-pop
+                        # (delivered by the API's LISTEN at this COMMIT), as AgentConnect's.
+                        payload = json.dumps({"seat": seat, "uniqueid": uniqueid})
+                        await session.execute(
+                            select(func.pg_notify(AGENT_CONNECT_CHANNEL, payload))
+                        )
                     await session.commit()
             else:
                 # The channel's Hangup (with its Q.850 cause) usually follows and ends the

@@ -741,7 +741,7 @@ _ANSWERED = (
         ),
         originate_reason=4,
     )
-    .returning(DialerAttempt.id)
+    .returning(DialerAttempt.campaign)
 )
 _DIAL_STATUS = (
     update(DialerAttempt)
@@ -772,12 +772,14 @@ _ABANDONED = (
 )
 
 
-async def mark_answered(session: AsyncSession, attempt_id: str, now: datetime) -> bool:
+async def mark_answered(session: AsyncSession, attempt_id: str, now: datetime) -> Campaign | None:
     """OriginateResponse Success: the citizen answered (the script runs now). For a
     click-to-call it is the agent's seat that answered: the citizen is dialled now, and counts
-    as answered only at their ``DialEnd`` ANSWER (:func:`record_dial_status`)."""
+    as answered only at their ``DialEnd`` ANSWER (:func:`record_dial_status`). The attempt's
+    campaign; None if it had ended."""
     done = await execute_core(session, _ANSWERED, {"attempt": attempt_id, "now": now})
-    return done.scalar_one_or_none() is not None
+    campaign = done.scalar_one_or_none()
+    return None if campaign is None else Campaign(campaign)
 
 
 async def click_seat(session: AsyncSession, attempt_id: str) -> str | None:
@@ -842,16 +844,21 @@ class Finished:
     survey: SurveyResult | None
 
 
-#: A channel given back on one budget row (built once; sent as Core, as :data:`_DIALING`).
-_RELEASE = (
-    update(DialerBudget)
-    .where(
-        DialerBudget.day == bindparam("of_day", type_=Date),
-        DialerBudget.scope == bindparam("of_scope", type_=String),
-        DialerBudget.active > 0,
+#: An attempt's channel given back on the 'all' row and its campaign's, in one statement
+#: that locks them in the order the claims do ('all' first: one plain UPDATE of both rows
+#: could lock them the other way round, a deadlock with a claim).
+_RELEASE = text(
+    """
+    WITH rows AS (
+        SELECT day, scope FROM dialer_budget
+        WHERE day = :day AND scope IN ('all', :campaign) AND active > 0
+        ORDER BY scope <> 'all'
+        FOR UPDATE
     )
-    .values(active=DialerBudget.active - 1)
-)
+    UPDATE dialer_budget SET active = dialer_budget.active - 1
+    FROM rows WHERE dialer_budget.day = rows.day AND dialer_budget.scope = rows.scope
+    """
+).bindparams(bindparam("day", type_=Date), bindparam("campaign", type_=String))
 #: An open attempt with its job (both locked), its campaign's attempt cap and what its call's
 #: script recorded (none if it never ran): one round trip, where it was four.
 _OPEN_ATTEMPT = (
@@ -916,11 +923,6 @@ async def finish_attempt(
         attempt.originate_reason = reason
     if cause is not None:
         attempt.hangup_cause = cause
-    # Release the channel: the 'all' row first, then the campaign's, in the order the claims
-    # lock them (one UPDATE of both rows could lock them the other way round: a deadlock).
-    for scope in ("all", attempt.campaign.value):
-        await execute_core(session, _RELEASE, {"of_day": attempt.day, "of_scope": scope})
-
     survey = _survey(detail)
     if detail.get("dnc") is True:
         await add_dnc(session, str(job.number), DncSource.CITIZEN, None, "pressed 9 on a call")
@@ -939,6 +941,9 @@ async def finish_attempt(
     await session.flush()
     if job.campaign == Campaign.CALLBACK and job.state != JobState.PENDING:
         await settle_callback_requests(session, job.id)
+    # The channel last: the budget rows are locked from here to the caller's COMMIT, and
+    # every claim and every other attempt's end waits for them.
+    await execute_core(session, _RELEASE, {"day": attempt.day, "campaign": attempt.campaign})
     return Finished(attempt_id, job.id, outcome, job.state, retry_at, survey)
 
 
