@@ -565,6 +565,10 @@ async def check(
         await conn.close()
     # What the pacing allowed by the last claim (none: the burst): the budget's bound.
     budget = pacing.allowed(last_claim) if last_claim is not None else pacing.burst
+    # What it allowed in the slice: the outbound day's share that this run replayed.
+    allowed_in_slice = max(
+        0, pacing.allowed(DAY + timedelta(hours=run.opts.end_h)) - prior["prior_dialled"]
+    )
     figures = {
         "inbound_calls": len(ids),
         "calls_rows": calls["rows"],
@@ -583,6 +587,8 @@ async def check(
         "attempts_never_originated": attempts["never_originated"],
         "budget_used": spent["used"] if spent else 0,
         "budget_allowed_at_last_claim": budget,
+        "originates_pacing_allowed_in_slice": allowed_in_slice,
+        "originates_pct_of_pacing": round(100 * len(originated) / max(1, allowed_in_slice), 1),
         "last_claim": last_claim.isoformat() if last_claim else None,
         "max_dialer_channels": run.tally.max_dialer_channels,
         "channel_cap": cap,

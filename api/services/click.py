@@ -2,7 +2,7 @@
 complaint. The only way out for a seat (the ``[agents]`` context refuses every number): the
 call is a job of the dialer's ``click`` campaign, claimed at once (ahead of every other job) by
 whichever dialer process polls next, under the same atomic limits as every outbound call
-(``outbound_dialer.store.claim_one``: budget and pacing, channels, attempts per number and
+(``outbound_dialer.store.claim_jobs``: budget and pacing, channels, attempts per number and
 day, do-not-call, the 72 h rule). The seat rings first; when the agent answers the citizen is
 dialled with the helpline's caller ID and bridged (docs/dialer.md says why in that order).
 

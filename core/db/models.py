@@ -924,8 +924,9 @@ class InboundBudget(Base):
 
 class DialerBudget(Base):
     """Per IST day: calls started (``used``) and channels on the line now (``active``), for
-    all campaigns (``scope`` 'all') and for each. Reserved by one conditional upsert per row,
-    so no number of dialers can pass the budget or the channel cap. Writer: outbound_dialer."""
+    all campaigns (``scope`` 'all') and for each. A claim takes its calls with one statement
+    per row that locks it and takes what its bounds leave, so no number of dialers can pass
+    the budget or the channel cap. Writer: outbound_dialer."""
 
     __tablename__ = "dialer_budget"
     __table_args__ = (

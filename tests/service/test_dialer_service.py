@@ -6,6 +6,7 @@ channels reconciled (CoreShowChannels) before anything is re-dialled."""
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -22,8 +23,8 @@ from core.protocols.ami import AMIMessage
 from core.reference import Reference
 from core.transport.ami_client import AMIClient
 from core.transport.fake_ami import FakeAMIServer, FakeAMISession, Reply
-from outbound_dialer.service import Dialer
-from outbound_dialer.store import ClaimPass, DialRules, claim_one
+from outbound_dialer.service import EVENT_LANES, Dialer
+from outbound_dialer.store import ATTEMPT_PREFIX, ClaimPass, DialRules, claim_one
 from tests.service.test_dialer_store import NOW, callbacks, free_seats
 from tests.waiting import wait_for
 
@@ -141,6 +142,45 @@ async def test_originate_and_its_events_end_the_attempt(
         assert await job_state(sessions, "9876500001") is JobState.PENDING
         # Retries are later: nothing more was dialled.
         assert len(running.originates()) == 2
+
+
+async def test_one_attempts_events_in_order_different_attempts_side_by_side(
+    db_settings: Settings,
+    fake: FakeAMIServer,
+    sessions: async_sessionmaker[AsyncSession],
+    reference_data: Reference,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Events are applied in lanes: each attempt's in the order Asterisk sent them (an
+    answer before its Hangup, or the outcome is wrong), up to EVENT_LANES attempts at once
+    (one at a time, they bounded how fast the dialer freed its channels)."""
+    applied: dict[str, list[str]] = {}
+    busy = {"now": 0, "most": 0}
+    rng = random.Random(1076)
+
+    async def slow_apply(event: AMIMessage) -> None:
+        busy["now"] += 1
+        busy["most"] = max(busy["most"], busy["now"])
+        await asyncio.sleep(rng.uniform(0, 0.02))  # a transaction's round trips
+        applied.setdefault(event.get("Uniqueid") or "", []).append(event.name)
+        busy["now"] -= 1
+
+    ids = [f"{ATTEMPT_PREFIX}{n:032x}" for n in range(3 * EVENT_LANES)]
+    names = ["DialEnd", "OriginateResponse", "Hangup"]
+    async with start(db_settings, fake, sessions, reference_data) as running:
+        monkeypatch.setattr(running.dialer, "apply_event", slow_apply)
+        await wait_for(running.dialer.reconciled.is_set, 10, what="the dialer on AMI")
+        await fake.push_event("Hangup", Uniqueid="1700000000.1", Cause="16")  # not ours
+        for attempt in ids:  # each attempt's events back to back: they would overtake
+            for name in names:
+                await fake.push_event(name, Uniqueid=attempt, DialStatus="ANSWER")
+        await wait_for(
+            lambda: sum(map(len, applied.values())) == len(ids) * len(names),
+            10,
+            what="every event applied",
+        )
+    assert applied == {attempt: names for attempt in ids}
+    assert 1 < busy["most"] <= EVENT_LANES
 
 
 async def test_a_refused_originate_fails_at_once(
