@@ -81,8 +81,11 @@ RECONCILE_GRACE = timedelta(seconds=15)
 #: Originates of one pass sent and not yet answered, at most; also the most jobs one claim
 #: takes (see :meth:`Dialer.run_once`).
 ORIGINATES_IN_FLIGHT = 16
-#: Events of different attempts applied at once, at most (see :meth:`Dialer._consume_events`).
-EVENT_LANES = 16
+#: Events of different attempts applied at once, at most (see :meth:`Dialer._consume_events`):
+#: within the process's pool (3 connections and 3 more at need, :func:`serve`), leaving room
+#: for the claim and the heartbeat, so that no lane waits on the pool. 16 did no better in the
+#: compressed day (docs/benchmarks.md).
+EVENT_LANES = 4
 #: After a failed OriginateResponse, how long its channel's Hangup (with the cause) may take.
 HANGUP_GRACE_SECONDS = 3.0
 
