@@ -99,6 +99,12 @@ def _int(value: str | None) -> int | None:
         return None
 
 
+def _is_attempt(uniqueid: str) -> bool:
+    """An attempt's own channel: not an inbound call, nor an Originate of someone else, nor
+    the seat's half of a click-to-call's Local channel (``<attempt>;2``)."""
+    return uniqueid.startswith(ATTEMPT_PREFIX) and ";" not in uniqueid
+
+
 class Dialer:
     def __init__(
         self,
@@ -321,7 +327,7 @@ class Dialer:
         lanes = asyncio.Semaphore(EVENT_LANES)
         async for event in self._events:
             uniqueid = event.get("Uniqueid") or ""
-            if uniqueid.startswith(ATTEMPT_PREFIX) and ";" not in uniqueid:
+            if _is_attempt(uniqueid):
                 await lanes.acquire()
                 before = self._lanes.get(uniqueid)
                 lane = asyncio.create_task(self._apply_in_lane(event, before, lanes))
@@ -352,9 +358,7 @@ class Dialer:
 
     async def apply_event(self, event: AMIMessage) -> None:
         uniqueid = event.get("Uniqueid") or ""
-        if not uniqueid.startswith(ATTEMPT_PREFIX) or ";" in uniqueid:
-            # An inbound call, an Originate of someone else, or the seat's half of a
-            # click-to-call's Local channel (``<attempt>;2``).
+        if not _is_attempt(uniqueid):
             return
         now = self.clock()
         if event.name == "DialEnd":

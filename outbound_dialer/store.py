@@ -493,23 +493,6 @@ _DIALING = (
 )
 
 
-async def claim_one(
-    session: AsyncSession,
-    rules: DialRules,
-    now: datetime,
-    dialer: str,
-    state: ClaimPass,
-    *,
-    campaigns: frozenset[Campaign] = frozenset({Campaign.FEEDBACK, Campaign.FOLLOWUP}),
-    callback_cap: int | None = None,
-) -> Claimed | None:
-    """:func:`claim_jobs` of one job."""
-    claimed = await claim_jobs(
-        session, rules, now, dialer, state, campaigns=campaigns, callback_cap=callback_cap
-    )
-    return claimed[0] if claimed else None
-
-
 async def claim_jobs(
     session: AsyncSession,
     rules: DialRules,
@@ -663,6 +646,7 @@ async def _reserve_numbers(
     )
     allowed = set(given.scalars())
     refused = [row for row in dial if str(row.number) not in allowed]
+    tomorrow = rules.window.next_open(rules.window.bounds(now)[1])
     for row in refused:
         unused["all"] += 1
         unused[row.campaign] = unused.get(row.campaign, 0) + 1
@@ -670,7 +654,6 @@ async def _reserve_numbers(
             await _stop(session, row.id, now)
             state.stopped_jobs += 1
         else:
-            tomorrow = rules.window.next_open(rules.window.bounds(now)[1])
             await session.execute(
                 update(DialerJob)
                 .where(DialerJob.id == row.id, DialerJob.state == JobState.PENDING)

@@ -24,7 +24,7 @@ from core.reference import Reference
 from core.transport.ami_client import AMIClient
 from core.transport.fake_ami import FakeAMIServer, FakeAMISession, Reply
 from outbound_dialer.service import EVENT_LANES, Dialer
-from outbound_dialer.store import ATTEMPT_PREFIX, ClaimPass, DialRules, claim_one
+from outbound_dialer.store import ATTEMPT_PREFIX, ClaimPass, DialRules, claim_jobs
 from tests.service.test_dialer_store import NOW, callbacks, free_seats
 from tests.waiting import wait_for
 
@@ -245,10 +245,13 @@ async def test_after_a_crash_live_channels_are_reconciled_before_any_redial(
     async with sessions() as session:
         state = ClaimPass()
         crashed = [
-            await claim_one(session, rules, earlier, "crashed:1", state, campaigns=CALLBACKS)
+            claimed
             for _ in range(2)
+            for claimed in await claim_jobs(
+                session, rules, earlier, "crashed:1", state, campaigns=CALLBACKS
+            )
         ]
-    live, gone = (c for c in crashed if c is not None)
+    live, gone = crashed
     fake.add_channel(Channel="PJSIP/trunk-00000001", Uniqueid=live.attempt_id)
     async with start(db_settings, fake, sessions, reference_data) as running:
         await wait_for(running.dialer.reconciled.is_set, 10, what="reconciled")

@@ -48,7 +48,6 @@ from outbound_dialer.store import (
     DialRules,
     add_dnc,
     claim_jobs,
-    claim_one,
     finish_attempt,
     make_callback_jobs,
     make_feedback_jobs,
@@ -192,8 +191,10 @@ async def test_a_claim_reads_a_few_jobs_however_many_are_pending(
     engine = sessions.kw["bind"]
     with statements_sent(engine) as sent:
         async with sessions() as session:
-            claimed = await claim_one(session, rules(), NOW, "t", ClaimPass(), campaigns=CALLBACKS)
-    assert claimed is not None and claimed.number == "9800000001"
+            (claimed,) = await claim_jobs(
+                session, rules(), NOW, "t", ClaimPass(), campaigns=CALLBACKS
+            )
+    assert claimed.number == "9800000001"
     assert len(sent) == 10, [statement for statement, _ in sent]
     for most, numbers in ((1, ["9800000002"]), (16, [f"98{n:08d}" for n in range(3, 19)])):
         with statements_sent(engine) as sent:
