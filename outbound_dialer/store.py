@@ -843,17 +843,58 @@ _RELEASE = text(
     """
 ).bindparams(bindparam("day", type_=Date), bindparam("campaign", type_=String))
 #: An open attempt with its job (both locked), its campaign's attempt cap and what its call's
-#: script recorded (none if it never ran): one round trip, where it was four.
+#: script recorded (none if it never ran): one round trip. Columns, not loaded objects: the
+#: end is written as Core (:data:`_END`), so the ORM's identity map and flush are not needed.
 _OPEN_ATTEMPT = (
-    select(DialerAttempt, DialerJob, DialerCampaign.max_attempts, IvrSession.detail)
+    select(
+        DialerAttempt.campaign,
+        DialerAttempt.day,
+        DialerAttempt.started_at,
+        DialerAttempt.answered_at,
+        DialerAttempt.answered,
+        DialerAttempt.abandoned,
+        DialerAttempt.originate_reason,
+        DialerAttempt.hangup_cause,
+        DialerAttempt.dial_status,
+        DialerJob.id.label("job_id"),
+        DialerJob.number,
+        DialerJob.attempts,
+        DialerJob.complaint_id,
+        DialerJob.not_before,
+        DialerJob.finished_at,
+        DialerJob.result,
+        DialerCampaign.max_attempts,
+        IvrSession.detail,
+    )
     .join(DialerJob, DialerJob.id == DialerAttempt.job_id)
     .join(DialerCampaign, DialerCampaign.name == DialerJob.campaign)
     .outerjoin(IvrSession, IvrSession.uniqueid == DialerAttempt.id)
-    .where(
-        DialerAttempt.id == bindparam("attempt", type_=DialerAttempt.__table__.c.id.type),
-        DialerAttempt.ended_at.is_(None),
+    .where(_ATTEMPT, DialerAttempt.ended_at.is_(None))
+    .with_for_update(of=(DialerAttempt.__table__, DialerJob.__table__))
+)
+#: The attempt ended and its job moved on, in one statement (the job's UPDATE as a CTE).
+_END = (
+    update(DialerAttempt)
+    .where(_ATTEMPT)
+    .values(
+        ended_at=bindparam("ended_at"),
+        outcome=bindparam("outcome"),
+        abandoned=bindparam("abandoned"),
+        originate_reason=bindparam("originate_reason"),
+        hangup_cause=bindparam("hangup_cause"),
     )
-    .with_for_update(of=(DialerAttempt, DialerJob))
+    .add_cte(
+        update(DialerJob)
+        .where(DialerJob.id == bindparam("job"))
+        .values(
+            state=bindparam("state"),
+            last_outcome=bindparam("last_outcome"),
+            not_before=bindparam("not_before"),
+            finished_at=bindparam("finished_at"),
+            result=bindparam("result"),
+        )
+        .cte("job")
+    )
 )
 
 
@@ -872,62 +913,75 @@ async def finish_attempt(
     and move its job on: done, retry at the outcome's delay, or unreachable after the cap.
     A feedback answer closes (1) or reopens (2) the complaint through the lifecycle; a
     citizen's "9" puts the number on the do-not-call list. The caller commits."""
-    found = (await session.execute(_OPEN_ATTEMPT, {"attempt": attempt_id})).one_or_none()
+    found = (await execute_core(session, _OPEN_ATTEMPT, {"attempt": attempt_id})).one_or_none()
     if found is None:
         if cause is not None:
             await record_cause(session, attempt_id, cause)
         return None
-    attempt, job, max_attempts, detail = found
-    detail = detail or {}
-    if attempt.campaign is Campaign.CLICK and not lost:
+    campaign = Campaign(found.campaign)
+    detail = found.detail or {}
+    abandoned = found.abandoned
+    originate_reason = found.originate_reason if found.originate_reason is not None else reason
+    if campaign is Campaign.CLICK and not lost:
         outcome = click_outcome(
-            attempt.originate_reason == 4,
-            attempt.dial_status,
-            reason if reason is not None else attempt.originate_reason,
+            found.originate_reason == 4,
+            found.dial_status,
+            reason if reason is not None else found.originate_reason,
             cause,
         )
-    elif attempt.abandoned:
+    elif found.abandoned:
         outcome = Outcome.ABANDONED
-    elif attempt.answered:
+    elif found.answered:
         outcome = answered_outcome(detail.get("result"))
-        if outcome is Outcome.ABANDONED:
-            attempt.abandoned = True
+        abandoned = outcome is Outcome.ABANDONED
     elif lost:
         outcome = Outcome.LOST
     else:
         outcome = unanswered_outcome(
-            reason if reason is not None else attempt.originate_reason, cause
+            reason if reason is not None else found.originate_reason, cause
         )
-    # Never before it began or was answered (the wall clock may have stepped back since):
-    # no negative durations.
-    attempt.ended_at = max(now, attempt.answered_at or attempt.started_at)
-    attempt.outcome = outcome
-    if reason is not None and attempt.originate_reason is None:
-        attempt.originate_reason = reason
-    if cause is not None:
-        attempt.hangup_cause = cause
     survey = _survey(detail)
     if detail.get("dnc") is True:
-        await add_dnc(session, str(job.number), DncSource.CITIZEN, None, "pressed 9 on a call")
-    job.last_outcome = outcome
-    retry_at = rules.retry.next_try(outcome, job.attempts, max_attempts, now)
+        await add_dnc(session, str(found.number), DncSource.CITIZEN, None, "pressed 9 on a call")
+    retry_at = rules.retry.next_try(outcome, found.attempts, found.max_attempts, now)
+    not_before, finished_at = found.not_before, found.finished_at
     if survey is not None or outcome not in RETRIED:
-        job.state, job.finished_at = JobState.DONE, now
+        state, finished_at = JobState.DONE, now
     elif retry_at is not None:
-        job.state, job.not_before = JobState.PENDING, retry_at
+        state, not_before = JobState.PENDING, retry_at
     else:
-        await _give_up(session, job.id, job.campaign, job.complaint_id, job.attempts, now, outcome)
-        job.state = JobState.UNREACHABLE
-    if survey is not None:
-        job.result = survey
-        await _record_survey(session, job, survey, now, reference)
-    await session.flush()
-    if job.campaign == Campaign.CALLBACK and job.state != JobState.PENDING:
-        await settle_callback_requests(session, job.id)
+        state, finished_at = JobState.UNREACHABLE, now
+        await _unreachable_history(
+            session, campaign, found.complaint_id, found.attempts, now, outcome
+        )
+    await execute_core(
+        session,
+        _END,
+        {
+            "attempt": attempt_id,
+            # Never before it began or was answered (the wall clock may have stepped back
+            # since): no negative durations.
+            "ended_at": max(now, found.answered_at or found.started_at),
+            "outcome": outcome,
+            "abandoned": abandoned,
+            "originate_reason": originate_reason,
+            "hangup_cause": cause if cause is not None else found.hangup_cause,
+            "job": found.job_id,
+            "state": state,
+            "last_outcome": outcome,
+            "not_before": not_before,
+            "finished_at": finished_at,
+            "result": survey if survey is not None else found.result,
+        },
+    )
+    if survey is not None and found.complaint_id is not None:
+        await _record_survey(session, found.complaint_id, survey, now, reference)
+    if campaign is Campaign.CALLBACK and state != JobState.PENDING:
+        await settle_callback_requests(session, found.job_id)
     # The channel last: the budget rows are locked from here to the caller's COMMIT, and
     # every claim and every other attempt's end waits for them.
-    await execute_core(session, _RELEASE, {"day": attempt.day, "campaign": attempt.campaign})
-    return Finished(attempt_id, job.id, outcome, job.state, retry_at, survey)
+    await execute_core(session, _RELEASE, {"day": found.day, "campaign": campaign})
+    return Finished(attempt_id, found.job_id, outcome, state, retry_at, survey)
 
 
 def _survey(detail: dict[str, Any]) -> SurveyResult | None:
@@ -938,12 +992,16 @@ def _survey(detail: dict[str, Any]) -> SurveyResult | None:
 
 
 async def _record_survey(
-    session: AsyncSession, job: DialerJob, survey: SurveyResult, now: datetime, reference: Reference
+    session: AsyncSession,
+    complaint_id: int,
+    survey: SurveyResult,
+    now: datetime,
+    reference: Reference,
 ) -> None:
     """The citizen's answer on the complaint, through the lifecycle: satisfied closes it, not
     satisfied reopens it one level up (the lifecycle escalates a reopen)."""
     number = (
-        await session.execute(select(Complaint.number).where(Complaint.id == job.complaint_id))
+        await session.execute(select(Complaint.number).where(Complaint.id == complaint_id))
     ).scalar_one()
     action, note = (
         (Action.CLOSE, "feedback call: citizen satisfied (pressed 1)")
@@ -982,6 +1040,18 @@ async def _give_up(
         .where(DialerJob.id == job_id)
         .values(state=JobState.UNREACHABLE, finished_at=now)
     )
+    await _unreachable_history(session, campaign, complaint_id, attempts, now, outcome)
+
+
+async def _unreachable_history(
+    session: AsyncSession,
+    campaign: Campaign,
+    complaint_id: int | None,
+    attempts: int,
+    now: datetime,
+    outcome: Outcome | None,
+) -> None:
+    """A feedback job given up: a row in its complaint's history (no other campaign has one)."""
     if campaign is not Campaign.FEEDBACK or complaint_id is None:
         return
     status = (

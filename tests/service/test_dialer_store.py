@@ -267,9 +267,15 @@ async def test_busy_then_unsatisfied_reopens_and_escalates(
         1,
     )
     assert (await claim_all(sessions, dial, NOW, feedback))[0] == []  # dialing: not again
-    async with sessions() as session:
-        done = await finish_attempt(session, first.attempt_id, NOW, dial, reference_data, reason=5)
-        await session.commit()
+    # An attempt's end is three statements: the attempt with its job and facts, both ended in
+    # one UPDATE, the channel given back (four when the ORM flushed the attempt and the job).
+    with statements_sent(sessions.kw["bind"]) as sent:
+        async with sessions() as session:
+            done = await finish_attempt(
+                session, first.attempt_id, NOW, dial, reference_data, reason=5
+            )
+            await session.commit()
+    assert len(sent) == 3, [statement for statement, _ in sent]
     assert done is not None
     assert (done.outcome, done.job_state) == (Outcome.BUSY, JobState.PENDING)
     assert done.retry_at == NOW + timedelta(minutes=30)
