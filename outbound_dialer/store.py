@@ -468,23 +468,30 @@ _CLAIM = (
     .limit(bindparam("most", type_=Integer))
     .with_for_update(of=DialerJob, skip_locked=True)
 )
+
+
+def _bound(model: Any, *names: str) -> dict[str, Any]:
+    """``model``'s columns ``names``, each bound to the parameter of its own name and type: a
+    statement built once, its values given at each execution."""
+    columns = model.__table__.c
+    return {name: bindparam(name, type_=columns[name].type) for name in names}
+
+
 #: The claimed job's attempt and the job moved to ``dialing``, built once and sent as Core
 #: (:func:`core.db.session.execute_core`): the ORM's unit of work and its UPDATE's
 #: synchronisation of loaded objects (there are none) cost more than the statements.
 _NEW_ATTEMPT = insert(DialerAttempt).values(
-    {
-        name: bindparam(name, type_=DialerAttempt.__table__.c[name].type)
-        for name in (
-            "id",
-            "job_id",
-            "attempt_no",
-            "campaign",
-            "number",
-            "day",
-            "started_at",
-            "dialer",
-        )
-    }
+    _bound(
+        DialerAttempt,
+        "id",
+        "job_id",
+        "attempt_no",
+        "campaign",
+        "number",
+        "day",
+        "started_at",
+        "dialer",
+    )
 )
 _DIALING = (
     update(DialerJob)
@@ -877,22 +884,14 @@ _END = (
     update(DialerAttempt)
     .where(_ATTEMPT)
     .values(
-        ended_at=bindparam("ended_at"),
-        outcome=bindparam("outcome"),
-        abandoned=bindparam("abandoned"),
-        originate_reason=bindparam("originate_reason"),
-        hangup_cause=bindparam("hangup_cause"),
+        _bound(
+            DialerAttempt, "ended_at", "outcome", "abandoned", "originate_reason", "hangup_cause"
+        )
     )
     .add_cte(
         update(DialerJob)
         .where(DialerJob.id == bindparam("job"))
-        .values(
-            state=bindparam("state"),
-            last_outcome=bindparam("last_outcome"),
-            not_before=bindparam("not_before"),
-            finished_at=bindparam("finished_at"),
-            result=bindparam("result"),
-        )
+        .values(_bound(DialerJob, "state", "last_outcome", "not_before", "finished_at", "result"))
         .cte("job")
     )
 )
