@@ -146,7 +146,11 @@ async def test_complaint_lookups(
 async def test_budget_counts_todays_calls_in_ist_and_the_wait_from_the_queue(
     store: PostgresStore, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    now = datetime.now(UTC)
+    # The store's "now" at least 10 minutes into today (IST): "t.3" started 9 minutes before
+    # it, so in the day's first minutes the real clock would put it on yesterday (a CI run
+    # that passed midnight IST saw 2 calls today, not 3).
+    now = max(datetime.now(UTC), day_start() + timedelta(minutes=10))
+    store = PostgresStore(store.settings, sessions, clock=lambda: now)
     midnight = day_start(now)
     await record_calls(sessions, ("y.1", midnight - timedelta(seconds=1)))  # yesterday
     await record_calls(sessions, ("t.1", midnight + timedelta(seconds=1)))

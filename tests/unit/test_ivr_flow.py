@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -399,6 +399,14 @@ async def test_configured_transfer_dial_string() -> None:
 # --------------------------------------------------------------------------- status
 
 
+def own_as_of_now() -> ComplaintInfo:
+    """OWN registered 3 days ago and due in 4 counted from this moment. The read-back counts
+    calendar days in IST when the call is placed: OWN's import-time dates read one day more in
+    a run that passes midnight IST between the import and the call (a CI run did)."""
+    now = datetime.now(UTC)
+    return replace(OWN, created_at=now - timedelta(days=3), due_at=now + timedelta(days=4))
+
+
 STATUS_OF_OWN = [
     "complaint_number_is",
     *(f"digit_{d}" for d in OWN.number),
@@ -414,7 +422,7 @@ STATUS_OF_OWN = [
 
 
 async def test_status_of_a_complaint_filed_from_this_number() -> None:
-    store = MemoryStore(complaints=[OWN])
+    store = MemoryStore(complaints=[own_as_of_now()])
     out = await place_call([Key("1"), Key("2"), Key("2"), Type(OWN.number), Key("0")], store)
     assert_handed_over(out, "queue")
     heard = out.caller.heard()
@@ -427,7 +435,7 @@ async def test_status_of_a_complaint_filed_from_this_number() -> None:
 
 
 async def test_caller_with_open_complaints_hears_their_status_first() -> None:
-    store = MemoryStore(complaints=[OWN, RESOLVED])
+    store = MemoryStore(complaints=[own_as_of_now(), RESOLVED])
     out = await place_call([Key("1"), Key("1"), Key("2"), Key("1")], store)
     assert_handed_over(out, "queue")
     heard = out.caller.heard()
