@@ -18,8 +18,13 @@ How the flow serves callers (and why it differs from a plain reading of the issu
   may be recorded); "please listen carefully" was dropped (1.5 s that told the caller nothing).
 * In the main menu the emergency sentence comes after keys 1-3, so that the most common path
   (new complaint) stays short: about 18 s from the answer to the queue (budget 25 s).
-* No input or a wrong key re-prompts with a hint; the third failure at one menu sends the
-  caller to an agent (never a hang-up, never the callback offer that might confuse them again).
+* Silence at the main menu puts the caller through to an agent ("or stay on the line"): a
+  caller who does not press, cannot, or whose key was lost (Asterisk drops a key pressed while
+  FastAGI is paused between two commands; the fault suite's stalls found it) hears the menu
+  once, not three times over about a minute. Silence at the language menu is Hindi.
+* Elsewhere no input or a wrong key re-prompts with a hint; the third failure at one menu
+  sends the caller to an agent (never a hang-up, never the callback offer that might confuse
+  them again).
 * A database error or timeout (``ivr_db_timeout``) is a "technical problem": the caller is told
   so and goes to an agent; the open-complaints check is simply skipped.
 * Status: the 10-digit number's Verhoeff check digit is verified before any lookup, and what

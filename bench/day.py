@@ -96,7 +96,7 @@ BEHAVIOURS: tuple[tuple[float, str, str, int | None], ...] = (
     (0.08, "agent", "10", None),  # Hindi, 0 agent
     (0.04, "emergency", "4", None),  # police from the welcome: transfer
     (0.10, "abandon", "", 2),  # hangs up during the language prompt
-    (0.08, "no_input", "", None),  # never presses: Hindi by timeout, then three failures
+    (0.08, "no_input", "", None),  # never presses: Hindi, then an agent, each by timeout
 )
 
 

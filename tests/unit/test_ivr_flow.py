@@ -228,7 +228,7 @@ MAIN = [
     "press2_complaint_status",
     "press3_feedback_reopen",
     "emergency_choice",
-    "press0_agent",
+    "press0_or_stay_agent",
     "press9_repeat",
 ]
 
@@ -339,12 +339,27 @@ async def test_three_invalid_keys_go_to_an_agent_never_a_hangup() -> None:
     assert out.vars["IVR_PATH"].endswith("agent:failures_at:main_menu")
 
 
+async def test_a_caller_silent_at_the_main_menu_is_put_through_after_one_timeout() -> None:
+    """Stay on the line for an agent: a caller who cannot or did not press (a key lost while
+    FastAGI was paused between commands, too) hears the menu once, not three times."""
+    out = await place_call([Key("1")])  # then silence
+    assert_handed_over(out, "queue")
+    heard = out.caller.heard()
+    assert heard.count("press1_new_complaint") == 1 and "no_input" not in heard
+    assert out.nodes()[-2:] == ["main_menu", "agent"]
+    assert out.session.path[-2]["event"] == "timeout"
+    assert "escalated" not in out.session.detail
+
+
 async def test_three_timeouts_go_to_an_agent() -> None:
-    out = await place_call([Key("1")])  # then silence at every menu
+    """Where silence has no edge of its own (here the callback offer) it re-prompts, up to
+    max_failures."""
+    store = MemoryStore(check=QueueCheck(90_000, 88_000, 0, 0, 600))
+    out = await place_call([Key("1"), Key("1")], store)  # then silence at the offer
     assert_handed_over(out, "queue")
     assert out.caller.heard().count("no_input") == 2
-    assert out.caller.heard().count("press1_new_complaint") == 3
-    assert out.session.detail["escalated"] == "failures_at:main_menu"
+    assert out.caller.heard().count("callback_offer") == 3
+    assert out.session.detail["escalated"] == "failures_at:callback_offer"
 
 
 async def test_9_repeats_the_main_menu_without_counting_a_failure() -> None:
