@@ -14,7 +14,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -71,6 +71,9 @@ RESYNC_BACKLOG_SHARE = 0.1
 #: Back-off while the database is unavailable and a batch of events waits to be recorded.
 APPLY_RETRY_FIRST_SECONDS = 0.2
 APPLY_RETRY_MAX_SECONDS = 5.0
+#: A seat's intent or the seat config that failed is applied again after this, doubling.
+APPLY_AGAIN_FIRST_SECONDS = 1.0
+APPLY_AGAIN_MAX_SECONDS = 30.0
 STATS_EVENTS = frozenset({"Hangup", *(QUEUE_EVENTS - {"AgentDump"}), *MEMBER_EVENTS})
 
 
@@ -117,6 +120,8 @@ class QueueManager:
         self._dropped_events = False
         self._apply_outage = Outage(log, "applying AMI events")
         self._reconcile_outage = Outage(log, "reconciliation with Asterisk")
+        self._intent_outage = Outage(log, "applying agents' intents")
+        self._config_outage = Outage(log, "applying the seat config")
         #: Resyncs after lost events (not counting the reconcile after each AMI login).
         self.resyncs = 0
         #: Calls completed from Asterisk's CEL (queue_manager/backfill.py).
@@ -461,9 +466,15 @@ class QueueManager:
             started = time.monotonic()
             try:
                 await self._reconcile_seats(None if seat == "*" else seat)
-            except Exception:
-                log.exception("could not apply agent intent for seat %s", seat)
+            except Exception as error:
+                # Nor while the database is: tried again until it works, not left for the
+                # next signal or LISTEN reconnect, which a blip need not bring.
+                self._intent_outage.failed(error)
+                self._again_later(
+                    self._intent_outage, functools.partial(self._intents.put_nowait, seat)
+                )
             else:
+                self._intent_outage.ok()
                 log.info("intent of seat %s applied in %.3f s", seat, time.monotonic() - started)
 
     async def _apply_seat_config(self) -> None:
@@ -472,8 +483,17 @@ class QueueManager:
             self._config_wanted.clear()
             try:
                 await self.seat_config.apply()
-            except Exception:
-                log.exception("could not apply the seat config")
+            except Exception as error:
+                self._config_outage.failed(error)
+                self._again_later(self._config_outage, self._config_wanted.set)
+            else:
+                self._config_outage.ok()
+
+    @staticmethod
+    def _again_later(outage: Outage, again: Callable[[], None]) -> None:
+        """``again()`` after 1 s, doubling per failure of ``outage`` up to 30 s."""
+        delay = min(APPLY_AGAIN_FIRST_SECONDS * 2 ** (outage.failures - 1), APPLY_AGAIN_MAX_SECONDS)
+        asyncio.get_running_loop().call_later(delay, again)
 
     # ------------------------------------------------------------------ notify, heartbeat
 

@@ -365,6 +365,33 @@ async def test_events_wait_for_the_database_and_are_recorded_when_it_returns(
         assert h.manager.resyncs == 0  # nothing was lost, so nothing to rebuild
 
 
+async def test_an_intent_that_met_a_database_outage_is_applied_when_it_returns(
+    db_settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """An agent's login signalled while the queue manager cannot reach PostgreSQL (its LISTEN
+    link still up: a blip, a connection the server had just closed) puts the agent in the
+    queue once the database answers, with no further signal or reconnect."""
+    database = DatabaseAway(sessions)
+    async with running_manager(db_settings, database) as h:  # type: ignore[arg-type]
+        async with sessions() as session:
+            user_id = (await session.execute(select(User.id))).scalar_one()
+            session.add(AgentSession(user_id=user_id, seat="agent0002"))
+            await session.commit()
+        database.away = True
+        refused = database.refused
+        async with sessions() as session:
+            await session.execute(text("SELECT pg_notify('agent_intent', 'agent0002')"))
+            await session.commit()
+        await asyncio.sleep(1.5)  # the intent is tried, refused, tried again
+        assert database.refused > refused
+        assert "Local/agent0002@seat-phones" not in h.fake.queues["helpline"]
+        database.away = False
+        async with asyncio.timeout(10):
+            await h.fake.wait_until(
+                lambda: "Local/agent0002@seat-phones" in h.fake.queues["helpline"]
+            )
+
+
 async def test_a_resync_waits_until_the_backlog_of_events_is_worked_off(
     db_settings: Settings, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
