@@ -50,7 +50,7 @@ def create_ivr_engine(settings: Settings) -> AsyncEngine:
     pool ran dry and reads missed their 2 s deadline. A read on a connection a PostgreSQL
     restart broke fails like any other database error (that caller goes to an agent without the
     budget check, the flow's fallback) and the pool's older connections are replaced."""
-    return create_engine(settings, pool_size=POOL_SIZE, max_overflow=0, pre_ping=False)
+    return create_engine(settings, pool_size=POOL_SIZE, max_overflow=0, ping_idle_after=None)
 
 
 def build_routes(settings: Settings, store: PostgresStore, tree: MenuTree) -> dict[str, Script]:

@@ -57,7 +57,7 @@ def create_app(settings: Settings, *, ami: Any = None, connect_ami: bool = True)
         # At most 20 connections, as before (10 + 10 overflow), but all kept: under load the
         # overflow was opened and closed once per request (bench/api.py found it). No ping per
         # checkout: a request on a connection that died unnoticed answers 503 + Retry-After.
-        engine = create_engine(settings, pool_size=20, max_overflow=0, pre_ping=False)
+        engine = create_engine(settings, pool_size=20, max_overflow=0, ping_idle_after=None)
         app.state.settings = settings
         # Loaded once per process: routing and the reference lists read it on every request.
         app.state.reference = settings.load_reference()

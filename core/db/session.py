@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, NoReturn
@@ -12,7 +13,7 @@ from typing import Any, NoReturn
 import asyncpg
 import sqlalchemy.exc
 from sqlalchemy import event
-from sqlalchemy.engine import CursorResult, make_url
+from sqlalchemy.engine import CursorResult, Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -70,13 +71,39 @@ def database_unavailable(error: BaseException) -> bool:
     return False
 
 
-def _replace_if_closed(
-    dbapi_connection: Any, _record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
-) -> None:
-    """At checkout: a connection whose socket the server has already closed (PostgreSQL
-    restarted, killed, the backend terminated) is replaced by a new one; no round trip."""
-    if dbapi_connection.driver_connection.is_closed():
-        raise sqlalchemy.exc.DisconnectionError("closed by the server")
+#: A pooled connection unused this long is pinged before it is handed out (:func:`create_engine`).
+IDLE_PING_SECONDS = 2.0
+#: Where a connection's pool entry keeps when it was last checked in (``time.monotonic()``);
+#: entries' ``info`` is cleared when their connection is replaced, so a new one has none.
+_CHECKED_IN_AT = "helpline.checked_in_at"
+
+
+def _stamp_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    record.info[_CHECKED_IN_AT] = time.monotonic()
+
+
+def _checkout_check(
+    dialect: Dialect, ping_idle_after: float | None
+) -> Callable[[Any, ConnectionPoolEntry, PoolProxiedConnection], None]:
+    """The pool's check of a connection it is about to hand out (:func:`create_engine`)."""
+
+    def check(
+        dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
+    ) -> None:
+        if dbapi_connection.driver_connection.is_closed():
+            # The server closed it (PostgreSQL restarted, killed, the backend terminated).
+            raise sqlalchemy.exc.DisconnectionError("closed by the server")
+        checked_in_at = record.info.get(_CHECKED_IN_AT)
+        if ping_idle_after is None or checked_in_at is None:
+            return
+        if time.monotonic() - checked_in_at > ping_idle_after:
+            try:
+                dialect.do_ping(dbapi_connection)
+            except Exception as error:
+                # The others were idle as long: the pool replaces them all, as pre-ping does.
+                raise sqlalchemy.exc.InvalidatePoolError(f"ping failed: {error!r}") from error
+
+    return check
 
 
 def create_engine(
@@ -84,34 +111,38 @@ def create_engine(
     *,
     pool_size: int = 10,
     max_overflow: int | None = None,
-    pre_ping: bool = True,
+    ping_idle_after: float | None = IDLE_PING_SECONDS,
 ) -> AsyncEngine:
     """``pool_size`` connections kept open once made, and ``max_overflow`` (default: as many
     again) opened past them when busy and closed on return. Overflow suits a process that is
     rarely busy; under steady load it opens and closes a connection per request (a new backend,
     authentication, asyncpg's type introspection: milliseconds each), so the API keeps all.
 
-    ``pre_ping`` pings every connection at checkout: with asyncpg three round trips (BEGIN,
-    ``;``, ROLLBACK), which cost a read request about as much CPU as its own queries. Without
-    it, checkout only replaces a connection the server has visibly closed (restart, kill); one
-    that died unnoticed (a cut network) fails its first statement, which invalidates the
-    pool's older connections and which the API answers 503 with ``Retry-After``
-    (:func:`database_unavailable`, :mod:`api.boundary`), and the IVR as any failed read (that
-    caller goes to an agent): what the API's and the IVR's hot paths want, not a background
-    service that would log the failure as an error."""
+    At checkout the pool replaces a connection the server has visibly closed (restart, kill;
+    no round trip), and pings one that sat unused for more than ``ping_idle_after`` seconds
+    (with asyncpg three round trips: BEGIN, ``;``, ROLLBACK): a link that died silently while
+    idle (a cut network, a host gone) is replaced before a statement fails on it. Under load
+    connections come back within milliseconds and none is pinged; SQLAlchemy's
+    ``pool_pre_ping`` pinged every checkout, which was 11 % of the queue manager's busy
+    samples in the compressed day and cost a read request about as much CPU as its own
+    queries. ``None`` never pings: a connection that died unnoticed fails its first statement,
+    which invalidates the pool's older connections and which the API answers 503 with
+    ``Retry-After`` (:func:`database_unavailable`, :mod:`api.boundary`) and the IVR as any
+    failed read (that caller goes to an agent), so their hot paths skip even that check."""
     engine = create_async_engine(
         settings.database_url,
         pool_size=pool_size,
         max_overflow=pool_size if max_overflow is None else max_overflow,
-        pool_pre_ping=pre_ping,
         # Statements' parameters hold callers' numbers and complaint texts: never in a log line
         # or an exception's text, even with the sqlalchemy loggers at INFO (core.logs).
         hide_parameters=True,
         # A stuck query must not hold a caller's request forever.
         connect_args={"command_timeout": 30, "server_settings": {"application_name": "helpline"}},
     )
-    if not pre_ping:
-        event.listen(engine.sync_engine.pool, "checkout", _replace_if_closed)
+    pool = engine.sync_engine.pool
+    event.listen(pool, "checkout", _checkout_check(engine.dialect, ping_idle_after))
+    if ping_idle_after is not None:
+        event.listen(pool, "checkin", _stamp_checkin)
     return engine
 
 
