@@ -122,13 +122,14 @@ def create_engine(
     no round trip), and pings one that sat unused for more than ``ping_idle_after`` seconds
     (with asyncpg three round trips: BEGIN, ``;``, ROLLBACK): a link that died silently while
     idle (a cut network, a host gone) is replaced before a statement fails on it. Under load
-    connections come back within milliseconds and none is pinged; SQLAlchemy's
-    ``pool_pre_ping`` pinged every checkout, which was 11 % of the queue manager's busy
-    samples in the compressed day and cost a read request about as much CPU as its own
-    queries. ``None`` never pings: a connection that died unnoticed fails its first statement,
-    which invalidates the pool's older connections and which the API answers 503 with
-    ``Retry-After`` (:func:`database_unavailable`, :mod:`api.boundary`) and the IVR as any
-    failed read (that caller goes to an agent), so their hot paths skip even that check."""
+    connections come back within milliseconds and none is pinged. SQLAlchemy's
+    ``pool_pre_ping`` pinged every checkout: it cost a read request about as much CPU as its
+    own queries, and the dialer 5-16 % of its CPU per originate in the compressed day
+    (docs/benchmarks.md). ``None`` never pings: a connection that died unnoticed fails its
+    first statement, which invalidates the pool's older connections and which the API answers
+    503 with ``Retry-After`` (:func:`database_unavailable`, :mod:`api.boundary`) and the IVR as
+    any failed read (that caller goes to an agent), so their hot paths skip even the idle
+    ping."""
     engine = create_async_engine(
         settings.database_url,
         pool_size=pool_size,
