@@ -93,10 +93,10 @@ def _checkout_check(
         if dbapi_connection.driver_connection.is_closed():
             # The server closed it (PostgreSQL restarted, killed, the backend terminated).
             raise sqlalchemy.exc.DisconnectionError("closed by the server")
-        checked_in_at = record.info.get(_CHECKED_IN_AT)
-        if ping_idle_after is None or checked_in_at is None:
+        if ping_idle_after is None:
             return
-        if time.monotonic() - checked_in_at > ping_idle_after:
+        checked_in_at = record.info.get(_CHECKED_IN_AT)  # None: new, never used
+        if checked_in_at is not None and time.monotonic() - checked_in_at > ping_idle_after:
             try:
                 dialect.do_ping(dbapi_connection)
             except Exception as error:

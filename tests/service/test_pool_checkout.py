@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.config import Settings
 from core.db.session import asyncpg_dsn, create_engine
@@ -43,9 +43,13 @@ def count_pings(engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch, fail: int 
     return pings
 
 
+async def pid_of(conn: AsyncConnection) -> int:
+    return int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+
 async def backend(engine: AsyncEngine) -> int:
     async with engine.connect() as conn:
-        return int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+        return await pid_of(conn)
 
 
 async def test_a_connection_in_steady_use_is_not_pinged_and_an_idle_one_once(
@@ -67,18 +71,12 @@ async def test_a_failed_ping_replaces_the_idle_connections_before_a_statement_ru
     engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with engine.connect() as one, engine.connect() as two:  # both pooled connections
-        old = {
-            int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
-            for conn in (one, two)
-        }
+        old = {await pid_of(conn) for conn in (one, two)}
     assert len(old) == 2
     pings = count_pings(engine, monkeypatch, fail=1)
     await asyncio.sleep(IDLE + 0.2)
     async with engine.connect() as one, engine.connect() as two:
-        new = {
-            int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
-            for conn in (one, two)
-        }
+        new = {await pid_of(conn) for conn in (one, two)}
     assert pings == [1]  # the failed one; the new connections are not pinged
     assert not new & old  # the other idle connection was replaced too
 
