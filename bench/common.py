@@ -89,6 +89,26 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
+def postgres_cpu_seconds() -> float | None:
+    """User + system CPU seconds of this machine's PostgreSQL server so far: every process
+    named ``postgres`` (the postmaster, its backends and workers) plus its children that
+    ended (the postmaster's ``cutime``/``cstime``), so a backend that exits between two
+    readings is still counted. None where no PostgreSQL runs on this machine."""
+    total, found = 0, False
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if Path(entry.path, "comm").read_text().strip() != "postgres":
+                continue
+            fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it ended meanwhile: its CPU is in the postmaster's cutime now
+            continue
+        found = True
+        total += sum(int(f) for f in fields[11:15])
+    return total / _CLK_TCK if found else None
+
+
 def rss_bytes(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

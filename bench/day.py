@@ -34,7 +34,9 @@ finished, every ``Originate`` one attempt and every attempt ended, the budget an
 cap never exceeded. Errors are counted from every side: a service's ERROR log records, AMI
 events dropped, sessions dropped by AMI's ``writetimeout``, IVR sessions with database errors,
 failed FastAGI sessions, and every consistency check that fails. The highest compression with
-zero errors is the result.
+zero errors is the result. Per run, each service's CPU seconds, loop lag, statements and
+commits, and the PostgreSQL server's CPU seconds (every ``postgres`` process of this machine,
+ended backends included) over the same window.
 
 The peer: after the ladder, the AMI byte stream the emulator sent in the highest clean run is
 replayed at the same pace to two bare AMI consumers, each in its own process: ours
@@ -64,7 +66,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from bench.common import REPO, cpu_seconds, machine
+from bench.common import REPO, cpu_seconds, machine, postgres_cpu_seconds
 from bench.day_peer import compare
 from core.config import Settings
 from core.db.migrate import upgrade
@@ -699,6 +701,7 @@ async def run_one(opts: Options, k: float, base_url: str, workdir: Path) -> dict
             proc.stdin.write(f"GO {run.wall0!r}\n")
             proc.stdin.flush()
         cpu0 = {s: cpu_seconds(p.pid) for s, p in procs.items()}
+        postgres0 = postgres_cpu_seconds()
         db0 = await db_counters(url)
         load0 = os.getloadavg()[0]
         await asyncio.sleep(max(0.0, run.wall0 - time.time()))
@@ -712,6 +715,10 @@ async def run_one(opts: Options, k: float, base_url: str, workdir: Path) -> dict
         calls_done = time.time() - drain_started
         caught_up = await _caught_up(url, run, opts.drain_s)
         cpu = {s: round(cpu_seconds(p.pid) - cpu0[s], 2) for s, p in procs.items()}
+        postgres1 = postgres_cpu_seconds()
+        postgres_cpu = (
+            None if postgres0 is None or postgres1 is None else round(postgres1 - postgres0, 2)
+        )
         db1 = await db_counters(url)
         elapsed = time.time() - run.wall0
         load1 = os.getloadavg()[0]
@@ -777,6 +784,17 @@ async def run_one(opts: Options, k: float, base_url: str, workdir: Path) -> dict
                     / elapsed,
                     1,
                 ),
+            },
+            # The whole server's (this run's database and any other work it had meanwhile),
+            # over the same window as the services' CPU; None with no PostgreSQL here.
+            "postgres": {
+                "cpu_s": postgres_cpu,
+                "cpu_share_of_wall": None
+                if postgres_cpu is None
+                else round(postgres_cpu / elapsed, 2),
+                "cpu_ms_per_call": None
+                if postgres_cpu is None
+                else round(1000 * postgres_cpu / (inbound + originates), 2),
             },
             "services": {
                 s: {
