@@ -119,6 +119,12 @@ class Dialer:
         self.settings = settings
         self.ami = ami
         self.sessions = sessions
+        #: The same pool outside a transaction (autocommit), for an event that is one
+        #: statement: no BEGIN and no COMMIT around it, two of its three round trips.
+        self._statements = async_sessionmaker(
+            sessions.kw["bind"].execution_options(isolation_level="AUTOCOMMIT"),
+            expire_on_commit=False,
+        )
         self.reference = reference
         self.clock = clock
         self.campaigns = campaigns
@@ -364,12 +370,12 @@ class Dialer:
         if event.name == "DialEnd":
             status = event.get("DialStatus")
             if status:
-                async with self.sessions() as session:
+                async with self._statements() as session:
                     await record_dial_status(session, uniqueid, status, now)
                     await session.commit()
         elif event.name == "OriginateResponse":
             if (event.get("Response") or "").lower() == "success":
-                async with self.sessions() as session:
+                async with self._statements() as session:
                     campaign = await mark_answered(session, uniqueid, now)
                     if campaign is not None:
                         self.totals["answered"] += 1
@@ -378,7 +384,8 @@ class Dialer:
                         seat = await click_seat(session, uniqueid)
                     if seat is not None:
                         # The agent answered their click-to-call: the desk's screen-pop
-                        # (delivered by the API's LISTEN at this COMMIT), as AgentConnect's.
+                        # (delivered by the API's LISTEN), as AgentConnect's. Autocommit:
+                        # the answer above is committed before it goes out.
                         payload = json.dumps({"seat": seat, "uniqueid": uniqueid})
                         await session.execute(
                             select(func.pg_notify(AGENT_CONNECT_CHANNEL, payload))
@@ -389,14 +396,14 @@ class Dialer:
                 # attempt; a channel that was never created has none, so the reason alone
                 # ends it after a grace period.
                 reason = _int(event.get("Reason"))
-                async with self.sessions() as session:
+                async with self._statements() as session:
                     await record_reason(session, uniqueid, reason)
                     await session.commit()
                 self._later(self._finish_unless_hung_up(uniqueid, reason))
         elif event.name == "Hangup":
             await self._finish(uniqueid, now, cause=_int(event.get("Cause")))
         elif event.name == "QueueCallerAbandon":
-            async with self.sessions() as session:
+            async with self._statements() as session:
                 await mark_abandoned(session, uniqueid, now)
                 await session.commit()
 

@@ -834,21 +834,25 @@ class Finished:
     survey: SurveyResult | None
 
 
-#: An attempt's channel given back on the 'all' row and its campaign's, in one statement
-#: that locks them in the order the claims do ('all' first: one plain UPDATE of both rows
-#: could lock them the other way round, a deadlock with a claim).
-_RELEASE = text(
-    """
-    WITH rows AS (
-        SELECT day, scope FROM dialer_budget
-        WHERE day = :day AND scope IN ('all', :campaign) AND active > 0
-        ORDER BY scope <> 'all'
-        FOR UPDATE
+#: An attempt's channel given back on the 'all' row and its campaign's, locking them in the
+#: order the claims do ('all' first: one plain UPDATE of both rows could lock them the other
+#: way round, a deadlock with a claim).
+_BUDGET_ROWS = (
+    select(DialerBudget.day, DialerBudget.scope)
+    .where(
+        DialerBudget.day == bindparam("budget_day", type_=Date),
+        DialerBudget.scope.in_([literal("all"), bindparam("budget_campaign", type_=String)]),
+        DialerBudget.active > 0,
     )
-    UPDATE dialer_budget SET active = dialer_budget.active - 1
-    FROM rows WHERE dialer_budget.day = rows.day AND dialer_budget.scope = rows.scope
-    """
-).bindparams(bindparam("day", type_=Date), bindparam("campaign", type_=String))
+    .order_by(DialerBudget.scope != literal("all"))
+    .with_for_update()
+    .cte("budget_rows")
+)
+_RELEASE = (
+    update(DialerBudget)
+    .where(DialerBudget.day == _BUDGET_ROWS.c.day, DialerBudget.scope == _BUDGET_ROWS.c.scope)
+    .values(active=DialerBudget.active - 1)
+)
 #: An open attempt with its job (both locked), its campaign's attempt cap and what its call's
 #: script recorded (none if it never ran): one round trip. Columns, not loaded objects: the
 #: end is written as Core (:data:`_END`), so the ORM's identity map and flush are not needed.
@@ -895,6 +899,9 @@ _END = (
         .cte("job")
     )
 )
+#: :data:`_END` with the channel given back (:data:`_RELEASE` as a CTE): an attempt's end in
+#: one statement when nothing else is written after it (no survey, no callback request).
+_END_AND_RELEASE = _END.add_cte(_RELEASE.cte("released"))
 
 
 async def finish_attempt(
@@ -953,9 +960,15 @@ async def finish_attempt(
         await _unreachable_history(
             session, campaign, found.complaint_id, found.attempts, now, outcome
         )
+    # The channel last: the budget rows are locked from then to the caller's COMMIT, and
+    # every claim and every other attempt's end waits for them. With nothing written after
+    # the end (the usual case), the end and the channel are one statement.
+    writes_after = (survey is not None and found.complaint_id is not None) or (
+        campaign is Campaign.CALLBACK and state != JobState.PENDING
+    )
     await execute_core(
         session,
-        _END,
+        _END if writes_after else _END_AND_RELEASE,
         {
             "attempt": attempt_id,
             # Never before it began or was answered (the wall clock may have stepped back
@@ -971,15 +984,18 @@ async def finish_attempt(
             "not_before": not_before,
             "finished_at": finished_at,
             "result": survey if survey is not None else found.result,
+            "budget_day": found.day,
+            "budget_campaign": campaign,
         },
     )
-    if survey is not None and found.complaint_id is not None:
-        await _record_survey(session, found.complaint_id, survey, now, reference)
-    if campaign is Campaign.CALLBACK and state != JobState.PENDING:
-        await settle_callback_requests(session, found.job_id)
-    # The channel last: the budget rows are locked from here to the caller's COMMIT, and
-    # every claim and every other attempt's end waits for them.
-    await execute_core(session, _RELEASE, {"day": found.day, "campaign": campaign})
+    if writes_after:
+        if survey is not None and found.complaint_id is not None:
+            await _record_survey(session, found.complaint_id, survey, now, reference)
+        if campaign is Campaign.CALLBACK and state != JobState.PENDING:
+            await settle_callback_requests(session, found.job_id)
+        await execute_core(
+            session, _RELEASE, {"budget_day": found.day, "budget_campaign": campaign}
+        )
     return Finished(attempt_id, found.job_id, outcome, state, retry_at, survey)
 
 

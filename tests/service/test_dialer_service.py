@@ -10,7 +10,9 @@ import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -263,3 +265,53 @@ async def test_after_a_crash_live_channels_are_reconciled_before_any_redial(
         assert await job_state(sessions, str(gone.number)) is JobState.PENDING
         await wait_for(lambda: running.dialer.last_stop is not None, 10, what="a claim pass")
         assert running.originates() == []
+
+
+async def test_an_event_of_one_statement_runs_outside_a_transaction(
+    db_settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    reference_data: Reference,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """OriginateResponse, DialEnd and QueueCallerAbandon are one statement each, sent in
+    autocommit: no BEGIN and no COMMIT, two of three round trips. The Hangup that ends the
+    attempt still reads and writes in one transaction."""
+    await callbacks(sessions, ["9876500001"])
+    async with sessions() as session:
+        [claimed] = await claim_jobs(
+            session,
+            DialRules.from_settings(db_settings),
+            NOW,
+            "t",
+            ClaimPass(),
+            campaigns=CALLBACKS,
+        )
+    ami = AMIClient("127.0.0.1", 9, "helpline_outbound_dialer", "s")  # never connected
+    dialer = Dialer(db_settings, ami, sessions, reference_data, clock=lambda: NOW)
+    begun: list[str] = []
+    real = asyncpg.Connection.transaction
+
+    def counted(self: asyncpg.Connection, **kwargs: Any) -> Any:
+        begun.append("BEGIN")
+        return real(self, **kwargs)
+
+    monkeypatch.setattr(asyncpg.Connection, "transaction", counted)
+    attempt = claimed.attempt_id
+    for name, fields in (
+        ("OriginateResponse", {"Response": "Success", "Reason": "4"}),
+        ("DialEnd", {"DialStatus": "ANSWER"}),  # a click-to-call's only: changes nothing here
+        ("QueueCallerAbandon", {"Queue": "helpline"}),
+    ):
+        await dialer.apply_event(
+            AMIMessage([("Event", name), ("Uniqueid", attempt), *fields.items()])
+        )
+    assert begun == []
+    [row] = await attempts(sessions)
+    assert (row.answered, row.abandoned, row.ended_at) == (True, True, None)
+    begun.clear()  # the read above was one
+    await dialer.apply_event(
+        AMIMessage([("Event", "Hangup"), ("Uniqueid", attempt), ("Cause", "16")])
+    )
+    assert begun == ["BEGIN"]
+    [row] = await attempts(sessions)
+    assert (row.outcome, row.ended_at) == (Outcome.ABANDONED, NOW)
