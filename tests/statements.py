@@ -6,6 +6,8 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+import asyncpg
+import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -23,6 +25,20 @@ def statements_sent(engine: AsyncEngine) -> Iterator[list[tuple[str, Any]]]:
         yield sent
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", capture)
+
+
+def transactions_begun(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A list that gets "BEGIN" each time any asyncpg connection starts a transaction from
+    now on (the test's own reads included): which code runs in autocommit, and which not."""
+    begun: list[str] = []
+    real = asyncpg.Connection.transaction
+
+    def counted(self: asyncpg.Connection, **kwargs: Any) -> Any:
+        begun.append("BEGIN")
+        return real(self, **kwargs)
+
+    monkeypatch.setattr(asyncpg.Connection, "transaction", counted)
+    return begun
 
 
 def rows_examined(plan: dict[str, Any], table: str) -> int:

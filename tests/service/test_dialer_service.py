@@ -10,9 +10,7 @@ import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
 
-import asyncpg
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -28,6 +26,7 @@ from core.transport.fake_ami import FakeAMIServer, FakeAMISession, Reply
 from outbound_dialer.service import EVENT_LANES, Dialer
 from outbound_dialer.store import ATTEMPT_PREFIX, ClaimPass, DialRules, claim_jobs
 from tests.service.test_dialer_store import NOW, callbacks, free_seats
+from tests.statements import transactions_begun
 from tests.waiting import wait_for
 
 CALLBACKS = frozenset({Campaign.CALLBACK})
@@ -288,14 +287,7 @@ async def test_an_event_of_one_statement_runs_outside_a_transaction(
         )
     ami = AMIClient("127.0.0.1", 9, "helpline_outbound_dialer", "s")  # never connected
     dialer = Dialer(db_settings, ami, sessions, reference_data, clock=lambda: NOW)
-    begun: list[str] = []
-    real = asyncpg.Connection.transaction
-
-    def counted(self: asyncpg.Connection, **kwargs: Any) -> Any:
-        begun.append("BEGIN")
-        return real(self, **kwargs)
-
-    monkeypatch.setattr(asyncpg.Connection, "transaction", counted)
+    begun = transactions_begun(monkeypatch)
     attempt = claimed.attempt_id
     for name, fields in (
         ("OriginateResponse", {"Response": "Success", "Reason": "4"}),

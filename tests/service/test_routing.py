@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from sqlalchemy import func, select, text, update
@@ -37,7 +36,7 @@ from core.domain.credentials import verify_password
 from core.reference import Reference
 from helpline.seed import credentials_file, seed_demo_users, seed_seats
 from tests.api_app import api_client
-from tests.statements import statements_sent
+from tests.statements import statements_sent, transactions_begun
 
 Users = dict[str, list[dict[str, str]]]
 
@@ -662,14 +661,7 @@ async def test_complaint_reads_run_no_transaction_and_a_filing_does(
         "/complaints", json=body | {"caller_number": "9876543210"}, headers=headers
     )
     assert filed.status_code == 201, filed.text
-    begun: list[str] = []
-    real = asyncpg.Connection.transaction
-
-    def counted(self: asyncpg.Connection, **kwargs: Any) -> Any:
-        begun.append("BEGIN")
-        return real(self, **kwargs)
-
-    monkeypatch.setattr(asyncpg.Connection, "transaction", counted)
+    begun = transactions_begun(monkeypatch)
     number = filed.json()["number"]
     read = await client.get(f"/complaints/{number}", headers=headers)
     listed = await client.get("/complaints", params={"caller": "9876543210"}, headers=headers)
