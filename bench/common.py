@@ -83,9 +83,15 @@ def free_port() -> int:
         return port
 
 
+def _stat_fields(proc: Path) -> list[str]:
+    """``/proc/<pid>/stat`` after the command name: field 0 is the state, 11 and 12 the
+    process's user and system ticks, 13 and 14 those of its children that ended."""
+    return (proc / "stat").read_text().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = _stat_fields(Path(f"/proc/{pid}"))
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
@@ -99,9 +105,10 @@ def postgres_cpu_seconds() -> float | None:
         if not entry.name.isdigit():
             continue
         try:
-            if Path(entry.path, "comm").read_text().strip() != "postgres":
+            proc = Path(entry.path)
+            if (proc / "comm").read_text().strip() != "postgres":
                 continue
-            fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+            fields = _stat_fields(proc)
         except OSError:  # it ended meanwhile: its CPU is in the postmaster's cutime now
             continue
         found = True

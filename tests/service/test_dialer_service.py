@@ -25,6 +25,7 @@ from core.transport.ami_client import AMIClient
 from core.transport.fake_ami import FakeAMIServer, FakeAMISession, Reply
 from outbound_dialer.service import EVENT_LANES, Dialer
 from outbound_dialer.store import ATTEMPT_PREFIX, ClaimPass, DialRules, claim_jobs
+from tests.service.test_click_to_call import ami_event
 from tests.service.test_dialer_store import NOW, callbacks, free_seats
 from tests.statements import transactions_begun
 from tests.waiting import wait_for
@@ -289,21 +290,17 @@ async def test_an_event_of_one_statement_runs_outside_a_transaction(
     dialer = Dialer(db_settings, ami, sessions, reference_data, clock=lambda: NOW)
     begun = transactions_begun(monkeypatch)
     attempt = claimed.attempt_id
-    for name, fields in (
-        ("OriginateResponse", {"Response": "Success", "Reason": "4"}),
-        ("DialEnd", {"DialStatus": "ANSWER"}),  # a click-to-call's only: changes nothing here
-        ("QueueCallerAbandon", {"Queue": "helpline"}),
+    for event in (
+        ami_event("OriginateResponse", attempt, Response="Success", Reason="4"),
+        ami_event("DialEnd", attempt, DialStatus="ANSWER"),  # a click-to-call's: no change here
+        ami_event("QueueCallerAbandon", attempt, Queue="helpline"),
     ):
-        await dialer.apply_event(
-            AMIMessage([("Event", name), ("Uniqueid", attempt), *fields.items()])
-        )
+        await dialer.apply_event(event)
     assert begun == []
     [row] = await attempts(sessions)
     assert (row.answered, row.abandoned, row.ended_at) == (True, True, None)
     begun.clear()  # the read above was one
-    await dialer.apply_event(
-        AMIMessage([("Event", "Hangup"), ("Uniqueid", attempt), ("Cause", "16")])
-    )
+    await dialer.apply_event(ami_event("Hangup", attempt, Cause="16"))
     assert begun == ["BEGIN"]
     [row] = await attempts(sessions)
     assert (row.outcome, row.ended_at) == (Outcome.ABANDONED, NOW)
