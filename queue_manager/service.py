@@ -127,6 +127,8 @@ class QueueManager:
         #: Calls completed from Asterisk's CEL (queue_manager/backfill.py).
         self.backfilled = 0
         self._seat_write_lock = asyncio.Lock()
+        #: Held by each reconciliation of app_queue with the sessions (:meth:`_reconcile_seats`).
+        self._reconcile_lock = asyncio.Lock()
         #: Set after each reconciliation (tests wait on it).
         self.reconciled = asyncio.Event()
         #: Which calls changed since a reconciliation's snapshot, by a count of the events
@@ -354,24 +356,30 @@ class QueueManager:
         return changed
 
     async def _reconcile_seats(self, only_seat: str | None) -> None:
-        with self._snapshot() as mark:
-            desired, status = await self.seats.reconcile(only_seat)
-            members = self.seats.members_from(status)
-            if only_seat is None:
-                await self._sync_waiting(status, mark)
-        if only_seat is None:
-            self.session_ids = {seat: intent.session_id for seat, intent in desired.items()}
-            touched = self.live.replace_members(members, datetime.now(UTC))
-            touched |= set(desired)
-        else:
-            if only_seat in desired:
-                self.session_ids[only_seat] = desired[only_seat].session_id
-            else:
-                self.session_ids.pop(only_seat, None)
-            touched = self.live.replace_members(
-                {only_seat: members.get(only_seat, {})}, datetime.now(UTC), only={only_seat}
-            )
-        await self._write_seats(touched)
+        """Make app_queue match the agents' sessions, then record what it holds. One at a
+        time: a whole-queue reconciliation (after a reconnect or lost events) whose
+        ``QueueStatus`` was taken before an agent's logout, recorded after the logout's own,
+        left the seat "in queue" until the next reconnect. The picture is taken into
+        :attr:`live` as soon as it arrives, before any other await, so no event applied
+        meanwhile is overwritten by an older picture."""
+        async with self._reconcile_lock:
+            with self._snapshot() as mark:
+                desired, status = await self.seats.reconcile(only_seat)
+                members = self.seats.members_from(status)
+                if only_seat is None:
+                    self.session_ids = {s: intent.session_id for s, intent in desired.items()}
+                    touched = self.live.replace_members(members, datetime.now(UTC))
+                    touched |= set(desired)
+                    await self._sync_waiting(status, mark)
+                else:
+                    if only_seat in desired:
+                        self.session_ids[only_seat] = desired[only_seat].session_id
+                    else:
+                        self.session_ids.pop(only_seat, None)
+                    touched = self.live.replace_members(
+                        {only_seat: members.get(only_seat, {})}, datetime.now(UTC), only={only_seat}
+                    )
+            await self._write_seats(touched)
         self._stats_dirty.set()
 
     async def _sync_waiting(self, status: list[AMIMessage], mark: int) -> None:

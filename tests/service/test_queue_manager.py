@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
@@ -300,6 +300,58 @@ async def test_agent_intent_is_applied_and_reapplied_after_a_reconnect(
     async with harness.sessions() as session:
         status = await session.get(SeatStatus, "agent0002")
         assert status is not None and status.agent_session_id is None
+
+
+async def test_a_logout_during_a_whole_queue_reconciliation_is_not_undone(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resync's QueueStatus taken while the agent was still a member must not be recorded
+    after the logout's own (the seat stayed "in queue" until the next reconnect: a CI flake
+    of the test above). The resync is held between its QueueStatus and its write while the
+    agent logs out."""
+    member = "Local/agent0002@seat-phones"
+    async with harness.sessions() as session:
+        user_id = (await session.execute(select(User.id))).scalar_one()
+        agent = AgentSession(user_id=user_id, seat="agent0002")
+        session.add(agent)
+        await session.execute(text("SELECT pg_notify('agent_intent', 'agent0002')"))
+        await session.commit()
+    await wait_for("SELECT in_queue FROM seat_status WHERE seat = 'agent0002'", harness.sessions)
+
+    held, release = asyncio.Event(), asyncio.Event()
+    sync_waiting = harness.manager._sync_waiting
+
+    async def held_sync_waiting(*args: Any) -> None:
+        held.set()
+        await release.wait()
+        await sync_waiting(*args)
+
+    monkeypatch.setattr(harness.manager, "_sync_waiting", held_sync_waiting)
+    resync = asyncio.create_task(harness.manager.reconcile(harness.ami))
+    async with asyncio.timeout(5):
+        await held.wait()
+    async with harness.sessions() as session:
+        await session.execute(
+            update(AgentSession).where(AgentSession.id == agent.id).values(logged_out_at=func.now())
+        )
+        await session.execute(text("SELECT pg_notify('agent_intent', 'agent0002')"))
+        await session.commit()
+    # Unserialised, the logout was applied and recorded here, under the held resync.
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(1):
+            await harness.fake.wait_until(lambda: member not in harness.fake.queues["helpline"])
+            await wait_for(
+                "SELECT NOT in_queue FROM seat_status WHERE seat = 'agent0002'", harness.sessions
+            )
+    release.set()
+    await resync
+
+    async with asyncio.timeout(5):
+        await harness.fake.wait_until(lambda: member not in harness.fake.queues["helpline"])
+    await wait_for(
+        "SELECT NOT in_queue FROM seat_status WHERE seat = 'agent0002'", harness.sessions
+    )
+    assert "helpline" not in harness.manager.live.seat("agent0002").members
 
 
 async def test_lost_events_are_rebuilt_by_a_resync_from_asterisk(
