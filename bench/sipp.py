@@ -13,8 +13,10 @@ that 500 agents (~40 calls/s) are no ceiling below the aim of 30 calls/s; at 20-
 at ~16 calls/s, and the run then measures the queue growing, not the software).
 
 Per step: calls placed, failed (sipp's failed calls, plus calls the database does not show
-answered by an agent exactly once, and calls answered more than ``--patience`` s after
-joining the queue), answer delay (INVITE → 200 at the citizen, sipp's rtd) and
+answered by an agent exactly once, calls answered more than ``--patience`` s after joining
+the queue, and calls Asterisk answered more than ``--answer-within`` s after their INVITE: a
+citizen who hears 15 s of silence before the IVR, its INVITE retransmitted, was not served),
+answer delay (INVITE → 200 at the citizen, sipp's rtd) and
 time to agent (``queue_joined_at`` → ``agent_connected_at``). Over the run: each service's CPU
 seconds (``/proc``), database transactions and rows per call (``pg_stat_database`` deltas;
 ``pg_stat_statements`` is not preloaded on this PostgreSQL and enabling it needs a restart of
@@ -98,6 +100,9 @@ class LoadPlan:
     #: A call answered later than this after joining the queue counts as failed (the 20 s
     #: service level); the citizen stays on the line long enough to be answered anyway.
     patience: float = 20.0
+    #: A call Asterisk answered (200 OK) later than this after its INVITE counts as failed:
+    #: unloaded it answers in tens of ms; seconds mean the INVITE waited for retransmissions.
+    answer_within: float = 2.0
     #: Seats used: agentNNNN from first_seat on (the stack seeds at least that many).
     first_seat: int = 1
     user_prefix: str = "bsipp"
@@ -707,7 +712,7 @@ async def _seats_left_on_a_call(
         await asyncio.sleep(0.5)
 
 
-def _step_report(step: Step, rows: list[Any], rtt: list[float], patience: float) -> dict[str, Any]:
+def _step_report(step: Step, rows: list[Any], rtt: list[float], plan: LoadPlan) -> dict[str, Any]:
     mine = [r for r in rows if r.caller_number in set(step.numbers)]
     per_number = Counter(r.caller_number for r in mine)
     answered = [r for r in mine if r.disposition == "answered" and r.agent_connected_at]
@@ -719,8 +724,12 @@ def _step_report(step: Step, rows: list[Any], rtt: list[float], patience: float)
         for r in answered
         if r.queue_joined_at is not None
     ]
-    late = sum(1 for wait in to_agent if wait > patience)
-    failed = max(sipp_failed, step.calls - len(answered)) + len(twice) + late
+    late = sum(1 for wait in to_agent if wait > plan.patience)
+    # Per call, but sipp's rtt file does not name the call, so a call both answered late by
+    # Asterisk and never answered by an agent counts twice: failed is then an upper bound.
+    answered_late = sum(1 for ms in rtt if ms > plan.answer_within * 1000)
+    unanswered = step.calls - len({r.caller_number for r in answered})
+    failed = max(sipp_failed, unanswered) + len(twice) + late + answered_late
     ivr = [
         (r.queue_joined_at - r.started_at).total_seconds()
         for r in mine
@@ -738,6 +747,7 @@ def _step_report(step: Step, rows: list[Any], rtt: list[float], patience: float)
         "not_recorded": len(missing),
         "recorded_twice": len(twice),
         "answered_after_patience": late,
+        "asterisk_answered_late": answered_late,
         "failed": failed,
         "answer_delay_ms": _summary(rtt),
         "time_to_agent_s": _summary(to_agent),
@@ -855,6 +865,7 @@ async def run_load(settings: Settings, plan: LoadPlan, workdir: Path) -> dict[st
         "step_seconds": plan.step_seconds,
         "talk_seconds": list(plan.talk),
         "patience_seconds": plan.patience,
+        "answer_within_seconds": plan.answer_within,
         "ring_seconds": plan.ring,
         **result,
         "screen_pops": pops,
@@ -899,7 +910,7 @@ async def _ladder(
     left_on_a_call = await _seats_left_on_a_call(sessions, [a.seat for a in agents])
     await asyncio.sleep(1.5)  # the API's last pops; PostgreSQL's statistics flush
     cpu1, db1 = _cpu(pids), await _db_counters(settings)
-    reports = [_step_report(s, rows, _rtt_ms(s.workdir), plan.patience) for s in steps]
+    reports = [_step_report(s, rows, _rtt_ms(s.workdir), plan) for s in steps]
     clean_prefix = 0.0
     for r in reports:  # the highest rate reached with every step up to it clean
         if r["failed"]:
@@ -986,6 +997,12 @@ def run(argv: list[str]) -> dict[str, Any]:
         help="an agent talks MIN,MAX seconds (5-8: 500 agents carry ~40 calls/s, above the aim)",
     )
     parser.add_argument("--patience", type=float, default=20.0, help="seconds in the queue")
+    parser.add_argument(
+        "--answer-within",
+        type=float,
+        default=2.0,
+        help="seconds from INVITE to Asterisk's 200 OK; a call answered later counts as failed",
+    )
     parser.add_argument("--ring", type=float, default=1.0, help="seconds a seat rings")
     parser.add_argument("--keep", type=Path, help="keep sipp's files in this directory")
     parser.add_argument("--quick", action="store_true", help="20 seats, 2 calls/s for 15 s")
@@ -1016,6 +1033,7 @@ def run(argv: list[str]) -> dict[str, Any]:
         step_seconds=args.step_seconds,
         talk=(float(args.talk.split(",")[0]), float(args.talk.split(",")[-1])),
         patience=args.patience,
+        answer_within=args.answer_within,
         ring=args.ring,
         peer=not args.no_peer,
     )
