@@ -177,9 +177,10 @@ AMI_PERMISSIONS: Mapping[str, tuple[str, str]] = {
 }
 _DEFAULT_PERMISSIONS = ("system", "reporting")
 
-#: High-volume events none of our services reads; dropped per user in manager.conf (advanced
-#: eventfilters, no regex cost). IVR state arrives via ``channelvars`` on every channel event.
-AMI_EXCLUDED_EVENTS: tuple[str, ...] = (
+#: High-volume events none of our services reads, disabled for every AMI session in
+#: manager.conf (``disabledevents``: Asterisk then skips the message's formatting and its
+#: queueing to each session). IVR state arrives via ``channelvars`` on every channel event.
+AMI_DISABLED_EVENTS: tuple[str, ...] = (
     "Newexten",
     "VarSet",
     "RTCPSent",
@@ -429,7 +430,6 @@ def render_configs(
                 "secret": secret,
                 "read": read,
                 "write": write,
-                "excluded_events": AMI_EXCLUDED_EVENTS,
             }
         )
     agi_host = _ip("agi_host", settings.agi_host)
@@ -450,6 +450,7 @@ def render_configs(
         "ami_port": _port("ami_port", settings.ami_port),
         "write_timeout_ms": int(opts.ami_write_timeout_ms),
         "users": users,
+        "disabled_events": AMI_DISABLED_EVENTS,
         "sip_host": _ip("sip_host", settings.sip_host),
         "sip_port": _port("sip_port", settings.sip_port),
         "trunk_address": _ip("trunk_address", settings.trunk_address),

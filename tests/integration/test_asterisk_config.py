@@ -26,6 +26,7 @@ import pytest
 
 from asterisk_config import AsteriskInstance, ProvisionError, SeatCredential
 from asterisk_config.provision import is_provisioned
+from asterisk_config.render import AMI_DISABLED_EVENTS
 from core.config import AMI_SERVICES, Settings
 from helpline.sipp import AgentSeat, citizen_call
 
@@ -185,6 +186,17 @@ async def _call_reaches_agent(
 
 
 # --------------------------------------------------------------------------- tests
+
+
+def test_the_events_no_service_reads_are_disabled_in_asterisk(
+    asterisk: AsteriskInstance,
+) -> None:
+    """manager.conf's ``disabledevents`` as Asterisk 22 read it: those events are never built
+    (a version without the option would ignore the line and build them all)."""
+    line = next(
+        ln for ln in asterisk.cli("manager show settings").splitlines() if "Disabled events" in ln
+    )
+    assert line.split(":", 1)[1].split() == [",".join(AMI_DISABLED_EVENTS)], line
 
 
 async def test_ivr_then_queue_then_agent(

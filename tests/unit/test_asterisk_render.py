@@ -129,7 +129,7 @@ def test_ami_secrets_only_in_manager_conf() -> None:
     assert "bindaddr = 127.0.0.1" in manager
     assert manager.count("permit = 127.0.0.1/255.255.255.255") == len(AMI_SERVICES)
     assert "channelvars = IVR_DONE,IVR_PATH,IVR_LANG,IVR_ROUTE" in manager
-    assert "eventfilter(action(exclude),name(Newexten)) =" in manager
+    assert "disabledevents = Newexten,VarSet," in manager
 
 
 def test_modules_explicit_and_minimal() -> None:
