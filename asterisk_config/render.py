@@ -177,6 +177,16 @@ AMI_PERMISSIONS: Mapping[str, tuple[str, str]] = {
 }
 _DEFAULT_PERMISSIONS = ("system", "reporting")
 
+#: Channel variables sent with every event about a channel (``ChanVariable: NAME=value``, empty
+#: when unset): the IVR's state, which the queue manager records from them.
+AMI_CHANNEL_VARIABLES: tuple[str, ...] = (
+    "IVR_DONE",
+    "IVR_PATH",
+    "IVR_LANG",
+    "IVR_ROUTE",
+    "IVR_FALLBACK",
+)
+
 #: High-volume events none of our services reads, disabled for every AMI session in
 #: manager.conf (``disabledevents``: Asterisk then skips the message's formatting and its
 #: queueing to each session). IVR state arrives via ``channelvars`` on every channel event.
@@ -451,6 +461,7 @@ def render_configs(
         "write_timeout_ms": int(opts.ami_write_timeout_ms),
         "users": users,
         "disabled_events": AMI_DISABLED_EVENTS,
+        "channel_variables": AMI_CHANNEL_VARIABLES,
         "sip_host": _ip("sip_host", settings.sip_host),
         "sip_port": _port("sip_port", settings.sip_port),
         "trunk_address": _ip("trunk_address", settings.trunk_address),

@@ -19,14 +19,15 @@ A run replays one *slice* of the day at each compression of a ladder (fresh data
 default 10:15-10:20 IST, inside the peak hour (``--start``/``--end`` choose another: 10-11 is
 the whole peak hour). What the day had done before the slice is in the database when it
 starts: the inbound calls of 00:00 to the slice's start as rows and in the day's counter, the
-dialer's budget used so far. Each emulated inbound call: ``Newchannel``,
-``Newstate`` Up, the FastAGI session (one of five caller behaviours, :data:`BEHAVIOURS`; each
-prompt takes 3 s, the welcome 6 s), a ``VarSet`` for every variable the IVR sets; then by the
-route: in the queue ``QueueCallerJoin``, after a 5-60 s hold 85 % ``AgentConnect`` (one of 500
-seats), 2-6 min talk, ``AgentComplete``; 15 % ``QueueCallerAbandon``; then ``Hangup``. Each
-``Originate``: ``Newchannel`` at once, 5-25 s of ringing, then 65 % answered
-(``OriginateResponse`` Success, 30-120 s talk, ``Hangup`` 16), 35 % not (``OriginateResponse``
-Failure reason 3, ``Hangup`` 19).
+dialer's budget used so far. Each emulated inbound call: ``Newchannel``, ``Newstate`` Up, the
+FastAGI session (one of five caller behaviours, :data:`BEHAVIOURS`; each prompt takes 3 s, the
+welcome 6 s); then by the route: in the queue ``QueueCallerJoin``, after a 5-60 s hold 85 %
+``AgentConnect`` (one of 500 seats), 2-6 min talk, ``AgentComplete``; 15 %
+``QueueCallerAbandon``; then ``Hangup``. Each ``Originate``: ``Newchannel`` at once, 5-25 s of
+ringing, then 65 % answered (``OriginateResponse`` Success, 30-120 s talk, ``Hangup`` 16), 35 %
+not (``OriginateResponse`` Failure reason 3, ``Hangup`` 19). As from our manager.conf, every
+event about a channel carries its ``ChanVariable`` lines (the IVR's state, empty until set)
+and no ``VarSet`` is sent (it is among the events disabled there).
 
 After each run the database is checked (:func:`check`): every inbound call recorded once and
 ended, the day's ``inbound_budget`` equal to the calls, every IVR session stored once and
@@ -66,6 +67,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from asterisk_config.render import AMI_CHANNEL_VARIABLES
 from bench.common import REPO, cpu_seconds, machine, postgres_cpu_seconds
 from bench.day_peer import compare
 from core.config import Settings
@@ -176,9 +178,16 @@ class DayAsterisk(FakeAMIServer):
         self.username = action.get("Username") or ""
         await super()._login(session, action)
 
-    async def send(self, name: str, **fields: str) -> None:
+    async def send(self, name: str, variables: dict[str, str] | None = None, **fields: str) -> None:
+        """Send an event; ``variables``: the channel's, for an event about a channel (Asterisk
+        appends every ``channelvars`` one, empty when unset)."""
         pairs = [("Event", name), ("Timestamp", f"{self.run.now().timestamp():.6f}")]
-        data = encode_message([*pairs, *iter_fields(fields)])
+        chan_vars = (
+            []
+            if variables is None
+            else [("ChanVariable", f"{v}={variables.get(v, '')}") for v in AMI_CHANNEL_VARIABLES]
+        )
+        data = encode_message([*pairs, *iter_fields(fields), *chan_vars])
         self.stream.append((time.time() - self.run.wall0, data))
         self.run.tally.events += 1
         await self.push_raw(data)
@@ -237,10 +246,12 @@ class Run:
         caller = f"9{self.rng.randrange(10**8, 10**9)}"
         keys, hang_at = behaviour(self.rng)
         channel = f"PJSIP/trunk-{n:08x}"
+        variables: dict[str, str] = {}
         self._channel_up(1)
         try:
             await self.fake.send(
                 "Newchannel",
+                variables,
                 Channel=channel,
                 Uniqueid=uid,
                 Linkedid=uid,
@@ -250,23 +261,28 @@ class Run:
                 CallerIDName="नागरिक",
                 ChannelStateDesc="Ring",
             )
-            await self.fake.send("Newstate", Channel=channel, Uniqueid=uid, ChannelStateDesc="Up")
+            await self.fake.send(
+                "Newstate", variables, Channel=channel, Uniqueid=uid, ChannelStateDesc="Up"
+            )
             variables = await self.agi(uid, caller, keys, hang_at)
             route = variables.get("IVR_ROUTE", "hangup" if hang_at is not None else "")
             if variables.get("IVR_DONE") != "1" and hang_at is None:
                 self.tally.agi_failed += 1
                 route = "queue"  # the dialplan's fallback
+                variables["IVR_FALLBACK"] = "1"
             self.tally.ivr_routes[route] = self.tally.ivr_routes.get(route, 0) + 1
             if route == "queue":
-                await self.queue(uid)
+                await self.queue(uid, variables)
             elif route == "transfer":
                 await self.pause(30)
-            await self.fake.send("Hangup", Channel=channel, Uniqueid=uid, Cause="16")
+            await self.fake.send("Hangup", variables, Channel=channel, Uniqueid=uid, Cause="16")
         finally:
             self._channel_up(-1)
 
-    async def queue(self, uid: str) -> None:
-        await self.fake.send("QueueCallerJoin", Queue="helpline", Uniqueid=uid, Position="1")
+    async def queue(self, uid: str, variables: dict[str, str]) -> None:
+        await self.fake.send(
+            "QueueCallerJoin", variables, Queue="helpline", Uniqueid=uid, Position="1"
+        )
         hold = self.rng.uniform(5, 60)
         await self.pause(hold)
         if self.rng.random() < 0.85:
@@ -274,6 +290,7 @@ class Run:
             interface = f"Local/agent{self.seat:04d}@seat-phones"
             await self.fake.send(
                 "AgentConnect",
+                variables,
                 Queue="helpline",
                 Uniqueid=uid,
                 Interface=interface,
@@ -284,6 +301,7 @@ class Run:
             await self.pause(talk)
             await self.fake.send(
                 "AgentComplete",
+                variables,
                 Queue="helpline",
                 Uniqueid=uid,
                 Interface=interface,
@@ -293,7 +311,11 @@ class Run:
             )
         else:
             await self.fake.send(
-                "QueueCallerAbandon", Queue="helpline", Uniqueid=uid, HoldTime=str(int(hold))
+                "QueueCallerAbandon",
+                variables,
+                Queue="helpline",
+                Uniqueid=uid,
+                HoldTime=str(int(hold)),
             )
 
     async def agi(self, uid: str, caller: str, keys: str, hang_at: int | None) -> dict[str, str]:
@@ -359,10 +381,6 @@ class Run:
                         reply = "200 result=0"
                 elif verb == "SET VARIABLE" and len(argv) >= 4:
                     variables[argv[2]] = argv[3]
-                    if argv[2].startswith("IVR_"):
-                        await self.fake.send(
-                            "VarSet", Uniqueid=uid, Variable=argv[2], Value=argv[3][:1000]
-                        )
                     reply = "200 result=1"
                 elif verb == "GET DATA":
                     await self.pause(4.0)
@@ -389,6 +407,7 @@ class Run:
         try:
             await self.fake.send(
                 "Newchannel",
+                {},
                 Channel=channel,
                 Uniqueid=attempt,
                 Linkedid=attempt,
@@ -410,7 +429,7 @@ class Run:
             # and dial the next as soon as it reads the Hangup, while this send still waits
             # on the other sessions' sockets (it counted 152 lines against a cap of 120).
             self.tally.live_dialer.discard(attempt)
-            await self.fake.send("Hangup", Channel=channel, Uniqueid=attempt, Cause=cause)
+            await self.fake.send("Hangup", {}, Channel=channel, Uniqueid=attempt, Cause=cause)
         finally:
             self.fake.channels.remove(live)
             self.tally.live_dialer.discard(attempt)

@@ -966,8 +966,7 @@ def bench_stack(offset: int, state_dir: Path, seats: int = 500) -> Iterator[Sett
     settings = ensure_secrets(Settings.load(state_dir))
     prepare_database(settings)
     try:
-        seats = seed(settings)
-        prepare_asterisk(settings, seats)
+        prepare_asterisk(settings, seed(settings))
         for name in services.SERVICES:
             services.start(settings, name)
         wait_healthy(settings, timeout=90)
