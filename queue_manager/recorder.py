@@ -106,10 +106,14 @@ def event_time(event: Event) -> datetime:
 
 
 def ivr_variables(event: Event) -> dict[str, str]:
+    """The IVR variables ``event`` sets. Asterisk appends every ``channelvars`` variable to
+    every event about a channel, empty while unset, so an empty ``ChanVariable`` is no news
+    (a column's default says the same): taken as one, each Newchannel and Newstate of every
+    call was an UPDATE that changed nothing. A ``VarSet`` is an explicit set, empty or not."""
     found: dict[str, str] = {}
     for item in event.getall("ChanVariable"):
         name, _, value = item.partition("=")
-        if name in IVR_VARIABLES:
+        if value and name in IVR_VARIABLES:
             found[name] = value
     if event.name == "VarSet" and event.get("Variable") in IVR_VARIABLES:
         found[event.get("Variable") or ""] = event.get("Value") or ""

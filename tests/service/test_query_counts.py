@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from api.services import auth, complaints, transitions
+from asterisk_config.render import AMI_CHANNEL_VARIABLES
 from core.config import Settings
 from core.db.models import (
     Call,
@@ -244,6 +245,44 @@ async def test_a_calls_ivr_variables_in_one_batch_are_one_update(
     assert call.ivr_path == "welcome>main_menu>key:1" and call.ivr_lang == "hi"
     assert call.queue == "helpline" and call.queue_joined_at is not None
     assert rows[other].ivr_lang == "en"
+
+
+async def test_empty_channel_variables_write_nothing(
+    engine: AsyncEngine, db_settings: Settings
+) -> None:
+    """As the real Asterisk sends a call's IVR state (manager.conf: ``channelvars``, and
+    ``VarSet`` disabled): every event about the channel carries every variable, empty while
+    unset. The empty ones are no news: the Newchannel is its insert alone and the ringing
+    Newstate writes nothing; the queue join carries what the IVR set, in the join's UPDATE."""
+    recorder = CallRecorder(db_settings)
+    citizen = "1733000250.1"
+
+    def event_of(name: str, variables: dict[str, str], **fields: str) -> AMIMessage:
+        chan_vars = [
+            ("ChanVariable", f"{var}={variables.get(var, '')}") for var in AMI_CHANNEL_VARIABLES
+        ]
+        head = [("Event", name), ("Uniqueid", citizen), ("Linkedid", citizen)]
+        return AMIMessage.from_fields([*head, *fields.items(), *chan_vars])
+
+    set_by_ivr = {"IVR_DONE": "1", "IVR_PATH": "welcome>main_menu>key:1", "IVR_LANG": "hi"}
+    trunk = {"Channel": "PJSIP/trunk-1", "Context": "from-trunk", "CallerIDNum": CALLER_ONE}
+    batch = [
+        event_of("Newchannel", {}, **trunk),
+        event_of("Newstate", {}, ChannelStateDesc="Ring"),
+        event_of("QueueCallerJoin", set_by_ivr, Queue="helpline"),
+    ]
+
+    async def apply(session: AsyncSession) -> None:
+        await recorder.apply_batch(session, batch)
+        await session.commit()
+
+    # The insert, the join's UPDATE with the IVR's columns, the join's queue event.
+    assert await _statements(engine, apply) == 3
+    async with session_factory(engine)() as session:
+        call = (await session.execute(select(Call).where(Call.uniqueid == citizen))).scalar_one()
+    assert call.ivr_done is True and call.ivr_fallback is False
+    assert call.ivr_path == "welcome>main_menu>key:1" and call.ivr_lang == "hi"
+    assert call.queue == "helpline" and call.queue_joined_at is not None
 
 
 async def test_a_hang_up_sets_the_disposition_in_its_own_update(
