@@ -32,6 +32,7 @@ from sqlalchemy import (
     exists,
     func,
     literal,
+    or_,
     select,
     update,
 )
@@ -108,8 +109,8 @@ def event_time(event: Event) -> datetime:
 def ivr_variables(event: Event) -> dict[str, str]:
     """The IVR variables ``event`` sets. Asterisk appends every ``channelvars`` variable to
     every event about a channel, empty while unset, so an empty ``ChanVariable`` is no news
-    (a column's default says the same): taken as one, each Newchannel and Newstate of every
-    call was an UPDATE that changed nothing. A ``VarSet`` is an explicit set, empty or not."""
+    (a column's default says the same): taken as one, each call's Newchannel and ringing
+    Newstate were UPDATEs that changed nothing. A ``VarSet`` is an explicit set, empty or not."""
     found: dict[str, str] = {}
     for item in event.getall("ChanVariable"):
         name, _, value = item.partition("=")
@@ -280,7 +281,15 @@ def _call_update(kind: str | None, ivr_columns: tuple[str, ...]) -> Update:
             (Call.disposition.is_(None) & _OWED_A_CALLBACK, None), else_=Call.abandoned_at
         )
     values["updated_at"] = func.now()
-    return update(Call).where(Call.uniqueid == bindparam("call_uniqueid")).values(values)
+    statement = update(Call).where(Call.uniqueid == bindparam("call_uniqueid"))
+    if kind is None:
+        # Only the IVR's variables, which Asterisk repeats on every event about the channel
+        # once they are set (AgentCalled, AgentRingNoAnswer, MixMonitorStart...): no new row
+        # version (and its WAL) when the row already holds them.
+        statement = statement.where(
+            or_(*(getattr(Call, column).is_distinct_from(values[column]) for column in ivr_columns))
+        )
+    return statement.values(values)
 
 
 def _typed(table: Any, *columns: str) -> dict[str, BindParameter[Any]]:

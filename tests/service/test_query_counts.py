@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from api.services import auth, complaints, transitions
@@ -283,6 +283,44 @@ async def test_empty_channel_variables_write_nothing(
     assert call.ivr_done is True and call.ivr_fallback is False
     assert call.ivr_path == "welcome>main_menu>key:1" and call.ivr_lang == "hi"
     assert call.queue == "helpline" and call.queue_joined_at is not None
+
+
+async def test_repeated_channel_variables_make_no_new_row_version(
+    engine: AsyncEngine, db_settings: Settings
+) -> None:
+    """Once set, the IVR's variables come again on every event about the channel; an event
+    that brings nothing else (an agent rung) leaves the row as it is (no new version, no
+    WAL), and one that brings a change writes it."""
+    recorder = CallRecorder(db_settings)
+    citizen = "1733000260.1"
+
+    def event_of(name: str, variables: dict[str, str], **fields: str) -> AMIMessage:
+        chan_vars = [
+            ("ChanVariable", f"{var}={variables.get(var, '')}") for var in AMI_CHANNEL_VARIABLES
+        ]
+        head = [("Event", name), ("Uniqueid", citizen), ("Linkedid", citizen)]
+        return AMIMessage.from_fields([*head, *fields.items(), *chan_vars])
+
+    async def apply(*events: AMIMessage) -> str:
+        """The row's version (``xmin``) after the events."""
+        async with session_factory(engine)() as session:
+            await recorder.apply_batch(session, list(events))
+            await session.commit()
+            query = text("SELECT xmin::text FROM calls WHERE uniqueid = :u")
+            return str((await session.execute(query, {"u": citizen})).scalar_one())
+
+    ivr = {"IVR_DONE": "1", "IVR_PATH": "welcome>main_menu>key:1", "IVR_LANG": "hi"}
+    trunk = {"Channel": "PJSIP/trunk-1", "Context": "from-trunk", "CallerIDNum": CALLER_ONE}
+    rung = {"Queue": "helpline", "Interface": "Local/agent0001@seat-phones"}
+    joined = await apply(
+        event_of("Newchannel", {}, **trunk), event_of("QueueCallerJoin", ivr, Queue="helpline")
+    )
+    assert await apply(event_of("AgentCalled", ivr, **rung)) == joined
+    changed = await apply(event_of("AgentCalled", {**ivr, "IVR_LANG": "en"}, **rung))
+    assert changed != joined
+    async with session_factory(engine)() as session:
+        call = (await session.execute(select(Call).where(Call.uniqueid == citizen))).scalar_one()
+    assert call.ivr_lang == "en" and call.ivr_done is True
 
 
 async def test_a_hang_up_sets_the_disposition_in_its_own_update(
