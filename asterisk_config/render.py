@@ -187,6 +187,14 @@ AMI_CHANNEL_VARIABLES: tuple[str, ...] = (
     "IVR_FALLBACK",
 )
 
+
+def channel_variable_fields(variables: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The ``ChanVariable`` fields Asterisk appends, with this config, to an event about a
+    channel whose variables are ``variables``: every one of :data:`AMI_CHANNEL_VARIABLES`,
+    empty when unset (for emulators and tests that play Asterisk)."""
+    return [("ChanVariable", f"{name}={variables.get(name, '')}") for name in AMI_CHANNEL_VARIABLES]
+
+
 #: High-volume events none of our services reads, disabled for every AMI session in
 #: manager.conf (``disabledevents``: Asterisk then skips the message's formatting and its
 #: queueing to each session). IVR state arrives via ``channelvars`` on every channel event.

@@ -67,7 +67,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from asterisk_config.render import AMI_CHANNEL_VARIABLES
+from asterisk_config.render import channel_variable_fields
 from bench.common import REPO, cpu_seconds, machine, postgres_cpu_seconds
 from bench.day_peer import compare
 from core.config import Settings
@@ -182,11 +182,7 @@ class DayAsterisk(FakeAMIServer):
         """Send an event; ``variables``: the channel's, for an event about a channel (Asterisk
         appends every ``channelvars`` one, empty when unset)."""
         pairs = [("Event", name), ("Timestamp", f"{self.run.now().timestamp():.6f}")]
-        chan_vars = (
-            []
-            if variables is None
-            else [("ChanVariable", f"{v}={variables.get(v, '')}") for v in AMI_CHANNEL_VARIABLES]
-        )
+        chan_vars = [] if variables is None else channel_variable_fields(variables)
         data = encode_message([*pairs, *iter_fields(fields), *chan_vars])
         self.stream.append((time.time() - self.run.wall0, data))
         self.run.tally.events += 1

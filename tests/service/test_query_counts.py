@@ -17,7 +17,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from api.services import auth, complaints, transitions
-from asterisk_config.render import AMI_CHANNEL_VARIABLES
+from asterisk_config.render import channel_variable_fields
 from core.config import Settings
 from core.db.models import (
     Call,
@@ -247,6 +247,13 @@ async def test_a_calls_ivr_variables_in_one_batch_are_one_update(
     assert rows[other].ivr_lang == "en"
 
 
+def channel_event(name: str, uniqueid: str, variables: dict[str, str], **fields: str) -> AMIMessage:
+    """An event about a citizen's channel as the real Asterisk sends it with our config: every
+    channel variable appended, empty while unset."""
+    head = [("Event", name), ("Uniqueid", uniqueid), ("Linkedid", uniqueid)]
+    return AMIMessage.from_fields([*head, *fields.items(), *channel_variable_fields(variables)])
+
+
 async def test_empty_channel_variables_write_nothing(
     engine: AsyncEngine, db_settings: Settings
 ) -> None:
@@ -257,19 +264,12 @@ async def test_empty_channel_variables_write_nothing(
     recorder = CallRecorder(db_settings)
     citizen = "1733000250.1"
 
-    def event_of(name: str, variables: dict[str, str], **fields: str) -> AMIMessage:
-        chan_vars = [
-            ("ChanVariable", f"{var}={variables.get(var, '')}") for var in AMI_CHANNEL_VARIABLES
-        ]
-        head = [("Event", name), ("Uniqueid", citizen), ("Linkedid", citizen)]
-        return AMIMessage.from_fields([*head, *fields.items(), *chan_vars])
-
     set_by_ivr = {"IVR_DONE": "1", "IVR_PATH": "welcome>main_menu>key:1", "IVR_LANG": "hi"}
     trunk = {"Channel": "PJSIP/trunk-1", "Context": "from-trunk", "CallerIDNum": CALLER_ONE}
     batch = [
-        event_of("Newchannel", {}, **trunk),
-        event_of("Newstate", {}, ChannelStateDesc="Ring"),
-        event_of("QueueCallerJoin", set_by_ivr, Queue="helpline"),
+        channel_event("Newchannel", citizen, {}, **trunk),
+        channel_event("Newstate", citizen, {}, ChannelStateDesc="Ring"),
+        channel_event("QueueCallerJoin", citizen, set_by_ivr, Queue="helpline"),
     ]
 
     async def apply(session: AsyncSession) -> None:
@@ -294,13 +294,6 @@ async def test_repeated_channel_variables_make_no_new_row_version(
     recorder = CallRecorder(db_settings)
     citizen = "1733000260.1"
 
-    def event_of(name: str, variables: dict[str, str], **fields: str) -> AMIMessage:
-        chan_vars = [
-            ("ChanVariable", f"{var}={variables.get(var, '')}") for var in AMI_CHANNEL_VARIABLES
-        ]
-        head = [("Event", name), ("Uniqueid", citizen), ("Linkedid", citizen)]
-        return AMIMessage.from_fields([*head, *fields.items(), *chan_vars])
-
     async def apply(*events: AMIMessage) -> str:
         """The row's version (``xmin``) after the events."""
         async with session_factory(engine)() as session:
@@ -313,10 +306,11 @@ async def test_repeated_channel_variables_make_no_new_row_version(
     trunk = {"Channel": "PJSIP/trunk-1", "Context": "from-trunk", "CallerIDNum": CALLER_ONE}
     rung = {"Queue": "helpline", "Interface": "Local/agent0001@seat-phones"}
     joined = await apply(
-        event_of("Newchannel", {}, **trunk), event_of("QueueCallerJoin", ivr, Queue="helpline")
+        channel_event("Newchannel", citizen, {}, **trunk),
+        channel_event("QueueCallerJoin", citizen, ivr, Queue="helpline"),
     )
-    assert await apply(event_of("AgentCalled", ivr, **rung)) == joined
-    changed = await apply(event_of("AgentCalled", {**ivr, "IVR_LANG": "en"}, **rung))
+    assert await apply(channel_event("AgentCalled", citizen, ivr, **rung)) == joined
+    changed = await apply(channel_event("AgentCalled", citizen, {**ivr, "IVR_LANG": "en"}, **rung))
     assert changed != joined
     async with session_factory(engine)() as session:
         call = (await session.execute(select(Call).where(Call.uniqueid == citizen))).scalar_one()
