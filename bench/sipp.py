@@ -713,7 +713,8 @@ async def _seats_left_on_a_call(
 
 
 def _step_report(step: Step, rows: list[Any], rtt: list[float], plan: LoadPlan) -> dict[str, Any]:
-    mine = [r for r in rows if r.caller_number in set(step.numbers)]
+    numbers = set(step.numbers)
+    mine = [r for r in rows if r.caller_number in numbers]
     per_number = Counter(r.caller_number for r in mine)
     answered = [r for r in mine if r.disposition == "answered" and r.agent_connected_at]
     missing = [n for n in step.numbers if per_number[n] == 0]
